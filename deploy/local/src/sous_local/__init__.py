@@ -1,0 +1,1 @@
+"""Sous local stack: embedded PostgreSQL and broker, offline model server, the sous CLI"""

@@ -1,0 +1,1 @@
+"""Sous gateway: authentication, workspace isolation, API keys, routing, limits"""

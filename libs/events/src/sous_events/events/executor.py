@@ -1,0 +1,122 @@
+"""Executor events: one stream per execution, from request to finish."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sous_events.envelope import EventPayload
+
+
+class TokenUsage(EventPayload):
+    prompt: int = 0
+    completion: int = 0
+    total: int = 0
+
+
+class ToolCallRecord(EventPayload):
+    name: str
+    arguments: dict[str, Any] = {}
+    result: Any = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+class ExecutionRequested(EventPayload):
+    execution_id: str
+    recipe_id: str
+    recipe: dict[str, Any]
+    agents: dict[str, dict[str, Any]] = {}
+    input_data: dict[str, Any] = {}
+    triggered_by: str = "manual"
+    rerun_of: str | None = None
+    from_step: str | None = None
+    reused_results: list[dict[str, Any]] = []
+    step_overrides: dict[str, dict[str, Any]] = {}
+
+
+class ExecutionStarted(EventPayload):
+    execution_id: str
+    recipe_id: str
+    runner_id: str = ""
+    total_steps: int = 0
+
+
+class StepStarted(EventPayload):
+    execution_id: str
+    step_id: str
+    order: int = 0
+    attempt: int = 1
+    agent_id: str = ""
+    agent_name: str = ""
+    prompt: str = ""
+
+
+class StepCompleted(EventPayload):
+    execution_id: str
+    step_id: str
+    order: int = 0
+    attempt: int = 1
+    agent_id: str = ""
+    agent_name: str = ""
+    output: str = ""
+    tool_calls: list[ToolCallRecord] = []
+    duration_ms: float = 0.0
+    tokens: TokenUsage = TokenUsage()
+    cost_usd: float = 0.0
+    reused: bool = False
+
+
+class StepFailed(EventPayload):
+    execution_id: str
+    step_id: str
+    order: int = 0
+    attempt: int = 1
+    agent_id: str = ""
+    agent_name: str = ""
+    error: str
+    error_type: str = "error"
+    will_retry: bool = False
+    retry_at: datetime | None = None
+    tool_calls: list[ToolCallRecord] = []
+    duration_ms: float = 0.0
+    tokens: TokenUsage = TokenUsage()
+    cost_usd: float = 0.0
+
+
+class StepRetryScheduled(EventPayload):
+    execution_id: str
+    step_id: str
+    next_attempt: int
+    delay_s: float
+    retry_at: datetime
+
+
+class StepSkipped(EventPayload):
+    execution_id: str
+    step_id: str
+    reason: str = ""
+
+
+class ExecutionCancelRequested(EventPayload):
+    execution_id: str
+    reason: str = ""
+
+
+class ExecutionTotals(EventPayload):
+    duration_ms: float = 0.0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    steps_completed: int = 0
+    steps_failed: int = 0
+    steps_total: int = 0
+
+
+class ExecutionFinished(EventPayload):
+    execution_id: str
+    recipe_id: str
+    status: str
+    output_data: dict[str, Any] = {}
+    error: str | None = None
+    totals: ExecutionTotals = ExecutionTotals()
+    step_results: list[dict[str, Any]] = []

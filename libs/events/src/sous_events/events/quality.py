@@ -1,0 +1,31 @@
+"""Quality events: assessments, learning analyses and agent metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sous_events.envelope import EventPayload
+
+
+class QualityAssessed(EventPayload):
+    recipe_id: str
+    execution_id: str
+    quality_score: float
+    rolling_score: float
+    breakdown: dict[str, float]
+    grade: str
+    bottlenecks: list[dict[str, Any]] = []
+
+
+class LearningRecorded(EventPayload):
+    recipe_id: str
+    execution_id: str
+    patterns: list[dict[str, Any]] = []
+    suggestions: list[dict[str, Any]] = []
+    performance_metrics: dict[str, Any] = {}
+    learning_data: dict[str, Any] = {}
+
+
+class AgentMetricsUpdated(EventPayload):
+    agent_id: str
+    metrics: dict[str, Any]

@@ -1,0 +1,1 @@
+"""Shared plumbing for every Sous service: settings, database, internal context, health, logging, errors."""

@@ -1,0 +1,63 @@
+"""Settings every service shares; each service subclasses ServiceSettings and adds its own."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DEVELOPMENT_INTERNAL_SECRET = "sous-development-internal-secret"  # noqa: S105 - refused in production
+DEVELOPMENT_JWT_SECRET = "sous-development-jwt-secret"  # noqa: S105 - refused in production
+
+
+class ServiceSettings(BaseSettings):
+    """Read once at start-up from `SOUS_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="SOUS_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    service_name: str = "sous"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+
+    # A server-level URL: each service keeps its own database on that server (database_name).
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    database_name: str = ""
+    database_pool_size: int = 10
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # The embedded broker has no idempotent producer; Apache Kafka in production should enable it.
+    kafka_idempotence: bool = False
+    kafka_acks: Literal["all", "1", "0"] = "all"
+    kafka_send_timeout_s: float = 10.0
+    kafka_partitions: int = 6
+    kafka_replication: int = 1
+    consumer_max_attempts: int = 5
+    consumer_backoff_s: float = 0.2
+
+    internal_secret: str = DEVELOPMENT_INTERNAL_SECRET
+    internal_context_max_age_s: int = 300
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_in_production(self) -> ServiceSettings:
+        if self.env == "production" and self.internal_secret == DEVELOPMENT_INTERNAL_SECRET:
+            raise ValueError("SOUS_INTERNAL_SECRET must be set to a non-default value in production")
+        if self.env == "production" and len(self.internal_secret) < 32:
+            raise ValueError("SOUS_INTERNAL_SECRET must be at least 32 characters in production")
+        return self
+
+    @property
+    def service_database_url(self) -> str:
+        """The URL of this service's own database on the configured server."""
+        url = make_url(self.database_url)
+        if self.database_name:
+            url = url.set(database=self.database_name)
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def admin_database_url(self) -> str:
+        """The maintenance database on the same server, used to create the service's database."""
+        return make_url(self.database_url).set(database="postgres").render_as_string(hide_password=False)

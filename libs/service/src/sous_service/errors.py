@@ -1,0 +1,150 @@
+"""One error shape for every service: `{"detail": str, "code": str}`; 422s carry field paths."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("sous.errors")
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    code: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ValidationErrorBody(ErrorBody):
+    errors: list[FieldError]
+
+
+class ApiError(Exception):
+    """Raised by handlers and entry points; rendered as `{detail, code}` with the given status."""
+
+    def __init__(self, status_code: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+def not_found(what: str, identifier: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} '{identifier}' not found")
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """Render a pydantic location as `steps[2].agent_id`, dropping the request-part prefix."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def validation_error(errors: list[FieldError]) -> JSONResponse:
+    first = errors[0] if errors else FieldError(field="body", message="invalid input", type="value_error")
+    body = ValidationErrorBody(
+        detail=f"{first.field}: {first.message}", code="validation_error", errors=errors
+    )
+    return JSONResponse(status_code=422, content=body.model_dump())
+
+
+class InputInvalid(Exception):
+    """Domain validation failure carrying field paths; rendered as 422."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def single(cls, field: str, message: str, type_: str = "value_error") -> InputInvalid:
+        return cls([FieldError(field=field, message=message, type=type_)])
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": exc.detail, "code": exc.code, **exc.extra},
+            headers=exc.headers or None,
+        )
+
+    @app.exception_handler(InputInvalid)
+    async def _input_invalid(_: Request, exc: InputInvalid) -> JSONResponse:
+        return validation_error(exc.errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            FieldError(field=field_path(err.get("loc", ())), message=str(err.get("msg", "")), type=str(err.get("type", "")))
+            for err in exc.errors()
+        ]
+        return validation_error(errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"detail": str(exc.detail), "code": code},
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"detail": "internal error", "code": "internal_error"})
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid internal context / credentials"},
+    403: {"model": ErrorBody, "description": "Forbidden"},
+    404: {"model": ErrorBody, "description": "Not found in this workspace"},
+    422: {"model": ValidationErrorBody, "description": "Invalid input, with field paths"},
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI error responses for a route: the common ones plus the given codes."""
+    extra = {
+        409: {"model": ErrorBody, "description": "Conflict"},
+        429: {"model": ErrorBody, "description": "Limit reached"},
+        400: {"model": ErrorBody, "description": "Bad request"},
+    }
+    out = dict(ERROR_RESPONSES)
+    for code in codes:
+        out[code] = extra.get(code, {"model": ErrorBody, "description": "Error"})
+    return out

@@ -1,0 +1,95 @@
+"""The FastAPI app every service builds on: errors, request ids, health, internal-context dependency."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from sous_service.errors import ApiError, install_error_handlers
+from sous_service.internal_context import CONTEXT_HEADER, InternalContext, InvalidContext, verify_context
+from sous_service.logs import correlation_id_var, request_id_var
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+class RequestIdMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        corr = correlation_id_var.set(request.headers.get("X-Correlation-ID", request_id))
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+            correlation_id_var.reset(corr)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+
+def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness", description="The process is up and serving.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness",
+        description="Ready when every dependency (database, broker) answers.",
+        responses={503: {"description": "A dependency is not ready"}},
+    )
+    async def readyz() -> JSONResponse:
+        results = {name: await check() for name, check in checks.items()}
+        ready = all(results.values())
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"status": "ready" if ready else "not_ready", "checks": results},
+        )
+
+    return router
+
+
+def create_service_app(
+    *,
+    title: str,
+    description: str,
+    internal_secret: str,
+    context_max_age_s: float,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
+    readiness: dict[str, ReadinessCheck] | None = None,
+    version: str = "0.1.0",
+) -> FastAPI:
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.internal_secret = internal_secret
+    app.state.context_max_age_s = context_max_age_s
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(health_router(readiness or {}))
+    return app
+
+
+async def require_context(request: Request) -> InternalContext:
+    """Every non-health route depends on this: the gateway's signed context, or 401."""
+    try:
+        return verify_context(
+            request.headers.get(CONTEXT_HEADER),
+            request.app.state.internal_secret,
+            request.app.state.context_max_age_s,
+        )
+    except InvalidContext as exc:
+        raise ApiError(401, "invalid_internal_context", f"request refused: {exc}") from exc
+
+
+Context = Annotated[InternalContext, Depends(require_context)]
+
+
+async def lifespan_noop(_: FastAPI) -> AsyncIterator[None]:
+    yield

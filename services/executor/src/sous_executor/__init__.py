@@ -1,0 +1,1 @@
+"""Sous executor: durable recipe execution with LLM agents and tools"""

@@ -1,0 +1,1 @@
+"""Sous marketplace: submit, moderate, browse, install"""

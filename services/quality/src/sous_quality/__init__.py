@@ -1,0 +1,1 @@
+"""Sous quality and learning: scores, patterns, suggestions, agent metrics"""

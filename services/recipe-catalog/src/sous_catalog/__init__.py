@@ -1,0 +1,1 @@
+"""Sous recipe catalog: agents, event-sourced recipes, versions, discovery"""
