@@ -1,0 +1,112 @@
+"""pytest plugin: the real infrastructure tests run against.
+
+By default a session starts an embedded PostgreSQL and the embedded broker on free ports. With
+`SOUS_TEST_BROKER=kafka` it starts a single Apache Kafka node instead (the durable lane). Set
+`SOUS_TEST_DATABASE_URL` / `SOUS_TEST_KAFKA_BOOTSTRAP` to use servers that already run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+
+class RestartableBroker(Protocol):
+    bootstrap: str
+
+    def restart(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def start(self) -> None: ...
+
+
+@dataclass
+class Infrastructure:
+    database_url: str
+    kafka_bootstrap: str
+    broker_kind: str
+    broker: RestartableBroker | None
+
+    @property
+    def durable_broker(self) -> bool:
+        return self.broker_kind == "kafka"
+
+
+def _start_postgres(root: Path) -> tuple[str, object]:
+    from sous_local.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres(root / "postgres", durable=False)
+    server.start()
+    return server.url, server
+
+
+def _start_broker(root: Path, kind: str) -> RestartableBroker:
+    if kind == "kafka":
+        from sous_local.kafka_lane import ApacheKafka
+
+        kafka = ApacheKafka(root / "kafka")
+        kafka.start()
+        return kafka
+    from sous_local.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(root / "broker")
+    broker.start()
+    return broker
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infrastructure]:
+    root = Path(tempfile.mkdtemp(prefix="sous-test-"))
+    kind = os.environ.get("SOUS_TEST_BROKER", "embedded")
+    stoppers = []
+    database_url = os.environ.get("SOUS_TEST_DATABASE_URL", "")
+    if not database_url:
+        database_url, pg = _start_postgres(root)
+        stoppers.append(pg)
+    bootstrap = os.environ.get("SOUS_TEST_KAFKA_BOOTSTRAP", "")
+    broker: RestartableBroker | None = None
+    if not bootstrap:
+        broker = _start_broker(root, kind)
+        stoppers.append(broker)
+        bootstrap = broker.bootstrap
+    try:
+        yield Infrastructure(database_url, bootstrap, kind, broker)
+    finally:
+        for thing in reversed(stoppers):
+            thing.stop()  # type: ignore[attr-defined]
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def create_database(server_url: str, name: str) -> str:
+    url = make_url(server_url)
+    conn = await asyncpg.connect(url.set(drivername="postgresql", database="postgres").render_as_string(False))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def fresh_database(infra: Infrastructure) -> AsyncIterator[str]:
+    """A new empty database on the test server; yields its SQLAlchemy URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield await create_database(infra.database_url, name)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
