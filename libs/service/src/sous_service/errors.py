@@ -61,9 +61,7 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def validation_error(errors: list[FieldError]) -> JSONResponse:
     first = errors[0] if errors else FieldError(field="body", message="invalid input", type="value_error")
-    body = ValidationErrorBody(
-        detail=f"{first.field}: {first.message}", code="validation_error", errors=errors
-    )
+    body = ValidationErrorBody(detail=f"{first.field}: {first.message}", code="validation_error", errors=errors)
     return JSONResponse(status_code=422, content=body.model_dump())
 
 
@@ -109,7 +107,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            FieldError(field=field_path(err.get("loc", ())), message=str(err.get("msg", "")), type=str(err.get("type", "")))
+            FieldError(
+                field=field_path(err.get("loc", ())),
+                message=str(err.get("msg", "")),
+                type=str(err.get("type", "")),
+            )
             for err in exc.errors()
         ]
         return validation_error(errors)

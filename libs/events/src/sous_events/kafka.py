@@ -1,0 +1,98 @@
+"""Kafka clients from configuration, topic administration and broker health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from sous_events.topics import all_topics_with_dlq
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap: str
+    # Apache Kafka: acks=all + idempotence. The embedded broker has no idempotent producer.
+    acks: str = "all"
+    idempotence: bool = False
+    send_timeout_s: float = 10.0
+    partitions: int = 6
+    replication: int = 1
+    client_id: str = "sous"
+
+
+def make_producer(config: KafkaConfig) -> AIOKafkaProducer:
+    acks: int | str = "all" if config.acks == "all" else int(config.acks)
+    return AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap,
+        client_id=config.client_id,
+        acks=acks,
+        enable_idempotence=config.idempotence,
+        linger_ms=2,
+        request_timeout_ms=int(config.send_timeout_s * 1000),
+        max_batch_size=256 * 1024,
+    )
+
+
+def make_consumer(config: KafkaConfig, group_id: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap,
+        client_id=f"{config.client_id}-{group_id}",
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        metadata_max_age_ms=5_000,
+    )
+
+
+async def ensure_topics(config: KafkaConfig, topics: Sequence[str] | None = None) -> None:
+    """Create the topics (and their DLQs) that do not exist yet."""
+    wanted = list(topics) if topics is not None else all_topics_with_dlq()
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(t, config.partitions, config.replication) for t in missing])
+    finally:
+        await admin.close()
+
+
+async def broker_is_ready(config: KafkaConfig, timeout_s: float = 3.0) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout_s)
+        await asyncio.wait_for(admin.list_topics(), timeout_s)
+        return True
+    except Exception:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def total_messages(config: KafkaConfig, topics: Sequence[str]) -> int:
+    """The number of records the broker holds on these topics (0 for a wiped broker)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches metadata for every topic
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in (consumer.partitions_for_topic(topic) or set())
+        ]
+        if not partitions:
+            return 0
+        ends = await consumer.end_offsets(partitions)
+        begins = await consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - begins[tp] for tp in partitions)
+    finally:
+        await consumer.stop()

@@ -1,0 +1,182 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, in order, exactly as recorded.
+
+One relay per service is the leader (a Postgres advisory lock held on a dedicated connection); others
+wait. The leader wakes on NOTIFY from the appending transaction and falls back to a slow poll, sends each
+batch keyed by aggregate id with a bounded timeout (sends can hang while the broker is down), marks the
+rows sent only after the broker acknowledged them, and backs off while the broker is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from sous_events.kafka import KafkaConfig, make_producer
+from sous_events.store import OUTBOX_CHANNEL
+from sqlalchemy.engine import make_url
+
+logger = logging.getLogger("sous.outbox")
+
+
+def advisory_lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"sous-outbox:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        name: str,
+        database_url: str,
+        kafka: KafkaConfig,
+        batch_size: int = 500,
+        fallback_poll_s: float = 5.0,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.dsn = asyncpg_dsn(database_url)
+        self.kafka = kafka
+        self.batch_size = batch_size
+        self.fallback_poll_s = fallback_poll_s
+        self.max_backoff_s = max_backoff_s
+        self.published = 0
+        self.is_leader = False
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._producer: AIOKafkaProducer | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.name}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._close_producer()
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self._lead()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("outbox relay %s: %s; retrying in %.1fs", self.name, exc, backoff)
+                await self._close_producer()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def _lead(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_lock_key(self.name)):
+                self.is_leader = False
+                await self._sleep(1.0)
+                if self._stopping.is_set():
+                    return
+            self.is_leader = True
+            await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            while not self._stopping.is_set():
+                sent = await self._publish_batch(conn)
+                if sent < self.batch_size:
+                    self._wake.clear()
+                    # A NOTIFY may have arrived between the query and clear(); the short poll covers it.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.fallback_poll_s if sent == 0 else 0.01)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = make_producer(self.kafka)
+            try:
+                await asyncio.wait_for(producer.start(), self.kafka.send_timeout_s)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _close_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(producer.stop(), 5)
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            self.batch_size,
+        )
+        if not rows:
+            return 0
+        producer = await self._ensure_producer()
+
+        async def send_all() -> None:
+            futures = []
+            for row in rows:
+                headers = [(str(k), str(v).encode()) for k, v in _json(row["headers"])]
+                futures.append(
+                    await producer.send(
+                        row["topic"], value=bytes(row["value"]), key=row["key"].encode(), headers=headers
+                    )
+                )
+            await asyncio.gather(*futures)
+
+        await asyncio.wait_for(send_all(), self.kafka.send_timeout_s)
+        await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        self.published += len(rows)
+        return len(rows)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        import json
+
+        return json.loads(value)
+    return value
+
+
+async def pending_count(database_url: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+    finally:
+        await conn.close()
+
+
+async def purge_sent(database_url: str, older_than_s: float = 3600) -> int:
+    """Delete rows that were published long ago; the event store keeps the record."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        status = await conn.execute(
+            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)", float(older_than_s)
+        )
+        return int(status.split()[-1])
+    finally:
+        await conn.close()

@@ -1,0 +1,118 @@
+"""The event store: append with optimistic concurrency, load a stream, replay everything.
+
+Appending writes the events, and their outbox rows, in the caller's transaction: the state change, the
+record of it and the promise to publish it commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from sous_events.codec import encode, kafka_headers
+from sous_events.envelope import Envelope
+from sous_events.registry import topic_for
+from sous_events.tables import event_store, outbox
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+OUTBOX_CHANNEL = "sous_outbox"
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the stream first: the expected version is stale."""
+
+    def __init__(self, aggregate_type: str, aggregate_id: str, expected_version: int) -> None:
+        super().__init__(f"{aggregate_type} {aggregate_id}: expected version {expected_version} is stale")
+        self.aggregate_type = aggregate_type
+        self.aggregate_id = aggregate_id
+        self.expected_version = expected_version
+
+
+def outbox_row(envelope: Envelope) -> dict[str, object]:
+    return {
+        "event_id": envelope.event_id,
+        "topic": topic_for(envelope.event_type),
+        "key": envelope.aggregate_id,
+        "value": encode(envelope),
+        "headers": [[k, v.decode()] for k, v in kafka_headers(envelope)],
+    }
+
+
+class EventStore:
+    async def append(self, session: AsyncSession, events: Sequence[Envelope], *, expected_version: int) -> None:
+        """Append events of one stream whose current version must be `expected_version`.
+
+        The events must carry versions expected_version+1, +2, ...; the unique stream-version constraint
+        turns a concurrent append into ConcurrencyConflict instead of a silent overwrite.
+        """
+        if not events:
+            return
+        first = events[0]
+        for offset, event in enumerate(events, start=1):
+            if (event.aggregate_type, event.aggregate_id) != (first.aggregate_type, first.aggregate_id):
+                raise ValueError("one append covers one stream")
+            if event.aggregate_version != expected_version + offset:
+                raise ValueError(f"event version {event.aggregate_version} does not follow expected {expected_version}")
+        rows = [
+            {
+                "event_id": e.event_id,
+                "event_type": e.event_type,
+                "schema_version": e.schema_version,
+                "workspace_id": e.workspace_id,
+                "aggregate_type": e.aggregate_type,
+                "aggregate_id": e.aggregate_id,
+                "aggregate_version": e.aggregate_version,
+                "occurred_at": e.occurred_at,
+                "envelope": e.model_dump(mode="json"),
+            }
+            for e in events
+        ]
+        try:
+            async with session.begin_nested():
+                await session.execute(insert(event_store), rows)
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(first.aggregate_type, first.aggregate_id, expected_version) from exc
+        await self.enqueue(session, events)
+
+    async def enqueue(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+        """Promise to publish events (already recorded, or not event-sourced) via the outbox."""
+        await session.execute(insert(outbox), [outbox_row(e) for e in events])
+        await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+
+    async def load(self, session: AsyncSession, aggregate_type: str, aggregate_id: str) -> list[Envelope]:
+        result = await session.execute(
+            select(event_store.c.envelope)
+            .where(event_store.c.aggregate_type == aggregate_type, event_store.c.aggregate_id == aggregate_id)
+            .order_by(event_store.c.aggregate_version)
+        )
+        return [Envelope.model_validate(row) for row in result.scalars()]
+
+    async def current_version(self, session: AsyncSession, aggregate_type: str, aggregate_id: str) -> int:
+        result = await session.execute(
+            select(func.coalesce(func.max(event_store.c.aggregate_version), 0)).where(
+                event_store.c.aggregate_type == aggregate_type, event_store.c.aggregate_id == aggregate_id
+            )
+        )
+        return int(result.scalar_one())
+
+    async def replay(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        aggregate_types: Sequence[str] | None = None,
+        batch_size: int = 1000,
+    ) -> AsyncIterator[Envelope]:
+        """Every event in commit order, read in batches so a large store does not sit in memory."""
+        after = 0
+        while True:
+            query = select(event_store.c.position, event_store.c.envelope).where(event_store.c.position > after)
+            if aggregate_types:
+                query = query.where(event_store.c.aggregate_type.in_(aggregate_types))
+            async with sessions() as session:
+                rows = (await session.execute(query.order_by(event_store.c.position).limit(batch_size))).all()
+            if not rows:
+                return
+            for position, envelope in rows:
+                after = position
+                yield Envelope.model_validate(envelope)

@@ -1,0 +1,125 @@
+"""What every service process runs beside its API: engine, event store, outbox relay, consumers.
+
+A service's bootstrap builds one ServiceRuntime and hands its `lifespan` to FastAPI, so starting the
+app starts the relay and the consumers, and stopping it stops them in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from sous_events.consumer import AfterCommit, ConsumerRunner, Handler
+from sous_events.kafka import KafkaConfig, broker_is_ready, ensure_topics
+from sous_events.outbox import OutboxRelay
+from sous_events.store import EventStore
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from sous_service.config import ServiceSettings
+from sous_service.db import create_engine, create_session_factory, database_is_ready
+
+
+def kafka_config(settings: ServiceSettings) -> KafkaConfig:
+    return KafkaConfig(
+        bootstrap=settings.kafka_bootstrap,
+        acks=settings.kafka_acks,
+        idempotence=settings.kafka_idempotence,
+        send_timeout_s=settings.kafka_send_timeout_s,
+        partitions=settings.kafka_partitions,
+        replication=settings.kafka_replication,
+        client_id=f"sous-{settings.service_name}",
+    )
+
+
+@dataclass
+class ConsumerSpec:
+    name: str
+    topics: Sequence[str]
+    handler: Handler
+    event_types: Collection[str] | None = None
+    after_commit: AfterCommit | None = None
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    kafka: KafkaConfig
+    store: EventStore = field(default_factory=EventStore)
+    relay: OutboxRelay | None = None
+    consumers: list[ConsumerRunner] = field(default_factory=list)
+    background: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    stoppers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, settings: ServiceSettings) -> ServiceRuntime:
+        engine = create_engine(settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            kafka=kafka_config(settings),
+        )
+
+    def add_consumer(self, spec: ConsumerSpec) -> ConsumerRunner:
+        runner = ConsumerRunner(
+            name=spec.name,
+            topics=spec.topics,
+            handler=spec.handler,
+            sessions=self.sessions,
+            kafka=self.kafka,
+            event_types=spec.event_types,
+            max_attempts=self.settings.consumer_max_attempts,
+            backoff_s=self.settings.consumer_backoff_s,
+            after_commit=spec.after_commit,
+        )
+        self.consumers.append(runner)
+        return runner
+
+    def on_start(self, starter: Callable[[], Awaitable[Any]]) -> None:
+        """Run after the relay and consumers started (e.g. a sweeper or scheduler)."""
+        self.background.append(starter)
+
+    def on_stop(self, stopper: Callable[[], Awaitable[Any]]) -> None:
+        self.stoppers.append(stopper)
+
+    async def start(self) -> None:
+        await ensure_topics(self.kafka)
+        self.relay = OutboxRelay(
+            name=self.settings.service_name, database_url=self.settings.service_database_url, kafka=self.kafka
+        )
+        self.relay.start()
+        for consumer in self.consumers:
+            consumer.start()
+        for starter in self.background:
+            await starter()
+
+    async def stop(self) -> None:
+        for stopper in reversed(self.stoppers):
+            await stopper()
+        for consumer in self.consumers:
+            await consumer.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    def readiness(self) -> dict[str, Callable[[], Awaitable[bool]]]:
+        async def database() -> bool:
+            return await database_is_ready(self.engine)
+
+        async def broker() -> bool:
+            return await broker_is_ready(self.kafka)
+
+        return {"database": database, "broker": broker}
