@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from sous_local.kafka_lane import ApacheKafka
 
 pytestmark = pytest.mark.integration
@@ -36,9 +35,12 @@ async def create_topic(bootstrap: str, topic: str) -> None:
 
 async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest", enable_auto_commit=False,
-    )  # fmt: skip
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"g-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         batches = await consumer.getmany(timeout_ms=10_000, max_records=10)
@@ -67,4 +69,3 @@ async def test_a_record_survives_a_restart(kafka: ApacheKafka) -> None:
     java = kafka.process
     kafka.stop()
     assert java is not None and java.poll() is not None, "stop() must not leave the JVM running"
-

@@ -68,10 +68,21 @@ def fetch_jars(cache_dir: Path | None = None) -> Path:
             raise KafkaLaneError("Maven (mvn) is required to fetch the Kafka broker jars")
         staging = Path(tempfile.mkdtemp(prefix="libs-", dir=cache))
         result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(POM_PATH), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={staging}", f"-Dkafka.version={KAFKA_VERSION}"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(POM_PATH),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+                f"-Dkafka.version={KAFKA_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             raise KafkaLaneError(f"fetching Kafka {KAFKA_VERSION} failed:\n{result.stdout}{result.stderr}")
@@ -198,8 +209,11 @@ class ApacheKafka:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*self._java(libs), BROKER_CLASS, str(self.properties_path)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.data_dir,
-            )  # fmt: skip
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.data_dir,
+            )
         try:
             self._wait_until_ready(timeout_s)
         except BaseException:
@@ -242,17 +256,34 @@ class ApacheKafka:
 
     def _java(self, libs: Path) -> list[str]:
         return [
-            java_executable(), HEAP, "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java_executable(),
+            HEAP,
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
-            "-cp", f"{libs}/*",
-        ]  # fmt: skip
+            "-cp",
+            f"{libs}/*",
+        ]
 
     def _format(self, libs: Path) -> None:
         result = subprocess.run(
-            [*self._java(libs), STORAGE_TOOL_CLASS, "format", "--standalone", "--ignore-formatted",
-             "-t", random_cluster_id(), "-c", str(self.properties_path)],
-            capture_output=True, text=True, check=False, cwd=self.data_dir,
-        )  # fmt: skip
+            [
+                *self._java(libs),
+                STORAGE_TOOL_CLASS,
+                "format",
+                "--standalone",
+                "--ignore-formatted",
+                "-t",
+                random_cluster_id(),
+                "-c",
+                str(self.properties_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.data_dir,
+        )
         if result.returncode != 0:
             raise KafkaLaneError(f"formatting the KRaft storage failed:\n{result.stdout}{result.stderr}")
 

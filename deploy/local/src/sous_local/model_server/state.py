@@ -1,0 +1,64 @@
+"""What the server remembers between calls: a log of calls for tests, and per-key failure budgets."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from sous_local.model_server.directives import FailDirective
+
+MAX_LOGGED_CALLS = 10_000
+
+
+@dataclass
+class LoggedCall:
+    seq: int
+    model: str
+    text: str
+    messages: list[dict[str, Any]]
+    status: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "model": self.model, "status": self.status, "messages": self.messages}
+
+
+class CallLog:
+    """Every chat completion received, newest last; bounded so a long `make up` cannot grow without end."""
+
+    def __init__(self) -> None:
+        self._calls: deque[LoggedCall] = deque(maxlen=MAX_LOGGED_CALLS)
+        self._next_seq = 1
+
+    def record(self, model: str, text: str, messages: list[dict[str, Any]]) -> LoggedCall:
+        call = LoggedCall(self._next_seq, model, text, messages)
+        self._next_seq += 1
+        self._calls.append(call)
+        return call
+
+    def matching(self, contains: str | None) -> list[LoggedCall]:
+        return [call for call in self._calls if contains is None or contains in call.text]
+
+    def clear(self) -> None:
+        self._calls.clear()
+        self._next_seq = 1
+
+
+class FailureBudgets:
+    """`[[fail:S:N]]` fails the first N calls carrying it; counted per key, not per request."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def first_due(self, failures: list[FailDirective], system_prompt: str) -> FailDirective | None:
+        # Stops at the first directive still failing, so "[[fail:500:1]] [[fail:429:1]]" answers 500, then 429.
+        for failure in failures:
+            key = failure.key or f"{failure.text}|{hashlib.sha256(system_prompt.encode()).hexdigest()[:12]}"
+            self._seen[key] = self._seen.get(key, 0) + 1
+            if self._seen[key] <= failure.times:
+                return failure
+        return None
+
+    def clear(self) -> None:
+        self._seen.clear()
