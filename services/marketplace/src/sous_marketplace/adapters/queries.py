@@ -1,0 +1,132 @@
+"""Reads of the listings read model for the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Select, String, and_, cast, func, or_, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_marketplace.adapters.tables import creator_approvals, listings, quality_scores
+
+SortBy = Literal["newest", "installs", "quality"]
+
+_score = quality_scores.c.score.label("quality_score")
+_joined = listings.outerjoin(
+    quality_scores,
+    and_(
+        quality_scores.c.workspace_id == listings.c.source_workspace_id,
+        quality_scores.c.template_id == listings.c.recipe_id,
+    ),
+)
+
+
+def _select() -> Select[Any]:
+    return select(listings, _score).select_from(_joined)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def public_view(row: RowMapping) -> dict[str, Any]:
+    """A listing as anyone may see it once approved: no source workspace, nothing private."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "description": row["description"],
+        "category": row["category"],
+        "icon": row["icon"],
+        "tags": row["tags"],
+        "creator_id": row["creator_id"],
+        "status": row["status"],
+        "auto_approved": row["auto_approved"],
+        "install_count": row["install_count"],
+        "quality_score": row["quality_score"],
+        "recipe": row["recipe"],
+        "agents": row["agents"],
+        "submitted_at": _iso(row["submitted_at"]),
+        "published_at": _iso(row["decided_at"]) if row["status"] == "approved" else None,
+    }
+
+
+def submission_view(row: RowMapping) -> dict[str, Any]:
+    """A listing as its creator (or a moderator) sees it: status, reason and the source recipe."""
+    return {
+        **public_view(row),
+        "recipe_id": row["recipe_id"],
+        "source_workspace_id": row["source_workspace_id"],
+        "rejection_reason": row["rejection_reason"],
+        "decided_at": _iso(row["decided_at"]),
+    }
+
+
+@dataclass
+class Page:
+    items: list[RowMapping]
+    total: int
+
+
+async def _page(session: AsyncSession, query: Select[Any], skip: int, limit: int) -> Page:
+    total = (await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))).scalar_one()
+    rows = (await session.execute(query.offset(skip).limit(limit))).mappings().all()
+    return Page(items=list(rows), total=int(total))
+
+
+async def browse(
+    session: AsyncSession,
+    *,
+    category: str | None,
+    search: str | None,
+    sort_by: SortBy,
+    skip: int,
+    limit: int,
+) -> Page:
+    query = _select().where(listings.c.status == "approved")
+    if category:
+        query = query.where(func.lower(listings.c.category) == category.strip().lower())
+    if search and search.strip():
+        pattern = "%" + search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                listings.c.name.ilike(pattern, escape="\\"),
+                listings.c.description.ilike(pattern, escape="\\"),
+                listings.c.category.ilike(pattern, escape="\\"),
+                cast(listings.c.tags, String).ilike(pattern, escape="\\"),
+            )
+        )
+    if sort_by == "installs":
+        query = query.order_by(listings.c.install_count.desc(), listings.c.decided_at.desc(), listings.c.id.desc())
+    elif sort_by == "quality":
+        query = query.order_by(_score.desc().nulls_last(), listings.c.decided_at.desc(), listings.c.id.desc())
+    else:
+        query = query.order_by(listings.c.decided_at.desc(), listings.c.id.desc())
+    return await _page(session, query, skip, limit)
+
+
+async def get_listing(session: AsyncSession, listing_id: str) -> RowMapping | None:
+    row: RowMapping | None = (await session.execute(_select().where(listings.c.id == listing_id))).mappings().first()
+    return row
+
+
+async def queue(session: AsyncSession, *, skip: int, limit: int) -> Page:
+    query = _select().where(listings.c.status == "pending").order_by(listings.c.submitted_at, listings.c.id)
+    return await _page(session, query, skip, limit)
+
+
+async def submissions(
+    session: AsyncSession, *, creator_id: str, workspace_id: str, status: str | None, skip: int, limit: int
+) -> Page:
+    query = _select().where(listings.c.creator_id == creator_id, listings.c.source_workspace_id == workspace_id)
+    if status:
+        query = query.where(listings.c.status == status)
+    return await _page(session, query.order_by(listings.c.submitted_at.desc(), listings.c.id.desc()), skip, limit)
+
+
+async def approved_count(session: AsyncSession, creator_id: str) -> int:
+    result = await session.execute(
+        select(func.count()).select_from(creator_approvals).where(creator_approvals.c.creator_id == creator_id)
+    )
+    return int(result.scalar_one())

@@ -1,0 +1,167 @@
+"""Replicas of catalog recipes and agents and of quality scores, kept from their events.
+
+Each row remembers the aggregate version it reflects and only a newer version replaces it, so a
+duplicate or late delivery never rolls a replica back; the consumer inbox drops exact duplicates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sous_events.envelope import Envelope
+from sous_events.events import (
+    AgentRegistered,
+    AgentRemoved,
+    AgentUpdated,
+    QualityAssessed,
+    RecipeCreated,
+    RecipeDeleted,
+    RecipeUpdated,
+)
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_marketplace.adapters.tables import agent_replicas, quality_scores, recipe_replicas
+
+CONSUMED_EVENT_TYPES = (
+    "RecipeCreated",
+    "RecipeUpdated",
+    "RecipeDeleted",
+    "AgentRegistered",
+    "AgentUpdated",
+    "AgentRemoved",
+    "QualityAssessed",
+)
+
+
+async def apply_consumed(session: AsyncSession, event: Envelope) -> None:
+    payload = event.typed()
+    if isinstance(payload, RecipeCreated | RecipeUpdated):
+        await _upsert_recipe(session, event, payload.recipe)
+    elif isinstance(payload, RecipeDeleted):
+        await session.execute(delete(recipe_replicas).where(recipe_replicas.c.recipe_id == event.aggregate_id))
+    elif isinstance(payload, AgentRegistered | AgentUpdated):
+        await _upsert_agent(session, event, payload.agent)
+    elif isinstance(payload, AgentRemoved):
+        await session.execute(delete(agent_replicas).where(agent_replicas.c.agent_id == event.aggregate_id))
+    elif isinstance(payload, QualityAssessed):
+        stmt = pg_insert(quality_scores).values(
+            workspace_id=event.workspace_id,
+            template_id=payload.recipe_id,
+            score=payload.rolling_score,
+            grade=payload.grade,
+            version=event.aggregate_version,
+            assessed_at=event.occurred_at,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[quality_scores.c.workspace_id, quality_scores.c.template_id],
+                set_={
+                    "score": stmt.excluded.score,
+                    "grade": stmt.excluded.grade,
+                    "version": stmt.excluded.version,
+                    "assessed_at": stmt.excluded.assessed_at,
+                },
+                where=quality_scores.c.version < stmt.excluded.version,
+            )
+        )
+
+
+async def _upsert_recipe(session: AsyncSession, event: Envelope, recipe: dict[str, Any]) -> None:
+    workspace_id = str(recipe.get("workspace_id") or event.workspace_id)
+    template_id = str(recipe.get("template_id") or "")
+    if not template_id:
+        return
+    recipe_id = event.aggregate_id
+    # A template id freed by a deleted recipe and taken by a new one: the newer aggregate wins the key.
+    await session.execute(
+        delete(recipe_replicas).where(
+            recipe_replicas.c.workspace_id == workspace_id,
+            recipe_replicas.c.template_id == template_id,
+            recipe_replicas.c.recipe_id != recipe_id,
+        )
+    )
+    stmt = pg_insert(recipe_replicas).values(
+        recipe_id=recipe_id,
+        workspace_id=workspace_id,
+        template_id=template_id,
+        name=str(recipe.get("name") or template_id),
+        snapshot=recipe,
+        version=event.aggregate_version,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[recipe_replicas.c.recipe_id],
+            set_={
+                "template_id": stmt.excluded.template_id,
+                "name": stmt.excluded.name,
+                "snapshot": stmt.excluded.snapshot,
+                "version": stmt.excluded.version,
+            },
+            where=recipe_replicas.c.version < stmt.excluded.version,
+        )
+    )
+
+
+async def _upsert_agent(session: AsyncSession, event: Envelope, agent: dict[str, Any]) -> None:
+    stmt = pg_insert(agent_replicas).values(
+        agent_id=event.aggregate_id,
+        workspace_id=str(agent.get("workspace_id") or event.workspace_id),
+        name=str(agent.get("name") or ""),
+        snapshot=agent,
+        version=event.aggregate_version,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[agent_replicas.c.agent_id],
+            set_={"name": stmt.excluded.name, "snapshot": stmt.excluded.snapshot, "version": stmt.excluded.version},
+            where=agent_replicas.c.version < stmt.excluded.version,
+        )
+    )
+
+
+async def find_recipe(session: AsyncSession, workspace_id: str, template_id: str) -> dict[str, Any] | None:
+    row = (
+        await session.execute(
+            select(recipe_replicas.c.snapshot).where(
+                recipe_replicas.c.workspace_id == workspace_id, recipe_replicas.c.template_id == template_id
+            )
+        )
+    ).first()
+    return dict(row.snapshot) if row is not None else None
+
+
+async def find_agents(session: AsyncSession, workspace_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not agent_ids:
+        return {}
+    rows = await session.execute(
+        select(agent_replicas.c.agent_id, agent_replicas.c.snapshot).where(
+            agent_replicas.c.workspace_id == workspace_id, agent_replicas.c.agent_id.in_(agent_ids)
+        )
+    )
+    return {r.agent_id: dict(r.snapshot) for r in rows}
+
+
+async def agents_by_name(session: AsyncSession, workspace_id: str) -> dict[str, str]:
+    rows = await session.execute(
+        select(agent_replicas.c.name, agent_replicas.c.agent_id)
+        .where(agent_replicas.c.workspace_id == workspace_id)
+        .order_by(agent_replicas.c.agent_id)
+    )
+    out: dict[str, str] = {}
+    for r in rows:
+        out.setdefault(r.name, r.agent_id)
+    return out
+
+
+async def recipe_names(session: AsyncSession, workspace_id: str) -> set[str]:
+    rows = await session.execute(select(recipe_replicas.c.name).where(recipe_replicas.c.workspace_id == workspace_id))
+    return set(rows.scalars())
+
+
+async def template_ids(session: AsyncSession, workspace_id: str) -> set[str]:
+    rows = await session.execute(
+        select(recipe_replicas.c.template_id).where(recipe_replicas.c.workspace_id == workspace_id)
+    )
+    return set(rows.scalars())

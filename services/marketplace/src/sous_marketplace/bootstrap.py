@@ -1,0 +1,60 @@
+"""Composition root: settings -> runtime (engine, relay, consumers) -> FastAPI app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from sous_events.projection import rebuild_projection
+from sous_service.config import ServiceSettings
+from sous_service.db import create_engine, create_session_factory
+from sous_service.runtime import ServiceRuntime
+from sous_service.web import create_service_app
+
+from sous_marketplace.adapters import projection
+from sous_marketplace.config import MarketplaceSettings
+from sous_marketplace.entrypoints.api import build_router
+from sous_marketplace.entrypoints.consumers import replicas_consumer
+from sous_marketplace.handlers import Marketplace
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def _settings(settings: ServiceSettings) -> MarketplaceSettings:
+    if isinstance(settings, MarketplaceSettings):
+        return settings
+    return MarketplaceSettings.model_validate(settings.model_dump())
+
+
+def build_app(settings: ServiceSettings) -> FastAPI:
+    config = _settings(settings)
+    runtime = ServiceRuntime.create(config)
+    runtime.add_consumer(replicas_consumer(config.consumer_group))
+    app = create_service_app(
+        title="Sous marketplace",
+        description="Submit recipes, moderate listings, browse the marketplace and install across workspaces.",
+        internal_secret=config.internal_secret,
+        context_max_age_s=config.internal_context_max_age_s,
+        lifespan=runtime.lifespan,
+        readiness=runtime.readiness(),
+    )
+    app.state.runtime = runtime
+    app.state.marketplace = Marketplace(
+        sessions=runtime.sessions, trusted_threshold=config.trusted_creator_threshold, store=runtime.store
+    )
+    app.include_router(build_router())
+    return app
+
+
+async def rebuild(settings: ServiceSettings) -> int:
+    """Rebuild listings, creator trust and installs from the event store (replicas are kept)."""
+    engine = create_engine(settings)
+    try:
+        return await rebuild_projection(
+            create_session_factory(engine),
+            reset=projection.reset,
+            apply=projection.apply_event,
+            aggregate_types=projection.AGGREGATE_TYPES,
+        )
+    finally:
+        await engine.dispose()

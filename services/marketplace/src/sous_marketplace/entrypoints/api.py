@@ -1,0 +1,263 @@
+"""HTTP routes at their public paths (the gateway forwards them unchanged with the signed context)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sous_service.errors import ApiError, not_found, responses
+from sous_service.internal_context import InternalContext
+from sous_service.web import Context
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sous_marketplace.adapters import queries
+from sous_marketplace.domain.trust import is_trusted
+from sous_marketplace.handlers import Marketplace
+
+MODERATE_SCOPE = "marketplace:moderate"
+MODERATOR_ROLE = "moderator"
+
+
+class SubmitBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    recipe_id: str = Field(min_length=1, max_length=200, description="The template_id of a recipe of this workspace")
+    category: str | None = Field(default=None, max_length=100)
+    icon: str | None = Field(default=None, max_length=300)
+
+
+class SubmitResult(BaseModel):
+    success: bool
+    message: str
+    item_id: str
+    auto_approved: bool
+
+
+class RejectBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+
+
+class DecisionResult(BaseModel):
+    success: bool
+    message: str
+    listing_id: str
+    status: str
+    creator_approved_count: int
+
+
+class InstallResult(BaseModel):
+    success: bool
+    message: str
+    install_id: str
+    cloned_items: list[dict[str, Any]]
+    warnings: list[str]
+
+
+class ListingPage(BaseModel):
+    items: list[dict[str, Any]]
+    total: int
+    skip: int
+    limit: int
+
+
+class SubmissionPage(ListingPage):
+    approved_count: int
+    trusted: bool
+    trusted_threshold: int
+
+
+def is_moderator(context: InternalContext) -> bool:
+    return context.has_role(MODERATOR_ROLE) or context.has_scope(MODERATE_SCOPE)
+
+
+def require_moderator(context: InternalContext) -> None:
+    if not is_moderator(context):
+        raise ApiError(
+            403, "forbidden", f"moderation needs the role '{MODERATOR_ROLE}' or the scope '{MODERATE_SCOPE}'"
+        )
+
+
+def _marketplace(request: Request) -> Marketplace:
+    marketplace: Marketplace = request.app.state.marketplace
+    return marketplace
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    return _marketplace(request).sessions
+
+
+Skip = Query(0, ge=0, description="Items to skip")
+Limit = Query(20, ge=1, le=100, description="Page size (1..100)")
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.post(
+        "/api/workflow-recipes/submit",
+        tags=["marketplace"],
+        summary="Submit a recipe to the marketplace",
+        description=(
+            "Creates a listing from a recipe of the caller's workspace (its snapshot and the agents it needs, "
+            "without secrets). Category: the given one, else the recipe's first tag, else 'General'. A trusted "
+            "creator (enough approved listings) publishes at once; other submissions wait for moderation."
+        ),
+        response_model=SubmitResult,
+        responses=responses(409),
+    )
+    async def submit(body: SubmitBody, context: Context, request: Request) -> dict[str, Any]:
+        return await _marketplace(request).submit(
+            context, recipe_id=body.recipe_id, category=body.category, icon=body.icon
+        )
+
+    @router.post(
+        "/api/workflow-recipes/install/{listing_id}",
+        tags=["marketplace"],
+        summary="Install a listing into this workspace",
+        description=(
+            "Publishes RecipeInstalled: the catalog clones the recipe into the caller's workspace (unique "
+            "template_id, ' (Copy)' on a name clash) and creates the agents it needs or maps them to agents of "
+            "the same name. Only approved listings can be installed. The answer names what will be cloned."
+        ),
+        response_model=InstallResult,
+        responses=responses(),
+    )
+    async def install(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
+        return await _marketplace(request).install(context, listing_id)
+
+    @router.get(
+        "/api/marketplace/listings",
+        tags=["marketplace"],
+        summary="Browse approved listings",
+        description="Approved listings of every workspace, filtered by category and search text, sorted and paged.",
+        response_model=ListingPage,
+        responses=responses(),
+    )
+    async def browse(
+        context: Context,
+        request: Request,
+        category: str | None = Query(None, max_length=100),
+        search: str | None = Query(None, max_length=200),
+        sort_by: Literal["newest", "installs", "quality"] = Query("newest"),
+        skip: int = Skip,
+        limit: int = Limit,
+    ) -> dict[str, Any]:
+        async with _sessions(request)() as session:
+            page = await queries.browse(
+                session, category=category, search=search, sort_by=sort_by, skip=skip, limit=limit
+            )
+        return {
+            "items": [queries.public_view(r) for r in page.items],
+            "total": page.total,
+            "skip": skip,
+            "limit": limit,
+        }
+
+    @router.get(
+        "/api/marketplace/listings/{listing_id}",
+        tags=["marketplace"],
+        summary="One listing",
+        description=(
+            "An approved listing with its install count and the source recipe's latest quality score. A pending "
+            "or rejected listing is visible only to its creator and to moderators (404 for anyone else)."
+        ),
+        responses=responses(),
+    )
+    async def detail(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
+        async with _sessions(request)() as session:
+            row = await queries.get_listing(session, listing_id)
+        if row is None:
+            raise not_found("listing", listing_id)
+        owner = row["creator_id"] == context.user_id and row["source_workspace_id"] == context.workspace_id
+        if owner or is_moderator(context):
+            return queries.submission_view(row)
+        if row["status"] != "approved":
+            raise not_found("listing", listing_id)
+        return queries.public_view(row)
+
+    @router.get(
+        "/api/marketplace/queue",
+        tags=["moderation"],
+        summary="The approval queue",
+        description="Pending listings, oldest first. Role 'moderator' or scope 'marketplace:moderate'.",
+        response_model=ListingPage,
+        responses=responses(),
+    )
+    async def approval_queue(
+        context: Context, request: Request, skip: int = Skip, limit: int = Limit
+    ) -> dict[str, Any]:
+        require_moderator(context)
+        async with _sessions(request)() as session:
+            page = await queries.queue(session, skip=skip, limit=limit)
+        return {
+            "items": [queries.submission_view(r) for r in page.items],
+            "total": page.total,
+            "skip": skip,
+            "limit": limit,
+        }
+
+    @router.post(
+        "/api/marketplace/listings/{listing_id}/approve",
+        tags=["moderation"],
+        summary="Approve a pending listing",
+        description="Publishes ListingApproved; counts toward the creator's trust. 409 unless pending.",
+        response_model=DecisionResult,
+        responses=responses(409),
+    )
+    async def approve(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
+        require_moderator(context)
+        return await _marketplace(request).approve(context, listing_id)
+
+    @router.post(
+        "/api/marketplace/listings/{listing_id}/reject",
+        tags=["moderation"],
+        summary="Reject a pending listing",
+        description="Publishes ListingRejected with the reason the creator sees. 409 unless pending.",
+        response_model=DecisionResult,
+        responses=responses(409),
+    )
+    async def reject(listing_id: str, body: RejectBody, context: Context, request: Request) -> dict[str, Any]:
+        require_moderator(context)
+        return await _marketplace(request).reject(context, listing_id, body.reason)
+
+    @router.get(
+        "/api/marketplace/submissions",
+        tags=["marketplace"],
+        summary="My submissions",
+        description=(
+            "The caller's own listings from this workspace with their status and rejection reason, and the "
+            "caller's trust: approved listings counted per creator against the trusted threshold."
+        ),
+        response_model=SubmissionPage,
+        responses=responses(),
+    )
+    async def my_submissions(
+        context: Context,
+        request: Request,
+        status: Literal["pending", "approved", "rejected"] | None = Query(None),
+        skip: int = Skip,
+        limit: int = Limit,
+    ) -> dict[str, Any]:
+        marketplace = _marketplace(request)
+        async with marketplace.sessions() as session:
+            page = await queries.submissions(
+                session,
+                creator_id=context.user_id,
+                workspace_id=context.workspace_id,
+                status=status,
+                skip=skip,
+                limit=limit,
+            )
+            approved = await queries.approved_count(session, context.user_id)
+        return {
+            "items": [queries.submission_view(r) for r in page.items],
+            "total": page.total,
+            "skip": skip,
+            "limit": limit,
+            "approved_count": approved,
+            "trusted": is_trusted(approved, marketplace.trusted_threshold),
+            "trusted_threshold": marketplace.trusted_threshold,
+        }
+
+    return router
