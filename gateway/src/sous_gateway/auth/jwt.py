@@ -1,0 +1,134 @@
+"""Bearer JWT verification: algorithms pinned by configuration, iss/aud/exp/nbf checked, no `none`.
+
+The verification key is chosen from the token's algorithm *family*, never from its content: HS*
+tokens are checked against the configured secret, RS*/PS*/ES* tokens only against an asymmetric key
+from the JWKS whose type matches the algorithm. A token signed with HMAC over a public key
+(algorithm confusion) therefore never verifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from sous_gateway.auth.jwks import JwksCache
+from sous_gateway.auth.principal import Principal, unauthenticated
+from sous_gateway.config import HMAC_ALGORITHMS
+from sous_gateway.scopes import scopes_for_user
+
+_REQUIRED_CLAIMS = ["exp", "sub", "iss", "aud"]
+
+
+def _claim(claims: Mapping[str, Any], path: str) -> Any:
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part for part in value.replace(",", " ").split() if part)
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value if isinstance(item, str | int) and str(item))
+    return ()
+
+
+class JwtVerifier:
+    def __init__(
+        self,
+        *,
+        algorithms: list[str],
+        secret: str,
+        issuer: str,
+        audience: str,
+        leeway_s: int,
+        workspaces_claim: str,
+        roles_claim: str,
+        jwks: JwksCache | None,
+    ) -> None:
+        self.algorithms = frozenset(algorithms)
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway_s = leeway_s
+        self._workspaces_claim = workspaces_claim
+        self._roles_claim = roles_claim
+        self._jwks = jwks
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as exc:
+            raise unauthenticated("invalid_token", "the bearer token is not a well-formed JWT") from exc
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self.algorithms:
+            raise unauthenticated("algorithm_not_allowed", f"tokens signed with '{algorithm}' are not accepted")
+        key: Any
+        if algorithm in HMAC_ALGORITHMS:
+            key = self._secret
+        else:
+            kid = header.get("kid")
+            if self._jwks is None:
+                raise unauthenticated("algorithm_not_allowed", "no key set is configured for this algorithm")
+            if not isinstance(kid, str) or not kid:
+                raise unauthenticated("unknown_key_id", "the token names no signing key (kid)")
+            key = (await self._jwks.get(kid, algorithm)).key
+        return self._decode(token, key, algorithm)
+
+    def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway_s,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise unauthenticated("token_expired", "the token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise unauthenticated("token_not_yet_valid", "the token is not valid yet") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise unauthenticated("invalid_issuer", "the token was issued by an untrusted issuer") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise unauthenticated("invalid_audience", "the token is not meant for this API") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise unauthenticated("invalid_signature", "the token signature does not verify") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise unauthenticated("missing_claim", f"the token lacks the '{exc.claim}' claim") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise unauthenticated("algorithm_not_allowed", "the token's algorithm is not accepted") from exc
+        except jwt.InvalidKeyError as exc:
+            raise unauthenticated("invalid_signature", "the token cannot be verified with a trusted key") from exc
+        except jwt.PyJWTError as exc:
+            raise unauthenticated("invalid_token", "the bearer token is invalid") from exc
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise unauthenticated("missing_claim", "the token's 'sub' claim must be a non-empty string")
+        return claims
+
+    def principal(self, claims: Mapping[str, Any]) -> Principal:
+        roles = _strings(_claim(claims, self._roles_claim))
+        claimed: tuple[str, ...] | None = None
+        for name in ("scope", "scp"):
+            if name in claims:
+                claimed = _strings(claims[name])
+                break
+        return Principal(
+            user_id=str(claims["sub"]),
+            auth_type="jwt",
+            workspaces=_strings(_claim(claims, self._workspaces_claim)),
+            roles=roles,
+            scopes=scopes_for_user(roles, claimed),
+        )
+
+    async def authenticate(self, token: str) -> Principal:
+        return self.principal(await self.verify(token))

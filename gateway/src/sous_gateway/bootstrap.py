@@ -1,0 +1,95 @@
+"""Composition root: builds the gateway from its settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from sous_service.db import create_engine
+
+from sous_gateway.adapters.key_repository import KeyRepository
+from sous_gateway.auth.api_keys import ApiKeyService, derive_pepper
+from sous_gateway.auth.authenticator import Authenticator
+from sous_gateway.auth.jwks import JwksCache
+from sous_gateway.auth.jwt import JwtVerifier
+from sous_gateway.components import Components
+from sous_gateway.config import GatewaySettings
+from sous_gateway.entrypoints.api import create_app
+from sous_gateway.limits import TokenBucketLimiter
+from sous_gateway.routing.openapi_merge import OpenApiMerger
+from sous_gateway.routing.proxy import UpstreamProxy
+from sous_gateway.routing.table import default_table
+
+
+def build_components(settings: GatewaySettings) -> Components:
+    engine = create_engine(settings)
+    upstream_client = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.upstream_connect_timeout_s),
+        limits=httpx.Limits(
+            max_connections=settings.upstream_max_connections,
+            max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=30.0,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+    control_client = httpx.AsyncClient(timeout=httpx.Timeout(settings.jwks_timeout_s), trust_env=False)
+    jwks = (
+        JwksCache(
+            settings.jwt_jwks_url,
+            control_client,
+            ttl_s=settings.jwks_cache_ttl_s,
+            min_refresh_interval_s=settings.jwks_min_refresh_interval_s,
+        )
+        if settings.jwt_jwks_url
+        else None
+    )
+    verifier = JwtVerifier(
+        algorithms=settings.jwt_algorithms,
+        secret=settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_s=settings.jwt_leeway_s,
+        workspaces_claim=settings.jwt_workspaces_claim,
+        roles_claim=settings.jwt_roles_claim,
+        jwks=jwks,
+    )
+    api_keys = ApiKeyService(
+        KeyRepository(engine),
+        derive_pepper(settings.api_key_pepper, settings.internal_secret),
+        settings.api_key_last_used_interval_s,
+    )
+    table = default_table()
+    return Components(
+        settings=settings,
+        engine=engine,
+        upstream_client=upstream_client,
+        control_client=control_client,
+        table=table,
+        authenticator=Authenticator(verifier, api_keys),
+        api_keys=api_keys,
+        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        proxy=UpstreamProxy(
+            settings.upstreams, upstream_client, settings.internal_secret, settings.upstream_connect_timeout_s
+        ),
+        openapi=OpenApiMerger(settings.upstreams, control_client, table, settings.openapi_cache_ttl_s),
+    )
+
+
+def build_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    components = build_components(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await components.api_keys.drain()
+            await components.upstream_client.aclose()
+            await components.control_client.aclose()
+            await components.engine.dispose()
+
+    return create_app(components, lifespan=lifespan)

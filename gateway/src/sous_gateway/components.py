@@ -1,0 +1,30 @@
+"""What the entry points need, wired once by the composition root (bootstrap.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sous_gateway.auth.api_keys import ApiKeyService
+from sous_gateway.auth.authenticator import Authenticator
+from sous_gateway.config import GatewaySettings
+from sous_gateway.limits import TokenBucketLimiter
+from sous_gateway.routing.openapi_merge import OpenApiMerger
+from sous_gateway.routing.proxy import UpstreamProxy
+from sous_gateway.routing.table import RouteTable
+
+
+@dataclass
+class Components:
+    settings: GatewaySettings
+    engine: AsyncEngine
+    upstream_client: httpx.AsyncClient
+    control_client: httpx.AsyncClient
+    table: RouteTable
+    authenticator: Authenticator
+    api_keys: ApiKeyService
+    limiter: TokenBucketLimiter
+    proxy: UpstreamProxy
+    openapi: OpenApiMerger

@@ -1,0 +1,223 @@
+"""The gateway's HTTP surface: its own routes (API keys, health, OpenAPI) and the routed rest."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from sous_service.errors import ApiError, install_error_handlers, responses
+from sous_service.internal_context import InternalContext
+from sous_service.web import ReadinessCheck, health_router
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from sous_gateway.auth.principal import Principal
+from sous_gateway.components import Components
+from sous_gateway.entrypoints.middleware import GatewayMiddleware
+from sous_gateway.entrypoints.schemas import ApiKeyList, ApiKeyView, CreateApiKey, CreatedApiKey
+from sous_gateway.routing.table import Match, Route
+from sous_gateway.scopes import KEYS_ADMIN
+
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def _components(request: Request) -> Components:
+    components: Components = request.app.state.components
+    return components
+
+
+def _request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+async def _authenticate(request: Request, components: Components) -> Principal:
+    principal = await components.authenticator.authenticate(request.headers)
+    request.scope.setdefault("state", {})["principal_id"] = principal.user_id
+    components.limiter.check(principal.user_id)
+    return principal
+
+
+def _require_scope(principal: Principal, scope: str | None) -> None:
+    if scope and not principal.has_scope(scope):
+        raise ApiError(403, "missing_scope", f"this operation needs the '{scope}' scope")
+
+
+class KeyAdmin:
+    def __init__(self, principal: Principal, workspace_id: str) -> None:
+        self.principal = principal
+        self.workspace_id = workspace_id
+
+
+async def _key_admin(request: Request) -> KeyAdmin:
+    components = _components(request)
+    principal = await _authenticate(request, components)
+    workspace_id = principal.select_workspace(request.headers.get("x-workspace-id"))
+    _require_scope(principal, KEYS_ADMIN)
+    return KeyAdmin(principal, workspace_id)
+
+
+Admin = Annotated[KeyAdmin, Depends(_key_admin)]
+
+
+def api_keys_router() -> APIRouter:
+    router = APIRouter(prefix="/api/api-keys", tags=["api-keys"])
+
+    @router.post(
+        "",
+        status_code=201,
+        response_model=CreatedApiKey,
+        summary="Create an API key",
+        description=(
+            "Creates a key bound to the caller's workspace (X-Workspace-ID) with the given scopes. The full key "
+            "is returned once, here; only its hash is stored. Needs role admin or scope keys:admin; a key "
+            "cannot grant scopes its creator lacks."
+        ),
+        responses=responses(429),
+    )
+    async def create_key(body: CreateApiKey, admin: Admin, request: Request) -> JSONResponse:
+        record, key = await _components(request).api_keys.create(
+            workspace_id=admin.workspace_id,
+            name=body.name,
+            scopes=body.scopes,
+            expires_in_days=body.expires_in_days,
+            created_by=admin.principal.user_id,
+            creator_scopes=admin.principal.scopes,
+        )
+        created = CreatedApiKey(**ApiKeyView.of(record).model_dump(), key=key)
+        return JSONResponse(
+            status_code=201, content=created.model_dump(mode="json"), headers={"Cache-Control": "no-store"}
+        )
+
+    @router.get(
+        "",
+        response_model=ApiKeyList,
+        summary="List API keys",
+        description="The workspace's keys, newest first, with last use; secrets are never returned.",
+        responses=responses(429),
+    )
+    async def list_keys(admin: Admin, request: Request) -> ApiKeyList:
+        records = await _components(request).api_keys.list(admin.workspace_id)
+        return ApiKeyList(items=[ApiKeyView.of(r) for r in records], total=len(records))
+
+    @router.delete(
+        "/{key_id}",
+        response_model=ApiKeyView,
+        summary="Revoke an API key",
+        description="Revocation takes effect at once for every later request. Idempotent.",
+        responses=responses(429),
+    )
+    async def revoke_key(key_id: str, admin: Admin, request: Request) -> ApiKeyView:
+        return ApiKeyView.of(await _components(request).api_keys.revoke(admin.workspace_id, key_id))
+
+    return router
+
+
+def _method_not_allowed(allowed: tuple[str, ...]) -> ApiError:
+    error = ApiError(405, "method_not_allowed", f"method not allowed; allowed: {', '.join(allowed)}")
+    error.headers["Allow"] = ", ".join(allowed)
+    return error
+
+
+async def _route(request: Request) -> Response:
+    """Every other /api path: authenticate, authorize, limit, then forward to the owning service."""
+    components = _components(request)
+    resolved = components.table.resolve(request.method, request.url.path)
+    request_id = _request_id(request)
+    if isinstance(resolved, Match) and resolved.route.auth == "webhook":
+        return await _forward_webhook(request, components, resolved.route, request_id)
+    principal = await _authenticate(request, components)
+    if not isinstance(resolved, Match):
+        if resolved.allowed:
+            raise _method_not_allowed(resolved.allowed)
+        raise ApiError(404, "route_not_found", f"no route for {request.url.path}")
+    route = resolved.route
+    if route.service == "gateway":
+        raise _method_not_allowed(tuple(r.method for r in components.table.routes if r.pattern == route.pattern))
+    workspace_id = principal.select_workspace(request.headers.get("x-workspace-id"))
+    _require_scope(principal, route.scope)
+    context = InternalContext(
+        workspace_id=workspace_id,
+        user_id=principal.user_id,
+        roles=principal.roles,
+        scopes=principal.scopes,
+        auth_type=principal.auth_type,
+        request_id=request_id,
+    )
+    body = await request.body()
+    return await components.proxy.forward(request, route.service, body, context, request_id, stream=route.stream)
+
+
+async def _forward_webhook(request: Request, components: Components, route: Route, request_id: str) -> Response:
+    """Third parties call webhooks without Sous credentials; the executor checks their HMAC signature."""
+    components.limiter.check(f"webhook:{request.client.host if request.client else '-'}")
+    context = InternalContext(workspace_id="", user_id="webhook", auth_type="system", request_id=request_id)
+    body = await request.body()
+    return await components.proxy.forward(request, route.service, body, context, request_id)
+
+
+def create_app(components: Components, lifespan: Any = None) -> FastAPI:
+    settings = components.settings
+    app = FastAPI(
+        title="Sous API",
+        description="The public API of Sous, served by the gateway.",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.components = components
+    components.openapi.gateway_doc = app.openapi
+    install_error_handlers(app)
+
+    async def database_ready() -> bool:
+        from sous_service.db import database_is_ready
+
+        return await database_is_ready(components.engine)
+
+    def upstream_ready(base: str) -> ReadinessCheck:
+        async def check() -> bool:
+            try:
+                response = await components.control_client.get(f"{base}/readyz", timeout=2.0)
+            except Exception:
+                return False
+            return response.status_code == 200
+
+        return check
+
+    checks: dict[str, ReadinessCheck] = {"database": database_ready}
+    checks.update({name: upstream_ready(base) for name, base in settings.upstreams.items()})
+    app.include_router(health_router(checks))
+    app.include_router(api_keys_router())
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(await components.openapi.document())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Sous API")
+
+    app.router.routes.append(StarletteRoute("/api/{path:path}", _route, methods=_ALL_METHODS))
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "X-Workspace-ID",
+                "Content-Type",
+                "X-Request-ID",
+                "traceparent",
+            ],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
