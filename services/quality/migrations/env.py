@@ -1,0 +1,3 @@
+from sous_service.migration_env import run_migrations
+
+run_migrations()

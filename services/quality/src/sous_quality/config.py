@@ -1,0 +1,17 @@
+"""Quality service settings, read once at start-up from `SOUS_*` variables."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+from sous_service.config import ServiceSettings
+
+
+class QualitySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SOUS_", extra="ignore", populate_by_name=True)
+
+    service_name: str = "quality"
+    database_name: str = "sous_quality"
+    port: int = Field(default=8003, validation_alias=AliasChoices("SOUS_QUALITY_PORT", "port"))
+    # The consumer group (and inbox name) reading the executor and catalog recipe topics.
+    consumer_group: str = "quality"
