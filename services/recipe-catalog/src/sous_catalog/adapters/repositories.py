@@ -1,0 +1,322 @@
+"""Queries over the read models, always scoped to one workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Row, and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_catalog.adapters.tables import agents, executions, recipes
+from sous_catalog.domain.recipe import popularity
+
+SortKey = Literal["popularity", "created_at", "use_count", "average_rating", "name"]
+STATUSES = ("completed", "failed", "running", "pending", "cancelled")
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def like_pattern(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def recipe_public(row: Row[Any]) -> dict[str, Any]:
+    doc = dict(row.doc)
+    doc.update(
+        quality_score=row.quality_score,
+        learning_data=row.learning_data or {},
+        use_count=row.use_count,
+        success_rate=row.success_rate,
+        popularity=row.popularity,
+        average_rating=row.average_rating,
+        install_count=row.install_count,
+        last_used_at=_iso(row.last_used_at),
+    )
+    return doc
+
+
+def agent_public(row: Row[Any]) -> dict[str, Any]:
+    return {**row.doc, "metrics": row.metrics or {}}
+
+
+@dataclass(frozen=True)
+class RecipeQuery:
+    workspace_id: str
+    is_public: bool | None = True
+    is_featured: bool | None = None
+    search: str | None = None
+    sort_by: SortKey = "popularity"
+    skip: int = 0
+    limit: int = 50
+
+
+_ORDER: dict[str, tuple[ColumnElement[Any], ...]] = {
+    "popularity": (recipes.c.popularity.desc(), recipes.c.id),
+    "created_at": (recipes.c.created_at.desc(), recipes.c.id),
+    "use_count": (recipes.c.use_count.desc(), recipes.c.id),
+    "average_rating": (recipes.c.average_rating.desc(), recipes.c.id),
+    "name": (recipes.c.name.asc(), recipes.c.id),
+}
+
+
+class RecipeRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, workspace_id: str, template_id: str, *, lock: bool = False) -> Row[Any] | None:
+        query = select(recipes).where(recipes.c.workspace_id == workspace_id, recipes.c.template_id == template_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).first()
+
+    async def names(self, workspace_id: str) -> list[str]:
+        result = await self.session.execute(select(recipes.c.name).where(recipes.c.workspace_id == workspace_id))
+        return list(result.scalars())
+
+    async def page(self, q: RecipeQuery) -> tuple[list[dict[str, Any]], int]:
+        conditions: list[ColumnElement[bool]] = [recipes.c.workspace_id == q.workspace_id]
+        if q.is_public is not None:
+            conditions.append(recipes.c.is_public == q.is_public)
+        if q.is_featured is not None:
+            conditions.append(recipes.c.is_featured == q.is_featured)
+        if q.search:
+            conditions.append(recipes.c.search_text.like(like_pattern(q.search), escape="\\"))
+        where = and_(*conditions)
+        total = (await self.session.execute(select(func.count()).select_from(recipes).where(where))).scalar_one()
+        rows = await self.session.execute(
+            select(recipes).where(where).order_by(*_ORDER[q.sort_by]).offset(q.skip).limit(q.limit)
+        )
+        return [recipe_public(r) for r in rows], int(total)
+
+    async def featured(self, workspace_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+        where = and_(recipes.c.workspace_id == workspace_id, recipes.c.is_featured.is_(True))
+        total = (await self.session.execute(select(func.count()).select_from(recipes).where(where))).scalar_one()
+        rows = await self.session.execute(select(recipes).where(where).order_by(*_ORDER["popularity"]).limit(limit))
+        return [recipe_public(r) for r in rows], int(total)
+
+    async def categories(self, workspace_id: str) -> list[tuple[str, int]]:
+        count = func.count().label("n")
+        rows = await self.session.execute(
+            select(recipes.c.category, count)
+            .where(recipes.c.workspace_id == workspace_id)
+            .group_by(recipes.c.category)
+            .order_by(count.desc(), recipes.c.category)
+        )
+        return [(r.category, int(r.n)) for r in rows]
+
+    async def referencing_agent(self, workspace_id: str, agent_id: str) -> list[str]:
+        rows = await self.session.execute(
+            select(recipes.c.template_id)
+            .where(recipes.c.workspace_id == workspace_id, recipes.c.agent_ids.contains([agent_id]))
+            .order_by(recipes.c.template_id)
+        )
+        return list(rows.scalars())
+
+    async def workflows(
+        self, workspace_id: str, *, q: str | None, owner: str | None, tag: str | None, skip: int, limit: int
+    ) -> tuple[list[Row[Any]], int]:
+        conditions: list[ColumnElement[bool]] = [recipes.c.workspace_id == workspace_id]
+        if q:
+            conditions.append(recipes.c.search_text.like(like_pattern(q), escape="\\"))
+        if owner:
+            conditions.append(recipes.c.created_by == owner)
+        if tag:
+            conditions.append(recipes.c.tags.contains([tag]))
+        where = and_(*conditions)
+        total = (await self.session.execute(select(func.count()).select_from(recipes).where(where))).scalar_one()
+        rows = await self.session.execute(
+            select(recipes).where(where).order_by(recipes.c.updated_at.desc(), recipes.c.id).offset(skip).limit(limit)
+        )
+        return list(rows), int(total)
+
+    # ------------------------------------------------------------ statistics (from consumed events)
+
+    async def _update_stats(self, workspace_id: str, template_id: str, **changes: Any) -> Row[Any] | None:
+        """Apply stat changes to the locked row and recompute popularity from the result."""
+        row = await self.get(workspace_id, template_id, lock=True)
+        if row is None:
+            return None
+        use_count = changes.get("use_count", row.use_count)
+        success_rate = changes.get("success_rate", row.success_rate)
+        quality = changes.get("quality_score", row.quality_score)
+        changes["popularity"] = popularity(use_count, success_rate, quality)
+        result = await self.session.execute(
+            update(recipes).where(recipes.c.id == row.id).values(**changes).returning(*recipes.c)
+        )
+        return result.first()
+
+    async def record_use(self, workspace_id: str, template_id: str, at: datetime) -> Row[Any] | None:
+        row = await self.get(workspace_id, template_id, lock=True)
+        if row is None:
+            return None
+        last = at if row.last_used_at is None or at > row.last_used_at else row.last_used_at
+        return await self._update_stats(workspace_id, template_id, use_count=row.use_count + 1, last_used_at=last)
+
+    async def record_finish(self, workspace_id: str, template_id: str, status: str) -> Row[Any] | None:
+        row = await self.get(workspace_id, template_id, lock=True)
+        if row is None or status not in ("completed", "failed"):
+            return row
+        finished = row.finished_count + 1
+        successes = row.success_count + (1 if status == "completed" else 0)
+        return await self._update_stats(
+            workspace_id,
+            template_id,
+            finished_count=finished,
+            success_count=successes,
+            success_rate=round(successes / finished, 6),
+        )
+
+    async def set_quality(self, workspace_id: str, template_id: str, score: float) -> Row[Any] | None:
+        return await self._update_stats(workspace_id, template_id, quality_score=min(max(score, 0.0), 1.0))
+
+    async def set_learning(self, workspace_id: str, template_id: str, data: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(recipes)
+            .where(recipes.c.workspace_id == workspace_id, recipes.c.template_id == template_id)
+            .values(learning_data=data)
+        )
+
+    async def dashboard(self, workspace_id: str) -> dict[str, Any]:
+        overview = (
+            await self.session.execute(
+                select(
+                    func.count().label("total"),
+                    func.avg(recipes.c.quality_score).label("quality"),
+                    func.avg(recipes.c.success_rate).filter(recipes.c.finished_count > 0).label("success"),
+                ).where(recipes.c.workspace_id == workspace_id)
+            )
+        ).one()
+        statuses = await self.session.execute(
+            select(executions.c.status, func.count().label("n"))
+            .where(executions.c.workspace_id == workspace_id)
+            .group_by(executions.c.status)
+        )
+        breakdown = dict.fromkeys(STATUSES, 0)
+        for status, n in statuses:
+            if status in breakdown:
+                breakdown[status] = int(n)
+        top = await self.session.execute(
+            select(recipes)
+            .where(recipes.c.workspace_id == workspace_id)
+            .order_by(recipes.c.popularity.desc(), recipes.c.use_count.desc(), recipes.c.id)
+            .limit(10)
+        )
+        return {
+            "overview": {
+                "total_recipes": int(overview.total),
+                "total_executions": sum(breakdown.values()),
+                "avg_quality_score": None if overview.quality is None else round(float(overview.quality), 4),
+                "avg_success_rate": None if overview.success is None else round(float(overview.success), 4),
+            },
+            "status_breakdown": breakdown,
+            "top_recipes": [
+                {
+                    "template_id": r.template_id,
+                    "name": r.name,
+                    "use_count": r.use_count,
+                    "success_rate": r.success_rate,
+                    "popularity": r.popularity,
+                    "quality_score": r.quality_score,
+                }
+                for r in top
+            ],
+        }
+
+
+class ExecutionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def transition(
+        self, workspace_id: str, execution_id: str, recipe_id: str, status: str, at: datetime
+    ) -> tuple[str | None, bool]:
+        """Move an execution to `status` unless it already finished; returns (previous status, changed).
+
+        A terminal status is final, and a late `pending`/`running` never moves an execution backwards.
+        """
+        row = (
+            await self.session.execute(
+                select(executions.c.status).where(executions.c.execution_id == execution_id).with_for_update()
+            )
+        ).first()
+        previous = None if row is None else str(row.status)
+        rank = {"pending": 0, "running": 1}
+        if previous is not None and (
+            previous in TERMINAL or (status in rank and rank.get(previous, 2) >= rank[status])
+        ):
+            return previous, False
+        stmt = pg_insert(executions).values(
+            execution_id=execution_id,
+            workspace_id=workspace_id,
+            recipe_id=recipe_id,
+            status=status,
+            requested_at=at if status == "pending" else None,
+            updated_at=at,
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[executions.c.execution_id], set_={"status": status, "updated_at": at}
+            )
+        )
+        return previous, True
+
+
+class AgentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, workspace_id: str, agent_id: str, *, lock: bool = False) -> Row[Any] | None:
+        query = select(agents).where(agents.c.workspace_id == workspace_id, agents.c.id == agent_id)
+        if lock:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).first()
+
+    async def by_ids(
+        self, workspace_id: str, ids: Collection[str], *, share_lock: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """One query for all the agents a recipe references (FOR SHARE while a recipe is written)."""
+        if not ids:
+            return {}
+        query = select(agents).where(agents.c.workspace_id == workspace_id, agents.c.id.in_(list(ids)))
+        if share_lock:
+            query = query.with_for_update(read=True)
+        return {row.id: agent_public(row) for row in await self.session.execute(query)}
+
+    async def by_names(self, workspace_id: str, names: Sequence[str]) -> dict[str, str]:
+        if not names:
+            return {}
+        rows = await self.session.execute(
+            select(agents.c.name, agents.c.id)
+            .where(agents.c.workspace_id == workspace_id, agents.c.name.in_(list(names)))
+            .order_by(agents.c.created_at, agents.c.id)
+        )
+        out: dict[str, str] = {}
+        for name, agent_id in rows:
+            out.setdefault(name, agent_id)
+        return out
+
+    async def page(
+        self, workspace_id: str, *, search: str | None, skip: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        conditions: list[ColumnElement[bool]] = [agents.c.workspace_id == workspace_id]
+        if search:
+            conditions.append(agents.c.search_text.like(like_pattern(search), escape="\\"))
+        where = and_(*conditions)
+        total = (await self.session.execute(select(func.count()).select_from(agents).where(where))).scalar_one()
+        rows = await self.session.execute(
+            select(agents).where(where).order_by(agents.c.created_at.desc(), agents.c.id).offset(skip).limit(limit)
+        )
+        return [agent_public(r) for r in rows], int(total)
+
+    async def set_metrics(self, workspace_id: str, agent_id: str, metrics: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(agents).where(agents.c.workspace_id == workspace_id, agents.c.id == agent_id).values(metrics=metrics)
+        )

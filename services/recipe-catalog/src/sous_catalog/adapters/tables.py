@@ -1,0 +1,101 @@
+"""Read-model tables (projections of the event store, plus statistics from consumed events).
+
+`recipes` and `agents` hold the owned snapshot in `doc` and the columns queries filter and sort on.
+Statistic columns (use_count ... learning_data, agents.metrics) and `executions` come from other services'
+events; `rebuild` keeps them and re-derives everything else from the catalog's own event store.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+recipes = Table(
+    "recipes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workspace_id", String(100), nullable=False),
+    Column("template_id", String(200), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("search_text", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("tags", JSONB, nullable=False),
+    Column("is_public", Boolean, nullable=False),
+    Column("is_featured", Boolean, nullable=False),
+    Column("is_system", Boolean, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("agent_ids", ARRAY(String(200)), nullable=False),
+    Column("doc", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("revision", Integer, nullable=False),
+    # statistics derived from consumed events
+    Column("quality_score", Float, nullable=True),
+    Column("learning_data", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("use_count", Integer, nullable=False, server_default=text("0")),
+    Column("finished_count", Integer, nullable=False, server_default=text("0")),
+    Column("success_count", Integer, nullable=False, server_default=text("0")),
+    Column("success_rate", Float, nullable=False, server_default=text("0")),
+    Column("popularity", Float, nullable=False, server_default=text("0")),
+    Column("average_rating", Float, nullable=False, server_default=text("0")),
+    Column("install_count", Integer, nullable=False, server_default=text("0")),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("workspace_id", "template_id", name="uq_recipes_workspace_template"),
+    Index("ix_recipes_ws_popularity", "workspace_id", text("popularity DESC"), "id"),
+    Index("ix_recipes_ws_created", "workspace_id", text("created_at DESC"), "id"),
+    Index("ix_recipes_ws_use_count", "workspace_id", text("use_count DESC"), "id"),
+    Index("ix_recipes_ws_rating", "workspace_id", text("average_rating DESC"), "id"),
+    Index("ix_recipes_ws_name", "workspace_id", "name", "id"),
+    Index(
+        "ix_recipes_search_trgm",
+        "search_text",
+        postgresql_using="gin",
+        postgresql_ops={"search_text": "gin_trgm_ops"},
+    ),
+    Index("ix_recipes_agent_ids", "agent_ids", postgresql_using="gin"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("workspace_id", String(100), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("search_text", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("doc", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("metrics", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Index("ix_agents_ws_created", "workspace_id", "created_at", "id"),
+    Index("ix_agents_ws_name", "workspace_id", "name"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("workspace_id", String(100), nullable=False),
+    Column("recipe_id", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_executions_ws_status", "workspace_id", "status"),
+)

@@ -1,0 +1,1 @@
+"""Catalog rules: pure functions and aggregates rebuilt from events; no I/O."""

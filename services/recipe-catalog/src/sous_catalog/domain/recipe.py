@@ -1,0 +1,266 @@
+"""The Recipe aggregate: its public snapshot, what may change, and its state rebuilt from its events.
+
+Recipe events carry the full public snapshot, so the aggregate's state after any event is that event's
+snapshot. Statistics (use_count, success_rate, popularity, quality_score, learning_data...) are derived from
+other services' events and kept in the read model only; the snapshot carries their value at that time.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sous_events.envelope import Envelope
+
+AGGREGATE = "Recipe"
+
+# Fields the catalog owns: they change only through Recipe events.
+OWNED_FIELDS = (
+    "id",
+    "workspace_id",
+    "template_id",
+    "name",
+    "description",
+    "tags",
+    "template_definition",
+    "steps",
+    "inputs",
+    "outputs",
+    "execution_config",
+    "schedule_config",
+    "recommended_agents",
+    "required_tools",
+    "is_public",
+    "is_featured",
+    "is_system",
+    "preview_image",
+    "documentation_url",
+    "version",
+    "changelog",
+    "cloned_from",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "revision",
+)
+
+# Fields derived from consumed events (executions, quality, installs); read model only.
+STAT_DEFAULTS: dict[str, Any] = {
+    "quality_score": None,
+    "learning_data": {},
+    "use_count": 0,
+    "success_rate": 0.0,
+    "popularity": 0.0,
+    "average_rating": 0.0,
+    "install_count": 0,
+    "last_used_at": None,
+}
+
+UPDATABLE_FIELDS = (
+    "name",
+    "description",
+    "tags",
+    "template_definition",
+    "steps",
+    "inputs",
+    "outputs",
+    "execution_config",
+    "schedule_config",
+    "recommended_agents",
+    "required_tools",
+    "is_public",
+    "is_featured",
+    "preview_image",
+    "documentation_url",
+    "version",
+    "changelog",
+)
+
+EXECUTION_DEFAULTS: dict[str, Any] = {
+    "mode": "sequential",
+    "max_retries": 1,
+    "retry_delay": 5,
+    "max_retry_delay": 300,
+    "timeout_per_step": 300,
+    "total_timeout": 600,
+    "auto_learning": True,
+    "quality_threshold": 0.7,
+}
+
+WEBHOOK_TYPES = ("webhook", "trigger")
+
+
+class RecipeLocked(Exception):
+    """System recipes cannot be changed or deleted."""
+
+
+@dataclass
+class RecipeState:
+    recipe_id: str
+    version: int = 0
+    snapshot: dict[str, Any] | None = None
+    deleted: bool = False
+    history: list[Envelope] = field(default_factory=list)
+
+    @property
+    def exists(self) -> bool:
+        return self.snapshot is not None and not self.deleted
+
+
+def rebuild(recipe_id: str, events: Sequence[Envelope]) -> RecipeState:
+    state = RecipeState(recipe_id=recipe_id)
+    for event in events:
+        state.version = event.aggregate_version
+        state.history.append(event)
+        if event.event_type in ("RecipeCreated", "RecipeUpdated"):
+            state.snapshot = dict(event.payload["recipe"])
+            state.deleted = False
+        elif event.event_type == "RecipeDeleted":
+            state.deleted = True
+    return state
+
+
+def category_of(tags: Any) -> str:
+    if isinstance(tags, list) and tags and isinstance(tags[0], str) and tags[0].strip():
+        return tags[0].strip()
+    return "General"
+
+
+def normalize_schedule(
+    schedule: Mapping[str, Any] | None, previous: Mapping[str, Any] | None, new_webhook_id: Callable[[], str]
+) -> dict[str, Any]:
+    """Webhook and trigger schedules get a webhook_id (kept across updates); others carry none."""
+    out = dict(schedule or {"type": "manual"})
+    out.setdefault("type", "manual")
+    out.pop("webhook_id", None)
+    if out["type"] in WEBHOOK_TYPES:
+        kept = (previous or {}).get("webhook_id")
+        out["webhook_id"] = kept if isinstance(kept, str) and kept else new_webhook_id()
+    if out.get("webhook_secret_env") is None:
+        out.pop("webhook_secret_env", None)
+    return out
+
+
+def normalize_execution(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    out = dict(EXECUTION_DEFAULTS)
+    out.update({k: v for k, v in (config or {}).items() if v is not None})
+    return out
+
+
+def owned_view(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(snapshot.get(k)) for k in OWNED_FIELDS}
+
+
+def new_snapshot(
+    *,
+    recipe_id: str,
+    workspace_id: str,
+    data: Mapping[str, Any],
+    created_by: str,
+    now: datetime,
+    new_webhook_id: Callable[[], str],
+    cloned_from: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    stamp = now.isoformat()
+    snapshot: dict[str, Any] = {
+        "id": recipe_id,
+        "workspace_id": workspace_id,
+        "template_id": data["template_id"],
+        "name": data["name"],
+        "description": data.get("description") or "",
+        "tags": list(data.get("tags") or []),
+        "template_definition": dict(data.get("template_definition") or {}),
+        "steps": sorted((dict(s) for s in data["steps"]), key=lambda s: s.get("order", 0)),
+        "inputs": dict(data.get("inputs") or {}),
+        "outputs": dict(data.get("outputs") or {}),
+        "execution_config": normalize_execution(data.get("execution_config")),
+        "schedule_config": normalize_schedule(data.get("schedule_config"), None, new_webhook_id),
+        "recommended_agents": list(data.get("recommended_agents") or []),
+        "required_tools": list(data.get("required_tools") or []),
+        "is_public": data.get("is_public") is not False,
+        "is_featured": data.get("is_featured") is True,
+        "is_system": data.get("is_system") is True,
+        "preview_image": data.get("preview_image"),
+        "documentation_url": data.get("documentation_url"),
+        "version": data.get("version") or "1.0",
+        "changelog": list(data.get("changelog") or []),
+        "cloned_from": dict(cloned_from) if cloned_from else None,
+        "created_by": created_by,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "revision": 1,
+    }
+    return snapshot
+
+
+def apply_changes(
+    current: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
+    new_webhook_id: Callable[[], str],
+) -> tuple[dict[str, Any], list[str]]:
+    """The owned snapshot after the changes, and the public fields that really changed."""
+    if current.get("is_system"):
+        raise RecipeLocked(str(current.get("template_id")))
+    updated = owned_view(current)
+    changed: list[str] = []
+    for name in UPDATABLE_FIELDS:
+        if name not in changes:
+            continue
+        value: Any = copy.deepcopy(changes[name])
+        if name == "steps":
+            value = sorted((dict(s) for s in value), key=lambda s: s.get("order", 0))
+        elif name == "schedule_config":
+            value = normalize_schedule(value, current.get("schedule_config"), new_webhook_id)
+        elif name == "execution_config":
+            value = normalize_execution(value)
+        elif name == "description" and value is None:
+            value = ""
+        if value != updated.get(name):
+            updated[name] = value
+            changed.append(name)
+    if changed:
+        updated["updated_at"] = now.isoformat()
+        updated["revision"] = int(current.get("revision") or 0) + 1
+    return updated, changed
+
+
+def ensure_deletable(current: Mapping[str, Any]) -> None:
+    if current.get("is_system"):
+        raise RecipeLocked(str(current.get("template_id")))
+
+
+def popularity(use_count: int, success_rate: float, quality_score: float | None) -> float:
+    """use_count weighted by outcomes: each use counts from 0.25 (all failing, no quality) to 1.
+
+    popularity = use_count * (0.5 + 0.5 * success_rate) * (0.5 + 0.5 * quality), where quality is the
+    rolling quality score (0..1), 0.5 until the recipe has been assessed.
+    """
+    quality = 0.5 if quality_score is None else min(max(quality_score, 0.0), 1.0)
+    rate = min(max(success_rate, 0.0), 1.0)
+    return round(use_count * (0.5 + 0.5 * rate) * (0.5 + 0.5 * quality), 6)
+
+
+_INSTALL_SUFFIX = re.compile(r"^(?P<original>.+)-[0-9a-f]{6}$")
+
+
+def original_template_id(template_id: str) -> str:
+    """The listing's template id without the marketplace's `-<6 hex>` install suffix."""
+    match = _INSTALL_SUFFIX.match(template_id)
+    return match.group("original") if match else template_id
+
+
+def copy_name(name: str, taken: Sequence[str]) -> str:
+    if name not in taken:
+        return name
+    candidate = f"{name} (Copy)"
+    counter = 2
+    while candidate in taken:
+        candidate = f"{name} (Copy {counter})"
+        counter += 1
+    return candidate
