@@ -62,10 +62,11 @@ async def produce(
     per_aggregate: int,
     per_transaction: int = 10,
     start_version: int = 1,
+    stream_prefix: str = "",
 ) -> int:
     """Append events round-robin over the aggregates; each stream gets consecutive versions."""
     store = EventStore()
-    names = [f"{workspace_id}-agg-{i:03d}" for i in range(aggregates)]
+    names = [f"{stream_prefix or workspace_id}-agg-{i:03d}" for i in range(aggregates)]
     count = 0
     for version in range(start_version, start_version + per_aggregate):
         for chunk_start in range(0, aggregates, per_transaction):

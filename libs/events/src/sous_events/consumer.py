@@ -135,9 +135,48 @@ class ConsumerRunner:
     async def _process_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]], producer: Any
     ) -> None:
+        # Fast path: the whole partition batch in one transaction. Any failure rolls it back and the
+        # records are replayed one by one, so retries and the DLQ work per record.
+        if len(records) > 1 and await self._apply_batch(records):
+            self._pending[tp] = records[-1].offset + 1
+            return
         for record in records:
             await self._process(record, producer)
             self._pending[tp] = record.offset + 1
+
+    async def _apply_batch(self, records: list[ConsumerRecord[Any, Any]]) -> bool:
+        try:
+            envelopes = [decode(record.value) for record in records]
+        except Exception:
+            return False
+        wanted = [e for e in envelopes if self.event_types is None or e.event_type in self.event_types]
+        applied: list[Envelope] = []
+        try:
+            async with self.sessions() as session, session.begin():
+                for envelope in wanted:
+                    if await self._claim(session, envelope):
+                        await self.handler(session, envelope)
+                        applied.append(envelope)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return False
+        self.applied += len(applied)
+        self.duplicates += len(wanted) - len(applied)
+        if self.after_commit is not None:
+            for envelope in applied:
+                with contextlib.suppress(Exception):
+                    await self.after_commit(envelope)
+        return True
+
+    async def _claim(self, session: AsyncSession, envelope: Envelope) -> bool:
+        inserted = await session.execute(
+            pg_insert(inbox)
+            .values(consumer=self.name, event_id=envelope.event_id)
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+        return inserted.first() is not None
 
     async def _process(self, record: ConsumerRecord[Any, Any], producer: Any) -> None:
         try:
@@ -174,13 +213,7 @@ class ConsumerRunner:
 
     async def _apply(self, envelope: Envelope) -> bool:
         async with self.sessions() as session, session.begin():
-            inserted = await session.execute(
-                pg_insert(inbox)
-                .values(consumer=self.name, event_id=envelope.event_id)
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
-            )
-            if inserted.first() is None:
+            if not await self._claim(session, envelope):
                 self.duplicates += 1
                 return False
             await self.handler(session, envelope)
