@@ -21,3 +21,31 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/py
 	@touch $@
 
 install: $(VENV)/.synced ## Create the virtualenv and install everything (locked)
+
+PACKAGES := sous_events sous_service sous_local sous_catalog sous_executor sous_quality sous_marketplace sous_gateway
+TEST_PATHS := libs deploy/local services gateway tests
+PYTEST := $(VENV)/bin/pytest
+
+up: install ## Start the whole system on embedded defaults (Ctrl-C stops it)
+	$(VENV)/bin/sous up
+
+down: ## Stop a stack started by `make up` in another shell
+	@$(VENV)/bin/sous down 2>/dev/null || echo "nothing to stop"
+
+test: install ## All tests (unit, integration, e2e, fault) on embedded PostgreSQL + the embedded broker
+	$(PYTEST) $(TEST_PATHS) -q -p no:cacheprovider
+
+test-kafka: install ## Integration, e2e and fault tests on a single-node Apache Kafka (jars fetched once)
+	SOUS_TEST_BROKER=kafka $(PYTEST) $(TEST_PATHS) -q -p no:cacheprovider -m "integration or e2e or fault"
+
+lint: install ## ruff (lint + format check) and the event schema compatibility check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m sous_events.schemas
+
+typecheck: install ## mypy --strict over every package
+	$(VENV)/bin/mypy $(addprefix -p ,$(PACKAGES))
+
+bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gateway overhead
+	$(PY) bench/bench_pipeline.py --broker embedded
+	$(PY) bench/bench_pipeline.py --broker kafka
