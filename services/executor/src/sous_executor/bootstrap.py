@@ -1,0 +1,121 @@
+"""Composition root: runtime, engine, consumers, sweeper, cron, routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+from sous_events.projection import rebuild_projection
+from sous_service.db import create_engine, create_session_factory
+from sous_service.runtime import ServiceRuntime
+from sous_service.web import create_service_app
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_executor.adapters.catalog_client import CatalogClient
+from sous_executor.adapters.repositories import project_execution
+from sous_executor.adapters.tables import executions
+from sous_executor.config import ExecutorSettings
+from sous_executor.domain.execution import Execution
+from sous_executor.engine.runner import AGGREGATE, Engine
+from sous_executor.engine.scheduler import CronScheduler
+from sous_executor.engine.sweeper import Sweeper
+from sous_executor.entrypoints.api import build_router
+from sous_executor.entrypoints.consumers import replica_consumer, runner_consumer
+from sous_executor.handlers import ExecutorService
+from sous_executor.llm.client import ClientFactory
+from sous_executor.tools.builtin import builtin_tools
+from sous_executor.tools.composio import composio_tools
+from sous_executor.tools.router import ToolRouter
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+@dataclass
+class Executor:
+    settings: ExecutorSettings
+    runtime: ServiceRuntime
+    engine: Engine
+    service: ExecutorService
+    sweeper: Sweeper
+    scheduler: CronScheduler
+    router: ToolRouter
+
+
+def build_tool_router(settings: ExecutorSettings) -> ToolRouter:
+    router = ToolRouter(builtin_tools(settings.http_allowlist, settings.tool_result_max_chars),
+                        max_result_chars=settings.tool_result_max_chars)  # fmt: skip
+    toolkits = [t.strip() for t in settings.composio_toolkits.split(",") if t.strip()]
+    for tool in composio_tools(settings.composio_api_key, toolkits):
+        router.register(tool)
+    return router
+
+
+def build_executor(settings: ExecutorSettings) -> Executor:
+    runtime = ServiceRuntime.create(settings)
+    router = build_tool_router(settings)
+    engine = Engine(
+        settings=settings,
+        sessions=runtime.sessions,
+        store=runtime.store,
+        router=router,
+        clients=ClientFactory(settings),
+    )
+    service = ExecutorService(
+        settings=settings,
+        sessions=runtime.sessions,
+        store=runtime.store,
+        catalog=CatalogClient(settings.catalog_url, settings.internal_secret),
+        engine=engine,
+    )
+    runtime.add_consumer(replica_consumer(service))
+    runtime.add_consumer(runner_consumer(service, engine))
+    sweeper = Sweeper(engine, settings.sweeper_interval_s)
+    scheduler = CronScheduler(service, settings.scheduler_interval_s)
+    runtime.on_start(sweeper.start)
+    runtime.on_start(scheduler.start)
+    # Stoppers run in reverse: the engine stops last (releasing its leases) after sweeper and cron.
+    runtime.on_stop(engine.stop)
+    runtime.on_stop(scheduler.stop)
+    runtime.on_stop(sweeper.stop)
+    return Executor(settings, runtime, engine, service, sweeper, scheduler, router)
+
+
+def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
+    settings = settings or ExecutorSettings()
+    executor = build_executor(settings)
+    app = create_service_app(
+        title="Sous executor",
+        description="Durable recipe execution with LLM agents and tools.",
+        internal_secret=settings.internal_secret,
+        context_max_age_s=settings.internal_context_max_age_s,
+        lifespan=executor.runtime.lifespan,
+        readiness=executor.runtime.readiness(),
+    )
+    app.include_router(build_router(executor.service, executor.router))
+    app.state.executor = executor
+    return app
+
+
+async def rebuild_read_models(settings: ExecutorSettings) -> int:
+    """Rebuild the executions read model from the event store."""
+    engine = create_engine(settings)
+    sessions = create_session_factory(engine)
+    folded: dict[str, Execution] = {}
+
+    async def reset(session: AsyncSession) -> None:
+        await session.execute(delete(executions))
+
+    async def apply(session: AsyncSession, envelope: object) -> None:
+        from sous_events.envelope import Envelope
+
+        assert isinstance(envelope, Envelope)
+        execution = folded.setdefault(envelope.aggregate_id, Execution())
+        execution.apply(envelope)
+        await project_execution(session, execution)
+
+    try:
+        return await rebuild_projection(sessions, reset=reset, apply=apply, aggregate_types=[AGGREGATE])
+    finally:
+        await engine.dispose()

@@ -1,0 +1,264 @@
+"""The Execution aggregate, rebuilt by folding its event stream."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sous_events.envelope import Envelope
+
+FINISHED = frozenset({"completed", "failed", "cancelled"})
+STEP_FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
+
+
+def _tokens(raw: Any) -> dict[str, int]:
+    raw = raw or {}
+    return {
+        "prompt": int(raw.get("prompt", 0)),
+        "completion": int(raw.get("completion", 0)),
+        "total": int(raw.get("total", 0)),
+    }
+
+
+@dataclass
+class StepState:
+    step_id: str
+    order: int
+    agent_id: str = ""
+    agent_name: str = ""
+    status: str = "pending"
+    attempt: int = 0
+    output: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    duration_ms: float = 0.0
+    tokens_used: dict[str, int] = field(default_factory=lambda: _tokens(None))
+    cost_usd: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    retry_at: datetime | None = None
+    next_attempt: int | None = None
+    reused: bool = False
+    model_ms: float = 0.0
+    in_flight: bool = False  # StepStarted seen, no outcome yet
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "step_id": self.step_id,
+            "order": self.order,
+            "agent_id": self.agent_id,
+            "agent_name": self.agent_name,
+            "status": self.status,
+            "attempt": self.attempt,
+            "output": self.output,
+            "tool_calls": self.tool_calls,
+            "duration_ms": self.duration_ms,
+            "tokens_used": self.tokens_used,
+            "cost_usd": self.cost_usd,
+            "error": self.error,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+        }
+        if self.error_type:
+            out["error_type"] = self.error_type
+        if self.retry_at is not None and self.status == "running":
+            out["retry_at"] = self.retry_at.isoformat()
+            out["next_attempt"] = self.next_attempt
+        if self.reused:
+            out["reused"] = True
+        if self.model_ms:
+            out["model_ms"] = self.model_ms
+        return out
+
+
+@dataclass
+class Execution:
+    execution_id: str = ""
+    workspace_id: str = ""
+    recipe_id: str = ""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    input_data: dict[str, Any] = field(default_factory=dict)
+    triggered_by: str = "manual"
+    rerun_of: str | None = None
+    from_step: str | None = None
+    reused_results: list[dict[str, Any]] = field(default_factory=list)
+    step_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: str = "pending"
+    steps: dict[str, StepState] = field(default_factory=dict)
+    cancel_requested: bool = False
+    cancel_reason: str = ""
+    runner_id: str = ""
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    output_data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    total_tokens: int = 0
+    total_cost_usd: float = 0.0
+    total_duration_ms: float = 0.0
+    version: int = 0
+    actor: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str = ""
+
+    @classmethod
+    def from_events(cls, events: list[Envelope]) -> Execution:
+        execution = cls()
+        for event in events:
+            execution.apply(event)
+        return execution
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def recipe_name(self) -> str:
+        return str(self.recipe.get("name") or self.recipe_id)
+
+    def ordered_steps(self) -> list[StepState]:
+        return sorted(self.steps.values(), key=lambda s: (s.order, s.step_id))
+
+    def step_results(self) -> list[dict[str, Any]]:
+        return [s.result() for s in self.ordered_steps()]
+
+    @property
+    def finished_steps(self) -> int:
+        return sum(1 for s in self.steps.values() if s.status in STEP_FINISHED)
+
+    @property
+    def current_step(self) -> int:
+        running = [s.order for s in self.steps.values() if s.status == "running"]
+        if running:
+            return min(running)
+        return self.finished_steps
+
+    def apply(self, event: Envelope) -> None:
+        p = event.payload
+        t = event.event_type
+        self.version = event.aggregate_version
+        if t == "ExecutionRequested":
+            self.execution_id = p["execution_id"]
+            self.workspace_id = event.workspace_id
+            self.recipe_id = p["recipe_id"]
+            self.recipe = dict(p.get("recipe") or {})
+            self.agents = dict(p.get("agents") or {})
+            self.input_data = dict(p.get("input_data") or {})
+            self.triggered_by = p.get("triggered_by") or "manual"
+            self.rerun_of = p.get("rerun_of")
+            self.from_step = p.get("from_step")
+            self.reused_results = list(p.get("reused_results") or [])
+            self.step_overrides = dict(p.get("step_overrides") or {})
+            self.created_at = event.occurred_at
+            self.actor = event.actor.model_dump()
+            self.correlation_id = event.correlation_id or self.execution_id
+            for index, raw in enumerate(self.recipe.get("steps") or []):
+                sid = str(raw.get("step_id") or f"step_{index + 1}")
+                agent_id = str(raw.get("agent_id") or "")
+                agent = self.agents.get(agent_id) or {}
+                self.steps[sid] = StepState(
+                    step_id=sid,
+                    order=int(raw.get("order", index + 1)),
+                    agent_id=agent_id,
+                    agent_name=str(agent.get("name") or ""),
+                )
+        elif t == "ExecutionStarted":
+            self.status = "running"
+            self.runner_id = p.get("runner_id", "")
+            if self.started_at is None:
+                self.started_at = event.occurred_at
+        elif t == "StepStarted":
+            step = self._step(p)
+            step.status = "running"
+            step.in_flight = True
+            step.attempt = int(p.get("attempt", 1))
+            step.started_at = event.occurred_at
+            step.completed_at = None
+            step.error = None
+            step.error_type = None
+            step.retry_at = None
+            step.next_attempt = None
+        elif t == "StepCompleted":
+            step = self._step(p)
+            step.status = "completed"
+            step.in_flight = False
+            step.attempt = int(p.get("attempt", 1))
+            step.output = p.get("output", "")
+            step.tool_calls = list(p.get("tool_calls") or [])
+            step.duration_ms = float(p.get("duration_ms", 0.0))
+            step.tokens_used = _tokens(p.get("tokens"))
+            step.cost_usd = float(p.get("cost_usd", 0.0))
+            step.reused = bool(p.get("reused", False))
+            step.error = None
+            step.completed_at = event.occurred_at
+            if step.started_at is None:
+                step.started_at = event.occurred_at
+            self.total_tokens += step.tokens_used["total"]
+            self.total_cost_usd += step.cost_usd
+        elif t == "StepFailed":
+            step = self._step(p)
+            step.in_flight = False
+            step.attempt = int(p.get("attempt", 1))
+            step.error = p.get("error")
+            step.error_type = p.get("error_type")
+            step.tool_calls = list(p.get("tool_calls") or [])
+            step.duration_ms = float(p.get("duration_ms", 0.0))
+            tokens = _tokens(p.get("tokens"))
+            step.tokens_used = tokens
+            step.cost_usd = float(p.get("cost_usd", 0.0))
+            self.total_tokens += tokens["total"]
+            self.total_cost_usd += step.cost_usd
+            if p.get("will_retry"):
+                step.status = "running"
+                step.retry_at = _dt(p.get("retry_at"))
+                step.next_attempt = step.attempt + 1
+            else:
+                step.status = "cancelled" if step.error_type == "cancelled" else "failed"
+                step.completed_at = event.occurred_at
+        elif t == "StepRetryScheduled":
+            step = self._step(p)
+            step.next_attempt = int(p["next_attempt"])
+            step.retry_at = _dt(p.get("retry_at"))
+        elif t == "StepSkipped":
+            step = self._step(p)
+            step.status = "skipped"
+            step.in_flight = False
+            step.error = p.get("reason") or None
+        elif t == "ExecutionCancelRequested":
+            self.cancel_requested = True
+            self.cancel_reason = p.get("reason", "")
+        elif t == "ExecutionFinished":
+            self.status = p["status"]
+            self.output_data = dict(p.get("output_data") or {})
+            self.error = p.get("error")
+            self.completed_at = event.occurred_at
+            totals = p.get("totals") or {}
+            self.total_duration_ms = float(totals.get("duration_ms", 0.0))
+            self.total_tokens = int(totals.get("tokens", self.total_tokens))
+            self.total_cost_usd = float(totals.get("cost_usd", self.total_cost_usd))
+            for raw in p.get("step_results") or []:
+                final = self.steps.get(str(raw.get("step_id")))
+                if final is not None:
+                    final.status = raw.get("status", final.status)
+                    final.model_ms = float(raw.get("model_ms", final.model_ms) or 0.0)
+                    final.in_flight = False
+
+    def _step(self, p: dict[str, Any]) -> StepState:
+        sid = str(p["step_id"])
+        step = self.steps.get(sid)
+        if step is None:
+            step = StepState(step_id=sid, order=int(p.get("order", len(self.steps) + 1)))
+            self.steps[sid] = step
+        if p.get("agent_id"):
+            step.agent_id = p["agent_id"]
+        if p.get("agent_name"):
+            step.agent_name = p["agent_name"]
+        return step
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))

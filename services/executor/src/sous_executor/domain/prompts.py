@@ -1,0 +1,75 @@
+"""Prompt substitution: `{input.key}`, `{steps.<id>.output}`, and the origin's `{previous_output}`,
+`{step_N_output}`, `{<output_key>}` (and bare `{<input key>}`). Unknown placeholders are reported."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)\}")
+STEP_N = re.compile(r"step_(\d+)_output")
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    inputs: Mapping[str, Any]
+    # step_id -> output ("" when the step finished without one); only steps known to the recipe.
+    step_outputs: Mapping[str, str | None]
+    # step ids in order (index 0 = step 1)
+    order: tuple[str, ...]
+    output_keys: Mapping[str, str]  # output_key -> step_id
+    current_step: str = ""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    unknown: tuple[str, ...]
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def render(template: str, ctx: PromptContext) -> Rendered:
+    unknown: list[str] = []
+
+    def resolve(name: str) -> str | None:
+        parts = name.split(".")
+        if parts[0] == "input" and len(parts) >= 2:
+            key = ".".join(parts[1:])
+            return _as_text(ctx.inputs[key]) if key in ctx.inputs else None
+        if parts[0] == "steps" and len(parts) == 3 and parts[2] == "output":
+            sid = parts[1]
+            return _as_text(ctx.step_outputs.get(sid)) if sid in ctx.order else None
+        if name == "previous_output":
+            if ctx.current_step in ctx.order:
+                index = ctx.order.index(ctx.current_step)
+                return _as_text(ctx.step_outputs.get(ctx.order[index - 1])) if index > 0 else ""
+            return None
+        match = STEP_N.fullmatch(name)
+        if match:
+            n = int(match.group(1))
+            return _as_text(ctx.step_outputs.get(ctx.order[n - 1])) if 1 <= n <= len(ctx.order) else None
+        if name in ctx.output_keys:
+            return _as_text(ctx.step_outputs.get(ctx.output_keys[name]))
+        if name in ctx.inputs:
+            return _as_text(ctx.inputs[name])
+        return None
+
+    def substitute(match: re.Match[str]) -> str:
+        value = resolve(match.group(1))
+        if value is None:
+            unknown.append(match.group(0))
+            return match.group(0)
+        return value
+
+    text = PLACEHOLDER.sub(substitute, template)
+    return Rendered(text=text, unknown=tuple(dict.fromkeys(unknown)))

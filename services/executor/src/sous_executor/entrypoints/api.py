@@ -1,0 +1,235 @@
+"""HTTP routes of the executor (public paths; the gateway forwards them with a signed context)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sous_service.errors import ApiError, InputInvalid, not_found, responses
+from sous_service.web import Context
+
+from sous_executor.adapters import repositories as repo
+from sous_executor.entrypoints.sse import stream_execution
+from sous_executor.handlers import ExecutorService
+from sous_executor.tools.router import ToolRouter
+
+RECIPES = "/api/workflow-recipes"
+EXECUTION = RECIPES + "/{template_id}/executions/{execution_id}"
+StatusFilter = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
+class ExecuteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input_data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt_template: str = Field(min_length=1)
+
+
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_step: str | None = None
+    step_overrides: dict[str, StepOverride] = Field(default_factory=dict)
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=500)
+
+
+class ExecuteAccepted(BaseModel):
+    recipe_execution_id: str
+    execution_id: str
+    recipe_id: str
+    status: str
+    total_steps: int
+    message: str
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    if not header:
+        return False
+    given = header.strip()
+    if given.startswith("sha256="):
+        given = given[len("sha256=") :]
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, given.lower())
+
+
+def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
+    router = APIRouter()
+
+    @router.post(
+        RECIPES + "/{template_id}/execute",
+        status_code=202,
+        response_model=ExecuteAccepted,
+        summary="Execute a recipe",
+        description="Validates inputs (defaults applied), enforces the workspace's concurrency limit, records "
+        "ExecutionRequested and returns at once; a runner picks the execution up.",
+        responses=responses(429),
+        tags=["executions"],
+    )
+    async def execute(template_id: str, ctx: Context, body: ExecuteBody | None = None) -> dict[str, Any]:
+        return await service.execute(ctx, template_id, (body or ExecuteBody()).input_data)
+
+    @router.get(
+        RECIPES + "/{template_id}/executions",
+        summary="List a recipe's executions",
+        description="Newest first, optionally filtered by status, with the recipe's quality score.",
+        responses=responses(),
+        tags=["executions"],
+    )
+    async def list_executions(
+        template_id: str,
+        ctx: Context,
+        status: StatusFilter | None = None,
+        skip: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        return await service.list_executions(ctx, template_id, status, skip, limit)
+
+    @router.get(
+        EXECUTION,
+        summary="Execution status",
+        description="Status, per-step results (output, tool calls, tokens, cost, attempts), totals.",
+        responses=responses(),
+        tags=["executions"],
+    )
+    async def get_execution(template_id: str, execution_id: str, ctx: Context) -> dict[str, Any]:
+        return await service.get_execution(ctx, template_id, execution_id)
+
+    @router.post(
+        EXECUTION + "/cancel",
+        status_code=202,
+        summary="Cancel an execution",
+        description="Requests cancellation; honoured between steps and inside the model/tool loop.",
+        responses=responses(409),
+        tags=["executions"],
+    )
+    async def cancel(
+        template_id: str, execution_id: str, ctx: Context, body: CancelBody | None = None
+    ) -> dict[str, Any]:
+        return await service.cancel(ctx, template_id, execution_id, (body or CancelBody()).reason)
+
+    @router.post(
+        EXECUTION + "/rerun",
+        status_code=202,
+        response_model=ExecuteAccepted,
+        summary="Rerun an execution from a step",
+        description="Starts a new execution; the steps before `from_step` reuse their recorded outputs (no model "
+        "call), optionally with prompt overrides per step.",
+        responses=responses(409, 429),
+        tags=["executions"],
+    )
+    async def rerun(template_id: str, execution_id: str, ctx: Context, body: RerunBody | None = None) -> dict[str, Any]:
+        body = body or RerunBody()
+        overrides = {k: v.model_dump() for k, v in body.step_overrides.items()}
+        return await service.rerun(ctx, template_id, execution_id, body.from_step, overrides)
+
+    @router.get(
+        EXECUTION + "/events",
+        summary="Live events of an execution",
+        description="Server-Sent Events: the stored events, then new ones as they happen, until ExecutionFinished. "
+        "`id` is the event's stream version; `Last-Event-ID` resumes after it.",
+        responses={**responses(), 200: {"content": {"text/event-stream": {}}, "description": "Event stream"}},
+        tags=["executions"],
+    )
+    async def events(
+        template_id: str,
+        execution_id: str,
+        ctx: Context,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> StreamingResponse:
+        async with service.sessions() as session:
+            row = await repo.get_execution_row(session, ctx.workspace_id, execution_id)
+        if row is None or row.recipe_id != template_id:
+            raise not_found("execution", execution_id)
+        after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
+        return StreamingResponse(
+            stream_execution(service.sessions, execution_id, after, service.settings.sse_poll_s),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.post(
+        "/api/webhooks/recipe/{webhook_id}",
+        status_code=202,
+        summary="Webhook trigger",
+        description="Starts the recipe with this webhook id; the JSON body is its input_data. When the recipe's "
+        "schedule_config names a webhook_secret_env, `X-Hub-Signature-256: sha256=<hex>` or `X-Sous-Signature` "
+        "(HMAC-SHA256 of the raw body) is required.",
+        responses=responses(429),
+        tags=["executions"],
+    )
+    async def webhook(
+        webhook_id: str,
+        request: Request,
+        ctx: Context,
+        x_hub_signature_256: Annotated[str | None, Header()] = None,
+        x_sous_signature: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        async with service.sessions() as session:
+            found = await repo.find_recipe_by_webhook(session, webhook_id)
+        if found is None:
+            raise not_found("webhook", webhook_id)
+        workspace_id, recipe = found
+        if ctx.auth_type != "system" and ctx.workspace_id and ctx.workspace_id != workspace_id:
+            raise not_found("webhook", webhook_id)
+        raw = await request.body()
+        secret_env = (recipe.get("schedule_config") or {}).get("webhook_secret_env")
+        if secret_env:
+            secret = os.environ.get(str(secret_env), "")
+            signature = x_hub_signature_256 or x_sous_signature
+            if not secret or not verify_signature(secret, raw, signature):
+                raise ApiError(401, "invalid_signature", "missing or invalid webhook signature")
+        input_data: dict[str, Any] = {}
+        if raw.strip():
+            try:
+                parsed = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InputInvalid.single("body", "the webhook body must be JSON") from exc
+            if isinstance(parsed, dict):
+                input_data = parsed.get("input_data", parsed) if isinstance(parsed.get("input_data"), dict) else parsed
+        return await service.execute(
+            ctx, str(recipe["template_id"]), input_data, triggered_by="webhook", workspace_id=workspace_id
+        )
+
+    @router.get(
+        "/api/workflows/active",
+        summary="Active and recent runs",
+        description="Running and pending executions and the last 20 runs of this workspace with real progress.",
+        responses=responses(),
+        tags=["workflows"],
+    )
+    async def active(ctx: Context) -> dict[str, Any]:
+        return await service.active_workflows(ctx)
+
+    @router.get(
+        "/api/workflows/stats/dashboard",
+        summary="Execution dashboard",
+        description="Overview, today, performance, types, 30-day trends and recent activity of this workspace.",
+        responses=responses(),
+        tags=["workflows"],
+    )
+    async def dashboard(ctx: Context) -> dict[str, Any]:
+        return await service.dashboard(ctx)
+
+    @router.get(
+        "/api/tools",
+        summary="Available tools",
+        description="The tools agents can be given as skills, with their JSON Schema parameters.",
+        responses=responses(),
+        tags=["tools"],
+    )
+    async def list_tools(ctx: Context) -> dict[str, Any]:
+        return {"items": tools.list_tools()}
+
+    return router

@@ -1,0 +1,46 @@
+"""Consumers: runners claim requested executions; replicas follow the catalog."""
+
+from __future__ import annotations
+
+from sous_events import topics
+from sous_events.envelope import Envelope
+from sous_service.runtime import ConsumerSpec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_executor.engine.runner import Engine
+from sous_executor.handlers import ExecutorService
+
+RUNNERS_GROUP = "executor-runners"
+REPLICAS_GROUP = "executor-replicas"
+CATALOG_EVENTS = {"RecipeCreated", "RecipeUpdated", "RecipeDeleted", "AgentRegistered", "AgentUpdated", "AgentRemoved"}
+
+
+def runner_consumer(service: ExecutorService, engine: Engine) -> ConsumerSpec:
+    claimed: set[str] = set()
+
+    async def handle(session: AsyncSession, envelope: Envelope) -> None:
+        # The claim commits with the inbox row; the offset is committed right after: the run never blocks it.
+        if await service.claim_requested(session, envelope):
+            claimed.add(envelope.aggregate_id)
+
+    async def after_commit(envelope: Envelope) -> None:
+        if envelope.aggregate_id in claimed:
+            claimed.discard(envelope.aggregate_id)
+            engine.spawn(envelope.aggregate_id)
+
+    return ConsumerSpec(
+        name=RUNNERS_GROUP,
+        topics=[topics.EXECUTOR_EXECUTIONS],
+        handler=handle,
+        event_types={"ExecutionRequested"},
+        after_commit=after_commit,
+    )
+
+
+def replica_consumer(service: ExecutorService) -> ConsumerSpec:
+    return ConsumerSpec(
+        name=REPLICAS_GROUP,
+        topics=[topics.CATALOG_RECIPES, topics.CATALOG_AGENTS],
+        handler=service.apply_catalog_event,
+        event_types=CATALOG_EVENTS,
+    )
