@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 from sous_service.errors import ApiError
 
 from sous_gateway.auth.principal import unauthenticated
@@ -58,7 +58,7 @@ def parse_jwks(document: Any) -> dict[str, VerificationKey]:
             continue  # symmetric ("oct") keys are never accepted from a JWKS
         try:
             jwk = PyJWK(entry)
-        except (PyJWKError, ValueError, TypeError) as exc:
+        except (PyJWTError, ValueError, TypeError) as exc:
             logger.warning("skipping unusable JWK %s: %s", entry.get("kid"), exc)
             continue
         keys[str(entry["kid"])] = VerificationKey(

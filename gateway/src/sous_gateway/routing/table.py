@@ -51,7 +51,7 @@ class NoMatch:
 
 
 def _split(path: str) -> tuple[str, ...]:
-    return tuple(seg for seg in path.strip("/").split("/"))
+    return tuple(path.removeprefix("/").split("/"))
 
 
 def _is_param(segment: str) -> bool:
