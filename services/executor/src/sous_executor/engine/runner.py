@@ -246,10 +246,8 @@ class Run:
     # ------------------------------------------------------------ the run
     async def execute(self) -> None:
         await self._reload()
-        if not self.agg.execution_id:
-            logger.warning("execution %s has no events; nothing to run", self.execution_id)
-            return
-        if self.agg.finished:
+        if not self.agg.execution_id or self.agg.finished:
+            # Finished already, or requested in another database (nothing to run here): close the lease.
             async with self.engine.sessions() as session, session.begin():
                 await self.engine.leases.mark_finished(session, self.execution_id)
             return
