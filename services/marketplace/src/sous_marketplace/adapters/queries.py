@@ -31,8 +31,22 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _without_agent_ids(recipe: dict[str, Any], agents: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+    """Steps name their agent instead of the source workspace's agent id (only installs need the ids)."""
+    names = {a.get("id"): a.get("name") for a in agents if isinstance(a, dict)}
+    steps = [
+        {**{k: v for k, v in step.items() if k != "agent_id"}, "agent_name": names.get(step.get("agent_id"))}
+        if isinstance(step, dict)
+        else step
+        for step in recipe.get("steps") or []
+    ]
+    public_agents = [{k: v for k, v in a.items() if k != "id"} for a in agents if isinstance(a, dict)]
+    return {**recipe, "steps": steps}, public_agents
+
+
 def public_view(row: RowMapping) -> dict[str, Any]:
     """A listing as anyone may see it once approved: no source workspace, nothing private."""
+    recipe, agents = _without_agent_ids(dict(row["recipe"]), list(row["agents"]))
     return {
         "id": row["id"],
         "name": row["name"],
@@ -45,8 +59,8 @@ def public_view(row: RowMapping) -> dict[str, Any]:
         "auto_approved": row["auto_approved"],
         "install_count": row["install_count"],
         "quality_score": row["quality_score"],
-        "recipe": row["recipe"],
-        "agents": row["agents"],
+        "recipe": recipe,
+        "agents": agents,
         "submitted_at": _iso(row["submitted_at"]),
         "published_at": _iso(row["decided_at"]) if row["status"] == "approved" else None,
     }
@@ -56,6 +70,8 @@ def submission_view(row: RowMapping) -> dict[str, Any]:
     """A listing as its creator (or a moderator) sees it: status, reason and the source recipe."""
     return {
         **public_view(row),
+        "recipe": row["recipe"],
+        "agents": row["agents"],
         "recipe_id": row["recipe_id"],
         "source_workspace_id": row["source_workspace_id"],
         "rejection_reason": row["rejection_reason"],
