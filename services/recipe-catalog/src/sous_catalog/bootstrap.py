@@ -22,7 +22,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 def build_app(settings: ServiceSettings) -> FastAPI:
     runtime = ServiceRuntime.create(settings)
     handlers = CatalogHandlers(runtime.store)
-    runtime.add_consumer(consumer_spec(handlers))
+    group = settings.consumer_group if isinstance(settings, CatalogSettings) else "catalog"
+    runtime.add_consumer(consumer_spec(handlers, group))
     app = create_service_app(
         title="Sous recipe catalog",
         description="Agents and event-sourced recipes: CRUD, versions, history and discovery.",

@@ -12,3 +12,5 @@ class CatalogSettings(ServiceSettings):
     database_name: str = "sous_catalog"
     # How often a PUT without If-Match is retried when a concurrent writer appended first.
     update_retries: int = 3
+    # The consumer group of the catalog's consumers (tests give each app its own).
+    consumer_group: str = "catalog"

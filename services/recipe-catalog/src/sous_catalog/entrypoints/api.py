@@ -71,6 +71,19 @@ def caller_of(ctx: InternalContext, scope: str) -> Caller:
     )
 
 
+def read_caller(ctx: Context) -> Caller:
+    return caller_of(ctx, READ_SCOPE)
+
+
+def write_caller(ctx: Context) -> Caller:
+    return caller_of(ctx, WRITE_SCOPE)
+
+
+# Scope checks are dependencies so they answer 403 before the body is validated.
+ReadCaller = Annotated[Caller, Depends(read_caller)]
+WriteCaller = Annotated[Caller, Depends(write_caller)]
+
+
 async def read_session(svc: Services) -> AsyncIterator[AsyncSession]:
     async with svc.sessions() as session:
         yield session
@@ -111,13 +124,12 @@ agents_router = APIRouter(prefix="/api/agents", tags=["agents"])
     responses=responses(),
 )
 async def list_agents(
-    ctx: Context,
+    caller: ReadCaller,
     session: ReadSession,
     search: Annotated[str | None, Query(max_length=200)] = None,
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
     checked(search=search)
     items, total = await AgentRepository(session).page(caller.workspace_id, search=search, skip=skip, limit=limit)
     return {"items": items, "total": total, "skip": skip, "limit": limit}
@@ -131,8 +143,7 @@ async def list_agents(
     response_model=AgentPublic,
     responses=responses(),
 )
-async def create_agent(ctx: Context, svc: Services, body: AgentCreate) -> dict[str, Any]:
-    caller = caller_of(ctx, WRITE_SCOPE)
+async def create_agent(caller: WriteCaller, svc: Services, body: AgentCreate) -> dict[str, Any]:
     async with svc.sessions.begin() as session:
         return await svc.handlers.register_agent(session, caller, body.model_dump(mode="json", by_alias=True))
 
@@ -144,8 +155,7 @@ async def create_agent(ctx: Context, svc: Services, body: AgentCreate) -> dict[s
     response_model=AgentPublic,
     responses=responses(),
 )
-async def get_agent(ctx: Context, session: ReadSession, agent_id: str) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
+async def get_agent(caller: ReadCaller, session: ReadSession, agent_id: str) -> dict[str, Any]:
     checked(agent_id=agent_id)
     found = await AgentRepository(session).by_ids(caller.workspace_id, [agent_id])
     if agent_id not in found:
@@ -160,8 +170,7 @@ async def get_agent(ctx: Context, session: ReadSession, agent_id: str) -> dict[s
     response_model=AgentPublic,
     responses=responses(409),
 )
-async def update_agent(ctx: Context, svc: Services, agent_id: str, body: AgentUpdate) -> dict[str, Any]:
-    caller = caller_of(ctx, WRITE_SCOPE)
+async def update_agent(caller: WriteCaller, svc: Services, agent_id: str, body: AgentUpdate) -> dict[str, Any]:
     checked(agent_id=agent_id)
     async with svc.sessions.begin() as session:
         return await svc.handlers.update_agent(
@@ -176,8 +185,7 @@ async def update_agent(ctx: Context, svc: Services, agent_id: str, body: AgentUp
     response_model=AgentDeleted,
     responses=responses(409),
 )
-async def delete_agent(ctx: Context, svc: Services, agent_id: str) -> dict[str, Any]:
-    caller = caller_of(ctx, WRITE_SCOPE)
+async def delete_agent(caller: WriteCaller, svc: Services, agent_id: str) -> dict[str, Any]:
     checked(agent_id=agent_id)
     async with svc.sessions.begin() as session:
         await svc.handlers.remove_agent(session, caller, agent_id)
@@ -201,7 +209,7 @@ recipes_router = APIRouter(prefix="/api/workflow-recipes", tags=["recipes"])
     responses=responses(),
 )
 async def list_recipes(
-    ctx: Context,
+    caller: ReadCaller,
     session: ReadSession,
     is_featured: bool | None = None,
     is_public: bool | None = True,
@@ -210,7 +218,6 @@ async def list_recipes(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     sort_by: SortKey = "popularity",
 ) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
     checked(search=search)
     query = RecipeQuery(
         workspace_id=caller.workspace_id,
@@ -236,8 +243,7 @@ async def list_recipes(
     response_model=RecipeEnvelope,
     responses=responses(409),
 )
-async def create_recipe(ctx: Context, svc: Services, body: RecipeCreate) -> dict[str, Any]:
-    caller = caller_of(ctx, WRITE_SCOPE)
+async def create_recipe(caller: WriteCaller, svc: Services, body: RecipeCreate) -> dict[str, Any]:
     async with svc.sessions.begin() as session:
         recipe = await svc.handlers.create_recipe(session, caller, body.model_dump(mode="json", exclude_none=True))
     return {"message": "Recipe created", "recipe": recipe}
@@ -250,8 +256,7 @@ async def create_recipe(ctx: Context, svc: Services, body: RecipeCreate) -> dict
     response_model=CategoryList,
     responses=responses(),
 )
-async def categories(ctx: Context, session: ReadSession) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
+async def categories(caller: ReadCaller, session: ReadSession) -> dict[str, Any]:
     rows = await RecipeRepository(session).categories(caller.workspace_id)
     return {"categories": [{"name": name, "count": count} for name, count in rows]}
 
@@ -264,9 +269,8 @@ async def categories(ctx: Context, session: ReadSession) -> dict[str, Any]:
     responses=responses(),
 )
 async def featured(
-    ctx: Context, session: ReadSession, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    caller: ReadCaller, session: ReadSession, limit: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
     items, total = await RecipeRepository(session).featured(caller.workspace_id, limit)
     return {"items": items, "total": total}
 
@@ -278,8 +282,7 @@ async def featured(
     response_model=Dashboard,
     responses=responses(),
 )
-async def dashboard(ctx: Context, session: ReadSession) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
+async def dashboard(caller: ReadCaller, session: ReadSession) -> dict[str, Any]:
     return await RecipeRepository(session).dashboard(caller.workspace_id)
 
 
@@ -290,8 +293,7 @@ async def dashboard(ctx: Context, session: ReadSession) -> dict[str, Any]:
     response_model=RecipePublic,
     responses=responses(),
 )
-async def get_recipe(ctx: Context, session: ReadSession, template_id: str, response: Response) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
+async def get_recipe(caller: ReadCaller, session: ReadSession, template_id: str, response: Response) -> dict[str, Any]:
     checked(template_id=template_id)
     row = await RecipeRepository(session).get(caller.workspace_id, template_id)
     if row is None:
@@ -314,14 +316,13 @@ async def get_recipe(ctx: Context, session: ReadSession, template_id: str, respo
     responses=responses(409),
 )
 async def update_recipe(
-    ctx: Context,
+    caller: WriteCaller,
     svc: Services,
     template_id: str,
     response: Response,
     body: Annotated[RecipeUpdate, Body()],
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> dict[str, Any]:
-    caller = caller_of(ctx, WRITE_SCOPE)
     checked(template_id=template_id)
     expected = parse_if_match(if_match)
     changes = body.model_dump(mode="json", exclude_unset=True)
@@ -345,8 +346,7 @@ async def update_recipe(
     response_model=RecipeDeletedOut,
     responses=responses(),
 )
-async def delete_recipe(ctx: Context, svc: Services, template_id: str) -> dict[str, Any]:
-    caller = caller_of(ctx, WRITE_SCOPE)
+async def delete_recipe(caller: WriteCaller, svc: Services, template_id: str) -> dict[str, Any]:
     checked(template_id=template_id)
     async with svc.sessions.begin() as session:
         await svc.handlers.delete_recipe(session, caller, template_id)
@@ -360,8 +360,7 @@ async def delete_recipe(ctx: Context, svc: Services, template_id: str) -> dict[s
     response_model=RecipeUseOut,
     responses=responses(),
 )
-async def use_recipe(ctx: Context, svc: Services, template_id: str) -> dict[str, Any]:
-    caller = caller_of(ctx, WRITE_SCOPE)
+async def use_recipe(caller: WriteCaller, svc: Services, template_id: str) -> dict[str, Any]:
     checked(template_id=template_id)
     async with svc.sessions.begin() as session:
         recipe = await svc.handlers.use_recipe(session, caller, template_id)
@@ -381,13 +380,12 @@ async def use_recipe(ctx: Context, svc: Services, template_id: str) -> dict[str,
     responses=responses(),
 )
 async def history(
-    ctx: Context,
+    caller: ReadCaller,
     svc: Services,
     session: ReadSession,
     template_id: str,
     revision: Annotated[int | None, Query(ge=1, le=1_000_000_000)] = None,
 ) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
     checked(template_id=template_id)
     return await svc.handlers.history(session, caller, template_id, revision)
 
@@ -405,7 +403,7 @@ workflows_router = APIRouter(prefix="/api/workflows", tags=["workflows"])
     responses=responses(),
 )
 async def list_workflows(
-    ctx: Context,
+    caller: ReadCaller,
     session: ReadSession,
     q: Annotated[str | None, Query(max_length=200)] = None,
     owner: Annotated[str | None, Query(max_length=200)] = None,
@@ -413,7 +411,6 @@ async def list_workflows(
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> dict[str, Any]:
-    caller = caller_of(ctx, READ_SCOPE)
     checked(q=q, owner=owner, tag=tag)
     rows, total = await RecipeRepository(session).workflows(
         caller.workspace_id, q=q, owner=owner, tag=tag, skip=skip, limit=limit

@@ -43,9 +43,9 @@ def dispatcher(handlers: CatalogHandlers) -> Callable[[AsyncSession, Envelope], 
     return handle
 
 
-def consumer_spec(handlers: CatalogHandlers) -> ConsumerSpec:
+def consumer_spec(handlers: CatalogHandlers, group: str = GROUP) -> ConsumerSpec:
     return ConsumerSpec(
-        name=GROUP,
+        name=group,
         topics=[topics.EXECUTOR_EXECUTIONS, topics.QUALITY, topics.MARKETPLACE],
         handler=dispatcher(handlers),
         event_types=CONSUMED,
