@@ -27,11 +27,14 @@ from sous_events.events import (
 from sous_events.events.executor import ExecutionTotals, TokenUsage
 from sous_events.ids import new_id
 from sous_events.registry import make_event, topic_for
+from sous_events.tables import event_store
 from sous_local.testing import unique
-from sous_quality.bootstrap import MIGRATIONS_DIR, build_app
+from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
+from sous_quality.bootstrap import MIGRATIONS_DIR, build_app, rebuild
 from sous_quality.config import QualitySettings
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
+from sqlalchemy import func, select
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -45,6 +48,7 @@ class Harness:
     app: Any
     producer: AIOKafkaProducer
     bootstrap: str
+    settings: QualitySettings
 
     def headers(self, workspace_id: str) -> dict[str, str]:
         ctx = InternalContext(workspace_id=workspace_id, user_id="user-1", scopes=("*",))
@@ -76,7 +80,7 @@ async def harness(infra: Any, fresh_database: str) -> AsyncIterator[Harness]:
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://quality") as client:
-                yield Harness(client, app, producer, infra.kafka_bootstrap)
+                yield Harness(client, app, producer, infra.kafka_bootstrap, settings)
         finally:
             await producer.stop()
 
@@ -464,3 +468,30 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
     )
     assert again.status_code == 200 and again.json()["quality_score"] == first_score
     assert again.json()["rolling_score"] == first_score
+
+    # The read models rebuilt from the event store equal the live ones.
+    sessions = harness.app.state.sessions
+    agent_cols = [
+        agent_metrics.c.agent_id,
+        agent_metrics.c.runs,
+        agent_metrics.c.successes,
+        agent_metrics.c.total_tokens,
+        agent_metrics.c.version,
+    ]
+
+    async def snapshot() -> list[Any]:
+        async with sessions() as session:
+            out = []
+            for query in (select(recipe_quality), select(assessments), select(analyses), select(*agent_cols)):
+                out.append(sorted((await session.execute(query)).all(), key=lambda row: str(row[0])))
+            return out
+
+    live = await snapshot()
+    assert len(live[1]) == 2 and {a1, a2} <= {row[0] for row in live[3]}
+    # every stored event is re-applied (the broker may also carry other tests' executions, hence >= 8:
+    # 2 runs x (QualityAssessed + LearningRecorded + AgentMetricsUpdated for each of 2 agents))
+    async with sessions() as session:
+        stored = (await session.execute(select(func.count()).select_from(event_store))).scalar_one()
+    assert stored >= 8
+    assert await rebuild(harness.settings) == stored
+    assert await snapshot() == live
