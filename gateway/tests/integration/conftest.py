@@ -155,7 +155,7 @@ async def upstreams() -> AsyncIterator[dict[str, Echo]]:
     yield echoes
     for echo in echoes.values():
         echo.release.set()
-        await echo.server.stop()
+    await asyncio.gather(*(echo.server.stop() for echo in echoes.values()))
 
 
 # -- JWKS server ------------------------------------------------------------------------------------
@@ -265,9 +265,9 @@ async def make_gateway(gateway_database: str, upstreams: dict[str, Echo]) -> Asy
         return RunningGateway(server.url, app, settings, client)
 
     yield factory
-    for server, client in started:
+    for _, client in started:
         await client.aclose()
-        await server.stop()
+    await asyncio.gather(*(server.stop() for server, _ in started))
 
 
 # -- tokens ---------------------------------------------------------------------------------------------
