@@ -9,7 +9,7 @@ import sys
 from sous_gateway.config import GatewaySettings
 
 
-def _serve(settings: GatewaySettings) -> None:
+def _serve(settings: GatewaySettings, args: argparse.Namespace) -> None:
     import uvicorn
     from sous_service.logs import configure_logging
 
@@ -18,8 +18,8 @@ def _serve(settings: GatewaySettings) -> None:
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(
         build_app(settings),
-        host=settings.host,
-        port=settings.port,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
         log_config=None,
         access_log=False,
         proxy_headers=False,
@@ -56,7 +56,9 @@ def _create_key(settings: GatewaySettings, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sous_gateway", description="The Sous gateway")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the gateway (uvicorn on SOUS_GATEWAY_PORT)")
+    serve = sub.add_parser("serve", help="run the gateway (uvicorn on SOUS_GATEWAY_PORT)")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--host")
     sub.add_parser("migrate", help="create the database if missing and apply migrations")
     mint = sub.add_parser("mint-jwt", help="print a development HS256 token")
     mint.add_argument("--sub", default="dev-user")
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = GatewaySettings()
     if args.command == "serve":
-        _serve(settings)
+        _serve(settings, args)
     elif args.command == "migrate":
         from sous_gateway.migrate import migrate
 
