@@ -51,9 +51,9 @@ def rebuild(agent_id: str, events: Sequence[Envelope]) -> AgentState:
 
 
 def clean_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the declared keys, without a raw secret or unset optionals."""
+    """The declared keys only (unset ones as null), never a raw secret."""
     keys = ("provider", "model_id", "base_url", "api_key_env", "temperature", "max_tokens")
-    return {k: config[k] for k in keys if config.get(k) is not None}
+    return {k: config.get(k) for k in keys}
 
 
 def new_snapshot(

@@ -1,0 +1,283 @@
+"""Events on the real broker: what the catalog publishes, what it consumes (idempotently), and rebuild."""
+
+import pytest
+from sous_catalog.adapters.tables import agents, recipes
+from sous_catalog.projections import rebuild_read_models
+from sous_events import events as ev
+from sous_events.envelope import Actor
+from sous_events.ids import new_id
+from sous_events.registry import make_event
+from sous_local.testing import unique
+from sqlalchemy import select
+
+pytestmark = pytest.mark.integration
+
+BASE = "/api/workflow-recipes"
+
+
+def event(payload, workspace_id, aggregate_id=None, version=1, actor=None):
+    return make_event(
+        payload,
+        producer="test",
+        workspace_id=workspace_id,
+        aggregate_id=aggregate_id or new_id(),
+        aggregate_version=version,
+        actor=actor,
+    )
+
+
+async def recipe_of(catalog, template_id, workspace=None):
+    response = await catalog.request("GET", f"{BASE}/{template_id}", workspace=workspace)
+    return response.json() if response.status_code == 200 else None
+
+
+async def test_each_state_change_is_published_with_its_snapshot(catalog, tap):
+    agent = await catalog.agent(name="Publisher")
+    recipe = await catalog.recipe(agent_id=agent["id"])
+    path = f"{BASE}/{recipe['template_id']}"
+    await catalog.request("PUT", path, json={"name": "Renamed", "tags": ["ops"]})
+    await catalog.request("PUT", f"/api/agents/{agent['id']}", json={"description": "changed"})
+    await catalog.request("DELETE", path)
+    await catalog.request("DELETE", f"/api/agents/{agent['id']}")
+
+    seen = await tap.wait_for(catalog.workspace, 6)
+    assert [e.event_type for e in seen if e.aggregate_type == "Recipe"] == [
+        "RecipeCreated",
+        "RecipeUpdated",
+        "RecipeDeleted",
+    ]
+    assert [e.event_type for e in seen if e.aggregate_type == "Agent"] == [
+        "AgentRegistered",
+        "AgentUpdated",
+        "AgentRemoved",
+    ]
+    created, updated, deleted = (e for e in seen if e.aggregate_type == "Recipe")
+    snapshot = created.payload["recipe"]
+    assert snapshot == recipe  # the full public object, as the API returned it
+    for key in (
+        "id",
+        "workspace_id",
+        "template_id",
+        "revision",
+        "steps",
+        "schedule_config",
+        "quality_score",
+        "use_count",
+    ):
+        assert key in snapshot
+    assert created.aggregate_id == recipe["id"] and created.aggregate_version == 1
+    assert created.actor.user_id == "user-1" and created.producer == "catalog"
+    assert updated.payload["recipe"]["name"] == "Renamed" and updated.payload["recipe"]["revision"] == 2
+    assert sorted(updated.payload["changed_fields"]) == ["name", "tags"]
+    assert deleted.payload == {"recipe_id": recipe["id"], "template_id": recipe["template_id"]}
+    registered = next(e for e in seen if e.event_type == "AgentRegistered")
+    assert registered.payload["agent"]["model_config"] == agent["model_config"]
+    assert "api_key" not in registered.payload["agent"]["model_config"]
+    agent_updated = next(e for e in seen if e.event_type == "AgentUpdated")
+    assert agent_updated.payload["changed_fields"] == ["description"]
+
+
+async def test_execution_events_update_statistics_once(catalog):
+    runner = catalog.app.state.runtime.consumers[0]
+    ws = catalog.workspace
+    recipe = await catalog.recipe()
+    tid = recipe["template_id"]
+    first, second = new_id(), new_id()
+    await catalog.publish(event(ev.ExecutionRequested(execution_id=first, recipe_id=tid, recipe=recipe), ws, first))
+    await catalog.publish(event(ev.ExecutionStarted(execution_id=first, recipe_id=tid), ws, first, 2))
+    await catalog.publish(
+        event(ev.ExecutionFinished(execution_id=first, recipe_id=tid, status="completed"), ws, first, 3)
+    )
+
+    async def finished_once():
+        found = await recipe_of(catalog, tid)
+        return found if found["success_rate"] == 1.0 else None
+
+    after_first = await catalog.wait_for(finished_once)
+    assert after_first["use_count"] == 1 and after_first["last_used_at"]
+    assert after_first["popularity"] > 0
+
+    await catalog.publish(event(ev.ExecutionRequested(execution_id=second, recipe_id=tid, recipe=recipe), ws, second))
+    failed = event(ev.ExecutionFinished(execution_id=second, recipe_id=tid, status="failed"), ws, second, 2)
+    await catalog.publish(failed)
+
+    async def finished_twice():
+        found = await recipe_of(catalog, tid)
+        return found if found["success_rate"] == 0.5 else None
+
+    after_second = await catalog.wait_for(finished_twice)
+    assert after_second["use_count"] == 2
+    assert after_second["popularity"] < after_first["popularity"] * 2
+
+    duplicates = runner.duplicates
+    await catalog.publish(failed)  # the same envelope again
+    await catalog.wait_for(lambda: _true_when(runner.duplicates > duplicates))
+    again = await recipe_of(catalog, tid)
+    assert (again["use_count"], again["success_rate"], again["popularity"]) == (
+        2,
+        0.5,
+        after_second["popularity"],
+    )
+    dashboard = (await catalog.request("GET", f"{BASE}/stats/dashboard")).json()
+    assert dashboard["overview"]["total_executions"] == 2
+    assert dashboard["status_breakdown"]["completed"] == 1 and dashboard["status_breakdown"]["failed"] == 1
+    assert dashboard["overview"]["avg_success_rate"] == 0.5
+    # no revision was added by statistics
+    assert again["revision"] == 1
+
+
+async def _true_when(value):
+    return value
+
+
+async def test_quality_learning_and_agent_metrics(catalog):
+    runner = catalog.app.state.runtime.consumers[0]
+    ws = catalog.workspace
+    recipe = await catalog.recipe()
+    tid = recipe["template_id"]
+    agent_id = recipe["steps"][0]["agent_id"]
+    stream = f"{ws}:{tid}"
+    high = event(
+        ev.QualityAssessed(
+            recipe_id=tid, execution_id=new_id(), quality_score=0.9, rolling_score=0.8, breakdown={}, grade="B"
+        ),
+        ws,
+        stream,
+    )
+    await catalog.publish(high)
+    await catalog.wait_for(lambda: _quality_is(catalog, tid, 0.8))
+    low = event(
+        ev.QualityAssessed(
+            recipe_id=tid, execution_id=new_id(), quality_score=0.2, rolling_score=0.6, breakdown={}, grade="D"
+        ),
+        ws,
+        stream,
+        2,
+    )
+    await catalog.publish(low)
+    await catalog.wait_for(lambda: _quality_is(catalog, tid, 0.6))
+    duplicates = runner.duplicates
+    await catalog.publish(high)  # redelivered: must not bring 0.8 back
+    await catalog.wait_for(lambda: _true_when(runner.duplicates > duplicates))
+    assert (await recipe_of(catalog, tid))["quality_score"] == 0.6
+
+    learning = {"patterns": [{"kind": "slow_step", "step_id": "fetch"}], "runs": 3}
+    await catalog.publish(
+        event(ev.LearningRecorded(recipe_id=tid, execution_id=new_id(), learning_data=learning), ws, stream, 3)
+    )
+    metrics = {
+        "runs": 3,
+        "successes": 2,
+        "success_rate": 0.6667,
+        "mean_duration_ms": 12.5,
+        "total_tokens": 99,
+        "total_cost_usd": 0.01,
+    }
+    await catalog.publish(event(ev.AgentMetricsUpdated(agent_id=agent_id, metrics=metrics), ws, agent_id))
+
+    async def learned():
+        return (await recipe_of(catalog, tid))["learning_data"] == learning
+
+    async def measured():
+        return (await catalog.request("GET", f"/api/agents/{agent_id}")).json()["metrics"] == metrics
+
+    await catalog.wait_for(learned)
+    await catalog.wait_for(measured)
+    # another workspace's event for the same ids changes nothing here
+    await catalog.publish(event(ev.AgentMetricsUpdated(agent_id=agent_id, metrics={"runs": 1}), unique("ws"), agent_id))
+    dashboard = (await catalog.request("GET", f"{BASE}/stats/dashboard")).json()
+    assert dashboard["overview"]["avg_quality_score"] == 0.6
+
+
+async def _quality_is(catalog, tid, value):
+    found = await recipe_of(catalog, tid)
+    return found is not None and found["quality_score"] == value
+
+
+async def test_recipe_installed_creates_the_clone_once(catalog, tap):
+    runner = catalog.app.state.runtime.consumers[0]
+    source_ws = unique("ws")
+    writer = await catalog.agent(workspace=source_ws, name="Writer")
+    checker = await catalog.agent(workspace=source_ws, name="Checker", skills=["time"])
+    source = await catalog.recipe(
+        workspace=source_ws,
+        agent_id=writer["id"],
+        name="Blog post",
+        steps=[
+            {"step_id": "write", "order": 1, "agent_id": writer["id"]},
+            {"step_id": "check", "order": 2, "agent_id": checker["id"], "depends_on": ["write"]},
+        ],
+    )
+    target = catalog.workspace
+    local_writer = await catalog.agent(name="Writer")
+    await catalog.recipe(agent_id=local_writer["id"], name="Blog post")  # the name is taken in the target
+    install_id = new_id()
+    listing_id = new_id()
+    snapshot = {**source, "template_id": f"{source['template_id']}-{install_id.replace('-', '')[:6]}"}
+    installed = event(
+        ev.RecipeInstalled(
+            install_id=install_id,
+            listing_id=listing_id,
+            target_workspace_id=target,
+            recipe=snapshot,
+            agents=[writer, checker],
+            installed_by="installer",
+        ),
+        target,
+        install_id,
+        actor=Actor(user_id="installer", auth_type="jwt"),
+    )
+    await catalog.publish(installed)
+
+    async def cloned():
+        return await recipe_of(catalog, snapshot["template_id"])
+
+    clone = await catalog.wait_for(cloned)
+    assert clone["name"] == "Blog post (Copy)" and clone["workspace_id"] == target
+    assert clone["cloned_from"] == {"listing_id": listing_id, "template_id": source["template_id"]}
+    assert clone["created_by"] == "installer" and clone["id"] != source["id"]
+    write, check = clone["steps"]
+    assert write["agent_id"] == local_writer["id"]  # mapped by name
+    assert check["agent_id"] not in (checker["id"], local_writer["id"])  # created in the target
+    assert check["agent"]["name"] == "Checker" and check["agent"]["tool_count"] == 1
+
+    duplicates = runner.duplicates
+    await catalog.publish(installed)
+    await catalog.wait_for(lambda: _true_when(runner.duplicates > duplicates))
+    listed = (await catalog.request("GET", BASE, params={"search": "blog post"})).json()
+    assert listed["total"] == 2
+    agents_listed = (await catalog.request("GET", "/api/agents")).json()
+    assert sorted(a["name"] for a in agents_listed["items"]) == ["Checker", "Writer"]
+
+    seen = await tap.wait_for(target, 4)
+    clone_created = [e for e in seen if e.event_type == "RecipeCreated" and e.aggregate_id == clone["id"]]
+    assert len(clone_created) == 1 and clone_created[0].actor.user_id == "installer"
+    assert clone_created[0].causation_id == installed.event_id
+
+
+async def test_rebuild_from_the_event_store_equals_the_live_read_models(catalog):
+    agent = await catalog.agent()
+    kept = await catalog.recipe(agent_id=agent["id"], tags=["a"])
+    gone = await catalog.recipe(agent_id=agent["id"])
+    spare = await catalog.agent()
+    await catalog.request("PUT", f"{BASE}/{kept['template_id']}", json={"name": "kept v2", "is_featured": True})
+    await catalog.request("PUT", f"/api/agents/{agent['id']}", json={"skills": ["time"]})
+    await catalog.request("DELETE", f"{BASE}/{gone['template_id']}")
+    await catalog.request("DELETE", f"/api/agents/{spare['id']}")
+    await catalog.request("POST", f"{BASE}/{kept['template_id']}/use")
+
+    sessions = catalog.app.state.catalog.sessions
+
+    async def snapshot():
+        async with sessions() as session:
+            recipe_rows = (await session.execute(select(recipes).order_by(recipes.c.id))).all()
+            agent_rows = (await session.execute(select(agents).order_by(agents.c.id))).all()
+        return [tuple(r) for r in recipe_rows], [tuple(r) for r in agent_rows]
+
+    live = await snapshot()
+    assert any(row[0] == kept["id"] for row in live[0]) and not any(row[0] == gone["id"] for row in live[0])
+    async with sessions.begin() as session:  # damage the read model
+        await session.execute(recipes.update().values(name="corrupted", revision=99))
+    replayed = await rebuild_read_models(sessions)
+    assert replayed >= 9
+    assert await snapshot() == live
