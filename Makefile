@@ -49,3 +49,4 @@ typecheck: install ## mypy --strict over every package
 bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gateway overhead
 	$(PY) bench/bench_pipeline.py --broker embedded
 	$(PY) bench/bench_pipeline.py --broker kafka
+	$(PY) gateway/bench/bench_gateway.py --concurrency 8

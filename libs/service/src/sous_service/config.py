@@ -8,8 +8,8 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
-DEVELOPMENT_INTERNAL_SECRET = "sous-development-internal-secret"
-DEVELOPMENT_JWT_SECRET = "sous-development-jwt-secret"
+DEVELOPMENT_INTERNAL_SECRET = "sous-development-internal-secret-not-for-production"
+DEVELOPMENT_JWT_SECRET = "sous-development-jwt-secret-not-for-production"
 
 
 class ServiceSettings(BaseSettings):
