@@ -13,7 +13,7 @@ from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict, EventStore
 from sous_service.errors import ApiError, InputInvalid, not_found
 from sous_service.internal_context import InternalContext
-from sqlalchemy import func, select, text
+from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_executor.adapters import repositories as repo
@@ -416,13 +416,8 @@ class ExecutorService:
                     select(e.triggered_by, func.count()).where(e.workspace_id == ws).group_by(e.triggered_by)
                 )
             ).all()
-            modes = (
-                await session.execute(
-                    select(e.execution_metadata["mode"].astext, func.count())
-                    .where(e.workspace_id == ws)
-                    .group_by(e.execution_metadata["mode"].astext)
-                )
-            ).all()
+            mode = e.execution_metadata.op("->>")(literal_column("'mode'"))
+            modes = (await session.execute(select(mode, func.count()).where(e.workspace_id == ws).group_by(mode))).all()
             recent = (
                 await session.execute(
                     select(executions).where(e.workspace_id == ws).order_by(e.created_at.desc()).limit(10)

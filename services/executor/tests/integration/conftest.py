@@ -9,7 +9,7 @@ from sous_local.testing import Infrastructure
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from executor_harness import ModelServer, Running, executor_settings, running_executor  # noqa: E402
+from executor_harness import ModelServer, Running, executor_settings, running_executor
 
 
 @pytest.fixture(scope="session")

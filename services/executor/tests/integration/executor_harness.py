@@ -115,7 +115,9 @@ def context_header(settings: ExecutorSettings, workspace_id: str, auth_type: str
     return {CONTEXT_HEADER: sign_context(ctx, settings.internal_secret)}
 
 
-def agent_snapshot(workspace_id: str, *, name: str | None = None, skills: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def agent_snapshot(
+    workspace_id: str, *, name: str | None = None, skills: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
     agent_name = name or unique("agent")
     return {
         "id": new_id(),
@@ -173,11 +175,23 @@ async def seed(running: Running, workspace_id: str, recipe: dict[str, Any], agen
     """Insert replicas through the replica handler (the same code the catalog consumer runs)."""
     service = running.executor.service
     envelopes: list[Envelope] = [
-        make_event(AgentRegistered(agent=a), producer="catalog", workspace_id=workspace_id, aggregate_id=a["id"], aggregate_version=1)
+        make_event(
+            AgentRegistered(agent=a),
+            producer="catalog",
+            workspace_id=workspace_id,
+            aggregate_id=a["id"],
+            aggregate_version=1,
+        )
         for a in agents
     ]
     envelopes.append(
-        make_event(RecipeCreated(recipe=recipe), producer="catalog", workspace_id=workspace_id, aggregate_id=recipe["id"], aggregate_version=1)
+        make_event(
+            RecipeCreated(recipe=recipe),
+            producer="catalog",
+            workspace_id=workspace_id,
+            aggregate_id=recipe["id"],
+            aggregate_version=1,
+        )
     )
     async with service.sessions() as session, session.begin():
         for envelope in envelopes:
@@ -202,7 +216,9 @@ async def get_execution(running: Running, workspace_id: str, template_id: str, e
     return dict(response.json())
 
 
-async def wait_finished(running: Running, workspace_id: str, template_id: str, eid: str, timeout: float = 60) -> dict[str, Any]:
+async def wait_finished(
+    running: Running, workspace_id: str, template_id: str, eid: str, timeout: float = 60
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = await get_execution(running, workspace_id, template_id, eid)

@@ -59,7 +59,9 @@ async def test_three_step_recipe_completes_with_results(executor: Running) -> No
 
 
 def by_type(events: list, event_type: str, step_id: str | None = None) -> list:
-    return [e for e in events if e.event_type == event_type and (step_id is None or e.payload.get("step_id") == step_id)]
+    return [
+        e for e in events if e.event_type == event_type and (step_id is None or e.payload.get("step_id") == step_id)
+    ]
 
 
 async def three_steps(executor: Running, middle: str, handling: str, **middle_extra: object) -> tuple[str, str, str]:
@@ -179,7 +181,9 @@ async def test_dag_branches_run_concurrently_and_join_waits(executor: Running) -
             step("root", 1, agent["id"], f"root {m}"),
             step("left", 2, agent["id"], f"left {m} {{steps.root.output}} [[latency:800]]", depends_on=["root"]),
             step("right", 3, agent["id"], f"right {m} [[latency:400]]", depends_on=["root"]),
-            step("join", 4, agent["id"], "join {steps.left.output} | {steps.right.output}", depends_on=["left", "right"]),
+            step(
+                "join", 4, agent["id"], "join {steps.left.output} | {steps.right.output}", depends_on=["left", "right"]
+            ),
         ],
     )
     await seed(executor, ws, recipe, [agent])
