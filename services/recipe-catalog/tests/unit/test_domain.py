@@ -172,16 +172,19 @@ def test_step_validation_never_raises_and_always_names_steps(steps):
         assert find_cycle(graph) is None
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    st.dictionaries(
-        st.sampled_from(["template_id", "name", "steps", "tags", "execution_config"]),
-        st.from_type(object).filter(lambda v: isinstance(v, (str, int, list, dict, type(None)))),
-        max_size=4,
-    )
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=6,
 )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.sampled_from(["template_id", "name", "steps", "tags", "execution_config"]), JSON, max_size=4))
 def test_recipe_schema_rejections_carry_locations(body):
     try:
         RecipeCreate.model_validate(body)
     except ValidationError as exc:
         assert all(err["loc"] for err in exc.errors())
+    else:
+        raise AssertionError("a body without description and template_definition must be refused")
