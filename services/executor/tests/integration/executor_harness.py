@@ -217,9 +217,9 @@ async def get_execution(running: Running, workspace_id: str, template_id: str, e
 
 
 async def wait_finished(
-    running: Running, workspace_id: str, template_id: str, eid: str, timeout: float = 60
+    running: Running, workspace_id: str, template_id: str, eid: str, within: float = 60
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         body = await get_execution(running, workspace_id, template_id, eid)
         if body["status"] in ("completed", "failed", "cancelled"):
@@ -234,8 +234,8 @@ async def events_of(running: Running, eid: str) -> list[Envelope]:
         return await service.store.load(session, "Execution", eid)
 
 
-async def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Any, within: float = 30, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         value = await predicate()
         if value:

@@ -236,7 +236,7 @@ async def test_sse_streams_events_live_and_resumes_after_last_event_id(executor:
                 continue
             key, _, value = line.partition(": ")
             current[key] = value
-    assert [f["event"] for f in frames][0] == "ExecutionRequested"
+    assert frames[0]["event"] == "ExecutionRequested"
     assert frames[-1]["event"] == "ExecutionFinished"
     assert [int(f["id"]) for f in frames] == list(range(1, len(frames) + 1))
     assert json.loads(frames[-1]["data"])["payload"]["status"] == "completed"
@@ -324,6 +324,6 @@ async def test_replicas_follow_catalog_events_on_the_broker(executor: Running) -
         )
         return response.status_code == 200
 
-    await wait_for(replicated, timeout=60, interval=0.2)
+    await wait_for(replicated, within=60, interval=0.2)
     eid = await start(executor, ws, recipe["template_id"])
     assert (await wait_finished(executor, ws, recipe["template_id"], eid))["status"] == "completed"

@@ -1,0 +1,122 @@
+"""SIGKILL the executor process during step 2 of 3; a new process resumes the run from its events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+from executor_harness import (
+    ModelServer,
+    agent_snapshot,
+    context_header,
+    env_for_subprocess,
+    executor_settings,
+    free_port,
+    recipe_snapshot,
+    running_executor,
+    seed,
+    step,
+)
+from sous_local.testing import Infrastructure, unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+
+def _popen(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sous_executor", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def spawn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = _popen(env, port)
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("executor did not start")
+
+
+async def wait_json(url: str, headers: dict[str, str], predicate: Any, within: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    body: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            response = await client.get(url, headers=headers)
+            if response.status_code == 200:
+                body = response.json()
+                if predicate(body):
+                    return body
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not reached: {body}")
+
+
+async def test_sigkill_during_step_two_resumes_without_repeating_step_one(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    m1, m2 = unique("one"), unique("two")
+    recipe = recipe_snapshot(
+        ws,
+        [
+            step("one", 1, agent["id"], f"one {m1}"),
+            # The slow call is answered only after the kill; the second attempt is as slow, and finishes.
+            step("two", 2, agent["id"], f"two {m2} [[latency:2500]]"),
+            step("three", 3, agent["id"], f"three {unique('m')}"),
+        ],
+    )
+    # Migrate and seed the replicas in-process, then let real processes do the work.
+    async with running_executor(settings) as running:
+        await seed(running, ws, recipe, [agent])
+    env = env_for_subprocess(settings)
+    headers = context_header(settings, ws)
+    first_port = free_port()
+    first = await spawn(env, first_port)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(
+                f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/execute",
+                json={},
+                headers=headers,
+            )
+        assert response.status_code == 202, response.text
+        eid = response.json()["recipe_execution_id"]
+        url = f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/executions/{eid}"
+        await wait_json(
+            url, headers, lambda b: any(r["step_id"] == "two" and r["status"] == "running" for r in b["step_results"])
+        )
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    second_port = free_port()
+    second = await spawn(env, second_port)
+    try:
+        url = f"http://127.0.0.1:{second_port}/api/workflow-recipes/{recipe['template_id']}/executions/{eid}"
+        body = await wait_json(url, headers, lambda b: b["status"] in ("completed", "failed", "cancelled"), within=90)
+    finally:
+        second.terminate()
+        second.wait(20)
+    assert body["status"] == "completed", body
+    one, two, three = body["step_results"]
+    assert one["attempt"] == 1 and two["attempt"] == 2 and three["status"] == "completed"
+    # Step one reached the model once; step two twice (the interrupted attempt and the resumed one).
+    assert await model_server.calls(m1) == 1
+    assert await model_server.calls(m2) == 2
