@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from sous_gateway.tokens import mint_development_token
 from sous_local.stack import Stack
 

@@ -14,12 +14,18 @@ async def test_a_three_step_recipe_runs_and_is_scored_and_the_catalog_shows_the_
     agent = await create_agent(api)
     steps = [
         {"step_id": "outline", "order": 1, "agent_id": agent["id"], "prompt_template": "Outline {input.topic}"},
-        {"step_id": "draft", "order": 2, "agent_id": agent["id"],
-         "prompt_template": "Draft from: {steps.outline.output}"},
+        {
+            "step_id": "draft",
+            "order": 2,
+            "agent_id": agent["id"],
+            "prompt_template": "Draft from: {steps.outline.output}",
+        },
         {"step_id": "polish", "order": 3, "agent_id": agent["id"], "prompt_template": "Polish: {previous_output}"},
     ]
     recipe = await create_recipe(
-        api, steps, inputs={"topic": {"type": "string", "required": True}},
+        api,
+        steps,
+        inputs={"topic": {"type": "string", "required": True}},
         execution_config={"mode": "sequential", "auto_learning": False},
     )
     result = await run_to_end(api, recipe["template_id"], {"topic": "sourdough"})
@@ -30,7 +36,8 @@ async def test_a_three_step_recipe_runs_and_is_scored_and_the_catalog_shows_the_
     assert all(s["tokens_used"]["total"] > 0 and s["duration_ms"] >= 0 for s in result["step_results"])
 
     assessed = await api.ok(
-        "POST", f"/api/workflow-recipes/{recipe['template_id']}/assess-quality",
+        "POST",
+        f"/api/workflow-recipes/{recipe['template_id']}/assess-quality",
         json={"execution_id": result["execution_id"]},
     )
     assert set(assessed["breakdown"]) == {"completeness", "accuracy", "efficiency", "reliability", "cost"}
@@ -56,14 +63,27 @@ async def test_a_retried_and_a_failed_step_are_assessed_and_learned_from_automat
     agent = await create_agent(api)
     key = api.workspace
     steps = [
-        {"step_id": "flaky", "order": 1, "agent_id": agent["id"], "error_handling": "retry", "max_retries": 3,
-         "retry_delay": 0.1, "prompt_template": f"Flaky [[fail:500:1:{key}-flaky]]"},
-        {"step_id": "broken", "order": 2, "agent_id": agent["id"], "error_handling": "continue",
-         "prompt_template": f"Broken [[fail:500:50:{key}-broken]]"},
+        {
+            "step_id": "flaky",
+            "order": 1,
+            "agent_id": agent["id"],
+            "error_handling": "retry",
+            "max_retries": 3,
+            "retry_delay": 0.1,
+            "prompt_template": f"Flaky [[fail:500:1:{key}-flaky]]",
+        },
+        {
+            "step_id": "broken",
+            "order": 2,
+            "agent_id": agent["id"],
+            "error_handling": "continue",
+            "prompt_template": f"Broken [[fail:500:50:{key}-broken]]",
+        },
         {"step_id": "last", "order": 3, "agent_id": agent["id"], "prompt_template": "Finish"},
     ]
-    recipe = await create_recipe(api, steps, execution_config={"mode": "sequential", "auto_learning": True,
-                                                               "retry_delay": 0.1})
+    recipe = await create_recipe(
+        api, steps, execution_config={"mode": "sequential", "auto_learning": True, "retry_delay": 0.1}
+    )
     result = await run_to_end(api, recipe["template_id"])
     by_step = {s["step_id"]: s for s in result["step_results"]}
     assert by_step["flaky"]["status"] == "completed" and by_step["flaky"]["attempt"] == 2
@@ -87,11 +107,14 @@ async def test_a_retried_and_a_failed_step_are_assessed_and_learned_from_automat
 
     shown = await eventually(scored, what="the catalog to show the automatic score")
     history = await api.ok("GET", f"/api/workflow-recipes/{recipe['template_id']}/quality/history")
-    points = history["items"] if isinstance(history, dict) else history
+    points = history["points"]
     assert len(points) == 1
     assert shown["quality_score"] == pytest.approx(points[0]["rolling_score"], abs=1e-4)
     # Asking again returns the stored assessment and does not move the rolling score.
-    again = await api.ok("POST", f"/api/workflow-recipes/{recipe['template_id']}/assess-quality",
-                         json={"execution_id": result["execution_id"]})
+    again = await api.ok(
+        "POST",
+        f"/api/workflow-recipes/{recipe['template_id']}/assess-quality",
+        json={"execution_id": result["execution_id"]},
+    )
     assert again["quality_score"] == pytest.approx(points[0]["quality_score"], abs=1e-4)
     assert {b["type"] for b in again["bottlenecks"]} >= {"failed_step"}

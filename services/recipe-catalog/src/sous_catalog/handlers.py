@@ -19,6 +19,7 @@ from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict, EventStore
 from sous_service.errors import ApiError, FieldError, InputInvalid, not_found
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -324,6 +325,11 @@ class CatalogHandlers:
             auth_type=envelope.actor.auth_type,
             correlation_id=envelope.correlation_id or envelope.event_id,
             causation_id=envelope.event_id,
+        )
+        # Installs into one workspace run one at a time, so two installs handled on different partitions
+        # cannot both miss an agent (or a name) that the other is creating.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"install:{workspace_id}"}
         )
         source = dict(payload.recipe)
         template_id = str(source.get("template_id") or "")
