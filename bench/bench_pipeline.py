@@ -16,12 +16,13 @@ import time
 import uuid
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
 from sous_events.kafka import KafkaConfig, ensure_topics
 from sous_events.outbox import OutboxRelay
 from sous_local.pipeline import consumer_runner, prepare, produce, stats
 from sous_local.testing import create_database
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 
 def _percentile(values: list[float], q: float) -> float:

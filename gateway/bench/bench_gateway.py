@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 import httpx
+
 from sous_local.ports import free_port, wait_for_port
 from sous_service.config import DEVELOPMENT_INTERNAL_SECRET
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
@@ -47,6 +48,7 @@ def serve_gateway(port: int, upstream: str) -> None:
     import logging
 
     import uvicorn
+
     from sous_gateway.bootstrap import build_app
     from sous_gateway.config import GatewaySettings
 

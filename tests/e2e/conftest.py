@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from sous_gateway.tokens import mint_development_token
 from sous_local.stack import Stack
 

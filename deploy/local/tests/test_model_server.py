@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
+
 from sous_local.ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+
 from sous_local import cli
 from sous_local.stack import SERVICES, Stack, StackError, load_or_create_secrets, stop_running_stack
 

@@ -11,9 +11,9 @@ from sous_gateway.config import GatewaySettings
 
 def _serve(settings: GatewaySettings, args: argparse.Namespace) -> None:
     import uvicorn
-    from sous_service.logs import configure_logging
 
     from sous_gateway.bootstrap import build_app
+    from sous_service.logs import configure_logging
 
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sous_service.db import create_engine
-
 from sous_gateway.adapters.key_repository import KeyRepository
 from sous_gateway.auth.api_keys import ApiKeyService, derive_pepper
 from sous_gateway.config import GatewaySettings
 from sous_gateway.scopes import MEMBER_SCOPES
+from sous_service.db import create_engine
 
 
 async def create_api_key(

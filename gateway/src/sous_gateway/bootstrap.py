@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from sous_service.db import create_engine
 
 from sous_gateway.adapters.key_repository import KeyRepository
 from sous_gateway.auth.api_keys import ApiKeyService, derive_pepper
@@ -21,6 +20,7 @@ from sous_gateway.limits import TokenBucketLimiter
 from sous_gateway.routing.openapi_merge import OpenApiMerger
 from sous_gateway.routing.proxy import UpstreamProxy
 from sous_gateway.routing.table import default_table
+from sous_service.db import create_engine
 
 
 def build_components(settings: GatewaySettings) -> Components:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
+
 from sous_service.config import DEVELOPMENT_JWT_SECRET, ServiceSettings
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})

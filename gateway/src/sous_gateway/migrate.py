@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sous_service import migrate as shared
-
 from sous_gateway.config import GatewaySettings
+from sous_service import migrate as shared
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jwt
+
 from sous_service.config import DEVELOPMENT_JWT_SECRET
 
 

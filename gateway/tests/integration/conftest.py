@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from sqlalchemy.engine import make_url
+
 from sous_gateway.bootstrap import build_app
 from sous_gateway.config import GatewaySettings
 from sous_gateway.migrate import migrate_async
@@ -23,7 +25,6 @@ from sous_local.ports import free_port
 from sous_local.testing import Infrastructure, create_database
 from sous_service.config import DEVELOPMENT_INTERNAL_SECRET
 from sous_service.web import Context, create_service_app
-from sqlalchemy.engine import make_url
 
 SERVICES = ("catalog", "executor", "quality", "marketplace")
 
@@ -285,6 +286,7 @@ def mint(workspace: str) -> Minter:
     import time
 
     import jwt as pyjwt
+
     from sous_service.config import DEVELOPMENT_JWT_SECRET
 
     def _mint(

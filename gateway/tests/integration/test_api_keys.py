@@ -7,8 +7,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sous_gateway.adapters.tables import api_keys
 from sqlalchemy import update
+
+from sous_gateway.adapters.tables import api_keys
 
 pytestmark = pytest.mark.integration
 

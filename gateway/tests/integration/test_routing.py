@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+
 from sous_gateway.routing.table import ROUTES
 from sous_local.ports import free_port
 from sous_service.config import DEVELOPMENT_INTERNAL_SECRET

@@ -4,6 +4,7 @@ import time
 
 import jwt
 import pytest
+
 from sous_gateway.auth.api_keys import derive_pepper, hash_secret, new_key, parse_key
 from sous_gateway.auth.jwks import parse_jwks
 from sous_gateway.auth.jwt import JwtVerifier

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sous_gateway.limits import TokenBucketLimiter
 from sous_gateway.scopes import ALL_SCOPES, MEMBER_SCOPES, scopes_for_user
 from sous_service.errors import ApiError

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sous_gateway.routing.openapi_merge import merge_documents
 from sous_gateway.routing.table import default_table
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sous_gateway.routing.table import ROUTES, Match, NoMatch, default_table
 
 pytestmark = pytest.mark.unit

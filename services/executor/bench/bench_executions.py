@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from sous_events.events.catalog import AgentRegistered, RecipeCreated
 from sous_events.ids import new_id
 from sous_events.registry import make_event

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text, update
+
 from sous_catalog.adapters.tables import recipes
 from sous_catalog.bootstrap import MIGRATIONS_DIR
 from sous_catalog.config import CatalogSettings
@@ -31,7 +33,6 @@ from sous_local.ports import free_port
 from sous_service.db import create_engine, create_session_factory
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
-from sqlalchemy import text, update
 
 WORDS = [
     "report",

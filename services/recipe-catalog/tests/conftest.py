@@ -13,6 +13,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+
 from sous_catalog.bootstrap import MIGRATIONS_DIR, build_app
 from sous_catalog.config import CatalogSettings
 from sous_events import topics

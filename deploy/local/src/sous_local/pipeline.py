@@ -11,6 +11,9 @@ import asyncio
 import signal
 from dataclasses import dataclass
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
 from sous_events.consumer import ConsumerRunner
 from sous_events.envelope import Envelope
 from sous_events.events import AgentMetricsUpdated
@@ -19,8 +22,6 @@ from sous_events.registry import make_event
 from sous_events.store import EventStore
 from sous_events.tables import metadata
 from sous_events.topics import QUALITY
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 TOPIC = QUALITY
 

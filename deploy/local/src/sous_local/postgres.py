@@ -57,11 +57,11 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> tuple[int | None, int | None]:
         if self.user is None:
-            return {}
+            return None, None
         entry = pwd.getpwnam(self.user)
-        return {"user": entry.pw_uid, "group": entry.pw_gid}
+        return entry.pw_uid, entry.pw_gid
 
     def init(self) -> None:
         pgdata = self.data_dir / "pgdata"
@@ -88,7 +88,8 @@ class EmbeddedPostgres:
             ],
             check=True,
             capture_output=True,
-            **self._run_as(),  # type: ignore[arg-type]
+            user=self._run_as()[0],
+            group=self._run_as()[1],
         )
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -115,7 +116,8 @@ class EmbeddedPostgres:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            **self._run_as(),  # type: ignore[arg-type]
+            user=self._run_as()[0],
+            group=self._run_as()[1],
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 
 
 class RestartableBroker(Protocol):
-    bootstrap: str
+    @property
+    def bootstrap(self) -> str: ...
 
     def restart(self) -> None: ...
 

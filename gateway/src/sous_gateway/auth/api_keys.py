@@ -19,11 +19,10 @@ import string
 import time
 from datetime import UTC, datetime, timedelta
 
-from sous_service.errors import ApiError, InputInvalid
-
 from sous_gateway.adapters.key_repository import ApiKeyRecord, KeyRepository
 from sous_gateway.auth.principal import Principal, unauthenticated
 from sous_gateway.scopes import ALL_SCOPES
+from sous_service.errors import ApiError, InputInvalid
 
 logger = logging.getLogger("sous.gateway.api_keys")
 

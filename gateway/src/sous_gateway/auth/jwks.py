@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
-from sous_service.errors import ApiError
 
 from sous_gateway.auth.principal import unauthenticated
+from sous_service.errors import ApiError
 
 logger = logging.getLogger("sous.gateway.jwks")
 

@@ -8,9 +8,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from sous_service.errors import ApiError, install_error_handlers, responses
-from sous_service.internal_context import InternalContext
-from sous_service.web import ReadinessCheck, health_router
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
@@ -20,6 +17,9 @@ from sous_gateway.entrypoints.middleware import GatewayMiddleware
 from sous_gateway.entrypoints.schemas import ApiKeyList, ApiKeyView, CreateApiKey, CreatedApiKey
 from sous_gateway.routing.table import Match, Route
 from sous_gateway.scopes import KEYS_ADMIN
+from sous_service.errors import ApiError, install_error_handlers, responses
+from sous_service.internal_context import InternalContext
+from sous_service.web import ReadinessCheck, health_router
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 

@@ -10,8 +10,9 @@ import time
 import uuid
 from typing import Any
 
-from sous_service.logs import correlation_id_var, request_id_var
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sous_service.logs import correlation_id_var, request_id_var
 
 access_log = logging.getLogger("sous.gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")

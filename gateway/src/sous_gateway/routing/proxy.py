@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 import anyio
 import httpx
-from sous_service.errors import ApiError
-from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+
+from sous_service.errors import ApiError
+from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 
 logger = logging.getLogger("sous.gateway.proxy")
 

@@ -18,13 +18,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.codec import decode
 from sous_events.envelope import Envelope
 from sous_events.kafka import KafkaConfig, make_consumer, make_producer
 from sous_events.tables import inbox
 from sous_events.topics import dlq_topic
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 logger = logging.getLogger("sous.consumer")
 

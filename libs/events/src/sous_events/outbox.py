@@ -16,9 +16,10 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from sqlalchemy.engine import make_url
+
 from sous_events.kafka import KafkaConfig, make_producer
 from sous_events.store import OUTBOX_CHANNEL
-from sqlalchemy.engine import make_url
 
 logger = logging.getLogger("sous.outbox")
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.envelope import Envelope
 from sous_events.store import EventStore
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 Apply = Callable[[AsyncSession, Envelope], Awaitable[None]]
 Reset = Callable[[AsyncSession], Awaitable[None]]

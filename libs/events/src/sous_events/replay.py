@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.codec import encode, kafka_headers, kafka_key
 from sous_events.kafka import KafkaConfig, ensure_topics, make_producer
 from sous_events.registry import spec_for
 from sous_events.store import EventStore
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 async def republish_event_store(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.codec import encode, kafka_headers
 from sous_events.envelope import Envelope
 from sous_events.registry import topic_for
 from sous_events.tables import event_store, outbox
-from sqlalchemy import func, insert, select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 OUTBOX_CHANNEL = "sous_outbox"
 

@@ -1,10 +1,11 @@
 import asyncio
 
 import pytest
+from sqlalchemy import text
+
 from sous_events.projection import rebuild_projection
 from sous_events.store import ConcurrencyConflict, EventStore
 from sous_local.pipeline import pipeline_event
-from sqlalchemy import text
 
 pytestmark = pytest.mark.integration
 

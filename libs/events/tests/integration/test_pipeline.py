@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+
 from sous_events.outbox import OutboxRelay, pending_count
 from sous_events.replay import republish_event_store
 from sous_events.store import EventStore

@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+
 from sous_events import registry
 from sous_events.codec import decode, encode, kafka_headers
 from sous_events.envelope import Actor

@@ -1,6 +1,7 @@
 import copy
 
 import pytest
+
 from sous_events.schemas import breaking_changes, check_compatibility, current_schemas
 
 pytestmark = pytest.mark.unit

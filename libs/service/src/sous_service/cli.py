@@ -10,8 +10,8 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sous_events.replay import republish_event_store
 
+from sous_events.replay import republish_event_store
 from sous_service.config import ServiceSettings
 from sous_service.db import create_engine, create_session_factory
 from sous_service.logs import configure_logging

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from sous_events.consumer import AfterCommit, ConsumerRunner, Handler
 from sous_events.kafka import KafkaConfig, broker_is_ready, ensure_topics
 from sous_events.outbox import OutboxRelay
 from sous_events.store import EventStore
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from sous_service.config import ServiceSettings
 from sous_service.db import create_engine, create_session_factory, database_is_ready
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sous_service.cli import run_service_cli
-from sous_service.config import ServiceSettings
-
 from sous_executor.bootstrap import MIGRATIONS_DIR, build_app, rebuild_read_models
 from sous_executor.config import ExecutorSettings
+from sous_service.cli import run_service_cli
+from sous_service.config import ServiceSettings
 
 
 def _app(settings: ServiceSettings) -> Any:

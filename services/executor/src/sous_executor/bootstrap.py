@@ -6,13 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
-from sous_events.projection import rebuild_projection
-from sous_service.db import create_engine, create_session_factory
-from sous_service.runtime import ServiceRuntime
-from sous_service.web import create_service_app
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events.projection import rebuild_projection
 from sous_executor.adapters.catalog_client import CatalogClient
 from sous_executor.adapters.repositories import project_execution
 from sous_executor.adapters.tables import executions
@@ -28,6 +25,9 @@ from sous_executor.llm.client import ClientFactory
 from sous_executor.tools.builtin import builtin_tools
 from sous_executor.tools.composio import composio_tools
 from sous_executor.tools.router import ToolRouter
+from sous_service.db import create_engine, create_session_factory
+from sous_service.runtime import ServiceRuntime
+from sous_service.web import create_service_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

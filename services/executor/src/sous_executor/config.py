@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
+
 from sous_service.config import ServiceSettings
 
 DEFAULT_PRICES: dict[str, dict[str, float]] = {

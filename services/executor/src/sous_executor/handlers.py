@@ -6,16 +6,14 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.envelope import Actor, Envelope
 from sous_events.events.executor import ExecutionCancelRequested, ExecutionRequested
 from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict, EventStore
-from sous_service.errors import ApiError, InputInvalid, not_found
-from sous_service.internal_context import InternalContext
-from sqlalchemy import func, literal_column, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.catalog_client import CatalogClient
 from sous_executor.adapters.tables import executions, recipe_replicas
@@ -25,6 +23,8 @@ from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.domain.planning import PlanError, build_plan, parse_steps
 from sous_executor.engine.leases import Leases
 from sous_executor.engine.runner import AGGREGATE, PRODUCER, Engine
+from sous_service.errors import ApiError, InputInvalid, not_found
+from sous_service.internal_context import InternalContext
 
 FINISHED = ("completed", "failed", "cancelled")
 

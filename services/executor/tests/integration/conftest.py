@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
 from sous_local.testing import Infrastructure
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
 from sous_events.envelope import Envelope
 from sous_events.events.catalog import AgentRegistered, RecipeCreated
 from sous_events.ids import new_id
@@ -24,7 +26,6 @@ from sous_executor.config import ExecutorSettings
 from sous_local.testing import unique
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
-from sqlalchemy.engine import make_url
 
 
 def free_port() -> int:

@@ -24,6 +24,7 @@ from executor_harness import (
     wait_finished,
     wait_for,
 )
+
 from sous_events.codec import encode, kafka_headers
 from sous_events.events.catalog import AgentRegistered, RecipeCreated
 from sous_events.registry import make_event, topic_for

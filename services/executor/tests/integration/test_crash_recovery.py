@@ -24,6 +24,7 @@ from executor_harness import (
     seed,
     step,
 )
+
 from sous_local.testing import Infrastructure, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]

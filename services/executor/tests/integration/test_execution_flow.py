@@ -13,6 +13,7 @@ from executor_harness import (
     step,
     wait_finished,
 )
+
 from sous_local.testing import unique
 
 pytestmark = pytest.mark.integration

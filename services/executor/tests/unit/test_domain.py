@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.domain.planning import PlanError, build_plan, parse_steps

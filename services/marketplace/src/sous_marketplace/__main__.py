@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sous_service.cli import run_service_cli
-
 from sous_marketplace.bootstrap import MIGRATIONS_DIR, build_app, rebuild
 from sous_marketplace.config import MarketplaceSettings
+from sous_service.cli import run_service_cli
 
 
 def main() -> None:

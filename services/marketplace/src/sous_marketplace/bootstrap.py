@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from sous_events.projection import rebuild_projection
-from sous_service.config import ServiceSettings
-from sous_service.db import create_engine, create_session_factory
-from sous_service.runtime import ServiceRuntime
-from sous_service.web import create_service_app
 
+from sous_events.projection import rebuild_projection
 from sous_marketplace.adapters import projection
 from sous_marketplace.config import MarketplaceSettings
 from sous_marketplace.entrypoints.api import build_router
 from sous_marketplace.entrypoints.consumers import replicas_consumer
 from sous_marketplace.handlers import Marketplace
+from sous_service.config import ServiceSettings
+from sous_service.db import create_engine, create_session_factory
+from sous_service.runtime import ServiceRuntime
+from sous_service.web import create_service_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

@@ -7,24 +7,24 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.envelope import Actor, Envelope, EventPayload
 from sous_events.events import ListingSubmitted, RecipeInstalled
 from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict, EventStore
-from sous_service.errors import ApiError, InputInvalid, not_found
-from sous_service.internal_context import InternalContext
-from sous_service.logs import correlation_id_var
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sous_marketplace.adapters import projection, queries, replicas
 from sous_marketplace.adapters.tables import listings
 from sous_marketplace.domain.install import installed_template_id, plan_install
 from sous_marketplace.domain.listing import InvalidReason, InvalidTransition, Listing, choose_category
 from sous_marketplace.domain.snapshot import public_agent, public_recipe, step_agent_ids
 from sous_marketplace.domain.trust import is_trusted
+from sous_service.errors import ApiError, InputInvalid, not_found
+from sous_service.internal_context import InternalContext
+from sous_service.logs import correlation_id_var
 
 PRODUCER = "marketplace"
 MAX_TEMPLATE_ID_ATTEMPTS = 8

@@ -12,6 +12,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
 from sous_events import topics
 from sous_events.codec import decode, encode, kafka_headers, kafka_key
 from sous_events.envelope import Envelope
@@ -25,8 +28,6 @@ from sous_marketplace.config import MarketplaceSettings
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
 from sous_service.runtime import ServiceRuntime
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 
 async def wait_for(predicate: Callable[[], Awaitable[bool]], within_s: float = 30.0, what: str = "condition") -> None:

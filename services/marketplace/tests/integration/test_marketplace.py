@@ -4,6 +4,8 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+
 from sous_events.events import ListingApproved, QualityAssessed, RecipeInstalled
 from sous_events.ids import new_id
 from sous_events.registry import make_event
@@ -12,7 +14,6 @@ from sous_local.testing import unique
 from sous_marketplace.adapters import projection
 from sous_marketplace.adapters.tables import creator_approvals, installs, listings, quality_scores
 from sous_marketplace.bootstrap import rebuild
-from sqlalchemy import select
 
 from .conftest import Marketplace, consume_marketplace_events, wait_for
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sous_events.events import ListingApproved, ListingRejected, ListingSubmitted
 from sous_events.registry import make_event
 from sous_marketplace.domain.install import installed_template_id, plan_install

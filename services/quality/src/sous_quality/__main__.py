@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sous_service.cli import run_service_cli
-
 from sous_quality.bootstrap import MIGRATIONS_DIR, build_app, rebuild
 from sous_quality.config import QualitySettings
+from sous_service.cli import run_service_cli
 
 
 def main() -> None:

@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from sous_events.projection import rebuild_projection
-from sous_service.config import ServiceSettings
-from sous_service.db import create_engine, create_session_factory
-from sous_service.runtime import ServiceRuntime
-from sous_service.web import create_service_app
 
+from sous_events.projection import rebuild_projection
 from sous_quality.config import QualitySettings
 from sous_quality.entrypoints.api import build_router
 from sous_quality.entrypoints.consumers import consumer_spec
@@ -21,6 +17,10 @@ from sous_quality.handlers import (
     apply_quality_event,
     reset_quality_models,
 )
+from sous_service.config import ServiceSettings
+from sous_service.db import create_engine, create_session_factory
+from sous_service.runtime import ServiceRuntime
+from sous_service.web import create_service_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from sous_events.envelope import SYSTEM_ACTOR, Actor, Envelope, utcnow
 from sous_events.events import (
     AgentMetricsUpdated,
@@ -30,10 +34,6 @@ from sous_events.events import (
 )
 from sous_events.registry import make_event
 from sous_events.store import EventStore
-from sqlalchemy import delete
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sous_quality.adapters import repository as repo
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
 from sous_quality.domain import learning, scoring

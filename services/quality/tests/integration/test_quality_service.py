@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import func, select
+
 from sous_events import topics
 from sous_events.codec import decode, encode, kafka_headers, kafka_key
 from sous_events.envelope import Envelope, EventPayload
@@ -34,7 +36,6 @@ from sous_quality.bootstrap import MIGRATIONS_DIR, build_app, rebuild
 from sous_quality.config import QualitySettings
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
-from sqlalchemy import func, select
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sous_quality.domain import learning
 from sous_quality.domain.agents import AgentTotals
 from sous_quality.domain.record import ExecutionRecord, StepRecord

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sous_quality.domain import scoring
 from sous_quality.domain.learning import patterns as find_patterns
 from sous_quality.domain.record import ExecutionRecord, StepRecord, record_from_copies

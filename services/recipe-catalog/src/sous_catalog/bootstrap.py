@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from sous_service.config import ServiceSettings
-from sous_service.db import create_engine, create_session_factory
-from sous_service.runtime import ServiceRuntime
-from sous_service.web import create_service_app
 
 from sous_catalog.config import CatalogSettings
 from sous_catalog.entrypoints.api import ROUTERS, CatalogServices
 from sous_catalog.entrypoints.consumers import consumer_spec
 from sous_catalog.handlers import CatalogHandlers
 from sous_catalog.projections import rebuild_read_models
+from sous_service.config import ServiceSettings
+from sous_service.db import create_engine, create_session_factory
+from sous_service.runtime import ServiceRuntime
+from sous_service.web import create_service_app
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 

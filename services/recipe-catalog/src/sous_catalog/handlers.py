@@ -13,12 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sous_events import events as ev
-from sous_events.envelope import Actor, Envelope, EventPayload
-from sous_events.ids import new_id
-from sous_events.registry import make_event
-from sous_events.store import ConcurrencyConflict, EventStore
-from sous_service.errors import ApiError, FieldError, InputInvalid, not_found
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +28,12 @@ from sous_catalog.domain.validation import (
     validate_recipe_fields,
 )
 from sous_catalog.schemas import AgentCreate, RecipeCreate
+from sous_events import events as ev
+from sous_events.envelope import Actor, Envelope, EventPayload
+from sous_events.ids import new_id
+from sous_events.registry import make_event
+from sous_events.store import ConcurrencyConflict, EventStore
+from sous_service.errors import ApiError, FieldError, InputInvalid, not_found
 
 logger = logging.getLogger("sous.catalog")
 

@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sous_events.envelope import Envelope
-from sous_events.store import EventStore
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,6 +17,8 @@ from sous_catalog.adapters.tables import agents, recipes
 from sous_catalog.domain import agent as agent_domain
 from sous_catalog.domain import recipe as recipe_domain
 from sous_catalog.domain.validation import step_agent_ids
+from sous_events.envelope import Envelope
+from sous_events.store import EventStore
 
 AGGREGATE_TYPES = (recipe_domain.AGGREGATE, agent_domain.AGGREGATE)
 

@@ -1,6 +1,7 @@
 """Agents over HTTP: CRUD, validation, secrets, deletion guarded by recipes, authentication."""
 
 import pytest
+
 from sous_local.testing import unique
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,8 @@
 """Events on the real broker: what the catalog publishes, what it consumes (idempotently), and rebuild."""
 
 import pytest
+from sqlalchemy import select
+
 from sous_catalog.adapters.tables import agents, recipes
 from sous_catalog.projections import rebuild_read_models
 from sous_events import events as ev
@@ -8,7 +10,6 @@ from sous_events.envelope import Actor
 from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_local.testing import unique
-from sqlalchemy import select
 
 pytestmark = pytest.mark.integration
 

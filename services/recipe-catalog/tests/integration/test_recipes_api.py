@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+
 from sous_catalog.handlers import Caller
 from sous_local.testing import unique
 

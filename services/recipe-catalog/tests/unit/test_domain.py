@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from sous_catalog.domain import agent as agent_domain
 from sous_catalog.domain import recipe as recipe_domain
 from sous_catalog.domain.validation import (

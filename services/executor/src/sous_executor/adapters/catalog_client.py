@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import httpx
+
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 
 logger = logging.getLogger("sous.executor.catalog")

@@ -18,6 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openai
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.envelope import EventPayload
 from sous_events.events.executor import (
     ExecutionFinished,
@@ -33,9 +36,6 @@ from sous_events.events.executor import (
 )
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict, EventStore
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from sous_executor.adapters.repositories import project_execution
 from sous_executor.adapters.tables import executions
 from sous_executor.config import ExecutorSettings

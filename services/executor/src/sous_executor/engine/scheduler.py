@@ -14,14 +14,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from sous_events.envelope import Actor
-from sous_events.ids import new_id
-from sous_service.errors import ApiError, InputInvalid
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from sous_events.envelope import Actor
+from sous_events.ids import new_id
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.tables import schedule_runs
 from sous_executor.handlers import ExecutorService
+from sous_service.errors import ApiError, InputInvalid
 
 logger = logging.getLogger("sous.executor.scheduler")
 CRON_ACTOR = Actor(user_id="scheduler", auth_type="system")

@@ -11,13 +11,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sous_service.errors import ApiError, InputInvalid, not_found, responses
-from sous_service.web import Context
 
 from sous_executor.adapters import repositories as repo
 from sous_executor.entrypoints.sse import stream_execution
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
+from sous_service.errors import ApiError, InputInvalid, not_found, responses
+from sous_service.web import Context
 
 RECIPES = "/api/workflow-recipes"
 EXECUTION = RECIPES + "/{template_id}/executions/{execution_id}"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sous_events import topics
-from sous_events.envelope import Envelope
-from sous_service.runtime import ConsumerSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import topics
+from sous_events.envelope import Envelope
 from sous_executor.engine.runner import Engine
 from sous_executor.handlers import ExecutorService
+from sous_service.runtime import ConsumerSpec
 
 RUNNERS_GROUP = "executor-runners"
 REPLICAS_GROUP = "executor-replicas"

@@ -6,10 +6,10 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from sous_events.tables import event_store
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sous_events.tables import event_store
 from sous_executor.adapters.tables import executions
 from sous_executor.engine.runner import AGGREGATE
 

@@ -7,12 +7,12 @@ trust counts and install counts cannot be counted twice.
 
 from __future__ import annotations
 
-from sous_events.envelope import Envelope
-from sous_events.events import ListingApproved, ListingRejected, ListingSubmitted, RecipeInstalled
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events.envelope import Envelope
+from sous_events.events import ListingApproved, ListingRejected, ListingSubmitted, RecipeInstalled
 from sous_marketplace.adapters.tables import creator_approvals, installs, listings
 
 AGGREGATE_TYPES = ("Listing", "Install")

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from sous_events.envelope import Envelope
 from sous_events.events import (
     AgentRegistered,
@@ -18,10 +22,6 @@ from sous_events.events import (
     RecipeDeleted,
     RecipeUpdated,
 )
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from sous_marketplace.adapters.tables import agent_replicas, quality_scores, recipe_replicas
 
 CONSUMED_EVENT_TYPES = (

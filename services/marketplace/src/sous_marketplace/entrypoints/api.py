@@ -6,14 +6,14 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sous_service.errors import ApiError, not_found, responses
-from sous_service.internal_context import InternalContext
-from sous_service.web import Context
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_marketplace.adapters import queries
 from sous_marketplace.domain.trust import is_trusted
 from sous_marketplace.handlers import Marketplace
+from sous_service.errors import ApiError, not_found, responses
+from sous_service.internal_context import InternalContext
+from sous_service.web import Context
 
 MODERATE_SCOPE = "marketplace:moderate"
 MODERATOR_ROLE = "moderator"

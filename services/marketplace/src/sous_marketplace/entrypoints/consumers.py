@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sous_events import topics
-from sous_events.envelope import Envelope
-from sous_service.runtime import ConsumerSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import topics
+from sous_events.envelope import Envelope
 from sous_marketplace.adapters.replicas import CONSUMED_EVENT_TYPES, apply_consumed
+from sous_service.runtime import ConsumerSpec
 
 
 async def handle(session: AsyncSession, event: Envelope) -> None:

@@ -7,15 +7,15 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from sous_events.envelope import Actor
 from sous_events.store import ConcurrencyConflict
+from sous_quality.handlers import Cause, ExecutionNotFinished, ExecutionNotFound, QualityService, RecipeNotFound
 from sous_service.errors import ApiError, responses
 from sous_service.internal_context import InternalContext
 from sous_service.logs import correlation_id_var
 from sous_service.web import Context
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from sous_quality.handlers import Cause, ExecutionNotFinished, ExecutionNotFound, QualityService, RecipeNotFound
 
 T = TypeVar("T")
 PREFIX = "/api/workflow-recipes"

@@ -6,12 +6,12 @@ auto-learning assessment appends its events through the outbox in that same tran
 
 from __future__ import annotations
 
-from sous_events import topics
-from sous_events.envelope import Envelope
-from sous_service.runtime import ConsumerSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import topics
+from sous_events.envelope import Envelope
 from sous_quality.handlers import QualityService
+from sous_service.runtime import ConsumerSpec
 
 RECIPE_EVENTS = ("RecipeCreated", "RecipeUpdated", "RecipeDeleted")
 EXECUTION_EVENTS = (

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+
 from sous_service.errors import FieldError
 
 ERROR_HANDLING = ("stop", "continue", "retry", "skip")

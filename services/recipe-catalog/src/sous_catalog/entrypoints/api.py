@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from sous_service.errors import ApiError, InputInvalid, not_found, responses
-from sous_service.internal_context import InternalContext
-from sous_service.web import Context
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_catalog.adapters.repositories import AgentRepository, RecipeQuery, RecipeRepository, SortKey, recipe_public
@@ -39,6 +36,9 @@ from sous_catalog.schemas import (
     RecipeUseOut,
     WorkflowList,
 )
+from sous_service.errors import ApiError, InputInvalid, not_found, responses
+from sous_service.internal_context import InternalContext
+from sous_service.web import Context
 
 READ_SCOPE = "recipes:read"
 WRITE_SCOPE = "recipes:write"

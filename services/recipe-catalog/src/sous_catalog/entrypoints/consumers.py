@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sous_events import topics
-from sous_events.envelope import Envelope
-from sous_service.runtime import ConsumerSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog.handlers import CatalogHandlers
+from sous_events import topics
+from sous_events.envelope import Envelope
+from sous_service.runtime import ConsumerSpec
 
 GROUP = "catalog"
 CONSUMED = (
