@@ -124,7 +124,7 @@ def _method_not_allowed(allowed: tuple[str, ...]) -> ApiError:
 async def _route(request: Request) -> Response:
     """Every other /api path: authenticate, authorize, limit, then forward to the owning service."""
     components = _components(request)
-    resolved = components.table.resolve(request.method, request.url.path)
+    resolved = components.table.resolve(request.method, request.scope["path"])
     request_id = _request_id(request)
     if isinstance(resolved, Match) and resolved.route.auth == "webhook":
         return await _forward_webhook(request, components, resolved.route, request_id)
@@ -132,7 +132,7 @@ async def _route(request: Request) -> Response:
     if not isinstance(resolved, Match):
         if resolved.allowed:
             raise _method_not_allowed(resolved.allowed)
-        raise ApiError(404, "route_not_found", f"no route for {request.url.path}")
+        raise ApiError(404, "route_not_found", f"no route for {request.scope['path']}")
     route = resolved.route
     if route.service == "gateway":
         raise _method_not_allowed(tuple(r.method for r in components.table.routes if r.pattern == route.pattern))

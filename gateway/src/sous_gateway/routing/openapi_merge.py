@@ -86,6 +86,8 @@ def _decorate(operation: dict[str, Any], public: bool, service: str) -> dict[str
     params = operation.setdefault("parameters", [])
     if not any(isinstance(p, dict) and p.get("name", "").lower() == "x-workspace-id" for p in params):
         params.append(dict(_WORKSPACE_PARAMETER))
+    # Requests the HTTP server itself refuses (malformed framing or headers) never reach a route: plain text.
+    responses.setdefault("400", {"description": "Malformed HTTP request"})
     for status, description in _GATEWAY_ERRORS.items():
         responses.setdefault(
             status, {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}

@@ -99,7 +99,7 @@ class UpstreamProxy:
         stream: bool = False,
     ) -> StreamingResponse:
         base = self._upstreams[service]
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         query = request.scope.get("query_string", b"")
         url = base + raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
         upstream_request = self._client.build_request(
@@ -112,10 +112,10 @@ class UpstreamProxy:
         try:
             upstream = await self._client.send(upstream_request, stream=True)
         except httpx.TimeoutException as exc:
-            logger.warning("%s timed out on %s %s", service, request.method, request.url.path)
+            logger.warning("%s timed out on %s %s", service, request.method, request.scope["path"])
             raise ApiError(504, "upstream_timeout", f"the {service} service did not answer in time") from exc
         except httpx.HTTPError as exc:
-            logger.warning("%s unreachable on %s %s: %s", service, request.method, request.url.path, exc)
+            logger.warning("%s unreachable on %s %s: %s", service, request.method, request.scope["path"], exc)
             raise ApiError(502, "upstream_unavailable", f"the {service} service is unavailable") from exc
 
         dropped = _NOT_RETURNED | _connection_tokens(upstream.headers.raw)

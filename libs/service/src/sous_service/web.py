@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from sous_service.errors import ApiError, install_error_handlers
+from sous_service.errors import ApiError, FieldError, install_error_handlers, validation_error
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, InvalidContext, verify_context
 from sous_service.logs import correlation_id_var, request_id_var
 
@@ -31,6 +31,30 @@ class RequestIdMiddleware(BaseHTTPMiddleware):
             correlation_id_var.reset(corr)
         response.headers["X-Request-ID"] = request_id
         return response
+
+
+_CONTROL_CHARACTERS = {chr(c) for c in range(0x20)} | {"\x7f"}
+
+
+class RejectControlCharacters(BaseHTTPMiddleware):
+    """Control characters in a path or query value are never valid ids or filters; PostgreSQL and HTTP
+    clients downstream refuse some of them, so they are turned away here as invalid input."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        path = request.scope.get("path", "")
+        query = request.query_params
+        bad = next((c for c in path if c in _CONTROL_CHARACTERS), None)
+        field = "path"
+        if bad is None:
+            for key, value in query.multi_items():
+                if any(c in _CONTROL_CHARACTERS for c in key + value):
+                    bad, field = "?", key
+                    break
+        if bad is None:
+            return await call_next(request)
+        return validation_error(
+            [FieldError(field=field, message="control characters are not allowed", type="value_error")]
+        )
 
 
 def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
@@ -71,6 +95,7 @@ def create_service_app(
     app.state.internal_secret = internal_secret
     app.state.context_max_age_s = context_max_age_s
     install_error_handlers(app)
+    app.add_middleware(RejectControlCharacters)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(health_router(readiness or {}))
     return app

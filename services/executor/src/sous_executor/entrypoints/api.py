@@ -91,7 +91,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         template_id: str,
         ctx: Context,
         status: StatusFilter | None = None,
-        skip: Annotated[int, Query(ge=0)] = 0,
+        skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
         return await service.list_executions(ctx, template_id, status, skip, limit)

@@ -87,7 +87,7 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return _marketplace(request).sessions
 
 
-Skip = Query(0, ge=0, description="Items to skip")
+Skip = Query(0, ge=0, le=1_000_000, description="Items to skip")
 Limit = Query(20, ge=1, le=100, description="Page size (1..100)")
 
 
