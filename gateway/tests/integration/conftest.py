@@ -92,8 +92,8 @@ def echo_app(name: str, release_holder: dict[str, asyncio.Event]) -> FastAPI:
             {
                 "service": name,
                 "method": request.method,
-                "path": request.url.path,
-                "query": request.url.query,
+                "path": request.scope["path"],
+                "query": request.scope["query_string"].decode(),
                 "body": body.decode("latin-1"),
                 "context": ctx.model_dump(mode="json"),
                 "headers": headers,

@@ -63,6 +63,16 @@ async def test_requests_reach_the_owning_service_unchanged(gw, member, workspace
     verify_context(echo["headers"]["x-sous-context"], DEVELOPMENT_INTERNAL_SECRET)
 
 
+async def test_an_encoded_question_mark_in_an_id_stays_part_of_the_path(gw, member):
+    # A decoded "?" must neither split the path when routing nor when forwarding.
+    response = await gw.client.post(f"{RECIPES}/a%3Fb/executions/e-1/cancel", headers=member)
+    assert response.status_code == 200, response.text
+    echo = response.json()
+    assert echo["service"] == "executor"
+    assert echo["query"] == ""
+    assert echo["path"] == f"{RECIPES}/a?b/executions/e-1/cancel"
+
+
 async def test_a_forged_context_header_is_replaced(gw, member):
     response = await gw.client.get(RECIPES, headers={**member, "X-Sous-Context": "forged.header"})
     assert response.status_code == 200

@@ -71,8 +71,12 @@ class UpstreamProxy:
     ) -> list[tuple[bytes, bytes]]:
         raw = request.headers.raw
         dropped = _NOT_FORWARDED | _connection_tokens(raw)
+        # Surrounding whitespace is not part of a header value (RFC 9110 5.5); the HTTP client refuses to
+        # send it, so it is trimmed here rather than turned into a 502.
         headers = [
-            (k, v) for k, v in raw if k.decode("latin-1").lower() not in dropped and k.lower() != b"x-request-id"
+            (k, v.strip(b" \t"))
+            for k, v in raw
+            if k.decode("latin-1").lower() not in dropped and k.lower() != b"x-request-id"
         ]
         client = request.client.host if request.client else ""
         forwarded_for = request.headers.get("x-forwarded-for")

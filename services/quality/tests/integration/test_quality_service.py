@@ -481,9 +481,17 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
     ]
 
     async def snapshot() -> list[Any]:
+        # Only this test's rows: the shared broker also carries other tests' runs, some never finished,
+        # whose per-agent progress is (by design) only recorded in the store when a run finishes.
+        queries = (
+            select(recipe_quality).where(recipe_quality.c.workspace_id == ws),
+            select(assessments).where(assessments.c.workspace_id == ws),
+            select(analyses).where(analyses.c.workspace_id == ws),
+            select(*agent_cols).where(agent_metrics.c.workspace_id == ws),
+        )
         async with sessions() as session:
             out = []
-            for query in (select(recipe_quality), select(assessments), select(analyses), select(*agent_cols)):
+            for query in queries:
                 out.append(sorted((await session.execute(query)).all(), key=lambda row: str(row[0])))
             return out
 
