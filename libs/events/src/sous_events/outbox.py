@@ -42,6 +42,8 @@ class OutboxRelay:
         batch_size: int = 500,
         fallback_poll_s: float = 5.0,
         max_backoff_s: float = 5.0,
+        keep_sent_s: float = 3600.0,
+        purge_every_s: float = 300.0,
     ) -> None:
         self.name = name
         self.dsn = asyncpg_dsn(database_url)
@@ -49,6 +51,10 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.fallback_poll_s = fallback_poll_s
         self.max_backoff_s = max_backoff_s
+        # Sent rows are only a delivery log (the event store keeps the record); the leader trims them.
+        self.keep_sent_s = keep_sent_s
+        self.purge_every_s = purge_every_s
+        self._last_purge = 0.0
         self.published = 0
         self.is_leader = False
         self._wake = asyncio.Event()
@@ -93,6 +99,7 @@ class OutboxRelay:
             self.is_leader = True
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             while not self._stopping.is_set():
+                await self._purge_if_due(conn)
                 sent = await self._publish_batch(conn)
                 if sent < self.batch_size:
                     self._wake.clear()
@@ -103,6 +110,15 @@ class OutboxRelay:
             self.is_leader = False
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
+
+    async def _purge_if_due(self, conn: asyncpg.Connection) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_purge < self.purge_every_s:
+            return
+        self._last_purge = now
+        await conn.execute(
+            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)", float(self.keep_sent_s)
+        )
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

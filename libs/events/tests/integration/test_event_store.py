@@ -75,3 +75,32 @@ async def test_rebuilt_projection_equals_the_live_one(sessions, workspace):
     assert count == 15
     assert rebuilt == live
     assert live == [("p1", 5, 5), ("p2", 5, 5), ("p3", 5, 5)]
+
+
+async def test_the_relay_trims_rows_sent_long_ago(fresh_database, sessions, kafka, workspace):
+    from sous_events.outbox import OutboxRelay, pending_count
+
+    store = EventStore()
+    async with sessions() as s, s.begin():
+        for version in (1, 2, 3):
+            await store.append(s, [pipeline_event(workspace, "trim", version)], expected_version=version - 1)
+        await s.execute(
+            text(
+                "UPDATE outbox SET sent_at = now() - interval '2 hours' WHERE id IN "
+                "(SELECT id FROM outbox ORDER BY id LIMIT 2)"
+            )
+        )
+    relay = OutboxRelay(name=f"trim-{workspace}", database_url=fresh_database, kafka=kafka, keep_sent_s=3600)
+    relay.start()
+    try:
+        for _ in range(100):
+            async with sessions() as s:
+                remaining = (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
+            if remaining == 1 and await pending_count(fresh_database) == 0:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await relay.stop()
+    assert remaining == 1  # the two old rows are gone; the fresh one was published and kept
+    async with sessions() as s:
+        assert len(await store.load(s, "AgentMetrics", "trim")) == 3  # the event store keeps everything
