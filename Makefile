@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install up down test test-kafka lint typecheck bench
+.PHONY: help install up down test test-kafka lint typecheck bench k8s-validate
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -23,7 +23,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/py
 install: $(VENV)/.synced ## Create the virtualenv and install everything (locked)
 
 PACKAGES := sous_events sous_service sous_local sous_catalog sous_executor sous_quality sous_marketplace sous_gateway
-TEST_PATHS := libs deploy/local services gateway tests
+TEST_PATHS := libs deploy/local deploy/k8s services gateway tests
 PYTEST := $(VENV)/bin/pytest
 
 up: install ## Start the whole system on embedded defaults (Ctrl-C stops it)
@@ -53,3 +53,6 @@ bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gate
 	$(PY) services/recipe-catalog/bench/bench_list.py
 	$(PY) services/executor/bench/bench_executions.py --broker embedded
 	$(PY) services/executor/bench/bench_executions.py --broker kafka
+
+k8s-validate: install ## Offline check of deploy/k8s: kustomize render, schema validation, policy scan
+	bash scripts/k8s-validate.sh
