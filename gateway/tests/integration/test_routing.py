@@ -176,6 +176,11 @@ async def test_unreachable_upstream_is_502(make_gateway, member):
     gw = await make_gateway(marketplace_url=f"http://127.0.0.1:{free_port()}")
     response = await gw.client.get("/api/marketplace/listings", headers=member)
     assert (response.status_code, response.json()["code"]) == (502, "upstream_unavailable")
+    # The other services stay reachable: one missing upstream is reported, not a reason to leave rotation.
+    ready = await gw.client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["dependencies"]["marketplace"] is False
+    assert ready.json()["dependencies"]["catalog"] is True
 
 
 async def test_health_readiness_and_cors(make_gateway):
@@ -183,7 +188,8 @@ async def test_health_readiness_and_cors(make_gateway):
     assert (await gw.client.get("/healthz")).json() == {"status": "ok"}
     ready = await gw.client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert set(ready.json()["checks"]) == {"database", "catalog", "executor", "quality", "marketplace"}
+    assert set(ready.json()["checks"]) == {"database"}
+    assert set(ready.json()["dependencies"]) == {"catalog", "executor", "quality", "marketplace"}
     preflight = await gw.client.options(
         RECIPES,
         headers={

@@ -188,9 +188,10 @@ def create_app(components: Components, lifespan: Any = None) -> FastAPI:
 
         return check
 
-    checks: dict[str, ReadinessCheck] = {"database": database_ready}
-    checks.update({name: upstream_ready(base) for name, base in settings.upstreams.items()})
-    app.include_router(health_router(checks))
+    # One service down must not take the gateway (and so every other service) out of rotation: upstreams
+    # are reported, not gating; the gateway answers 502 for the routes of a missing one.
+    upstreams = {name: upstream_ready(base) for name, base in settings.upstreams.items()}
+    app.include_router(health_router({"database": database_ready}, informational=upstreams))
     app.include_router(api_keys_router())
 
     @app.get("/openapi.json", include_in_schema=False)

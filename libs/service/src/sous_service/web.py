@@ -57,8 +57,13 @@ class RejectControlCharacters(BaseHTTPMiddleware):
         )
 
 
-def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+def health_router(
+    checks: dict[str, ReadinessCheck], informational: dict[str, ReadinessCheck] | None = None
+) -> APIRouter:
+    """`checks` gate readiness; `informational` ones are reported only (a dependency whose loss must not
+    take this process out of its load balancer, e.g. one upstream of the gateway)."""
     router = APIRouter(tags=["health"])
+    extra = informational or {}
 
     @router.get("/healthz", summary="Liveness", description="The process is up and serving.")
     async def healthz() -> dict[str, str]:
@@ -73,10 +78,11 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
     async def readyz() -> JSONResponse:
         results = {name: await check() for name, check in checks.items()}
         ready = all(results.values())
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"status": "ready" if ready else "not_ready", "checks": results},
-        )
+        reported = {name: await check() for name, check in extra.items()}
+        content: dict[str, object] = {"status": "ready" if ready else "not_ready", "checks": results}
+        if reported:
+            content["dependencies"] = reported
+        return JSONResponse(status_code=200 if ready else 503, content=content)
 
     return router
 
