@@ -90,18 +90,10 @@ class RecipeRepository:
         if q.search:
             conditions.append(recipes.c.search_text.like(like_pattern(q.search), escape="\\"))
         where = and_(*conditions)
-        # One round trip: the page carries the total as a window count; only a page past the end needs
-        # a separate count.
-        total_column = func.count().over().label("_total")
-        rows = (
-            await self.session.execute(
-                select(recipes, total_column).where(where).order_by(*_ORDER[q.sort_by]).offset(q.skip).limit(q.limit)
-            )
-        ).all()
-        if rows:
-            total = rows[0]._total
-        else:
-            total = (await self.session.execute(select(func.count()).select_from(recipes).where(where))).scalar_one()
+        total = (await self.session.execute(select(func.count()).select_from(recipes).where(where))).scalar_one()
+        rows = await self.session.execute(
+            select(recipes).where(where).order_by(*_ORDER[q.sort_by]).offset(q.skip).limit(q.limit)
+        )
         return [recipe_public(r) for r in rows], int(total)
 
     async def featured(self, workspace_id: str, limit: int) -> tuple[list[dict[str, Any]], int]:
