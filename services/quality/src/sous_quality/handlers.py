@@ -314,18 +314,35 @@ class QualityService:
         patterns = learnings if learnings is not None else learning.patterns(record)
         result = scoring.assess(record, patterns)
         rolling = next_rolling_score(quality["quality_score"], result.quality_score)
+        payload = QualityAssessed(
+            recipe_id=template_id,
+            execution_id=execution_id,
+            quality_score=result.quality_score,
+            rolling_score=rolling,
+            breakdown=result.breakdown,
+            grade=result.grade,
+            bottlenecks=result.bottlenecks,
+        )
+        await self._record(session, payload, workspace_id, template_id, row, cause)
+        stored = await repo.get_assessment(session, workspace_id, execution_id)
+        assert stored is not None
+        return assessment_view(stored)
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        payload: QualityAssessed | LearningRecorded,
+        workspace_id: str,
+        template_id: str,
+        row: Any,
+        cause: Cause,
+        occurred_at: datetime | None = None,
+    ) -> None:
+        """Append one event to the recipe's quality stream and apply it to the read model."""
         aggregate_id = recipe_quality_id(workspace_id, template_id)
         version = await self.store.current_version(session, RECIPE_QUALITY, aggregate_id)
         event = make_event(
-            QualityAssessed(
-                recipe_id=template_id,
-                execution_id=execution_id,
-                quality_score=result.quality_score,
-                rolling_score=rolling,
-                breakdown=result.breakdown,
-                grade=result.grade,
-                bottlenecks=result.bottlenecks,
-            ),
+            payload,
             producer=PRODUCER,
             workspace_id=workspace_id,
             aggregate_id=aggregate_id,
@@ -334,11 +351,10 @@ class QualityService:
             causation_id=cause.causation_id,
             actor=cause.actor,
         )
+        if occurred_at is not None:
+            event = event.model_copy(update={"occurred_at": occurred_at})
         await self.store.append(session, [event], expected_version=version)
         await apply_quality_event(session, event)
-        stored = await repo.get_assessment(session, workspace_id, execution_id)
-        assert stored is not None
-        return assessment_view(stored)
 
     async def learn(
         self, session: AsyncSession, workspace_id: str, template_id: str, execution_id: str, cause: Cause
@@ -359,28 +375,15 @@ class QualityService:
         learning_data = learning.updated_learning_data(
             quality["learning_data"], execution_id=execution_id, analyzed_at=_iso(analyzed_at), analysis=analysis
         )
-        aggregate_id = recipe_quality_id(workspace_id, template_id)
-        version = await self.store.current_version(session, RECIPE_QUALITY, aggregate_id)
-        event = make_event(
-            LearningRecorded(
-                recipe_id=template_id,
-                execution_id=execution_id,
-                patterns=analysis.patterns,
-                suggestions=analysis.suggestions,
-                performance_metrics=analysis.performance_metrics,
-                learning_data=learning_data,
-            ),
-            producer=PRODUCER,
-            workspace_id=workspace_id,
-            aggregate_id=aggregate_id,
-            aggregate_version=version + 1,
-            correlation_id=cause.correlation_id or row["correlation_id"],
-            causation_id=cause.causation_id,
-            actor=cause.actor,
+        payload = LearningRecorded(
+            recipe_id=template_id,
+            execution_id=execution_id,
+            patterns=analysis.patterns,
+            suggestions=analysis.suggestions,
+            performance_metrics=analysis.performance_metrics,
+            learning_data=learning_data,
         )
-        event = event.model_copy(update={"occurred_at": analyzed_at})
-        await self.store.append(session, [event], expected_version=version)
-        await apply_quality_event(session, event)
+        await self._record(session, payload, workspace_id, template_id, row, cause, occurred_at=analyzed_at)
         stored = await repo.get_analysis(session, workspace_id, execution_id)
         assert stored is not None
         return analysis_view(stored)
