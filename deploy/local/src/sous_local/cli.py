@@ -11,14 +11,12 @@ sous create-key --name N --scope S --workspace W         an API key, through the
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
@@ -43,16 +41,6 @@ DEFAULT_STATE_DIR = ".sous"
 DEFAULT_WORKSPACE = "default"
 DEV_KEY_FILE = "dev-api-key.json"
 # The gateway's scopes (sous_gateway.scopes.ALL_SCOPES), for when the gateway package cannot be imported.
-FALLBACK_SCOPES = (
-    "recipes:read",
-    "recipes:write",
-    "executions:run",
-    "executions:read",
-    "quality:write",
-    "marketplace:submit",
-    "marketplace:moderate",
-    "keys:admin",
-)
 
 
 class CliError(Exception):
@@ -67,11 +55,9 @@ def default_state_dir() -> Path:
 
 
 def all_scopes() -> tuple[str, ...]:
-    try:
-        scopes = importlib.import_module("sous_gateway.scopes")
-        return tuple(str(s) for s in scopes.ALL_SCOPES)
-    except ImportError:
-        return FALLBACK_SCOPES
+    from sous_gateway.scopes import ALL_SCOPES
+
+    return ALL_SCOPES
 
 
 def jwt_secret(state_dir: Path, env: Mapping[str, str] | None = None) -> str:
@@ -93,38 +79,18 @@ def mint_jwt(
     issuer = source.get("SOUS_JWT_ISSUER", "sous-dev")
     audience = source.get("SOUS_JWT_AUDIENCE", "sous-api")
     workspaces_claim = source.get("SOUS_JWT_WORKSPACES_CLAIM", "workspaces")
-    try:
-        tokens = importlib.import_module("sous_gateway.tokens")
-    except ImportError:
-        tokens = None
-    if tokens is not None:
-        return str(
-            tokens.mint_development_token(
-                sub,
-                list(workspaces),
-                list(roles),
-                ttl_s,
-                secret=secret,
-                issuer=issuer,
-                audience=audience,
-                workspaces_claim=workspaces_claim,
-            )
-        )
-    import jwt
+    from sous_gateway.tokens import mint_development_token
 
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": sub,
-        workspaces_claim: list(workspaces),
-        "roles": list(roles),
-        "iss": issuer,
-        "aud": audience,
-        "iat": now,
-        "nbf": now,
-        "exp": now + ttl_s,
-        "jti": uuid.uuid4().hex,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return mint_development_token(
+        sub,
+        list(workspaces),
+        list(roles),
+        ttl_s,
+        secret=secret,
+        issuer=issuer,
+        audience=audience,
+        workspaces_claim=workspaces_claim,
+    )
 
 
 def create_api_key(gateway_url: str, token: str, workspace: str, name: str, scopes: Sequence[str]) -> dict[str, Any]:
