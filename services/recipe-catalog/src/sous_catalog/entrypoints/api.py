@@ -92,13 +92,6 @@ async def read_session(svc: Services) -> AsyncIterator[AsyncSession]:
 ReadSession = Annotated[AsyncSession, Depends(read_session)]
 
 
-def checked(**values: str | None) -> None:
-    """PostgreSQL text cannot hold NUL: refuse it in path and query values with a 422, not a 500."""
-    for name, value in values.items():
-        if value is not None and "\x00" in value:
-            raise InputInvalid.single(name, "must not contain NUL characters", "string_nul")
-
-
 def parse_if_match(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
@@ -130,7 +123,6 @@ async def list_agents(
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> dict[str, Any]:
-    checked(search=search)
     items, total = await AgentRepository(session).page(caller.workspace_id, search=search, skip=skip, limit=limit)
     return {"items": items, "total": total, "skip": skip, "limit": limit}
 
@@ -156,7 +148,6 @@ async def create_agent(caller: WriteCaller, svc: Services, body: AgentCreate) ->
     responses=responses(),
 )
 async def get_agent(caller: ReadCaller, session: ReadSession, agent_id: str) -> dict[str, Any]:
-    checked(agent_id=agent_id)
     found = await AgentRepository(session).by_ids(caller.workspace_id, [agent_id])
     if agent_id not in found:
         raise not_found("agent", agent_id)
@@ -171,7 +162,6 @@ async def get_agent(caller: ReadCaller, session: ReadSession, agent_id: str) -> 
     responses=responses(409),
 )
 async def update_agent(caller: WriteCaller, svc: Services, agent_id: str, body: AgentUpdate) -> dict[str, Any]:
-    checked(agent_id=agent_id)
     async with svc.sessions.begin() as session:
         return await svc.handlers.update_agent(
             session, caller, agent_id, body.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -186,7 +176,6 @@ async def update_agent(caller: WriteCaller, svc: Services, agent_id: str, body: 
     responses=responses(409),
 )
 async def delete_agent(caller: WriteCaller, svc: Services, agent_id: str) -> dict[str, Any]:
-    checked(agent_id=agent_id)
     async with svc.sessions.begin() as session:
         await svc.handlers.remove_agent(session, caller, agent_id)
     return {"message": "Agent deleted", "agent_id": agent_id}
@@ -218,7 +207,6 @@ async def list_recipes(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     sort_by: SortKey = "popularity",
 ) -> dict[str, Any]:
-    checked(search=search)
     query = RecipeQuery(
         workspace_id=caller.workspace_id,
         is_public=is_public,
@@ -294,7 +282,6 @@ async def dashboard(caller: ReadCaller, session: ReadSession) -> dict[str, Any]:
     responses=responses(),
 )
 async def get_recipe(caller: ReadCaller, session: ReadSession, template_id: str, response: Response) -> dict[str, Any]:
-    checked(template_id=template_id)
     row = await RecipeRepository(session).get(caller.workspace_id, template_id)
     if row is None:
         raise not_found("recipe", template_id)
@@ -323,7 +310,6 @@ async def update_recipe(
     body: Annotated[RecipeUpdate, Body()],
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> dict[str, Any]:
-    checked(template_id=template_id)
     expected = parse_if_match(if_match)
     changes = body.model_dump(mode="json", exclude_unset=True)
     attempts = 1 if expected is not None else max(1, svc.update_retries)
@@ -347,7 +333,6 @@ async def update_recipe(
     responses=responses(),
 )
 async def delete_recipe(caller: WriteCaller, svc: Services, template_id: str) -> dict[str, Any]:
-    checked(template_id=template_id)
     async with svc.sessions.begin() as session:
         await svc.handlers.delete_recipe(session, caller, template_id)
     return {"message": "Recipe deleted", "recipe_id": template_id}
@@ -361,7 +346,6 @@ async def delete_recipe(caller: WriteCaller, svc: Services, template_id: str) ->
     responses=responses(),
 )
 async def use_recipe(caller: WriteCaller, svc: Services, template_id: str) -> dict[str, Any]:
-    checked(template_id=template_id)
     async with svc.sessions.begin() as session:
         recipe = await svc.handlers.use_recipe(session, caller, template_id)
     return {
@@ -386,7 +370,6 @@ async def history(
     template_id: str,
     revision: Annotated[int | None, Query(ge=1, le=1_000_000_000)] = None,
 ) -> dict[str, Any]:
-    checked(template_id=template_id)
     return await svc.handlers.history(session, caller, template_id, revision)
 
 
@@ -411,7 +394,6 @@ async def list_workflows(
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> dict[str, Any]:
-    checked(q=q, owner=owner, tag=tag)
     rows, total = await RecipeRepository(session).workflows(
         caller.workspace_id, q=q, owner=owner, tag=tag, skip=skip, limit=limit
     )

@@ -1,0 +1,48 @@
+import httpx
+import pytest
+
+from sous_service.internal_context import InternalContext, sign_context
+from sous_service.web import Context, create_service_app
+
+pytestmark = pytest.mark.unit
+
+SECRET = "test-secret"
+
+
+def _app():
+    app = create_service_app(title="t", description="d", internal_secret=SECRET, context_max_age_s=60)
+
+    @app.get("/api/things/{thing_id}")
+    async def thing(thing_id: str, ctx: Context, q: str = "") -> dict[str, str]:
+        return {"id": thing_id, "workspace": ctx.workspace_id, "q": q}
+
+    return app
+
+
+async def _get(path: str, **kw):
+    headers = {"X-Sous-Context": sign_context(InternalContext(workspace_id="w", user_id="u"), SECRET)}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://s") as client:
+        return await client.get(path, headers=headers, **kw)
+
+
+async def test_plain_requests_pass():
+    response = await _get("/api/things/a-1", params={"q": "x"})
+    assert response.json() == {"id": "a-1", "workspace": "w", "q": "x"}
+
+
+async def test_control_characters_in_the_path_are_a_422():
+    response = await _get("/api/things/a%00b")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "path"
+
+
+async def test_control_characters_in_a_query_value_name_the_parameter():
+    response = await _get("/api/things/a", params={"q": "x\x1fy"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "q"
+
+
+async def test_requests_without_the_signed_context_are_a_401():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://s") as client:
+        response = await client.get("/api/things/a")
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_internal_context")
