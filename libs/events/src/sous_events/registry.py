@@ -51,6 +51,15 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.ListingApproved, topics.MARKETPLACE, "Listing"),
         _spec(ev.ListingRejected, topics.MARKETPLACE, "Listing"),
         _spec(ev.RecipeInstalled, topics.MARKETPLACE, "Install"),
+        _spec(ev.WorkflowCreated, topics.EXECUTOR_WORKFLOWS, "Workflow"),
+        _spec(ev.WorkflowUpdated, topics.EXECUTOR_WORKFLOWS, "Workflow"),
+        _spec(ev.WorkflowDeleted, topics.EXECUTOR_WORKFLOWS, "Workflow"),
+        _spec(ev.WorkflowRunRequested, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
+        _spec(ev.WorkflowStageStarted, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
+        _spec(ev.WorkflowPlanRejected, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
+        _spec(ev.WorkflowStageCompleted, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
+        _spec(ev.WorkflowStageFailed, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
+        _spec(ev.WorkflowRunFinished, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
     ]
 }
 

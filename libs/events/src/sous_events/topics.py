@@ -5,10 +5,18 @@ from __future__ import annotations
 CATALOG_RECIPES = "sous.catalog.recipes.v1"
 CATALOG_AGENTS = "sous.catalog.agents.v1"
 EXECUTOR_EXECUTIONS = "sous.executor.executions.v1"
+EXECUTOR_WORKFLOWS = "sous.executor.workflows.v1"
 QUALITY = "sous.quality.v1"
 MARKETPLACE = "sous.marketplace.v1"
 
-ALL_TOPICS: tuple[str, ...] = (CATALOG_RECIPES, CATALOG_AGENTS, EXECUTOR_EXECUTIONS, QUALITY, MARKETPLACE)
+ALL_TOPICS: tuple[str, ...] = (
+    CATALOG_RECIPES,
+    CATALOG_AGENTS,
+    EXECUTOR_EXECUTIONS,
+    EXECUTOR_WORKFLOWS,
+    QUALITY,
+    MARKETPLACE,
+)
 
 
 def dlq_topic(topic: str) -> str:

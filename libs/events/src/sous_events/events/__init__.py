@@ -21,6 +21,17 @@ from sous_events.events.executor import (
 )
 from sous_events.events.marketplace import ListingApproved, ListingRejected, ListingSubmitted, RecipeInstalled
 from sous_events.events.quality import AgentMetricsUpdated, LearningRecorded, QualityAssessed
+from sous_events.events.workflows import (
+    WorkflowCreated,
+    WorkflowDeleted,
+    WorkflowPlanRejected,
+    WorkflowRunFinished,
+    WorkflowRunRequested,
+    WorkflowStageCompleted,
+    WorkflowStageFailed,
+    WorkflowStageStarted,
+    WorkflowUpdated,
+)
 
 __all__ = [
     "AgentMetricsUpdated",
@@ -45,4 +56,13 @@ __all__ = [
     "StepRetryScheduled",
     "StepSkipped",
     "StepStarted",
+    "WorkflowCreated",
+    "WorkflowDeleted",
+    "WorkflowPlanRejected",
+    "WorkflowRunFinished",
+    "WorkflowRunRequested",
+    "WorkflowStageCompleted",
+    "WorkflowStageFailed",
+    "WorkflowStageStarted",
+    "WorkflowUpdated",
 ]

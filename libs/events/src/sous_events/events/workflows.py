@@ -1,0 +1,68 @@
+"""Workflow events (executor): workflow definitions, and one stream per workflow run through nine stages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sous_events.envelope import EventPayload
+
+
+class WorkflowCreated(EventPayload):
+    workflow: dict[str, Any]
+
+
+class WorkflowUpdated(EventPayload):
+    workflow: dict[str, Any]
+    changed_fields: list[str] = []
+
+
+class WorkflowDeleted(EventPayload):
+    workflow_id: str
+
+
+class WorkflowRunRequested(EventPayload):
+    run_id: str
+    workflow_id: str
+    workflow: dict[str, Any]
+    task: str
+    input_data: dict[str, Any] = {}
+
+
+class WorkflowStageStarted(EventPayload):
+    run_id: str
+    stage: int
+    name: str
+    # Stage 4 records the engine execution it starts here, in the same transaction as ExecutionRequested.
+    detail: dict[str, Any] = {}
+
+
+class WorkflowPlanRejected(EventPayload):
+    run_id: str
+    attempt: int
+    errors: list[str]
+
+
+class WorkflowStageCompleted(EventPayload):
+    run_id: str
+    stage: int
+    name: str
+    output: dict[str, Any] = {}
+    duration_ms: float = 0.0
+
+
+class WorkflowStageFailed(EventPayload):
+    run_id: str
+    stage: int
+    name: str
+    error: str
+    code: str = "stage_failed"
+    detail: dict[str, Any] = {}
+
+
+class WorkflowRunFinished(EventPayload):
+    run_id: str
+    workflow_id: str
+    status: str
+    final_answer: str | None = None
+    error: str | None = None
+    totals: dict[str, Any] = {}
