@@ -3,6 +3,11 @@
 By default a session starts an embedded PostgreSQL and the embedded broker on free ports. With
 `SOUS_TEST_BROKER=kafka` it starts a single Apache Kafka node instead (the durable lane). Set
 `SOUS_TEST_DATABASE_URL` / `SOUS_TEST_KAFKA_BOOTSTRAP` to use servers that already run.
+
+Tests are hermetic: at start-up the plugin removes every ambient `SOUS_*` variable (a shell prepared for
+`make up` exports secrets and `SOUS_ENV=production`), keeping only those that configure the test
+infrastructure itself (`SOUS_TEST_*`, `KEPT_VARIABLES`). Subprocesses started by tests inherit the cleaned
+environment.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +24,26 @@ from typing import Protocol
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+
+# Not service settings: where the Apache Kafka jars are cached, and how hard schemathesis tries.
+KEPT_VARIABLES = frozenset({"SOUS_KAFKA_CACHE", "SOUS_SCHEMATHESIS_EXAMPLES"})
+
+
+def is_ambient_setting(name: str) -> bool:
+    """A `SOUS_*` variable that would configure the code under test rather than the test infrastructure."""
+    return name.startswith("SOUS_") and not name.startswith("SOUS_TEST_") and name not in KEPT_VARIABLES
+
+
+def remove_ambient_settings(environ: MutableMapping[str, str]) -> list[str]:
+    removed = sorted(name for name in environ if is_ambient_setting(name))
+    for name in removed:
+        del environ[name]
+    return removed
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Runs before any test module is imported, so module-level reads see the cleaned environment too.
+    remove_ambient_settings(os.environ)
 
 
 class RestartableBroker(Protocol):
