@@ -90,13 +90,20 @@ async def test_the_relay_trims_rows_sent_long_ago(fresh_database, sessions, kafk
                 "(SELECT id FROM outbox ORDER BY id LIMIT 2)"
             )
         )
-    relay = OutboxRelay(name=f"trim-{workspace}", database_url=fresh_database, kafka=kafka, keep_sent_s=3600)
+    # purge_every_s=0: trim on every pass, so the test waits on the outcome rather than on the purge clock.
+    relay = OutboxRelay(
+        name=f"trim-{workspace}", database_url=fresh_database, kafka=kafka, keep_sent_s=3600, purge_every_s=0
+    )
     relay.start()
     try:
-        for _ in range(100):
+        # A generous deadline: leader election and the producer's start can be slow on a loaded machine.
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:
             async with sessions() as s:
                 remaining = (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one()
             if remaining == 1 and await pending_count(fresh_database) == 0:
+                break
+            if asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(0.1)
     finally:
