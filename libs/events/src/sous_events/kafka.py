@@ -24,6 +24,9 @@ class KafkaConfig:
     partitions: int = 6
     replication: int = 1
     client_id: str = "sous"
+    # The largest record the producer sends; match the broker's message.max.bytes (1 MiB by default), so a
+    # record the broker would refuse fails at once, row by row, rather than taking a produce batch with it.
+    max_message_bytes: int = 1024 * 1024
 
 
 def make_producer(config: KafkaConfig) -> AIOKafkaProducer:
@@ -36,6 +39,7 @@ def make_producer(config: KafkaConfig) -> AIOKafkaProducer:
         linger_ms=2,
         request_timeout_ms=int(config.send_timeout_s * 1000),
         max_batch_size=256 * 1024,
+        max_request_size=config.max_message_bytes,
     )
 
 

@@ -4,6 +4,8 @@ One relay per service is the leader (a Postgres advisory lock held on a dedicate
 wait. The leader wakes on NOTIFY from the appending transaction and falls back to a slow poll, sends each
 batch keyed by aggregate id with a bounded timeout (sends can hang while the broker is down), marks the
 rows sent only after the broker acknowledged them, and backs off while the broker is unavailable.
+A row the broker refuses for good is parked (`parked_at`, `last_error`) instead of retried forever; only
+the later rows of its key wait behind it, until an operator re-sends or discards it (sous_events.parking).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -19,9 +22,21 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
 from sous_events.kafka import KafkaConfig, make_producer
+from sous_events.relay_send import send_rows
 from sous_events.store import OUTBOX_CHANNEL
 
 logger = logging.getLogger("sous.outbox")
+
+# The oldest unsent rows that are not parked and do not queue behind a parked row of their key: a row the
+# broker refuses holds back only its own aggregate, every other aggregate keeps flowing.
+_NEXT_ROWS = """
+SELECT o.id, o.topic, o.key, o.value, o.headers FROM outbox o
+WHERE o.sent_at IS NULL AND o.parked_at IS NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM outbox p
+    WHERE p.parked_at IS NOT NULL AND p.sent_at IS NULL AND p.key = o.key AND p.id < o.id)
+ORDER BY o.id LIMIT $1
+"""
 
 
 def advisory_lock_key(name: str) -> int:
@@ -44,6 +59,10 @@ class OutboxRelay:
         max_backoff_s: float = 5.0,
         keep_sent_s: float = 3600.0,
         purge_every_s: float = 300.0,
+        connect_timeout_s: float = 10.0,
+        command_timeout_s: float = 30.0,
+        keepalive_idle_s: int = 10,
+        on_park: Callable[[int], None] | None = None,
     ) -> None:
         self.name = name
         self.dsn = asyncpg_dsn(database_url)
@@ -55,7 +74,15 @@ class OutboxRelay:
         self.keep_sent_s = keep_sent_s
         self.purge_every_s = purge_every_s
         self._last_purge = 0.0
+        # A connection that silently died (a dropped route, a frozen server) must fail a query rather than
+        # hang the leader: every command is bounded, and keepalives let the server drop the session (and
+        # its advisory lock) so a reconnecting leader, or another instance, can take over.
+        self.connect_timeout_s = connect_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.keepalive_idle_s = keepalive_idle_s
+        self.on_park = on_park
         self.published = 0
+        self.parked = 0
         self.is_leader = False
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -89,7 +116,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, self.max_backoff_s)
 
     async def _lead(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        conn = await self._connect()
         try:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_lock_key(self.name)):
                 self.is_leader = False
@@ -110,6 +137,20 @@ class OutboxRelay:
             self.is_leader = False
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
+
+    async def _connect(self) -> asyncpg.Connection:
+        idle = self.keepalive_idle_s
+        return await asyncpg.connect(
+            self.dsn,
+            timeout=self.connect_timeout_s,
+            command_timeout=self.command_timeout_s,
+            server_settings={
+                "application_name": f"sous-outbox-{self.name}"[:63],
+                "tcp_keepalives_idle": str(idle),
+                "tcp_keepalives_interval": str(max(1, idle // 2)),
+                "tcp_keepalives_count": "3",
+            },
+        )
 
     async def _purge_if_due(self, conn: asyncpg.Connection) -> None:
         now = asyncio.get_running_loop().time()
@@ -142,41 +183,42 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.stop(), 5)
 
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-            self.batch_size,
-        )
+        rows = await conn.fetch(_NEXT_ROWS, self.batch_size)
         if not rows:
             return 0
         producer = await self._ensure_producer()
-
-        async def send_all() -> None:
-            futures = []
-            for row in rows:
-                headers = [(str(k), str(v).encode()) for k, v in _json(row["headers"])]
-                futures.append(
-                    await producer.send(
-                        row["topic"], value=bytes(row["value"]), key=row["key"].encode(), headers=headers
-                    )
-                )
-            await asyncio.gather(*futures)
-
-        await asyncio.wait_for(send_all(), self.kafka.send_timeout_s)
-        await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        self.published += len(rows)
+        outcome = await asyncio.wait_for(send_rows(producer, rows), self.kafka.send_timeout_s)
+        if outcome.parked:
+            await self._park(conn, outcome.parked)
+        if outcome.sent:
+            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", outcome.sent)
+            self.published += len(outcome.sent)
+        if outcome.error is not None:
+            # Broker trouble: what was acknowledged is recorded above, the rest is sent again after a backoff.
+            raise outcome.error
+        # Rows held behind a parked one in this batch count as handled: the next query skips them.
         return len(rows)
+
+    async def _park(self, conn: asyncpg.Connection, parked: list[tuple[int, str]]) -> None:
+        await conn.executemany(
+            "UPDATE outbox SET parked_at = now(), last_error = $2, attempts = attempts + 1 WHERE id = $1", parked
+        )
+        self.parked += len(parked)
+        for row_id, error in parked:
+            logger.error(
+                "outbox relay %s: row %d parked, the broker refuses it (%s); later events of its key wait. "
+                "Operators: `sous dlq outbox` lists parked rows, `sous dlq outbox resend` re-sends them",
+                self.name,
+                row_id,
+                error,
+            )
+        if self.on_park is not None:
+            with contextlib.suppress(Exception):
+                self.on_park(len(parked))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str):
-        import json
-
-        return json.loads(value)
-    return value
 
 
 async def pending_count(database_url: str) -> int:

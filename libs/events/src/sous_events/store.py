@@ -18,6 +18,23 @@ from sous_events.registry import topic_for
 from sous_events.tables import event_store, outbox
 
 OUTBOX_CHANNEL = "sous_outbox"
+# Below the broker's default 1 MiB message limit with room for the record's framing: an event the broker
+# would refuse is refused here, where the writer can still react, instead of wedging the outbox.
+DEFAULT_MAX_EVENT_BYTES = 900 * 1024
+
+
+class EventTooLarge(ValueError):
+    """The encoded event exceeds the configured limit; it is neither recorded nor published."""
+
+    def __init__(self, event_type: str, aggregate_id: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{event_type} for {aggregate_id} is {size} bytes encoded, over the {limit}-byte event limit; "
+            "keep large data out of events (store it and reference it)"
+        )
+        self.event_type = event_type
+        self.aggregate_id = aggregate_id
+        self.size = size
+        self.limit = limit
 
 
 class ConcurrencyConflict(Exception):
@@ -40,7 +57,27 @@ def outbox_row(envelope: Envelope) -> dict[str, object]:
     }
 
 
+def encoded_size(row: dict[str, object]) -> int:
+    """What the record weighs on the wire, framing aside: value, key and headers."""
+    value = row["value"]
+    assert isinstance(value, bytes)
+    headers = row["headers"]
+    assert isinstance(headers, list)
+    return len(value) + len(str(row["key"]).encode()) + sum(len(k) + len(v.encode()) for k, v in headers)
+
+
 class EventStore:
+    def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+
+    def _outbox_rows(self, events: Sequence[Envelope]) -> list[dict[str, object]]:
+        rows = [outbox_row(e) for e in events]
+        for event, row in zip(events, rows, strict=True):
+            size = encoded_size(row)
+            if size > self.max_event_bytes:
+                raise EventTooLarge(event.event_type, event.aggregate_id, size, self.max_event_bytes)
+        return rows
+
     async def append(self, session: AsyncSession, events: Sequence[Envelope], *, expected_version: int) -> None:
         """Append events of one stream whose current version must be `expected_version`.
 
@@ -55,6 +92,8 @@ class EventStore:
                 raise ValueError("one append covers one stream")
             if event.aggregate_version != expected_version + offset:
                 raise ValueError(f"event version {event.aggregate_version} does not follow expected {expected_version}")
+        # Checked before anything is written, so a refused event leaves the caller's transaction clean.
+        outbox_rows = self._outbox_rows(events)
         rows = [
             {
                 "event_id": e.event_id,
@@ -74,11 +113,15 @@ class EventStore:
                 await session.execute(insert(event_store), rows)
         except IntegrityError as exc:
             raise ConcurrencyConflict(first.aggregate_type, first.aggregate_id, expected_version) from exc
-        await self.enqueue(session, events)
+        await self._insert_outbox(session, outbox_rows)
 
     async def enqueue(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Promise to publish events (already recorded, or not event-sourced) via the outbox."""
-        await session.execute(insert(outbox), [outbox_row(e) for e in events])
+        if events:
+            await self._insert_outbox(session, self._outbox_rows(events))
+
+    async def _insert_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
+        await session.execute(insert(outbox), rows)
         await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
 
     async def load(self, session: AsyncSession, aggregate_type: str, aggregate_id: str) -> list[Envelope]:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -47,7 +48,13 @@ outbox = Table(
     Column("headers", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    # A row the broker refuses for good (too large, invalid) is parked: the relay skips it and holds back
+    # the later rows of its key until an operator re-sends or discards it.
+    Column("parked_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
     Index("ix_outbox_unsent", "id", postgresql_where="sent_at IS NULL"),
+    Index("ix_outbox_parked", "key", postgresql_where="parked_at IS NOT NULL AND sent_at IS NULL"),
 )
 
 inbox = Table(
