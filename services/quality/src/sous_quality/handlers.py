@@ -140,8 +140,8 @@ class QualityService:
             if payload.agent_id and not payload.reused:
                 await self._count_attempt(
                     session,
+                    envelope,
                     payload.agent_id,
-                    ws,
                     final=True,
                     success=True,
                     duration_ms=payload.duration_ms,
@@ -166,8 +166,8 @@ class QualityService:
             if payload.agent_id:
                 await self._count_attempt(
                     session,
+                    envelope,
                     payload.agent_id,
-                    ws,
                     final=not payload.will_retry,
                     success=False,
                     duration_ms=payload.duration_ms,
@@ -181,9 +181,17 @@ class QualityService:
         elif isinstance(payload, ExecutionFinished):
             await self._on_finished(session, envelope, payload)
 
-    async def _count_attempt(self, session: AsyncSession, agent_id: str, workspace_id: str, **attempt: Any) -> None:
-        totals, _ = await repo.lock_agent(session, agent_id, workspace_id)
-        await repo.save_agent(session, agent_id, totals.with_attempt(**attempt))
+    async def _count_attempt(self, session: AsyncSession, cause: Envelope, agent_id: str, **attempt: Any) -> None:
+        # Every change of an agent's totals is an event: counting here without appending would leave the
+        # attempts since the last AgentMetricsUpdated only in the read model, and a rebuild would lose them.
+        totals, _ = await repo.lock_agent(session, agent_id, cause.workspace_id)
+        await self._append_agent_metrics(
+            session,
+            agent_id,
+            cause.workspace_id,
+            totals.with_attempt(**attempt),
+            Cause(actor=cause.actor, correlation_id=cause.correlation_id, causation_id=cause.event_id),
+        )
 
     async def _on_finished(self, session: AsyncSession, envelope: Envelope, payload: ExecutionFinished) -> None:
         await repo.ensure_execution(session, envelope.workspace_id, payload.execution_id, payload.recipe_id)
@@ -226,8 +234,6 @@ class QualityService:
             at=envelope.occurred_at,
         )
         cause = Cause(actor=envelope.actor, correlation_id=envelope.correlation_id, causation_id=envelope.event_id)
-        for agent_id in await repo.step_agents(session, payload.execution_id):
-            await self._publish_agent_metrics(session, agent_id, envelope.workspace_id, cause)
         if await self._auto_learning(session, envelope.workspace_id, payload.recipe_id, row["recipe"]):
             await self.assess(session, envelope.workspace_id, payload.recipe_id, payload.execution_id, None, cause)
             await self.learn(session, envelope.workspace_id, payload.recipe_id, payload.execution_id, cause)
@@ -239,10 +245,10 @@ class QualityService:
         config = recipe["execution_config"] if recipe is not None else (snapshot or {}).get("execution_config")
         return bool((config or {}).get("auto_learning", True))
 
-    async def _publish_agent_metrics(
-        self, session: AsyncSession, agent_id: str, workspace_id: str, cause: Cause
+    async def _append_agent_metrics(
+        self, session: AsyncSession, agent_id: str, workspace_id: str, totals: AgentTotals, cause: Cause
     ) -> None:
-        totals, _ = await repo.lock_agent(session, agent_id, workspace_id)
+        """Append the agent's new totals and apply the event, so live and rebuilt read models agree."""
         version = await self.store.current_version(session, AGENT_METRICS, agent_id)
         event = make_event(
             AgentMetricsUpdated(agent_id=agent_id, metrics=totals.metrics()),
@@ -255,7 +261,7 @@ class QualityService:
             actor=cause.actor,
         )
         await self.store.append(session, [event], expected_version=version)
-        await repo.save_agent(session, agent_id, totals, version=version + 1)
+        await apply_quality_event(session, event)
 
     # --- assessing and learning ------------------------------------------------------------------
 

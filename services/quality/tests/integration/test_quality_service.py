@@ -386,8 +386,9 @@ async def test_assess_learn_suggest_history_and_isolation(harness: Harness) -> N
     assert stream[0].payload["rolling_score"] == 0.7933 and stream[0].payload["recipe_id"] == template
     assert stream[1].payload["learning_data"]["analyses"][0]["execution_id"] == run.execution_id
     # Agent metrics: a1 ran s1 (ok) and s3 (failed); a2's first attempt will retry, so only its success is a run.
-    m1 = (await quality_events(harness.bootstrap, a1, want=1))[0].payload["metrics"]
-    m2 = (await quality_events(harness.bootstrap, a2, want=1))[0].payload["metrics"]
+    # One AgentMetricsUpdated per counted attempt: a1 has two, a2 two (the retried failure spent tokens).
+    m1 = (await quality_events(harness.bootstrap, a1, want=2))[-1].payload["metrics"]
+    m2 = (await quality_events(harness.bootstrap, a2, want=2))[-1].payload["metrics"]
     assert (m1["runs"], m1["successes"], m1["success_rate"], m1["mean_duration_ms"], m1["total_tokens"]) == (
         2,
         1,

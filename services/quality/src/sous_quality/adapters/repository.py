@@ -197,15 +197,6 @@ async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecor
     ]
 
 
-async def step_agents(session: AsyncSession, execution_id: str) -> list[str]:
-    result = await session.execute(
-        select(step_results.c.agent_id)
-        .where(step_results.c.execution_id == execution_id, step_results.c.agent_id != "")
-        .distinct()
-    )
-    return sorted(result.scalars())
-
-
 # --- assessments, analyses, recipe quality -------------------------------------------------------
 
 

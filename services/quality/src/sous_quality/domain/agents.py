@@ -37,6 +37,7 @@ class AgentTotals:
             "success_rate": round(self.successes / self.runs, 4) if self.runs else 0.0,
             "mean_duration_ms": round(self.total_duration_ms / self.runs, 2) if self.runs else 0.0,
             "total_tokens": self.total_tokens,
-            "total_cost_usd": round(self.total_cost_usd, 6),
-            "total_duration_ms": round(self.total_duration_ms, 2),
+            # Fine enough that totals rebuilt from a long chain of these events do not drift from the live ones.
+            "total_cost_usd": round(self.total_cost_usd, 10),
+            "total_duration_ms": round(self.total_duration_ms, 3),
         }
