@@ -249,6 +249,19 @@ async def test_empty_directive_gives_empty_content(client: AsyncOpenAI) -> None:
     assert completion.usage is not None and completion.usage.completion_tokens == 0
 
 
+async def test_poison_directives_give_a_nul_character_or_a_huge_answer(client: AsyncOpenAI) -> None:
+    poisoned = await client.chat.completions.create(
+        model="sous-offline-1", messages=[{"role": "user", "content": f"Poison {marker()} [[nul]]"}]
+    )
+    assert "\x00" in (poisoned.choices[0].message.content or "")
+    huge = await client.chat.completions.create(
+        model="sous-offline-1", messages=[{"role": "user", "content": f"Big {marker()} [[huge:200000]]"}]
+    )
+    content = huge.choices[0].message.content or ""
+    assert len(content) >= 200_000 and content.startswith("Offline answer: Big")
+    assert "\x00" not in content
+
+
 async def test_streaming_gives_the_same_answer(client: AsyncOpenAI) -> None:
     messages: Any = [{"role": "user", "content": f"Stream this {marker()}"}]
     whole = await client.chat.completions.create(model="sous-offline-1", messages=messages)

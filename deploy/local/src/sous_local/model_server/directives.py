@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 _OPEN, _CLOSE = "[[", "]]"
 _SIMPLE = re.compile(
     r"(?P<body>fail:(?P<status>[45]\d\d):(?P<times>\d+)(?::(?P<key>[^\[\]]+?))?"
-    r"|latency:(?P<latency>\d+)|tokens:(?P<tokens>\d+)|empty|parallel)\]\]"
+    r"|latency:(?P<latency>\d+)|tokens:(?P<tokens>\d+)|huge:(?P<huge>\d+)|empty|nul|parallel)\]\]"
 )
 _TOOL_HEAD = re.compile(r"tool(?P<forced>!?):(?P<name>[A-Za-z0-9_.\-]+)")
 AUTO_TOOL = "auto"
@@ -48,6 +48,9 @@ class Directives:
     completion_tokens: int | None = None
     empty: bool = False
     parallel: bool = False
+    # Poison outputs for robustness tests: a NUL character in the answer, an answer of at least N characters.
+    nul: bool = False
+    huge_chars: int | None = None
 
     def merge(self, other: Directives) -> None:
         self.tools.extend(other.tools)
@@ -57,6 +60,8 @@ class Directives:
             self.completion_tokens = other.completion_tokens
         self.empty = self.empty or other.empty
         self.parallel = self.parallel or other.parallel
+        self.nul = self.nul or other.nul
+        self.huge_chars = self.huge_chars if self.huge_chars is not None else other.huge_chars
 
 
 def parse(text: str) -> Directives:
@@ -87,8 +92,12 @@ def _apply_simple(found: Directives, match: re.Match[str]) -> None:
         found.latency_ms = int(match["latency"])
     elif match["tokens"] is not None and found.completion_tokens is None:
         found.completion_tokens = int(match["tokens"])
+    elif match["huge"] is not None and found.huge_chars is None:
+        found.huge_chars = int(match["huge"])
     elif match["body"] == "empty":
         found.empty = True
+    elif match["body"] == "nul":
+        found.nul = True
     elif match["body"] == "parallel":
         found.parallel = True
 

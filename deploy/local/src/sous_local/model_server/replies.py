@@ -20,6 +20,7 @@ from sous_local.model_server.tool_arguments import synthesise
 ANSWER_PREFIX = "Offline answer:"
 MAX_ECHO_CHARS = 4000
 MAX_TOOL_RESULT_CHARS = 1000
+MAX_HUGE_CHARS = 64 * 1024 * 1024
 
 FinishReason = Literal["stop", "tool_calls", "length"]
 
@@ -83,7 +84,7 @@ def reply_to(request: ChatRequest) -> Reply:
             prompt_tokens=prompt_tokens(request),
             completion_tokens=found.completion_tokens if found.completion_tokens is not None else completion,
         )
-    content = "" if found.empty else _answer_text(request, reference)
+    content = "" if found.empty else _poisoned(_answer_text(request, reference), found)
     finish_reason: FinishReason = "stop"
     if request.response_format and request.response_format.get("type") in ("json_object", "json_schema"):
         content = _as_json(request.response_format, content)
@@ -92,6 +93,16 @@ def reply_to(request: ChatRequest) -> Reply:
         finish_reason = "length"
     completion = found.completion_tokens if found.completion_tokens is not None else count_tokens(content)
     return Reply(content, [], finish_reason, prompt_tokens(request), completion)
+
+
+def _poisoned(text: str, found: directives.Directives) -> str:
+    if found.nul:
+        text = text.replace(ANSWER_PREFIX, f"{ANSWER_PREFIX} \x00", 1)
+    if found.huge_chars is not None:
+        missing = min(found.huge_chars, MAX_HUGE_CHARS) - len(text)
+        if missing > 0:
+            text += " " + ("filler " * (missing // 7 + 1))[:missing]
+    return text
 
 
 def _last_user_index(messages: list[ChatMessage]) -> int:
