@@ -2,9 +2,18 @@
 
 For each record the handler runs in a transaction that also inserts `inbox(consumer, event_id)`; a
 duplicate finds its inbox row and is skipped. Offsets are committed only after that transaction, so a
-crash replays at most the uncommitted tail, which the inbox absorbs. A record that keeps failing goes to
-`<topic>.dlq` with the error in its headers after N attempts, and the partition moves on.
-Partitions are processed concurrently; records within a partition strictly in order.
+crash replays at most the uncommitted tail, which the inbox absorbs.
+
+Failures are sorted by class (sous_events.failures):
+- transient (the database or the broker is away, a deadlock, a lock or statement timeout): the record is
+  retried without limit, with backoff capped at `max_backoff_s`; its partition stalls (paused, nothing
+  committed past it) and the stall is surfaced (`stalled`, `transient_failures`, `on_stall`, a warning log).
+  It is never dead-lettered: the infrastructure coming back is what ends the stall.
+- permanent (undecodable, invalid, or a handler that keeps failing): after `max_attempts` the record goes to
+  `<topic>.dlq` with the reason, the attempt count and its original topic/partition/offset; the partition
+  moves on.
+Each partition is worked on by one task at a time (the partition is paused meanwhile), so records within a
+partition are applied strictly in order while other partitions, and polling, carry on.
 """
 
 from __future__ import annotations
@@ -12,17 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import traceback
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.codec import decode
+from sous_events.dlq import H_TRACEBACK, dead_letter_headers
 from sous_events.envelope import Envelope
+from sous_events.failures import describe, is_transient, is_unsendable
 from sous_events.kafka import KafkaConfig, make_consumer, make_producer
 from sous_events.tables import inbox
 from sous_events.topics import dlq_topic
@@ -31,16 +44,25 @@ logger = logging.getLogger("sous.consumer")
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 AfterCommit = Callable[[Envelope], Awaitable[None]]
+# (consumer name, partition, consecutive transient failures, the error): a metric or alert hook.
+StallHook = Callable[[str, TopicPartition, int, BaseException], None]
 
 
-class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+@dataclass
+class Stall:
+    since: float
+    attempts: int
+    last_error: str
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, runner: ConsumerRunner) -> None:
         self.runner = runner
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        # Wait for the batch in hand so its offsets are committed before another member takes over.
-        async with self.runner._batch_lock:
-            await self.runner._commit_pending()
+        # Finish (or stop) the work in hand, then commit it, before another member takes the partitions.
+        await self.runner._settle_workers(set(revoked))
+        await self.runner._commit_pending()
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         return None
@@ -58,7 +80,10 @@ class ConsumerRunner:
         event_types: Collection[str] | None = None,
         max_attempts: int = 5,
         backoff_s: float = 0.2,
+        max_backoff_s: float = 5.0,
         after_commit: AfterCommit | None = None,
+        on_stall: StallHook | None = None,
+        revoke_grace_s: float = 5.0,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -68,12 +93,17 @@ class ConsumerRunner:
         self.event_types = set(event_types) if event_types is not None else None
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
         self.after_commit = after_commit
+        self.on_stall = on_stall
+        self.revoke_grace_s = revoke_grace_s
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.transient_failures = 0
+        self.stalled: dict[TopicPartition, Stall] = {}
         self._pending: dict[TopicPartition, int] = {}
-        self._batch_lock = asyncio.Lock()
+        self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -95,20 +125,19 @@ class ConsumerRunner:
             consumer = make_consumer(self.kafka, self.name)
             producer = make_producer(self.kafka)
             try:
-                consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+                consumer.subscribe(self.topics, listener=_Rebalance(self))
                 await consumer.start()
                 await producer.start()
                 self._consumer = consumer
                 self.ready.set()
                 backoff = 0.2
                 while not self._stopping.is_set():
-                    batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                    if batches:
-                        async with self._batch_lock:
-                            await asyncio.gather(
-                                *(self._process_partition(tp, records, producer) for tp, records in batches.items())
-                            )
-                            await self._commit_pending()
+                    # While partitions are being worked on, poll briefly so a finished one resumes at once.
+                    batches = await consumer.getmany(timeout_ms=20 if self._workers else 500, max_records=500)
+                    for tp, records in batches.items():
+                        self._dispatch(consumer, tp, records, producer)
+                    self._reap(consumer)
+                    await self._commit_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -116,6 +145,9 @@ class ConsumerRunner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
+                # No work of this consumer may outlive it: a new consumer re-reads from the committed offsets,
+                # and a leftover task still applying the same partition would interleave with it.
+                await self._settle_workers(None, grace_s=0.0)
                 self._consumer = None
                 self._pending.clear()
                 with contextlib.suppress(Exception):
@@ -123,10 +155,48 @@ class ConsumerRunner:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(producer.stop(), 5)
 
+    def _dispatch(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]], producer: Any
+    ) -> None:
+        # Paused until its worker is done: the fetcher holds the partition's next records back meanwhile.
+        consumer.pause(tp)
+        self._workers[tp] = asyncio.create_task(
+            self._process_partition(tp, records, producer), name=f"consumer-{self.name}-{tp.topic}-{tp.partition}"
+        )
+
+    def _reap(self, consumer: AIOKafkaConsumer) -> None:
+        for tp, task in list(self._workers.items()):
+            if not task.done():
+                continue
+            del self._workers[tp]
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+            if tp in consumer.assignment():
+                consumer.resume(tp)
+
+    async def _settle_workers(self, partitions: set[TopicPartition] | None, grace_s: float | None = None) -> None:
+        """Let the given partitions' work finish for a grace period, then cancel what still runs and wait."""
+        chosen = {tp: t for tp, t in self._workers.items() if partitions is None or tp in partitions}
+        if not chosen:
+            return
+        grace = self.revoke_grace_s if grace_s is None else grace_s
+        if grace > 0:
+            await asyncio.wait(chosen.values(), timeout=grace)
+        for task in chosen.values():
+            task.cancel()
+        await asyncio.gather(*chosen.values(), return_exceptions=True)
+        for tp in chosen:
+            self._workers.pop(tp, None)
+            self.stalled.pop(tp, None)
+
     async def _commit_pending(self) -> None:
         if not self._pending or self._consumer is None:
             return
-        offsets, self._pending = dict(self._pending), {}
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._pending.items() if tp in assigned}
+        self._pending = {}
+        if not offsets:
+            return
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
@@ -142,7 +212,7 @@ class ConsumerRunner:
             self._pending[tp] = records[-1].offset + 1
             return
         for record in records:
-            await self._process(record, producer)
+            await self._process(tp, record, producer)
             self._pending[tp] = record.offset + 1
 
     async def _apply_batch(self, records: list[ConsumerRecord[Any, Any]]) -> bool:
@@ -164,11 +234,15 @@ class ConsumerRunner:
             return False
         self.applied += len(applied)
         self.duplicates += len(wanted) - len(applied)
-        if self.after_commit is not None:
-            for envelope in applied:
-                with contextlib.suppress(Exception):
-                    await self.after_commit(envelope)
+        await self._after_commit(applied)
         return True
+
+    async def _after_commit(self, envelopes: Sequence[Envelope]) -> None:
+        if self.after_commit is None:
+            return
+        for envelope in envelopes:
+            with contextlib.suppress(Exception):
+                await self.after_commit(envelope)
 
     async def _claim(self, session: AsyncSession, envelope: Envelope) -> bool:
         inserted = await session.execute(
@@ -179,38 +253,48 @@ class ConsumerRunner:
         )
         return inserted.first() is not None
 
-    async def _process(self, record: ConsumerRecord[Any, Any], producer: Any) -> None:
+    async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], producer: Any) -> None:
         try:
             envelope = decode(record.value)
         except Exception as exc:
-            await self._dead_letter(record, producer, exc, attempts=1)
+            await self._dead_letter(tp, record, producer, exc, attempts=1, reason="undecodable")
             return
         if self.event_types is not None and envelope.event_type not in self.event_types:
             return
-        last_error: BaseException | None = None
-        for attempt in range(1, self.max_attempts + 1):
+        failures = 0
+        transient = 0
+        while True:
             try:
                 applied = await self._apply(envelope)
-                if applied and self.after_commit is not None:
-                    with contextlib.suppress(Exception):
-                        await self.after_commit(envelope)
-                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                last_error = exc
+                if is_transient(exc):
+                    transient += 1
+                    await self._stall(tp, transient, exc)
+                    continue
+                failures += 1
                 logger.warning(
                     "consumer %s: %s %s attempt %d failed: %s",
                     self.name,
                     envelope.event_type,
                     envelope.event_id,
-                    attempt,
+                    failures,
                     exc,
                 )
-                if attempt < self.max_attempts:
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-        assert last_error is not None
-        await self._dead_letter(record, producer, last_error, attempts=self.max_attempts)
+                # A payload that fails validation fails the same way every time: no point in retrying it.
+                invalid = isinstance(exc, ValidationError)
+                if invalid or failures >= self.max_attempts:
+                    self._unstall(tp)
+                    reason = "invalid" if invalid else "handler"
+                    await self._dead_letter(tp, record, producer, exc, attempts=failures, reason=reason)
+                    return
+                await asyncio.sleep(self.backoff_s * 2 ** (failures - 1))
+                continue
+            self._unstall(tp)
+            if applied:
+                await self._after_commit([envelope])
+            return
 
     async def _apply(self, envelope: Envelope) -> bool:
         async with self.sessions() as session, session.begin():
@@ -221,29 +305,79 @@ class ConsumerRunner:
         self.applied += 1
         return True
 
+    async def _stall(self, tp: TopicPartition, attempts: int, error: BaseException) -> None:
+        """Record and report a transient failure, then wait (capped exponential backoff) before the retry."""
+        self.transient_failures += 1
+        stall = self.stalled.setdefault(tp, Stall(time.monotonic(), 0, ""))
+        stall.attempts, stall.last_error = attempts, describe(error)
+        if attempts == 1 or attempts % 10 == 0:
+            logger.warning(
+                "consumer %s: partition %s/%s stalled for %.0fs (%d attempts): %s; retrying, nothing is dead-lettered",
+                self.name,
+                tp.topic,
+                tp.partition,
+                time.monotonic() - stall.since,
+                attempts,
+                stall.last_error,
+            )
+        if self.on_stall is not None:
+            with contextlib.suppress(Exception):
+                self.on_stall(self.name, tp, attempts, error)
+        await asyncio.sleep(min(self.backoff_s * 2 ** min(attempts - 1, 16), self.max_backoff_s))
+
+    def _unstall(self, tp: TopicPartition) -> None:
+        stall = self.stalled.pop(tp, None)
+        if stall is not None:
+            logger.warning(
+                "consumer %s: partition %s/%s resumed after %.1fs and %d transient failures",
+                self.name,
+                tp.topic,
+                tp.partition,
+                time.monotonic() - stall.since,
+                stall.attempts,
+            )
+
     async def _dead_letter(
-        self, record: ConsumerRecord[Any, Any], producer: Any, error: BaseException, *, attempts: int
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[Any, Any],
+        producer: Any,
+        error: BaseException,
+        *,
+        attempts: int,
+        reason: str,
     ) -> None:
-        headers = [
-            *list(record.headers or ()),
-            ("dlq_consumer", self.name.encode()),
-            ("dlq_error", str(error)[:2000].encode()),
-            ("dlq_error_type", type(error).__name__.encode()),
-            ("dlq_traceback", "".join(traceback.format_exception(error))[-4000:].encode()),
-            ("dlq_attempts", str(attempts).encode()),
-            ("dlq_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
-        ]
-        await asyncio.wait_for(
-            producer.send_and_wait(dlq_topic(record.topic), value=record.value, key=record.key, headers=headers),
-            self.kafka.send_timeout_s,
-        )
+        headers = dead_letter_headers(record, consumer=self.name, error=error, attempts=attempts, reason=reason)
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(
+                    producer.send_and_wait(
+                        dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
+                    ),
+                    self.kafka.send_timeout_s,
+                )
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_unsendable(exc) and any(k == H_TRACEBACK for k, _ in headers):
+                    headers = [(k, v) for k, v in headers if k != H_TRACEBACK]  # room for a record near the limit
+                    continue
+                if not is_transient(exc):
+                    raise
+                # The broker is away: the record waits (uncommitted) rather than being lost.
+                failures += 1
+                await self._stall(tp, failures, exc)
+        self._unstall(tp)
         self.dead_lettered += 1
         logger.error(
-            "consumer %s: record %s/%s/%s dead-lettered after %d attempts: %s",
+            "consumer %s: record %s/%s/%s dead-lettered (%s) after %d attempts: %s",
             self.name,
             record.topic,
             record.partition,
             record.offset,
+            reason,
             attempts,
             error,
         )
