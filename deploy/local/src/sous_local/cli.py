@@ -6,6 +6,9 @@ sous status                                              what runs, and whether 
 sous replay                                              re-publish every event store to the broker
 sous mint-jwt --sub S --workspace W --role R --ttl N     a development token
 sous create-key --name N --scope S --workspace W         an API key, through the running gateway
+sous recipes list|show|create -f FILE|run NAME [--input k=v] [--follow]
+sous executions list|show|cancel|rerun ID                 the client side (see sous_local.client)
+sous keys list|create|revoke
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from sous_local.client import add_client_commands, default_profile_path, write_profile
 from sous_local.stack import (
     SERVICES,
     BrokerKind,
@@ -157,6 +161,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 key = development_key(stack.state_dir, stack.gateway_url, token)
             except (CliError, httpx.HTTPError) as exc:
                 key = f"(none: {exc})"
+            if key.startswith("sous_"):  # the client commands (`sous recipes ...`) use this profile
+                write_profile(default_profile_path(), url=stack.gateway_url, workspace=DEFAULT_WORKSPACE, api_key=key)
             print(banner(stack, token, key, time.monotonic() - started), flush=True)
             reported: set[str] = set()
             while True:
@@ -187,6 +193,7 @@ def banner(stack: Stack, token: str, key: str, elapsed_s: float) -> str:
         f"Sous is up ({elapsed_s:.0f}s, broker: {stack.broker}, state: {stack.state_dir})",
         "",
         f"  gateway   {gateway}",
+        f"  console   {gateway}/console/   (sign in with the API key or the JWT below)",
         f"  API docs  {gateway}/docs",
         f"  logs      {stack.logs_dir}",
         "",
@@ -198,6 +205,8 @@ def banner(stack: Stack, token: str, key: str, elapsed_s: float) -> str:
         "",
         "  try:",
         f'    curl -H "X-API-Key: {key}" -H "X-Workspace-ID: {DEFAULT_WORKSPACE}" {gateway}/api/workflows',
+        f"    .venv/bin/sous recipes run sample-three-step-chain --input topic=focaccia --follow   "
+        f"(profile: {default_profile_path()})",
         "",
         "Ctrl-C (or `make down` from another shell) stops everything.",
     ]
@@ -319,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--workspace", default=DEFAULT_WORKSPACE)
     key.add_argument("--gateway-url", default=None, help="default: the running stack's gateway")
     key.set_defaults(handler=cmd_create_key)
+    add_client_commands(sub)  # recipes, executions, keys: the client side, through the gateway
     return parser
 
 

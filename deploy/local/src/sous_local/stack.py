@@ -342,12 +342,16 @@ class Stack:
             self._migrate()
             self._replay_if_broker_empty()
             services = [spec for spec in SERVICES if spec.name != "gateway"]
+            self._say(f"starting {', '.join(spec.name for spec in services)}, then the gateway ...")
             for spec in services:
                 self._launch(spec)
             for spec in services:
                 self._wait_ready(spec.name)
             self._launch(SERVICE_BY_NAME["gateway"])
             self._wait_ready("gateway")
+            from sous_local.seed import seed_stack
+
+            seed_stack(self, self._say)  # the default workspace's sample agent and system recipes
             self._write_stack_file()
         except BaseException:
             self.stop()
@@ -465,6 +469,7 @@ class Stack:
         self.kafka_bootstrap = broker.bootstrap
 
     def _start_model_server(self) -> None:
+        self._say("starting the offline model server ...")
         self.model_port = free_port()
         managed = ManagedProcess(
             MODEL_SERVER,

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from sous_gateway.auth.principal import Principal
 from sous_gateway.components import Components
+from sous_gateway.console import install_console
 from sous_gateway.entrypoints.middleware import GatewayMiddleware
 from sous_gateway.entrypoints.schemas import ApiKeyList, ApiKeyView, CreateApiKey, CreatedApiKey
 from sous_gateway.routing.table import Match, Route
@@ -198,9 +198,7 @@ def create_app(components: Components, lifespan: Any = None) -> FastAPI:
     async def openapi_document() -> JSONResponse:
         return JSONResponse(await components.openapi.document())
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Sous API")
+    install_console(app, _authenticate)  # /console (public static files), /docs, /redoc (local assets), /api/session
 
     app.router.routes.append(StarletteRoute("/api/{path:path}", _route, methods=_ALL_METHODS))
 

@@ -15,6 +15,7 @@ from sous_executor.adapters.repositories import project_execution
 from sous_executor.adapters.tables import executions
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.execution import Execution
+from sous_executor.egress import EgressPolicy
 from sous_executor.engine.runner import AGGREGATE, Engine
 from sous_executor.engine.scheduler import CronScheduler
 from sous_executor.engine.sweeper import Sweeper
@@ -22,9 +23,14 @@ from sous_executor.entrypoints.api import build_router
 from sous_executor.entrypoints.consumers import replica_consumer, runner_consumer
 from sous_executor.handlers import ExecutorService
 from sous_executor.llm.client import ClientFactory
+from sous_executor.secrets.api import build_secrets_router
+from sous_executor.secrets.crypto import Keyring
+from sous_executor.secrets.resolver import Credentials
+from sous_executor.secrets.store import SecretStore
 from sous_executor.tools.builtin import builtin_tools
 from sous_executor.tools.composio import composio_tools
 from sous_executor.tools.router import ToolRouter
+from sous_executor.webhooks.route import build_webhook_router
 from sous_service.db import create_engine, create_session_factory
 from sous_service.runtime import ServiceRuntime
 from sous_service.web import create_service_app
@@ -41,13 +47,19 @@ class Executor:
     sweeper: Sweeper
     scheduler: CronScheduler
     router: ToolRouter
+    secrets: SecretStore
+    credentials: Credentials
 
 
 def build_tool_router(settings: ExecutorSettings) -> ToolRouter:
-    router = ToolRouter(builtin_tools(settings.http_allowlist, settings.tool_result_max_chars),
-                        max_result_chars=settings.tool_result_max_chars)  # fmt: skip
-    toolkits = [t.strip() for t in settings.composio_toolkits.split(",") if t.strip()]
-    for tool in composio_tools(settings.composio_api_key, toolkits):
+    http_policy = EgressPolicy(settings.http_allowlist, block_private=settings.block_private_egress)
+    grants = settings.composio_toolkit_map
+    router = ToolRouter(
+        builtin_tools(http_policy, settings.tool_result_max_chars),
+        max_result_chars=settings.tool_result_max_chars,
+        toolkit_grants=grants,
+    )
+    for tool in composio_tools(settings.composio_api_key, grants):
         router.register(tool)
     return router
 
@@ -55,12 +67,14 @@ def build_tool_router(settings: ExecutorSettings) -> ToolRouter:
 def build_executor(settings: ExecutorSettings) -> Executor:
     runtime = ServiceRuntime.create(settings)
     router = build_tool_router(settings)
+    secrets = SecretStore(runtime.sessions, Keyring.from_setting(settings.secrets_kek))
+    credentials = Credentials(secrets, settings.env_grant_map)
     engine = Engine(
         settings=settings,
         sessions=runtime.sessions,
         store=runtime.store,
         router=router,
-        clients=ClientFactory(settings),
+        clients=ClientFactory(settings, credentials),
     )
     service = ExecutorService(
         settings=settings,
@@ -79,7 +93,7 @@ def build_executor(settings: ExecutorSettings) -> Executor:
     runtime.on_stop(engine.stop)
     runtime.on_stop(scheduler.stop)
     runtime.on_stop(sweeper.stop)
-    return Executor(settings, runtime, engine, service, sweeper, scheduler, router)
+    return Executor(settings, runtime, engine, service, sweeper, scheduler, router, secrets, credentials)
 
 
 def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
@@ -94,8 +108,20 @@ def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
         readiness=executor.runtime.readiness(),
     )
     app.include_router(build_router(executor.service, executor.router))
+    app.include_router(build_webhook_router(executor.service, executor.credentials))
+    app.include_router(build_secrets_router(executor.secrets))
     app.state.executor = executor
     return app
+
+
+async def rewrap_secrets(settings: ExecutorSettings) -> int:
+    """Re-wrap every secret's data key with the active key-encryption key (after adding a new one)."""
+    engine = create_engine(settings)
+    try:
+        store = SecretStore(create_session_factory(engine), Keyring.from_setting(settings.secrets_kek))
+        return await store.rewrap_all()
+    finally:
+        await engine.dispose()
 
 
 async def rebuild_read_models(settings: ExecutorSettings) -> int:

@@ -8,7 +8,7 @@ import socket
 import uuid
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from sous_service.config import ServiceSettings
@@ -22,12 +22,24 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
 }
 
 
+DEVELOPMENT_SECRETS_KEK = "dev:sous-development-secrets-kek-not-for-production"
+
+
 def _default_runner_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _workspace_lists(value: str, variable: str) -> dict[str, list[str]]:
+    if not value:
+        return {}
+    raw: Any = json.loads(value)
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise ValueError(f"{variable} must be a JSON object of lists")
+    return {str(ws): [str(item) for item in items] for ws, items in raw.items()}
 
 
 class ExecutorSettings(ServiceSettings):
@@ -39,8 +51,30 @@ class ExecutorSettings(ServiceSettings):
 
     model_base_url: str = "http://127.0.0.1:8090/v1"
     model_api_key_default: str = "offline"
-    # Comma-separated host names agents may point `base_url` at (besides model_base_url's host).
-    allowed_model_hosts: str = "api.openai.com"
+    # Comma-separated origins (scheme://host[:port][/path]) agents may point `base_url` at, besides
+    # model_base_url's own origin. Matched exactly on scheme, host and port; a path is a prefix.
+    allowed_model_origins: str = "https://api.openai.com"
+    # Outside development, destinations resolving to loopback, private, link-local or metadata addresses
+    # are refused; unset means "enforce unless SOUS_ENV is development or test".
+    egress_block_private: bool | None = None
+    # Key-encryption keys of workspace secrets: "id:material[,id:material...]"; the first wraps new keys.
+    secrets_kek: str = DEVELOPMENT_SECRETS_KEK
+    # JSON {workspace_id: [ENV_NAME, ...]}: the only environment variables api_key_env and
+    # webhook_secret_env may name, per workspace.
+    env_grants: str = ""
+    # JSON {workspace_id: [toolkit, ...]}: the Composio toolkits each workspace may use.
+    composio_workspace_toolkits: str = ""
+    webhook_rate_limit_per_minute: int = Field(default=60, ge=1)
+    # Per-workspace defaults that apply when a recipe sets no budget (0 = no default);
+    # JSON {workspace_id: {max_tokens, max_cost_usd, runs_per_day}} overrides them per workspace.
+    default_max_tokens: int = Field(default=1_000_000, ge=0)
+    default_max_cost_usd: float = Field(default=10.0, ge=0)
+    default_runs_per_day: int = Field(default=1000, ge=0)
+    workspace_quotas: str = ""
+    # Models missing from the price table cost 0; unset means "refuse them in production".
+    require_priced_models: bool | None = None
+    max_recipe_steps: int = Field(default=500, ge=1)
+    max_dependency_edges: int = Field(default=5000, ge=0)
     max_concurrent_executions_per_workspace: int = Field(default=20, ge=1)
     lease_ttl_s: float = Field(default=15.0, gt=0)
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
@@ -53,16 +87,51 @@ class ExecutorSettings(ServiceSettings):
     # JSON: {model: {prompt_per_1k, completion_per_1k}}, merged over the built-in table.
     price_table: str = ""
     catalog_url: str = "http://127.0.0.1:8001"
-    # Comma-separated hosts the http_get tool may reach.
+    # Comma-separated origins (scheme://host[:port]) the http_get tool may reach.
     http_tool_allowlist: str = ""
     tool_result_max_chars: int = 4000
     composio_api_key: str = Field(default="", validation_alias=AliasChoices("COMPOSIO_API_KEY", "composio_api_key"))
-    composio_toolkits: str = ""
     runner_id: str = Field(default_factory=_default_runner_id)
+    @model_validator(mode="after")
+    def _refuse_default_kek_in_production(self) -> ExecutorSettings:
+        if self.env == "production" and DEVELOPMENT_SECRETS_KEK.split(":", 1)[1] in self.secrets_kek:
+            raise ValueError("SOUS_SECRETS_KEK must be set to a non-default value in production")
+        # Malformed JSON settings fail at start-up rather than on the first request that reads them.
+        self.env_grant_map, self.composio_toolkit_map, self.workspace_quota_map  # noqa: B018
+        return self
 
     @property
-    def allowed_model_host_list(self) -> list[str]:
-        return _csv(self.allowed_model_hosts)
+    def allowed_model_origin_list(self) -> list[str]:
+        return _csv(self.allowed_model_origins)
+
+    @property
+    def block_private_egress(self) -> bool:
+        if self.egress_block_private is not None:
+            return self.egress_block_private
+        return not self.loopback_allowed
+
+    @property
+    def priced_models_required(self) -> bool:
+        if self.require_priced_models is not None:
+            return self.require_priced_models
+        return self.env == "production"
+
+    @property
+    def env_grant_map(self) -> dict[str, list[str]]:
+        return _workspace_lists(self.env_grants, "SOUS_ENV_GRANTS")
+
+    @property
+    def composio_toolkit_map(self) -> dict[str, list[str]]:
+        return _workspace_lists(self.composio_workspace_toolkits, "SOUS_COMPOSIO_WORKSPACE_TOOLKITS")
+
+    @property
+    def workspace_quota_map(self) -> dict[str, dict[str, float]]:
+        if not self.workspace_quotas:
+            return {}
+        raw: Any = json.loads(self.workspace_quotas)
+        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+            raise ValueError("SOUS_WORKSPACE_QUOTAS must be a JSON object of objects")
+        return {str(ws): {str(k): float(v) for k, v in limits.items()} for ws, limits in raw.items()}
 
     @property
     def http_allowlist(self) -> list[str]:

@@ -20,9 +20,10 @@ from sous_executor.adapters.tables import executions, recipe_replicas
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.execution import Execution
 from sous_executor.domain.inputs import resolve_inputs
-from sous_executor.domain.planning import PlanError, build_plan, parse_steps
+from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.engine.leases import Leases
 from sous_executor.engine.runner import AGGREGATE, PRODUCER, Engine
+from sous_executor.quotas import check_graph, check_runs_per_day, quota_for, with_budget
 from sous_service.errors import ApiError, InputInvalid, not_found
 from sous_service.internal_context import InternalContext
 
@@ -135,12 +136,9 @@ class ExecutorService:
     ) -> dict[str, Any]:
         """Validate and append ExecutionRequested with its read-model row, in the caller's transaction."""
         steps = recipe.get("steps") or []
-        if not steps:
-            raise InputInvalid.single("steps", "the recipe has no steps")
-        try:
-            build_plan(parse_steps(steps), recipe.get("execution_config") or {})
-        except PlanError as exc:
-            raise InputInvalid.single("steps", str(exc)) from exc
+        check_graph(recipe, self.settings)
+        quota = quota_for(self.settings, workspace_id)
+        recipe = with_budget(recipe, quota)
         data = resolve_inputs(recipe.get("inputs") or {}, input_data)
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_lock_key(workspace_id)))
         active = await repo.count_active(session, workspace_id)
@@ -154,6 +152,7 @@ class ExecutorService:
             )
             error.headers["Retry-After"] = "5"
             raise error
+        await check_runs_per_day(session, workspace_id, quota)
         execution_id = execution_id or new_id()
         envelope = make_event(
             ExecutionRequested(

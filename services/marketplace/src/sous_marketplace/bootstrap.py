@@ -35,6 +35,7 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         description="Submit recipes, moderate listings, browse the marketplace and install across workspaces.",
         internal_secret=config.internal_secret,
         context_max_age_s=config.internal_context_max_age_s,
+        service_name="marketplace",
         lifespan=runtime.lifespan,
         readiness=runtime.readiness(),
     )

@@ -39,6 +39,7 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         description="Quality assessment, learning, suggestions and agent metrics, learned from events.",
         internal_secret=qs.internal_secret,
         context_max_age_s=qs.internal_context_max_age_s,
+        service_name="quality",
         lifespan=runtime.lifespan,
         readiness=runtime.readiness(),
     )

@@ -29,6 +29,7 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         description="Agents and event-sourced recipes: CRUD, versions, history and discovery.",
         internal_secret=settings.internal_secret,
         context_max_age_s=settings.internal_context_max_age_s,
+        service_name="catalog",
         lifespan=runtime.lifespan,
         readiness=runtime.readiness(),
     )

@@ -69,6 +69,8 @@ class Plan:
     dependencies: Mapping[str, tuple[str, ...]]
     limit: int
     mode: str
+    # Reverse adjacency (step -> steps that depend on it): graph walks stay linear in steps + edges.
+    dependents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def by_id(self) -> dict[str, StepSpec]:
@@ -94,12 +96,15 @@ class Plan:
         found: set[str] = set()
         frontier = [step_id]
         while frontier:
-            current = frontier.pop()
-            for sid, deps in self.dependencies.items():
-                if current in deps and sid not in found:
+            for sid in self.dependents.get(frontier.pop(), ()):
+                if sid not in found:
                     found.add(sid)
                     frontier.append(sid)
         return found
+
+    @property
+    def edge_count(self) -> int:
+        return sum(len(deps) for deps in self.dependencies.values())
 
 
 def build_plan(steps: list[StepSpec], execution_config: Mapping[str, Any]) -> Plan:
@@ -129,21 +134,50 @@ def build_plan(steps: list[StepSpec], execution_config: Mapping[str, Any]) -> Pl
         limit = 1
     else:
         raise PlanError(f"unknown execution mode {mode!r}")
-    return Plan(steps=tuple(steps), dependencies=dependencies, limit=max(1, limit), mode=mode)
+    dependents: dict[str, list[str]] = {s.step_id: [] for s in steps}
+    for sid, deps in dependencies.items():
+        for dep in dict.fromkeys(deps):
+            dependents[dep].append(sid)
+    return Plan(
+        steps=tuple(steps),
+        dependencies=dependencies,
+        limit=max(1, limit),
+        mode=mode,
+        dependents={k: tuple(v) for k, v in dependents.items()},
+    )
+
+
+def check_size(steps: Collection[StepSpec], *, max_steps: int, max_edges: int) -> None:
+    """Caps that keep planning and scheduling cheap; raised before any graph work."""
+    if len(steps) > max_steps:
+        raise PlanError(f"a recipe has at most {max_steps} steps ({len(steps)} given)")
+    edges = sum(len(s.depends_on) for s in steps)
+    if edges > max_edges:
+        raise PlanError(f"a recipe has at most {max_edges} dependency edges ({edges} given)")
 
 
 def _check_acyclic(dependencies: Mapping[str, tuple[str, ...]]) -> None:
-    state: dict[str, int] = {}
-
-    def visit(node: str, path: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            raise PlanError("depends_on has a cycle: " + " -> ".join([*path, node]))
-        state[node] = 1
-        for dep in dependencies.get(node, ()):
-            visit(dep, [*path, node])
-        state[node] = 2
-
-    for node in dependencies:
-        visit(node, [])
+    """Kahn's algorithm, O(steps + edges) and iterative; a cycle is reported as a path."""
+    pending = {node: len(set(deps)) for node, deps in dependencies.items()}
+    dependents: dict[str, list[str]] = {node: [] for node in dependencies}
+    for node, deps in dependencies.items():
+        for dep in set(deps):
+            dependents[dep].append(node)
+    ready = [node for node, count in pending.items() if count == 0]
+    while ready:
+        for child in dependents[ready.pop()]:
+            pending[child] -= 1
+            if pending[child] == 0:
+                ready.append(child)
+    stuck = {node for node, count in pending.items() if count > 0}
+    if not stuck:
+        return
+    # Every stuck node waits on another stuck node: following them must revisit one.
+    node = min(stuck)
+    seen: dict[str, int] = {}
+    path: list[str] = []
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(dep for dep in dependencies[node] if dep in stuck)
+    raise PlanError("depends_on has a cycle: " + " -> ".join([*path[seen[node] :], node]))

@@ -44,7 +44,8 @@ from sous_executor.domain.planning import Plan, PlanError, StepSpec, build_plan,
 from sous_executor.domain.prompts import PromptContext, render
 from sous_executor.domain.retry import backoff_delay
 from sous_executor.engine.leases import LeaseLost, Leases
-from sous_executor.llm.client import ClientFactory, ModelConfigError, resolve_target
+from sous_executor.llm.client import ClientFactory, ModelConfigError
+from sous_executor.llm.errors import upstream_message
 from sous_executor.llm.pricing import cost_usd
 from sous_executor.tools.router import ToolNotAllowed, ToolRouter
 
@@ -646,10 +647,10 @@ class Run:
             raise StepFailure(f"agent {spec.agent_id!r} is not available", "config_error")
         if str(agent.get("status") or "active") == "disabled":
             raise StepFailure(f"agent {spec.agent_id!r} is disabled", "config_error")
-        target = resolve_target(agent.get("model_config") or {}, self.settings)
+        target = await self.engine.clients.target(agent.get("model_config") or {}, self.agg.workspace_id)
         client = self.engine.clients.client(target)
         skills = [str(s) for s in agent.get("skills") or []]
-        tools = self.engine.router.openai_tools(skills)
+        tools = self.engine.router.openai_tools(skills, workspace_id=self.agg.workspace_id)
         configuration = agent.get("configuration") or {}
         max_iterations = int(spec.max_iterations or configuration.get("max_iterations") or 10)
         system = str(
@@ -700,7 +701,9 @@ class Run:
                     self._check_cancel()
                     name = call.function.name
                     try:
-                        record = await self.engine.router.call(skills, name, call.function.arguments)
+                        record = await self.engine.router.call(
+                            skills, name, call.function.arguments, workspace_id=self.agg.workspace_id
+                        )
                     except ToolNotAllowed as exc:
                         rec.tool_calls.append(exc.record)
                         raise
@@ -732,9 +735,5 @@ class Run:
 
 
 def _api_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(exc.message)
+    # Provider error text can echo parts of the key; only a status-derived sentence and a code pass.
+    return upstream_message(exc)

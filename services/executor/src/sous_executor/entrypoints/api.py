@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import os
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,7 +12,7 @@ from sous_executor.adapters import repositories as repo
 from sous_executor.entrypoints.sse import stream_execution
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
-from sous_service.errors import ApiError, InputInvalid, not_found, responses
+from sous_service.errors import not_found, responses
 from sous_service.web import Context
 
 RECIPES = "/api/workflow-recipes"
@@ -52,16 +48,6 @@ class ExecuteAccepted(BaseModel):
     status: str
     total_steps: int
     message: str
-
-
-def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
-    if not header:
-        return False
-    given = header.strip()
-    if given.startswith("sha256="):
-        given = given[len("sha256=") :]
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, given.lower())
 
 
 def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
@@ -159,49 +145,6 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @router.post(
-        "/api/webhooks/recipe/{webhook_id}",
-        status_code=202,
-        summary="Webhook trigger",
-        description="Starts the recipe with this webhook id; the JSON body is its input_data. When the recipe's "
-        "schedule_config names a webhook_secret_env, `X-Hub-Signature-256: sha256=<hex>` or `X-Sous-Signature` "
-        "(HMAC-SHA256 of the raw body) is required.",
-        responses=responses(429),
-        tags=["executions"],
-    )
-    async def webhook(
-        webhook_id: str,
-        request: Request,
-        ctx: Context,
-        x_hub_signature_256: Annotated[str | None, Header()] = None,
-        x_sous_signature: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
-        async with service.sessions() as session:
-            found = await repo.find_recipe_by_webhook(session, webhook_id)
-        if found is None:
-            raise not_found("webhook", webhook_id)
-        workspace_id, recipe = found
-        if ctx.auth_type != "system" and ctx.workspace_id and ctx.workspace_id != workspace_id:
-            raise not_found("webhook", webhook_id)
-        raw = await request.body()
-        secret_env = (recipe.get("schedule_config") or {}).get("webhook_secret_env")
-        if secret_env:
-            secret = os.environ.get(str(secret_env), "")
-            signature = x_hub_signature_256 or x_sous_signature
-            if not secret or not verify_signature(secret, raw, signature):
-                raise ApiError(401, "invalid_signature", "missing or invalid webhook signature")
-        input_data: dict[str, Any] = {}
-        if raw.strip():
-            try:
-                parsed = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise InputInvalid.single("body", "the webhook body must be JSON") from exc
-            if isinstance(parsed, dict):
-                input_data = parsed.get("input_data", parsed) if isinstance(parsed.get("input_data"), dict) else parsed
-        return await service.execute(
-            ctx, str(recipe["template_id"]), input_data, triggered_by="webhook", workspace_id=workspace_id
-        )
-
     @router.get(
         "/api/workflows/active",
         summary="Active and recent runs",
@@ -225,11 +168,12 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     @router.get(
         "/api/tools",
         summary="Available tools",
-        description="The tools agents can be given as skills, with their JSON Schema parameters.",
+        description="The tools agents of this workspace can be given as skills (built-in tools and the Composio "
+        "toolkits granted to the workspace), with their JSON Schema parameters.",
         responses=responses(),
         tags=["tools"],
     )
     async def list_tools(ctx: Context) -> dict[str, Any]:
-        return {"items": tools.list_tools()}
+        return {"items": tools.list_tools(ctx.workspace_id)}
 
     return router

@@ -1,23 +1,30 @@
-"""AsyncOpenAI clients per agent model_config: OpenAI or any OpenAI-compatible base_url."""
+"""AsyncOpenAI clients per agent model_config: OpenAI or any OpenAI-compatible base_url.
+
+The destination goes through the egress policy (exact origins, no internal addresses outside
+development), the key through workspace credentials (a secret of the agent's workspace, or an
+environment variable the operator granted to it), and the model through the price table.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 from openai import AsyncOpenAI
 
 from sous_executor.config import ExecutorSettings
+from sous_executor.egress import EgressDenied, EgressPolicy, Origin
+from sous_executor.llm.pricing import price_of
+from sous_executor.secrets.resolver import Credentials, CredentialUnavailable
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 class ModelConfigError(Exception):
-    """The agent's model_config cannot be used (host not allowed, missing key...)."""
+    """The agent's model_config cannot be used (destination not allowed, missing key, unpriced model)."""
 
 
 @dataclass(frozen=True)
@@ -29,45 +36,62 @@ class ModelTarget:
     max_tokens: int | None
 
 
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class _EgressTransport(httpx2.AsyncBaseTransport):
+    """The openai client's HTTP stack is httpx2; every request it sends, redirects included, is checked."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self.inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        await self.policy.check(str(request.url))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
-def resolve_target(
-    model_config: Mapping[str, Any], settings: ExecutorSettings, environ: Mapping[str, str] | None = None
-) -> ModelTarget:
-    env = os.environ if environ is None else environ
+def default_origin(settings: ExecutorSettings) -> Origin:
+    parts = urlsplit(settings.model_base_url)
+    return Origin.parse(f"{parts.scheme}://{parts.netloc}")
+
+
+def model_policy(settings: ExecutorSettings) -> EgressPolicy:
+    """The operator's own endpoint is trusted; agents' base_urls must be on SOUS_ALLOWED_MODEL_ORIGINS."""
+    return EgressPolicy(
+        settings.allowed_model_origin_list,
+        block_private=settings.block_private_egress,
+        trusted=[default_origin(settings)],
+    )
+
+
+def base_url_of(model_config: Mapping[str, Any], settings: ExecutorSettings) -> str:
     provider = str(model_config.get("provider") or "offline").lower()
     base_url = str(model_config.get("base_url") or "")
     if not base_url:
         base_url = OPENAI_BASE_URL if provider == "openai" else settings.model_base_url
-    elif provider == "offline":
-        base_url = base_url or settings.model_base_url
-    host = (urlsplit(base_url).hostname or "").lower()
-    default_host = (urlsplit(settings.model_base_url).hostname or "").lower()
-    allowed = host == default_host or host in [h.lower() for h in settings.allowed_model_host_list]
-    if _is_loopback(host) and host != default_host:
-        allowed = settings.loopback_allowed
-    if not allowed:
-        raise ModelConfigError(f"model host {host!r} is not allowed (SOUS_ALLOWED_MODEL_HOSTS)")
-    key_env = model_config.get("api_key_env")
-    if key_env:
-        api_key = env.get(str(key_env), "")
-        if not api_key:
-            raise ModelConfigError(f"the secret {key_env!r} named by api_key_env is not set")
-    else:
-        api_key = settings.model_api_key_default
+    return base_url
+
+
+def resolve_target(model_config: Mapping[str, Any], settings: ExecutorSettings) -> ModelTarget:
+    """For callers without a workspace: allowed origins (checked without DNS) and the default key only.
+
+    A configuration that references a key needs the workspace to resolve it: use ClientFactory.target.
+    """
+    if model_config.get("api_key_secret") or model_config.get("api_key_env"):
+        raise ModelConfigError("a model key reference is resolved per workspace only")
+    base_url = base_url_of(model_config, settings)
+    if not model_policy(settings).allowed_origin(base_url):
+        raise ModelConfigError("model endpoint refused by the egress policy")
+    model = str(model_config.get("model_id") or model_config.get("model") or "sous-offline-1")
+    if settings.priced_models_required and price_of(settings.prices, model) is None:
+        raise ModelConfigError(f"model {model[:100]!r} has no price (SOUS_PRICE_TABLE); unpriced models are refused")
     temperature = model_config.get("temperature")
     max_tokens = model_config.get("max_tokens")
     return ModelTarget(
         base_url=base_url,
-        api_key=api_key,
-        model=str(model_config.get("model_id") or model_config.get("model") or "sous-offline-1"),
+        api_key=settings.model_api_key_default,
+        model=model,
         temperature=None if temperature is None else float(temperature),
         max_tokens=None if max_tokens is None else int(max_tokens),
     )
@@ -76,9 +100,43 @@ def resolve_target(
 class ClientFactory:
     """One AsyncOpenAI per (base_url, key); retries are ours (error_handling), so the client never retries."""
 
-    def __init__(self, settings: ExecutorSettings) -> None:
+    def __init__(
+        self, settings: ExecutorSettings, credentials: Credentials, policy: EgressPolicy | None = None
+    ) -> None:
         self.settings = settings
+        self.credentials = credentials
+        self.policy = policy or model_policy(settings)
         self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
+
+    async def target(self, model_config: Mapping[str, Any], workspace_id: str) -> ModelTarget:
+        base_url = base_url_of(model_config, self.settings)
+        try:
+            await self.policy.check(base_url)
+        except EgressDenied as exc:
+            raise ModelConfigError(f"model endpoint refused by the egress policy: {exc}") from exc
+        try:
+            key = await self.credentials.resolve(
+                workspace_id,
+                secret=model_config.get("api_key_secret"),
+                env=model_config.get("api_key_env"),
+                what="model API key",
+            )
+        except CredentialUnavailable as exc:
+            raise ModelConfigError(str(exc)) from exc
+        model = str(model_config.get("model_id") or model_config.get("model") or "sous-offline-1")
+        if self.settings.priced_models_required and price_of(self.settings.prices, model) is None:
+            raise ModelConfigError(
+                f"model {model[:100]!r} has no price (SOUS_PRICE_TABLE); unpriced models are refused"
+            )
+        temperature = model_config.get("temperature")
+        max_tokens = model_config.get("max_tokens")
+        return ModelTarget(
+            base_url=base_url,
+            api_key=key or self.settings.model_api_key_default,
+            model=model,
+            temperature=None if temperature is None else float(temperature),
+            max_tokens=None if max_tokens is None else int(max_tokens),
+        )
 
     def client(self, target: ModelTarget) -> AsyncOpenAI:
         key = (target.base_url, target.api_key)
@@ -89,6 +147,12 @@ class ClientFactory:
                 api_key=target.api_key,
                 max_retries=0,
                 timeout=self.settings.llm_request_timeout_s,
+                # Redirect hops go through the same policy as the first request.
+                http_client=httpx2.AsyncClient(
+                    transport=_EgressTransport(self.policy),
+                    timeout=self.settings.llm_request_timeout_s,
+                    follow_redirects=True,
+                ),
             )
             self._clients[key] = client
         return client

@@ -7,16 +7,20 @@ import json
 import math
 import operator
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
 
+from sous_executor.egress import EgressDenied, EgressPolicy, EgressTransport
+
 ToolFn = Callable[[dict[str, Any]], Awaitable[Any]]
+ScopedToolFn = Callable[[str, dict[str, Any]], Awaitable[Any]]
+MAX_BODY_BYTES = 1_000_000
+MAX_REDIRECTS = 5
 
 
 class ToolError(Exception):
@@ -30,6 +34,9 @@ class Tool:
     parameters: dict[str, Any]
     run: ToolFn
     provider: str = "builtin"
+    # Tools acting for a workspace (Composio) get its id; `toolkit` gates them per workspace.
+    run_scoped: ScopedToolFn | None = None
+    toolkit: str | None = None
 
 
 # ---------------------------------------------------------------- calculator
@@ -174,27 +181,36 @@ async def _current_time(args: dict[str, Any]) -> Any:
 
 
 # ---------------------------------------------------------------- http_get
-def host_allowed(url: str, allowlist: Sequence[str]) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    host = parts.hostname.lower()
-    return any(host == allowed.lower() or host.endswith("." + allowed.lower().lstrip(".")) for allowed in allowlist)
-
-
-def make_http_get(allowlist: Sequence[str], max_chars: int) -> ToolFn:
+def make_http_get(policy: EgressPolicy, max_chars: int) -> ToolFn:
     async def _http_get(args: dict[str, Any]) -> Any:
         url = str(args["url"])
-        if not host_allowed(url, allowlist):
-            raise ToolError(f"host of {url!r} is not in the HTTP tool allowlist")
-        async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as client:
-            response = await client.get(url)
-        return {"status": response.status_code, "body": response.text[:max_chars]}
+        transport = EgressTransport(policy)
+        try:
+            async with (
+                httpx.AsyncClient(
+                    transport=transport, timeout=10.0, follow_redirects=True, max_redirects=MAX_REDIRECTS
+                ) as client,
+                client.stream("GET", url) as response,
+            ):
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body.extend(chunk)
+                    if len(body) >= MAX_BODY_BYTES:
+                        break
+                text = bytes(body[:MAX_BODY_BYTES]).decode(response.encoding or "utf-8", errors="replace")
+        except EgressDenied as exc:
+            raise ToolError(f"refused by the HTTP tool allowlist (SOUS_HTTP_TOOL_ALLOWLIST): {exc}") from exc
+        except httpx.TooManyRedirects as exc:
+            raise ToolError(f"more than {MAX_REDIRECTS} redirects") from exc
+        except httpx.HTTPError as exc:
+            raise ToolError(f"request failed: {type(exc).__name__}") from exc
+        return {"status": response.status_code, "body": text[:max_chars]}
 
     return _http_get
 
 
-def builtin_tools(http_allowlist: Sequence[str], max_chars: int = 4000) -> list[Tool]:
+def builtin_tools(http_policy: EgressPolicy | None = None, max_chars: int = 4000) -> list[Tool]:
+    policy = http_policy or EgressPolicy([], block_private=True)
     return [
         Tool(
             "calculator",
@@ -244,13 +260,13 @@ def builtin_tools(http_allowlist: Sequence[str], max_chars: int = 4000) -> list[
         ),
         Tool(
             "http_get",
-            "Fetch a URL with HTTP GET (only hosts on the operator's allowlist).",
+            "Fetch a URL with HTTP GET (only origins on the operator's allowlist).",
             {
                 "type": "object",
                 "properties": {"url": {"type": "string", "description": "http(s) URL on an allowed host"}},
                 "required": ["url"],
                 "additionalProperties": False,
             },
-            make_http_get(http_allowlist, max_chars),
+            make_http_get(policy, max_chars),
         ),
     ]

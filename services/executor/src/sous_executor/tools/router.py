@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import jsonschema
 
 from sous_executor.tools.builtin import Tool, ToolError
+from sous_executor.tools.composio import normalize_grants
 
 
 class ToolNotAllowed(Exception):
@@ -22,25 +23,42 @@ class ToolNotAllowed(Exception):
 
 
 class ToolRouter:
-    def __init__(self, tools: Sequence[Tool], *, max_result_chars: int = 4000) -> None:
+    def __init__(
+        self,
+        tools: Sequence[Tool],
+        *,
+        max_result_chars: int = 4000,
+        toolkit_grants: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self._tools: dict[str, Tool] = {}
         self.max_result_chars = max_result_chars
+        self._grants = normalize_grants(toolkit_grants or {})
         for tool in tools:
             self.register(tool)
 
     def register(self, tool: Tool) -> None:
         self._tools[tool.name] = tool
 
-    def list_tools(self) -> list[dict[str, Any]]:
+    def _get(self, name: str, workspace_id: str | None) -> Tool | None:
+        """A workspace sees built-in tools and the toolkits granted to it; nothing else exists for it."""
+        tool = self._tools.get(name)
+        if tool is None or tool.toolkit is None:
+            return tool
+        if workspace_id is None or tool.toolkit not in self._grants.get(workspace_id, frozenset()):
+            return None
+        return tool
+
+    def list_tools(self, workspace_id: str | None = None) -> list[dict[str, Any]]:
         return [
             {"name": t.name, "description": t.description, "provider": t.provider, "parameters": t.parameters}
             for t in sorted(self._tools.values(), key=lambda t: t.name)
+            if self._get(t.name, workspace_id) is not None
         ]
 
-    def has(self, name: str) -> bool:
-        return name in self._tools
+    def has(self, name: str, workspace_id: str | None = None) -> bool:
+        return self._get(name, workspace_id) is not None
 
-    def openai_tools(self, skills: Collection[str]) -> list[dict[str, Any]]:
+    def openai_tools(self, skills: Collection[str], *, workspace_id: str | None = None) -> list[dict[str, Any]]:
         """OpenAI `tools` for the agent's skills that exist (unknown skills are simply not offered)."""
         return [
             {
@@ -48,10 +66,17 @@ class ToolRouter:
                 "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
             }
             for name in skills
-            if (t := self._tools.get(name)) is not None
+            if (t := self._get(name, workspace_id)) is not None
         ]
 
-    async def call(self, skills: Collection[str], name: str, raw_arguments: str | dict[str, Any]) -> dict[str, Any]:
+    async def call(
+        self,
+        skills: Collection[str],
+        name: str,
+        raw_arguments: str | dict[str, Any],
+        *,
+        workspace_id: str | None = None,
+    ) -> dict[str, Any]:
         """Run one tool call; returns a ToolCallRecord dict. Raises ToolNotAllowed outside the skills."""
         started = time.perf_counter()
         record: dict[str, Any] = {"name": name, "arguments": {}, "result": None, "error": None, "duration_ms": 0.0}
@@ -60,7 +85,7 @@ class ToolRouter:
                 record["error"] = f"refused: tool {name!r} is not among the agent's skills"
                 record["arguments"] = _loose_arguments(raw_arguments)
                 raise ToolNotAllowed(name, record)
-            tool = self._tools.get(name)
+            tool = self._get(name, workspace_id)
             if tool is None:
                 record["error"] = f"unknown tool {name!r}"
                 return record
@@ -81,11 +106,18 @@ class ToolRouter:
                 record["error"] = f"invalid arguments ({where}): {exc.message}"
                 return record
             try:
-                record["result"] = self._truncate(await tool.run(arguments))
+                if tool.run_scoped is not None:
+                    if workspace_id is None:
+                        raise ToolError("this tool runs for a workspace only")
+                    result = await tool.run_scoped(workspace_id, arguments)
+                else:
+                    result = await tool.run(arguments)
+                record["result"] = self._truncate(result)
             except ToolError as exc:
                 record["error"] = str(exc)
             except Exception as exc:
-                record["error"] = f"{type(exc).__name__}: {exc}"
+                # Exception text from SDKs may carry request details; the type is enough for the model.
+                record["error"] = f"the tool failed ({type(exc).__name__})"
             return record
         finally:
             record["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)

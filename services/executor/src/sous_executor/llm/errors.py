@@ -1,0 +1,43 @@
+"""What a step error may say about a provider's error: a status, a code, a fixed sentence.
+
+Providers echo parts of a rejected key ("Incorrect API key provided: sk-ab***xyz") and other request
+details in their error text; none of it is passed on, only a short code the provider gives.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import openai
+
+_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_MESSAGES = {
+    400: "the provider refused the request",
+    401: "authentication with the model provider failed",
+    403: "the model provider denied access",
+    404: "the model or endpoint was not found",
+    408: "the model provider timed out",
+    409: "the model provider reported a conflict",
+    413: "the request is too large for the model provider",
+    422: "the provider could not process the request",
+    429: "rate limited by the model provider",
+}
+
+
+def _code(body: Any) -> str | None:
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return None
+    for key in ("code", "type"):
+        value = inner.get(key)
+        if isinstance(value, str) and _CODE.match(value) and not value.lower().startswith(("sk-", "sk_")):
+            return value
+    return None
+
+
+def upstream_message(exc: openai.APIStatusError) -> str:
+    status = exc.status_code
+    text = _MESSAGES.get(status, "the model provider failed" if status >= 500 else "the model provider refused")
+    code = _code(exc.body)
+    return f"{text} ({code})" if code else text

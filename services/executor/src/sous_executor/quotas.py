@@ -1,0 +1,88 @@
+"""Per-workspace quotas applied when an execution is requested.
+
+Budgets (tokens, cost) are written into the execution's recipe copy, so the engine's own budget checks
+enforce them even when the recipe sets none; a recipe may ask for less, never for more. Runs per day
+are counted from midnight UTC, under the workspace lock that start_in already holds.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_executor.adapters.tables import executions
+from sous_executor.config import ExecutorSettings
+from sous_executor.domain.planning import PlanError, build_plan, check_size, parse_steps
+from sous_service.errors import ApiError, InputInvalid
+
+
+@dataclass(frozen=True)
+class Quota:
+    max_tokens: int
+    max_cost_usd: float
+    runs_per_day: int
+
+
+def quota_for(settings: ExecutorSettings, workspace_id: str) -> Quota:
+    override = settings.workspace_quota_map.get(workspace_id, {})
+    return Quota(
+        max_tokens=int(override.get("max_tokens", settings.default_max_tokens)),
+        max_cost_usd=float(override.get("max_cost_usd", settings.default_max_cost_usd)),
+        runs_per_day=int(override.get("runs_per_day", settings.default_runs_per_day)),
+    )
+
+
+def with_budget(recipe: dict[str, Any], quota: Quota) -> dict[str, Any]:
+    """The recipe with its budgets capped by the workspace's (0 means no workspace cap)."""
+    config = dict(recipe.get("execution_config") or {})
+    for key, limit in (("max_tokens", quota.max_tokens), ("max_cost_usd", quota.max_cost_usd)):
+        if limit <= 0:
+            continue
+        asked = config.get(key)
+        config[key] = limit if asked is None else min(asked, limit)
+    if config == (recipe.get("execution_config") or {}):
+        return recipe
+    capped = copy.copy(recipe)
+    capped["execution_config"] = config
+    return capped
+
+
+def check_graph(recipe: dict[str, Any], settings: ExecutorSettings) -> None:
+    """422 on `steps` for recipes past the caps or unschedulable (stored before the caps existed, say)."""
+    steps = recipe.get("steps") or []
+    if not steps:
+        raise InputInvalid.single("steps", "the recipe has no steps")
+    try:
+        specs = parse_steps(steps)
+        check_size(specs, max_steps=settings.max_recipe_steps, max_edges=settings.max_dependency_edges)
+        build_plan(specs, recipe.get("execution_config") or {})
+    except PlanError as exc:
+        raise InputInvalid.single("steps", str(exc)) from exc
+
+
+async def check_runs_per_day(session: AsyncSession, workspace_id: str, quota: Quota) -> None:
+    if quota.runs_per_day <= 0:
+        return
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    started = (
+        await session.execute(
+            select(func.count())
+            .select_from(executions)
+            .where(executions.c.workspace_id == workspace_id, executions.c.created_at >= midnight)
+        )
+    ).scalar_one()
+    if started >= quota.runs_per_day:
+        error = ApiError(
+            429,
+            "quota_exceeded",
+            f"this workspace started {started} executions today (limit {quota.runs_per_day} per day)",
+            limits={"runs_per_day": quota.runs_per_day, "runs_today": int(started)},
+        )
+        error.headers["Retry-After"] = str(int((midnight + timedelta(days=1) - now).total_seconds()) + 1)
+        raise error

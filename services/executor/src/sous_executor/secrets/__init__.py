@@ -1,0 +1,1 @@
+"""Workspace secrets: envelope-encrypted at rest, write-only through the API, resolved by name."""
