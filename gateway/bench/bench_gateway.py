@@ -34,7 +34,10 @@ def serve_upstream(port: int) -> None:
     import uvicorn
 
     app = create_service_app(
-        title="bench upstream", description="", internal_secret=DEVELOPMENT_INTERNAL_SECRET, context_max_age_s=300
+        title="bench upstream",
+        description="",
+        internal_secret=DEVELOPMENT_INTERNAL_SECRET,
+        service_name="catalog",
     )
 
     @app.get(PATH)

@@ -13,6 +13,7 @@ from sous_gateway.auth.api_keys import ApiKeyService, derive_pepper
 from sous_gateway.auth.authenticator import Authenticator
 from sous_gateway.auth.jwks import JwksCache
 from sous_gateway.auth.jwt import JwtVerifier
+from sous_gateway.client_address import ClientAddresses
 from sous_gateway.components import Components
 from sous_gateway.config import GatewaySettings
 from sous_gateway.entrypoints.api import create_app
@@ -20,6 +21,7 @@ from sous_gateway.limits import TokenBucketLimiter
 from sous_gateway.routing.openapi_merge import OpenApiMerger
 from sous_gateway.routing.proxy import UpstreamProxy
 from sous_gateway.routing.table import default_table
+from sous_gateway.streams import StreamCaps, StreamLedger
 from sous_service.db import create_engine
 
 
@@ -30,6 +32,22 @@ def build_components(settings: GatewaySettings) -> Components:
         limits=httpx.Limits(
             max_connections=settings.upstream_max_connections,
             max_keepalive_connections=settings.upstream_max_connections,
+            keepalive_expiry=30.0,
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+    # Streams hold a connection each for minutes: a pool of their own, bounded like the ledger's total, so
+    # however many are open, ordinary requests keep theirs. Silence past the idle timeout ends a stream.
+    stream_client = httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            settings.stream_idle_timeout_s,
+            connect=settings.upstream_connect_timeout_s,
+            pool=settings.upstream_connect_timeout_s,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.stream_max_connections,
+            max_keepalive_connections=min(20, settings.stream_max_connections),
             keepalive_expiry=30.0,
         ),
         follow_redirects=False,
@@ -60,6 +78,7 @@ def build_components(settings: GatewaySettings) -> Components:
         KeyRepository(engine),
         derive_pepper(settings.api_key_pepper, settings.internal_secret),
         settings.api_key_last_used_interval_s,
+        settings.api_key_max_per_workspace,
     )
     table = default_table()
     return Components(
@@ -71,9 +90,21 @@ def build_components(settings: GatewaySettings) -> Components:
         authenticator=Authenticator(verifier, api_keys),
         api_keys=api_keys,
         limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-        proxy=UpstreamProxy(
-            settings.upstreams, upstream_client, settings.internal_secret, settings.upstream_connect_timeout_s
+        workspace_limiter=TokenBucketLimiter(
+            settings.workspace_rate_limit_per_minute, settings.workspace_rate_limit_burst
         ),
+        auth_failures=TokenBucketLimiter(settings.auth_failure_limit_per_minute, settings.auth_failure_burst),
+        addresses=ClientAddresses(settings.trusted_proxies),
+        stream_client=stream_client,
+        streams=StreamLedger(
+            StreamCaps(
+                per_caller=settings.stream_max_per_caller,
+                per_workspace=settings.stream_max_per_workspace,
+                total=settings.stream_max_connections,
+                retry_after_s=settings.stream_retry_after_s,
+            )
+        ),
+        proxy=UpstreamProxy(settings.upstreams, upstream_client, settings.internal_secret),
         openapi=OpenApiMerger(settings.upstreams, control_client, table, settings.openapi_cache_ttl_s),
     )
 
@@ -89,6 +120,7 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
         finally:
             await components.api_keys.drain()
             await components.upstream_client.aclose()
+            await components.stream_client.aclose()
             await components.control_client.aclose()
             await components.engine.dispose()
 

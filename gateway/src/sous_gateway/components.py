@@ -9,11 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sous_gateway.auth.api_keys import ApiKeyService
 from sous_gateway.auth.authenticator import Authenticator
+from sous_gateway.client_address import ClientAddresses
 from sous_gateway.config import GatewaySettings
 from sous_gateway.limits import TokenBucketLimiter
 from sous_gateway.routing.openapi_merge import OpenApiMerger
 from sous_gateway.routing.proxy import UpstreamProxy
 from sous_gateway.routing.table import RouteTable
+from sous_gateway.streams import StreamLedger
 
 
 @dataclass
@@ -26,5 +28,10 @@ class Components:
     authenticator: Authenticator
     api_keys: ApiKeyService
     limiter: TokenBucketLimiter
+    workspace_limiter: TokenBucketLimiter
+    auth_failures: TokenBucketLimiter
+    addresses: ClientAddresses
+    stream_client: httpx.AsyncClient
+    streams: StreamLedger
     proxy: UpstreamProxy
     openapi: OpenApiMerger

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -51,14 +52,34 @@ class GatewaySettings(ServiceSettings):
     api_key_pepper: str = ""
     api_key_last_used_interval_s: float = 60.0
 
+    api_key_max_per_workspace: int = Field(default=100, ge=1)
+
     rate_limit_per_minute: int = 600
     rate_limit_burst: int = 100
+    # A workspace's callers together (every key and user of it): one tenant cannot get around its limit
+    # by minting more keys.
+    workspace_rate_limit_per_minute: int = 3000
+    workspace_rate_limit_burst: int = 500
+    # Failed authentications per client address; past the burst, attempts are refused before any check.
+    auth_failure_limit_per_minute: int = 30
+    auth_failure_burst: int = 20
+    # Addresses (or CIDR ranges) of the ingress/load balancers in front of the gateway: only their
+    # X-Forwarded-For is believed when telling clients apart.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
     max_body_bytes: int = 1024 * 1024
     cors_origins: Annotated[list[str], NoDecode] = []
 
     upstream_timeout_s: float = 60.0
     upstream_connect_timeout_s: float = 5.0
     upstream_max_connections: int = 200
+    # Live-event streams get their own connection pool, so they can never starve ordinary requests.
+    stream_max_connections: int = Field(default=200, ge=1)
+    stream_max_per_caller: int = Field(default=10, ge=1)
+    stream_max_per_workspace: int = Field(default=40, ge=1)
+    stream_max_lifetime_s: float = Field(default=3600.0, gt=0)
+    # The executor sends a keep-alive every 15 s; silence for this long means the upstream is gone.
+    stream_idle_timeout_s: float = Field(default=60.0, gt=0)
+    stream_retry_after_s: int = Field(default=5, ge=1)
     openapi_cache_ttl_s: float = 60.0
 
     catalog_url: str = "http://127.0.0.1:8001"
@@ -66,7 +87,7 @@ class GatewaySettings(ServiceSettings):
     quality_url: str = "http://127.0.0.1:8003"
     marketplace_url: str = "http://127.0.0.1:8004"
 
-    @field_validator("jwt_algorithms", "cors_origins", mode="before")
+    @field_validator("jwt_algorithms", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
@@ -79,6 +100,16 @@ class GatewaySettings(ServiceSettings):
         unknown = [alg for alg in value if alg not in SUPPORTED_ALGORITHMS]
         if unknown:
             raise ValueError(f"unsupported JWT algorithms {unknown}; choose from {sorted(SUPPORTED_ALGORITHMS)}")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted proxy '{entry}' is not an IP address or CIDR range") from exc
         return value
 
     @model_validator(mode="after")

@@ -40,12 +40,18 @@ class TokenBucketLimiter:
             return 60.0
         return (1.0 - tokens) / self.rate_per_s
 
-    def check(self, principal: str) -> None:
+    def check(self, principal: str, detail: str = "too many requests; retry later") -> None:
         wait = self.acquire(principal)
         if wait is not None:
-            error = ApiError(429, "rate_limited", "too many requests; retry later", retry_after_s=math.ceil(wait))
-            error.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-            raise error
+            raise too_many(wait, detail)
+
+    def exhausted(self, principal: str) -> float | None:
+        """Without taking a token: None while one is available, else the seconds until one is."""
+        tokens, stamp = self._buckets.get(principal, (self.capacity, self._clock()))
+        tokens = min(self.capacity, tokens + (self._clock() - stamp) * self.rate_per_s)
+        if tokens >= 1.0:
+            return None
+        return (1.0 - tokens) / self.rate_per_s if self.rate_per_s > 0 else 60.0
 
     def _store(self, principal: str, tokens: float, now: float) -> None:
         if principal not in self._buckets and len(self._buckets) >= self._max:
@@ -58,6 +64,13 @@ class TokenBucketLimiter:
         self._buckets = {p: (t, s) for p, (t, s) in self._buckets.items() if now - s < full_after}
         if len(self._buckets) >= self._max:
             self._buckets.clear()
+
+
+def too_many(wait_s: float, detail: str, code: str = "rate_limited") -> ApiError:
+    seconds = max(1, math.ceil(wait_s))
+    error = ApiError(429, code, detail, retry_after_s=seconds)
+    error.headers["Retry-After"] = str(seconds)
+    return error
 
 
 def payload_too_large(limit: int) -> ApiError:

@@ -24,12 +24,18 @@ def mint_development_token(
     workspaces_claim: str = "workspaces",
     extra_claims: dict[str, Any] | None = None,
 ) -> str:
-    """An HS256 JWT the gateway accepts in development: sub, workspaces, roles, iat/nbf/exp, iss, aud."""
+    """An HS256 JWT the gateway accepts in development: sub, workspaces, roles, iat/nbf/exp, iss, aud.
+
+    With several workspaces the roles are written per workspace (each listed workspace gets them), the
+    shape the gateway requires for multi-workspace tokens."""
     now = int(time.time())
+    role_claim: list[str] | dict[str, list[str]] = list(roles)
+    if len(workspaces) > 1 and roles:
+        role_claim = {ws: list(roles) for ws in workspaces}
     claims: dict[str, Any] = {
         "sub": sub,
         workspaces_claim: list(workspaces),
-        "roles": list(roles),
+        "roles": role_claim,
         "iss": issuer,
         "aud": audience,
         "iat": now,

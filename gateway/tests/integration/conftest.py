@@ -73,6 +73,7 @@ def echo_app(name: str, release_holder: dict[str, asyncio.Event]) -> FastAPI:
         description="test upstream",
         internal_secret=DEVELOPMENT_INTERNAL_SECRET,
         context_max_age_s=60,
+        service_name=name,
     )
 
     @app.get("/api/workflow-recipes/{rid}/executions/{eid}/events")
@@ -251,6 +252,10 @@ async def make_gateway(gateway_database: str, upstreams: dict[str, Echo]) -> Asy
             "database_pool_size": 2,
             "rate_limit_per_minute": 100_000,
             "rate_limit_burst": 10_000,
+            "workspace_rate_limit_per_minute": 100_000,
+            "workspace_rate_limit_burst": 10_000,
+            "auth_failure_limit_per_minute": 100_000,
+            "auth_failure_burst": 10_000,
             "api_key_last_used_interval_s": 0.0,
         }
         values.update({f"{name}_url": echo.server.url for name, echo in upstreams.items()})

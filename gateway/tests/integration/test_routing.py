@@ -11,7 +11,7 @@ import pytest
 from sous_gateway.routing.table import ROUTES
 from sous_local.ports import free_port
 from sous_service.config import DEVELOPMENT_INTERNAL_SECRET
-from sous_service.internal_context import verify_context
+from sous_service.internal_context import body_digest, decode_context
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,9 @@ async def test_requests_reach_the_owning_service_unchanged(gw, member, workspace
     assert response.headers["x-request-id"] == echo["headers"]["x-request-id"] == "req-abc.123"
     forwarded = echo["headers"]["traceparent"]
     assert forwarded.split("-")[1] == trace.split("-")[1] and forwarded != trace
-    verify_context(echo["headers"]["x-sous-context"], DEVELOPMENT_INTERNAL_SECRET)
+    bound = decode_context(echo["headers"]["x-sous-context"], DEVELOPMENT_INTERNAL_SECRET).binding
+    assert bound is not None and (bound.service, bound.method, bound.target) == (service, method, path)
+    assert bound.body_sha256 == body_digest(b'{"a": 1}')
 
 
 async def test_an_encoded_question_mark_in_an_id_stays_part_of_the_path(gw, member):

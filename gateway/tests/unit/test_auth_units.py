@@ -38,7 +38,9 @@ async def test_development_token_round_trip():
     token = mint_development_token("alice", ["w1", "w2"], ["admin"], 60, SECRET, "sous-dev", "sous-api")
     principal = await verifier().authenticate(token)
     assert principal.user_id == "alice" and principal.workspaces == ("w1", "w2")
-    assert principal.roles == ("admin",) and "keys:admin" in principal.scopes
+    assert "keys:admin" not in principal.scopes  # nothing role-given until a workspace is chosen
+    acting = principal.acting_in("w1")
+    assert acting.roles == ("admin",) and "keys:admin" in acting.scopes
     assert principal.auth_type == "jwt"
 
 
@@ -50,13 +52,31 @@ async def test_nested_workspace_claim_and_string_lists():
         "aud": "sous-api",
         "exp": now + 60,
         "org": {"ids": "w1 w2"},
-        "perms": "moderator",
+        "perms": {"w2": "moderator", "elsewhere": ["admin"]},
         "scp": ["recipes:read"],
     }
     token = jwt.encode(claims, SECRET, algorithm="HS256")
     principal = await verifier(workspaces_claim="org.ids", roles_claim="perms").authenticate(token)
-    assert principal.workspaces == ("w1", "w2") and principal.roles == ("moderator",)
-    assert principal.scopes == ("recipes:read",)
+    assert principal.workspaces == ("w1", "w2")
+    assert principal.acting_in("w2").roles == ("moderator",) and principal.acting_in("w1").roles == ()
+    assert principal.acting_in("w2").scopes == ("recipes:read",)
+    # Roles for a workspace the token does not list give nothing.
+    assert principal.acting_in("elsewhere").roles == ()
+
+
+async def test_roles_per_workspace_stay_in_their_workspace():
+    now = int(time.time())
+    base = {"sub": "u", "iss": "sous-dev", "aud": "sous-api", "exp": now + 60, "workspaces": ["w1", "w2"]}
+    token = jwt.encode({**base, "roles": {"w1": ["admin"], "w2": ["member"]}}, SECRET, algorithm="HS256")
+    principal = await verifier().authenticate(token)
+    assert "keys:admin" in principal.acting_in("w1").scopes
+    assert "keys:admin" not in principal.acting_in("w2").scopes
+    flat = jwt.encode({**base, "roles": ["admin"]}, SECRET, algorithm="HS256")
+    with pytest.raises(ApiError) as caught:
+        await verifier().authenticate(flat)
+    assert (caught.value.status_code, caught.value.code) == (401, "ambiguous_roles")
+    single = jwt.encode({**base, "workspaces": ["w1"], "roles": ["admin"]}, SECRET, algorithm="HS256")
+    assert "keys:admin" in (await verifier().authenticate(single)).acting_in("w1").scopes
 
 
 async def test_rs256_is_refused_without_a_key_set():

@@ -1,6 +1,7 @@
 import httpx
 import pytest
 
+from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import InternalContext, sign_context
 from sous_service.web import Context, create_service_app
 
@@ -10,7 +11,9 @@ SECRET = "test-secret"
 
 
 def _app():
-    app = create_service_app(title="t", description="d", internal_secret=SECRET, context_max_age_s=60)
+    app = create_service_app(
+        title="t", description="d", internal_secret=SECRET, context_max_age_s=60, service_name="things"
+    )
 
     @app.get("/api/things/{thing_id}")
     async def thing(thing_id: str, ctx: Context, q: str = "") -> dict[str, str]:
@@ -21,7 +24,10 @@ def _app():
 
 async def _get(path: str, **kw):
     headers = {"X-Sous-Context": sign_context(InternalContext(workspace_id="w", user_id="u"), SECRET)}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://s") as client:
+    hooks = {"request": [rebind_hook(SECRET, "things")]}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=_app()), base_url="http://s", event_hooks=hooks
+    ) as client:
         return await client.get(path, headers=headers, **kw)
 
 

@@ -20,6 +20,7 @@ from sous_events import topics
 from sous_events.codec import decode, encode, kafka_headers, kafka_key
 from sous_events.envelope import Envelope
 from sous_local.testing import create_database, unique
+from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
 
@@ -146,7 +147,12 @@ async def catalog_app(infra: Any) -> AsyncIterator[RunningCatalog]:
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://catalog", timeout=60) as http:
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://catalog",
+                timeout=60,
+                event_hooks={"request": [rebind_hook(settings.internal_secret, "catalog")]},
+            ) as http:
                 yield RunningCatalog(app=app, settings=settings, http=http, producer=producer)
     finally:
         await producer.stop()

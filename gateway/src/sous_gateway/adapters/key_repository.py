@@ -25,6 +25,7 @@ class ApiKeyRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    parent_key_id: str | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> ApiKeyRecord:
@@ -40,6 +41,7 @@ class ApiKeyRecord:
             expires_at=row["expires_at"],
             revoked_at=row["revoked_at"],
             last_used_at=row["last_used_at"],
+            parent_key_id=row["parent_key_id"],
         )
 
 
@@ -47,8 +49,24 @@ class KeyRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def add(self, record: ApiKeyRecord) -> None:
+    async def add(self, record: ApiKeyRecord, max_active: int) -> bool:
+        """Insert unless the workspace already has `max_active` usable keys (then False). Creations in one
+        workspace are serialised, so concurrent requests cannot overshoot the cap together."""
         async with self._engine.begin() as conn:
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("api_keys:" + record.workspace_id))))
+            active = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(api_keys)
+                    .where(
+                        api_keys.c.workspace_id == record.workspace_id,
+                        api_keys.c.revoked_at.is_(None),
+                        (api_keys.c.expires_at.is_(None)) | (api_keys.c.expires_at > func.now()),
+                    )
+                )
+            ).scalar_one()
+            if active >= max_active:
+                return False
             await conn.execute(
                 insert(api_keys).values(
                     id=record.id,
@@ -60,8 +78,10 @@ class KeyRepository:
                     created_by=record.created_by,
                     created_at=record.created_at,
                     expires_at=record.expires_at,
+                    parent_key_id=record.parent_key_id,
                 )
             )
+        return True
 
     async def get(self, key_id: str) -> ApiKeyRecord | None:
         async with self._engine.connect() as conn:
@@ -79,16 +99,21 @@ class KeyRepository:
         return [ApiKeyRecord.from_row(row) for row in rows]
 
     async def revoke(self, workspace_id: str, key_id: str, when: datetime) -> ApiKeyRecord | None:
-        """Revoke a key of this workspace (idempotent: the first revocation time is kept)."""
+        """Revoke a key of this workspace and every key minted from it, transitively (idempotent: the
+        first revocation time is kept)."""
+        root = select(api_keys.c.id).where(api_keys.c.id == key_id, api_keys.c.workspace_id == workspace_id)
+        tree = root.cte("minted", recursive=True)
+        tree = tree.union(select(api_keys.c.id).where(api_keys.c.parent_key_id == tree.c.id))
         query = (
             update(api_keys)
-            .where(api_keys.c.id == key_id, api_keys.c.workspace_id == workspace_id)
+            .where(api_keys.c.id.in_(select(tree.c.id)))
             .values(revoked_at=func.coalesce(api_keys.c.revoked_at, when))
             .returning(*api_keys.c)
         )
         async with self._engine.begin() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return ApiKeyRecord.from_row(row) if row else None
+            rows = (await conn.execute(query)).mappings().all()
+        found = [ApiKeyRecord.from_row(row) for row in rows if row["id"] == key_id]
+        return found[0] if found else None
 
     async def touch(self, key_id: str, when: datetime) -> None:
         query = (

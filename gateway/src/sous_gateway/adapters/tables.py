@@ -22,5 +22,8 @@ api_keys = Table(
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
+    # The key that minted this one (None when a user did): revoking a key revokes what it minted.
+    Column("parent_key_id", String(32), nullable=True),
     Index("ix_api_keys_workspace_created", "workspace_id", "created_at"),
+    Index("ix_api_keys_parent", "parent_key_id"),
 )

@@ -61,8 +61,11 @@ def parse_key(key: str) -> tuple[str, str] | None:
 
 
 class ApiKeyService:
-    def __init__(self, repository: KeyRepository, pepper: bytes, last_used_interval_s: float) -> None:
+    def __init__(
+        self, repository: KeyRepository, pepper: bytes, last_used_interval_s: float, max_per_workspace: int = 100
+    ) -> None:
         self._repository = repository
+        self.max_per_workspace = max_per_workspace
         self._pepper = pepper
         self._last_used_interval_s = last_used_interval_s
         self._touched: dict[str, float] = {}
@@ -128,8 +131,12 @@ class ApiKeyService:
         expires_in_days: int | None,
         created_by: str,
         creator_scopes: tuple[str, ...] | None = None,
+        parent_key_id: str | None = None,
     ) -> tuple[ApiKeyRecord, str]:
-        """Create a key; returns the record and the full key, which is never available again."""
+        """Create a key; returns the record and the full key, which is never available again.
+
+        A key minted by a key (`parent_key_id`) never outlives it: its expiry is capped at the parent's, and
+        revoking the parent revokes it."""
         unknown = [(i, scope) for i, scope in enumerate(scopes) if scope not in ALL_SCOPES]
         if unknown:
             index, scope = unknown[0]
@@ -140,6 +147,13 @@ class ApiKeyService:
                 raise ApiError(403, "scope_escalation", f"a key cannot grant scopes its creator lacks: {beyond}")
         key_id, secret, full_key = new_key()
         now = datetime.now(UTC)
+        expires_at = now + timedelta(days=expires_in_days) if expires_in_days else None
+        if parent_key_id is not None:
+            parent = await self._repository.get(parent_key_id)
+            if parent is None or parent.revoked_at is not None:
+                raise unauthenticated("api_key_revoked", "the API key has been revoked")
+            if parent.expires_at is not None and (expires_at is None or expires_at > parent.expires_at):
+                expires_at = parent.expires_at
         record = ApiKeyRecord(
             id=key_id,
             workspace_id=workspace_id,
@@ -149,11 +163,17 @@ class ApiKeyService:
             prefix=f"{KEY_PREFIX}_{key_id}",
             created_by=created_by,
             created_at=now,
-            expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+            expires_at=expires_at,
             revoked_at=None,
             last_used_at=None,
+            parent_key_id=parent_key_id,
         )
-        await self._repository.add(record)
+        if not await self._repository.add(record, self.max_per_workspace):
+            raise ApiError(
+                409,
+                "key_limit_reached",
+                f"the workspace already has {self.max_per_workspace} active API keys; revoke one first",
+            )
         logger.info("API key %s created in workspace %s by %s", key_id, workspace_id, created_by)
         return record, full_key
 

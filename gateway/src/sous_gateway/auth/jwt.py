@@ -116,16 +116,36 @@ class JwtVerifier:
         return claims
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
-        roles = _strings(_claim(claims, self._roles_claim))
+        workspaces = _strings(_claim(claims, self._workspaces_claim))
         claimed: tuple[str, ...] | None = None
         for name in ("scope", "scp"):
             if name in claims:
                 claimed = _strings(claims[name])
                 break
+        raw_roles = _claim(claims, self._roles_claim)
+        if isinstance(raw_roles, Mapping):
+            # Roles per workspace: scopes are computed once the request's workspace is chosen.
+            per_workspace = {str(ws): _strings(raw_roles[ws]) for ws in raw_roles if str(ws) in workspaces}
+            return Principal(
+                user_id=str(claims["sub"]),
+                auth_type="jwt",
+                workspaces=workspaces,
+                roles=(),
+                scopes=scopes_for_user((), claimed),
+                workspace_roles=per_workspace,
+                claimed_scopes=claimed,
+            )
+        roles = _strings(raw_roles)
+        if roles and len(workspaces) > 1:
+            # A flat list would make the caller admin (say) of every workspace it merely belongs to.
+            raise unauthenticated(
+                "ambiguous_roles",
+                'a token for several workspaces must give roles per workspace: {"roles": {"<workspace>": ["admin"]}}',
+            )
         return Principal(
             user_id=str(claims["sub"]),
             auth_type="jwt",
-            workspaces=_strings(_claim(claims, self._workspaces_claim)),
+            workspaces=workspaces,
             roles=roles,
             scopes=scopes_for_user(roles, claimed),
         )

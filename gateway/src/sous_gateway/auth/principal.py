@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Literal
 
+from sous_gateway.scopes import scopes_for_user
 from sous_service.errors import ApiError
 
 
@@ -17,6 +19,17 @@ class Principal:
     scopes: tuple[str, ...]
     # An API key is bound to one workspace; a JWT lists the workspaces its user belongs to.
     key_id: str | None = None
+    # JWT roles per workspace (`"roles": {"w1": ["admin"]}`): `roles`/`scopes` hold only what applies in
+    # every workspace until `acting_in` has chosen one.
+    workspace_roles: Mapping[str, tuple[str, ...]] | None = None
+    claimed_scopes: tuple[str, ...] | None = None
+
+    def acting_in(self, workspace_id: str) -> Principal:
+        """The caller as it acts in one of its workspaces: that workspace's roles and the scopes they give."""
+        if self.workspace_roles is None:
+            return self
+        roles = self.workspace_roles.get(workspace_id, ())
+        return replace(self, roles=roles, scopes=scopes_for_user(roles, self.claimed_scopes), workspace_roles=None)
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -15,6 +15,8 @@ from sous_gateway.components import Components
 from sous_gateway.console import install_console
 from sous_gateway.entrypoints.middleware import GatewayMiddleware
 from sous_gateway.entrypoints.schemas import ApiKeyList, ApiKeyView, CreateApiKey, CreatedApiKey
+from sous_gateway.limits import too_many
+from sous_gateway.routing.proxy import StreamPolicy
 from sous_gateway.routing.table import Match, Route
 from sous_gateway.scopes import KEYS_ADMIN
 from sous_service.errors import ApiError, install_error_handlers, responses
@@ -34,10 +36,28 @@ def _request_id(request: Request) -> str:
 
 
 async def _authenticate(request: Request, components: Components) -> Principal:
-    principal = await components.authenticator.authenticate(request.headers)
+    address = components.addresses.resolve(request.scope)
+    # Refused before any check once an address has failed too often: guessing costs the guesser time,
+    # and a flood of bad credentials cannot keep the key table or the identity provider busy.
+    wait = components.auth_failures.exhausted(f"auth:{address}")
+    if wait is not None:
+        raise too_many(wait, "too many failed authentication attempts; retry later", "too_many_auth_failures")
+    try:
+        principal = await components.authenticator.authenticate(request.headers)
+    except ApiError as exc:
+        if exc.status_code == 401:
+            components.auth_failures.acquire(f"auth:{address}")
+        raise
     request.scope.setdefault("state", {})["principal_id"] = principal.user_id
     components.limiter.check(principal.user_id)
     return principal
+
+
+def _enter_workspace(request: Request, components: Components, principal: Principal) -> tuple[Principal, str]:
+    """The workspace of this request, the caller's roles and scopes there, and the workspace's own limit."""
+    workspace_id = principal.select_workspace(request.headers.get("x-workspace-id"))
+    components.workspace_limiter.check(f"ws:{workspace_id}", "this workspace is sending too many requests")
+    return principal.acting_in(workspace_id), workspace_id
 
 
 def _require_scope(principal: Principal, scope: str | None) -> None:
@@ -53,8 +73,7 @@ class KeyAdmin:
 
 async def _key_admin(request: Request) -> KeyAdmin:
     components = _components(request)
-    principal = await _authenticate(request, components)
-    workspace_id = principal.select_workspace(request.headers.get("x-workspace-id"))
+    principal, workspace_id = _enter_workspace(request, components, await _authenticate(request, components))
     _require_scope(principal, KEYS_ADMIN)
     return KeyAdmin(principal, workspace_id)
 
@@ -85,6 +104,7 @@ def api_keys_router() -> APIRouter:
             expires_in_days=body.expires_in_days,
             created_by=admin.principal.user_id,
             creator_scopes=admin.principal.scopes,
+            parent_key_id=admin.principal.key_id,
         )
         created = CreatedApiKey(**ApiKeyView.of(record).model_dump(), key=key)
         return JSONResponse(
@@ -136,7 +156,7 @@ async def _route(request: Request) -> Response:
     route = resolved.route
     if route.service == "gateway":
         raise _method_not_allowed(tuple(r.method for r in components.table.routes if r.pattern == route.pattern))
-    workspace_id = principal.select_workspace(request.headers.get("x-workspace-id"))
+    principal, workspace_id = _enter_workspace(request, components, principal)
     _require_scope(principal, route.scope)
     context = InternalContext(
         workspace_id=workspace_id,
@@ -147,15 +167,27 @@ async def _route(request: Request) -> Response:
         request_id=request_id,
     )
     body = await request.body()
-    return await components.proxy.forward(request, route.service, body, context, request_id, stream=route.stream)
+    trusted = components.addresses.peer_is_trusted(request.scope)
+    if not route.stream:
+        return await components.proxy.forward(request, route.service, body, context, request_id, trusted_peer=trusted)
+    slot = components.streams.admit(principal.user_id, workspace_id)
+    policy = StreamPolicy(components.stream_client, components.settings.stream_max_lifetime_s, slot.release)
+    try:
+        return await components.proxy.forward(
+            request, route.service, body, context, request_id, trusted_peer=trusted, stream=policy
+        )
+    except BaseException:
+        slot.release()
+        raise
 
 
 async def _forward_webhook(request: Request, components: Components, route: Route, request_id: str) -> Response:
     """Third parties call webhooks without Sous credentials; the executor checks their HMAC signature."""
-    components.limiter.check(f"webhook:{request.client.host if request.client else '-'}")
+    components.limiter.check(f"webhook:{components.addresses.resolve(request.scope)}")
     context = InternalContext(workspace_id="", user_id="webhook", auth_type="system", request_id=request_id)
     body = await request.body()
-    return await components.proxy.forward(request, route.service, body, context, request_id)
+    trusted = components.addresses.peer_is_trusted(request.scope)
+    return await components.proxy.forward(request, route.service, body, context, request_id, trusted_peer=trusted)
 
 
 def create_app(components: Components, lifespan: Any = None) -> FastAPI:

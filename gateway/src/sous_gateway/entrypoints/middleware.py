@@ -12,6 +12,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sous_gateway.routing.path_guard import check_path
+from sous_service.errors import ApiError
 from sous_service.logs import correlation_id_var, request_id_var
 
 access_log = logging.getLogger("sous.gateway.access")
@@ -60,6 +62,12 @@ class GatewayMiddleware:
         rid_token = request_id_var.set(request_id)
         corr_token = correlation_id_var.set(request_id)
         try:
+            try:
+                check_path(scope.get("raw_path") or scope["path"].encode(), scope["path"])
+            except ApiError as exc:
+                status_holder[0] = exc.status_code
+                await _send_error(send, exc.status_code, exc.code, exc.detail, request_id)
+                return
             receive = await self._limit_body(scope, receive, send, request_id, status_holder)
             if status_holder[0]:
                 return

@@ -39,7 +39,7 @@ class ServiceSettings(BaseSettings):
     consumer_backoff_s: float = 0.2
 
     internal_secret: str = DEVELOPMENT_INTERNAL_SECRET
-    internal_context_max_age_s: int = 300
+    internal_context_max_age_s: int = 30
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> ServiceSettings:

@@ -13,7 +13,17 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import Response
 
 from sous_service.errors import ApiError, FieldError, install_error_handlers, validation_error
-from sous_service.internal_context import CONTEXT_HEADER, InternalContext, InvalidContext, verify_context
+from sous_service.internal_context import (
+    CONTEXT_HEADER,
+    DEFAULT_MAX_AGE_S,
+    InternalContext,
+    InvalidContext,
+    ReplayCache,
+    RequestBinding,
+    body_digest,
+    request_target,
+    verify_context,
+)
 from sous_service.logs import correlation_id_var, request_id_var
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -92,7 +102,8 @@ def create_service_app(
     title: str,
     description: str,
     internal_secret: str,
-    context_max_age_s: float,
+    context_max_age_s: float = DEFAULT_MAX_AGE_S,
+    service_name: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
     readiness: dict[str, ReadinessCheck] | None = None,
     version: str = "0.1.0",
@@ -100,6 +111,9 @@ def create_service_app(
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     app.state.internal_secret = internal_secret
     app.state.context_max_age_s = context_max_age_s
+    # Contexts are bound to their target service: one signed for the catalog is refused here.
+    app.state.service_name = service_name
+    app.state.replay_cache = ReplayCache(context_max_age_s)
     install_error_handlers(app)
     app.add_middleware(RejectControlCharacters)
     app.add_middleware(RequestIdMiddleware)
@@ -108,18 +122,40 @@ def create_service_app(
 
 
 async def require_context(request: Request) -> InternalContext:
-    """Every non-health route depends on this: the gateway's signed context, or 401."""
+    """Every non-health route depends on this: the gateway's signed context, bound to this very request
+    (method, path and query, body, this service) and not seen before, or 401."""
+    state = request.app.state
+    expected = RequestBinding(
+        method=request.method,
+        target=request_target(request.scope.get("raw_path") or request.scope["path"], request.scope["query_string"]),
+        body_sha256=body_digest(await request.body()),
+        service=state.service_name,
+    )
     try:
         return verify_context(
             request.headers.get(CONTEXT_HEADER),
-            request.app.state.internal_secret,
-            request.app.state.context_max_age_s,
+            state.internal_secret,
+            expected=expected,
+            replay=state.replay_cache,
+            max_age_s=state.context_max_age_s,
         )
     except InvalidContext as exc:
         raise ApiError(401, "invalid_internal_context", f"request refused: {exc}") from exc
 
 
 Context = Annotated[InternalContext, Depends(require_context)]
+
+
+def require_scope(scope: str) -> Any:
+    """`dependencies=[require_scope("recipes:write")]`: the service checks the scope itself, so a request
+    the gateway routed wrongly (or a forged path) still needs the right grant to do anything."""
+
+    async def check(ctx: Context) -> InternalContext:
+        if not ctx.has_scope(scope):
+            raise ApiError(403, "missing_scope", f"this operation needs the '{scope}' scope")
+        return ctx
+
+    return Depends(check)
 
 
 async def lifespan_noop(_: FastAPI) -> AsyncIterator[None]:

@@ -104,6 +104,7 @@ def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
         description="Durable recipe execution with LLM agents and tools.",
         internal_secret=settings.internal_secret,
         context_max_age_s=settings.internal_context_max_age_s,
+        service_name="executor",
         lifespan=executor.runtime.lifespan,
         readiness=executor.runtime.readiness(),
     )

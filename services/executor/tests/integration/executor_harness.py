@@ -24,6 +24,7 @@ from sous_events.registry import make_event
 from sous_executor.bootstrap import MIGRATIONS_DIR, build_app
 from sous_executor.config import ExecutorSettings
 from sous_local.testing import unique
+from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
 
@@ -107,7 +108,12 @@ async def running_executor(settings: ExecutorSettings, *, migrate: bool = True) 
     app = build_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://executor", timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://executor",
+            timeout=30,
+            event_hooks={"request": [rebind_hook(settings.internal_secret, "executor")]},
+        ) as client:
             yield Running(app, settings, client)
 
 

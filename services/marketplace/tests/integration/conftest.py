@@ -25,6 +25,7 @@ from sous_local.testing import unique
 from sous_marketplace.adapters.tables import agent_replicas, recipe_replicas
 from sous_marketplace.bootstrap import MIGRATIONS_DIR, build_app
 from sous_marketplace.config import MarketplaceSettings
+from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
 from sous_service.runtime import ServiceRuntime
@@ -156,7 +157,11 @@ async def marketplace(infra: Any, fresh_database: str) -> AsyncIterator[Marketpl
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://marketplace") as client:
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://marketplace",
+                event_hooks={"request": [rebind_hook(settings.internal_secret, "marketplace")]},
+            ) as client:
                 yield Marketplace(app, client, app.state.runtime, settings, producer)
     finally:
         await producer.stop()

@@ -34,6 +34,7 @@ from sous_local.testing import unique
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
 from sous_quality.bootstrap import MIGRATIONS_DIR, build_app, rebuild
 from sous_quality.config import QualitySettings
+from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
 
@@ -80,7 +81,11 @@ async def harness(infra: Any, fresh_database: str) -> AsyncIterator[Harness]:
         await producer.start()
         try:
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://quality") as client:
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://quality",
+                event_hooks={"request": [rebind_hook(settings.internal_secret, "quality")]},
+            ) as client:
                 yield Harness(client, app, producer, infra.kafka_bootstrap, settings)
         finally:
             await producer.stop()

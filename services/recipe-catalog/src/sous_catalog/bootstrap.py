@@ -30,6 +30,7 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         internal_secret=settings.internal_secret,
         context_max_age_s=settings.internal_context_max_age_s,
         service_name="catalog",
+        service_name="catalog",
         lifespan=runtime.lifespan,
         readiness=runtime.readiness(),
     )

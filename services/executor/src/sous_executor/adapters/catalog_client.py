@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
+from sous_service.internal_client import ContextAuth
+from sous_service.internal_context import InternalContext
 
 logger = logging.getLogger("sous.executor.catalog")
 
@@ -18,16 +19,16 @@ class CatalogClient:
         self.secret = internal_secret
         self.timeout_s = timeout_s
 
-    def _headers(self, workspace_id: str) -> dict[str, str]:
+    def _auth(self, workspace_id: str) -> ContextAuth:
         context = InternalContext(workspace_id=workspace_id, user_id="executor", scopes=("*",), auth_type="internal")
-        return {CONTEXT_HEADER: sign_context(context, self.secret)}
+        return ContextAuth(context, self.secret, "catalog")
 
     async def _get(self, workspace_id: str, path: str) -> dict[str, Any] | None:
         if not self.base_url:
             return None
         try:
             async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                response = await client.get(f"{self.base_url}{path}", headers=self._headers(workspace_id))
+                response = await client.get(f"{self.base_url}{path}", auth=self._auth(workspace_id))
         except httpx.HTTPError as exc:
             logger.info("catalog read-through %s failed: %s", path, exc)
             return None

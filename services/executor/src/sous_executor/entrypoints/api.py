@@ -13,7 +13,8 @@ from sous_executor.entrypoints.sse import stream_execution
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
 from sous_service.errors import not_found, responses
-from sous_service.web import Context
+from sous_service.scopes import EXECUTIONS_READ, EXECUTIONS_RUN
+from sous_service.web import Context, require_scope
 
 RECIPES = "/api/workflow-recipes"
 EXECUTION = RECIPES + "/{template_id}/executions/{execution_id}"
@@ -55,6 +56,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.post(
         RECIPES + "/{template_id}/execute",
+        dependencies=[require_scope(EXECUTIONS_RUN)],
         status_code=202,
         response_model=ExecuteAccepted,
         summary="Execute a recipe",
@@ -68,6 +70,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.get(
         RECIPES + "/{template_id}/executions",
+        dependencies=[require_scope(EXECUTIONS_READ)],
         summary="List a recipe's executions",
         description="Newest first, optionally filtered by status, with the recipe's quality score.",
         responses=responses(),
@@ -84,6 +87,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.get(
         EXECUTION,
+        dependencies=[require_scope(EXECUTIONS_READ)],
         summary="Execution status",
         description="Status, per-step results (output, tool calls, tokens, cost, attempts), totals.",
         responses=responses(),
@@ -94,6 +98,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.post(
         EXECUTION + "/cancel",
+        dependencies=[require_scope(EXECUTIONS_RUN)],
         status_code=202,
         summary="Cancel an execution",
         description="Requests cancellation; honoured between steps and inside the model/tool loop.",
@@ -107,6 +112,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.post(
         EXECUTION + "/rerun",
+        dependencies=[require_scope(EXECUTIONS_RUN)],
         status_code=202,
         response_model=ExecuteAccepted,
         summary="Rerun an execution from a step",
@@ -122,6 +128,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.get(
         EXECUTION + "/events",
+        dependencies=[require_scope(EXECUTIONS_READ)],
         summary="Live events of an execution",
         description="Server-Sent Events: the stored events, then new ones as they happen, until ExecutionFinished. "
         "`id` is the event's stream version; `Last-Event-ID` resumes after it.",
@@ -147,6 +154,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.get(
         "/api/workflows/active",
+        dependencies=[require_scope(EXECUTIONS_READ)],
         summary="Active and recent runs",
         description="Running and pending executions and the last 20 runs of this workspace with real progress.",
         responses=responses(),
@@ -157,6 +165,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.get(
         "/api/workflows/stats/dashboard",
+        dependencies=[require_scope(EXECUTIONS_READ)],
         summary="Execution dashboard",
         description="Overview, today, performance, types, 30-day trends and recent activity of this workspace.",
         responses=responses(),
@@ -167,6 +176,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
 
     @router.get(
         "/api/tools",
+        dependencies=[require_scope(EXECUTIONS_READ)],
         summary="Available tools",
         description="The tools agents of this workspace can be given as skills (built-in tools and the Composio "
         "toolkits granted to the workspace), with their JSON Schema parameters.",

@@ -13,7 +13,8 @@ from sous_marketplace.domain.trust import is_trusted
 from sous_marketplace.handlers import Marketplace
 from sous_service.errors import ApiError, not_found, responses
 from sous_service.internal_context import InternalContext
-from sous_service.web import Context
+from sous_service.scopes import MARKETPLACE_SUBMIT, RECIPES_READ
+from sous_service.web import Context, require_scope
 
 MODERATE_SCOPE = "marketplace:moderate"
 MODERATOR_ROLE = "moderator"
@@ -96,6 +97,7 @@ def build_router() -> APIRouter:
 
     @router.post(
         "/api/workflow-recipes/submit",
+        dependencies=[require_scope(MARKETPLACE_SUBMIT)],
         tags=["marketplace"],
         summary="Submit a recipe to the marketplace",
         description=(
@@ -113,6 +115,7 @@ def build_router() -> APIRouter:
 
     @router.post(
         "/api/workflow-recipes/install/{listing_id}",
+        dependencies=[require_scope(MARKETPLACE_SUBMIT)],
         tags=["marketplace"],
         summary="Install a listing into this workspace",
         description=(
@@ -128,6 +131,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/api/marketplace/listings",
+        dependencies=[require_scope(RECIPES_READ)],
         tags=["marketplace"],
         summary="Browse approved listings",
         description="Approved listings of every workspace, filtered by category and search text, sorted and paged.",
@@ -156,6 +160,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/api/marketplace/listings/{listing_id}",
+        dependencies=[require_scope(RECIPES_READ)],
         tags=["marketplace"],
         summary="One listing",
         description=(
@@ -223,6 +228,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/api/marketplace/submissions",
+        dependencies=[require_scope(MARKETPLACE_SUBMIT)],
         tags=["marketplace"],
         summary="My submissions",
         description=(

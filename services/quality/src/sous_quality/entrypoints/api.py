@@ -15,7 +15,8 @@ from sous_quality.handlers import Cause, ExecutionNotFinished, ExecutionNotFound
 from sous_service.errors import ApiError, responses
 from sous_service.internal_context import InternalContext
 from sous_service.logs import correlation_id_var
-from sous_service.web import Context
+from sous_service.scopes import QUALITY_WRITE, RECIPES_READ
+from sous_service.web import Context, require_scope
 
 T = TypeVar("T")
 PREFIX = "/api/workflow-recipes"
@@ -141,6 +142,7 @@ def build_router() -> APIRouter:
 
     @router.post(
         "/{recipe_id}/assess-quality",
+        dependencies=[require_scope(QUALITY_WRITE)],
         response_model=AssessResponse,
         summary="Assess the quality of a finished execution",
         description=(
@@ -164,6 +166,7 @@ def build_router() -> APIRouter:
 
     @router.post(
         "/{recipe_id}/learn",
+        dependencies=[require_scope(QUALITY_WRITE)],
         response_model=LearnResponse,
         summary="Learn from a finished execution",
         description=(
@@ -181,6 +184,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/{recipe_id}/suggestions",
+        dependencies=[require_scope(RECIPES_READ)],
         response_model=SuggestionsResponse,
         summary="The recipe's latest suggestions",
         description=(
@@ -194,6 +198,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/{recipe_id}/quality/history",
+        dependencies=[require_scope(RECIPES_READ)],
         response_model=HistoryResponse,
         summary="The recipe's quality over time",
         description=(
