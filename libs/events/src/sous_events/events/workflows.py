@@ -40,6 +40,8 @@ class WorkflowPlanRejected(EventPayload):
     run_id: str
     attempt: int
     errors: list[str]
+    # The rejected answer (truncated), fed back to the planner with the errors on the next attempt.
+    reply: str = ""
 
 
 class WorkflowStageCompleted(EventPayload):

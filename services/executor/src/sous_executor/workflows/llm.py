@@ -1,0 +1,51 @@
+"""The workflow's own model calls (planner, final answer), through the engine's client factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sous_executor.config import ExecutorSettings
+from sous_executor.llm.client import ClientFactory, resolve_target
+from sous_executor.llm.pricing import cost_usd
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+async def complete(
+    clients: ClientFactory,
+    settings: ExecutorSettings,
+    workspace_id: str,
+    agent: dict[str, Any] | None,
+    messages: list[dict[str, Any]],
+    response_format: dict[str, Any] | None = None,
+) -> Completion:
+    """One chat completion with the agent's model (the default model when the workflow names no agent)."""
+    model_config = (agent or {}).get("model_config") or {}
+    # Where the factory resolves per-workspace credentials, use it; otherwise the settings-only resolution.
+    per_workspace = getattr(clients, "target", None)
+    if per_workspace is not None:
+        target = await per_workspace(model_config, workspace_id)
+    else:
+        target = resolve_target(model_config, settings)
+    kwargs: dict[str, Any] = {"model": target.model, "messages": messages}
+    if response_format is not None:
+        kwargs["response_format"] = response_format
+    if target.temperature is not None:
+        kwargs["temperature"] = target.temperature
+    response = await clients.client(target).chat.completions.create(**kwargs)
+    usage = response.usage
+    prompt = usage.prompt_tokens if usage else 0
+    completion = usage.completion_tokens if usage else 0
+    content = response.choices[0].message.content if response.choices else None
+    return Completion(content or "", prompt, completion, cost_usd(settings.prices, target.model, prompt, completion))
