@@ -91,7 +91,7 @@ class Catalog:
         body = {
             "name": over.pop("name", unique("agent")),
             "description": "writes things",
-            "model_config": {"provider": "offline", "model_id": "echo-1", "api_key_env": "OFFLINE_KEY"},
+            "model_config": {"provider": "offline", "model_id": "echo-1", "api_key_secret": "offline-key"},
             "skills": ["calculator"],
             **over,
         }

@@ -21,7 +21,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 def build_app(settings: ServiceSettings) -> FastAPI:
     runtime = ServiceRuntime.create(settings)
-    handlers = CatalogHandlers(runtime.store)
+    rules = settings.rules() if isinstance(settings, CatalogSettings) else None
+    handlers = CatalogHandlers(runtime.store, rules)
     group = settings.consumer_group if isinstance(settings, CatalogSettings) else "catalog"
     runtime.add_consumer(consumer_spec(handlers, group))
     app = create_service_app(
@@ -29,7 +30,6 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         description="Agents and event-sourced recipes: CRUD, versions, history and discovery.",
         internal_secret=settings.internal_secret,
         context_max_age_s=settings.internal_context_max_age_s,
-        service_name="catalog",
         service_name="catalog",
         lifespan=runtime.lifespan,
         readiness=runtime.readiness(),

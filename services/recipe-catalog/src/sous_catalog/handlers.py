@@ -21,6 +21,7 @@ from sous_catalog import projections
 from sous_catalog.adapters.repositories import AgentRepository, ExecutionRepository, RecipeRepository, recipe_public
 from sous_catalog.domain import agent as agent_domain
 from sous_catalog.domain import recipe as recipe_domain
+from sous_catalog.domain.rules import RecipeRules, agent_rule_errors, recipe_rule_errors
 from sous_catalog.domain.validation import (
     agent_reference_errors,
     step_agent_ids,
@@ -77,8 +78,9 @@ def errors_of(exc: ValidationError, prefix: str = "") -> list[FieldError]:
 
 
 class CatalogHandlers:
-    def __init__(self, store: EventStore | None = None) -> None:
+    def __init__(self, store: EventStore | None = None, rules: RecipeRules | None = None) -> None:
         self.store = store or EventStore()
+        self.rules = rules or RecipeRules()
 
     async def _append(
         self, session: AsyncSession, caller: Caller, payload: EventPayload, aggregate_id: str, expected_version: int
@@ -118,6 +120,7 @@ class CatalogHandlers:
         cloned_from: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         errors = validate_recipe_fields(data, creating=True)
+        errors.extend(recipe_rule_errors(self.rules, caller.workspace_id, data))
         if data.get("is_system") and not caller.privileged:
             raise ApiError(403, "system_recipe", "only the platform may create system recipes")
         if not errors:
@@ -170,6 +173,7 @@ class CatalogHandlers:
             )
         changes = {k: v for k, v in changes.items() if k in recipe_domain.UPDATABLE_FIELDS}
         errors = validate_recipe_fields(changes, creating=False)
+        errors.extend(recipe_rule_errors(self.rules, caller.workspace_id, changes))
         if not errors and changes.get("steps") is not None:
             errors = await self._check_agents(session, caller, changes["steps"])
         if errors:
@@ -239,7 +243,7 @@ class CatalogHandlers:
     # ------------------------------------------------------------ agents
 
     async def register_agent(self, session: AsyncSession, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
-        errors = storable_json_errors(data, "")
+        errors = storable_json_errors(data, "") + agent_rule_errors(self.rules, caller.workspace_id, data)
         if errors:
             raise InputInvalid(errors)
         agent_id = new_id()
@@ -256,7 +260,7 @@ class CatalogHandlers:
         row = await AgentRepository(session).get(caller.workspace_id, agent_id, lock=True)
         if row is None:
             raise not_found("agent", agent_id)
-        errors = storable_json_errors(changes, "")
+        errors = storable_json_errors(changes, "") + agent_rule_errors(self.rules, caller.workspace_id, changes)
         if errors:
             raise InputInvalid(errors)
         current = {**row.doc, "metrics": row.metrics or {}}

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TEMPLATE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+SECRET_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$"
 RAW_SECRET_MESSAGE = (
-    "raw API keys are not accepted; store the key in a secret and name its environment variable in api_key_env"
+    "raw API keys are not accepted; store the key with PUT /api/secrets/{name} and reference it in api_key_secret"
 )
 
 
@@ -41,10 +42,18 @@ class ModelConfigIn(_In):
     provider: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     model_id: str = Field(min_length=1, max_length=200)
     base_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[^\s/]+")
-    api_key_env: str | None = Field(default=None, max_length=200, pattern=ENV_NAME_PATTERN)
+    api_key_secret: str | None = Field(
+        default=None, max_length=128, pattern=SECRET_NAME_PATTERN, description="Name of a secret of this workspace"
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=ENV_NAME_PATTERN,
+        description="An environment variable of the executor; only names the operator granted to this workspace",
+    )
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=10_000_000)
-    api_key: Any = Field(default=None, exclude=True, description="Refused: use api_key_env")
+    api_key: Any = Field(default=None, exclude=True, description="Refused: use api_key_secret")
 
     _no_raw_secret = field_validator("api_key")(refuse_raw_secret)
 
@@ -60,7 +69,7 @@ class AgentCreate(_In):
     skills: list[str] = Field(default_factory=list, max_length=200)
     configuration: AgentConfiguration = Field(default_factory=AgentConfiguration)
     status: Literal["active", "disabled"] = "active"
-    api_key: Any = Field(default=None, exclude=True, description="Refused: use model_config.api_key_env")
+    api_key: Any = Field(default=None, exclude=True, description="Refused: use model_config.api_key_secret")
 
     _no_raw_secret = field_validator("api_key")(refuse_raw_secret)
     _skills_are_names = field_validator("skills")(skills_are_names)
@@ -73,7 +82,7 @@ class AgentUpdate(_In):
     skills: list[str] | None = Field(default=None, max_length=200)
     configuration: AgentConfiguration | None = None
     status: Literal["active", "disabled"] | None = None
-    api_key: Any = Field(default=None, exclude=True, description="Refused: use model_config.api_key_env")
+    api_key: Any = Field(default=None, exclude=True, description="Refused: use model_config.api_key_secret")
 
     _no_raw_secret = field_validator("api_key")(refuse_raw_secret)
     _skills_are_names = field_validator("skills")(skills_are_names)
@@ -85,6 +94,7 @@ class ModelConfigPublic(BaseModel):
     provider: str
     model_id: str
     base_url: str | None = None
+    api_key_secret: str | None = None
     api_key_env: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
@@ -173,7 +183,18 @@ class ScheduleConfigIn(_In):
     cron_expression: str | None = Field(default=None, max_length=200)
     timezone: str | None = Field(default=None, max_length=100)
     trigger_config: dict[str, Any] | None = None
-    webhook_secret_env: str | None = Field(default=None, max_length=200, pattern=ENV_NAME_PATTERN)
+    webhook_secret: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=SECRET_NAME_PATTERN,
+        description="Name of a secret of this workspace that signs deliveries (Standard Webhooks)",
+    )
+    webhook_secret_env: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=ENV_NAME_PATTERN,
+        description="An environment variable of the executor; only names the operator granted to this workspace",
+    )
 
 
 class RecipeBase(_In):

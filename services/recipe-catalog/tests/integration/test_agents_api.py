@@ -52,7 +52,7 @@ async def test_agent_crud(catalog):
             "provider": "openai_compatible",
             "model_id": "llama-3",
             "base_url": "http://127.0.0.1:9000/v1",
-            "api_key_env": "LLAMA_KEY",
+            "api_key_secret": "llama-key",
             "temperature": 0.2,
             "max_tokens": 512,
         },
@@ -60,7 +60,7 @@ async def test_agent_crud(catalog):
         configuration={"max_iterations": 4},
     )
     assert created["status"] == "active"
-    assert created["model_config"]["api_key_env"] == "LLAMA_KEY"
+    assert created["model_config"]["api_key_secret"] == "llama-key"
     assert created["configuration"] == {"max_iterations": 4}
     assert created["revision"] == 1 and created["workspace_id"] == catalog.workspace
     agent_id = created["id"]
@@ -111,7 +111,7 @@ async def test_agent_validation_names_the_field(catalog, body, field):
     fields = [e["field"] for e in response.json()["errors"]]
     assert field in fields
     if "api_key" in field:
-        assert "api_key_env" in response.text
+        assert "api_key_secret" in response.text
     # the same rule on update
     agent = await catalog.agent()
     update = await catalog.request("PUT", f"/api/agents/{agent['id']}", json=body)

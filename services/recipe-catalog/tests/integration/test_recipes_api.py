@@ -20,7 +20,7 @@ async def test_create_get_update_delete(catalog):
         json=catalog.body(
             agent["id"],
             template_id="daily-news",
-            schedule_config={"type": "webhook", "webhook_secret_env": "NEWS_HOOK_SECRET"},
+            schedule_config={"type": "webhook", "webhook_secret": "news-hook-secret"},
             execution_config={"mode": "parallel", "parallel_limit": 2, "max_cost_usd": 0.5},
         ),
     )
@@ -31,7 +31,7 @@ async def test_create_get_update_delete(catalog):
     assert recipe["revision"] == 1 and recipe["workspace_id"] == catalog.workspace
     assert (
         recipe["schedule_config"]["webhook_id"]
-        and recipe["schedule_config"]["webhook_secret_env"] == "NEWS_HOOK_SECRET"
+        and recipe["schedule_config"]["webhook_secret"] == "news-hook-secret"
     )
     assert recipe["execution_config"]["mode"] == "parallel" and recipe["execution_config"]["total_timeout"] == 600
     assert recipe["use_count"] == 0 and recipe["quality_score"] is None and recipe["created_by"] == "user-1"

@@ -52,7 +52,7 @@ def rebuild(agent_id: str, events: Sequence[Envelope]) -> AgentState:
 
 def clean_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The declared keys only (unset ones as null), never a raw secret."""
-    keys = ("provider", "model_id", "base_url", "api_key_env", "temperature", "max_tokens")
+    keys = ("provider", "model_id", "base_url", "api_key_secret", "api_key_env", "temperature", "max_tokens")
     return {k: config.get(k) for k in keys}
 
 

@@ -140,8 +140,9 @@ def normalize_schedule(
     if out["type"] in WEBHOOK_TYPES:
         kept = (previous or {}).get("webhook_id")
         out["webhook_id"] = kept if isinstance(kept, str) and kept else new_webhook_id()
-    if out.get("webhook_secret_env") is None:
-        out.pop("webhook_secret_env", None)
+    for key in ("webhook_secret", "webhook_secret_env"):
+        if out.get(key) is None:
+            out.pop(key, None)
     return out
 
 

@@ -131,7 +131,7 @@ async def list_agents(
     "",
     status_code=201,
     summary="Register an agent",
-    description="Creates an agent (AgentRegistered). A raw `api_key` is refused: reference the secret with `model_config.api_key_env`.",
+    description="Creates an agent (AgentRegistered). A raw `api_key` is refused: reference a workspace secret with `model_config.api_key_secret` (or an environment variable the operator granted to the workspace with `api_key_env`).",
     response_model=AgentPublic,
     responses=responses(),
 )
