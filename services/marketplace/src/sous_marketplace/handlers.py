@@ -189,4 +189,5 @@ class Marketplace:
             "install_id": install_id,
             "cloned_items": plan.cloned_items,
             "warnings": plan.warnings,
+            "secrets_to_bind": plan.secrets_to_bind,
         }

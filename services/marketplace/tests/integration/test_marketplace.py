@@ -69,7 +69,8 @@ async def test_pending_listing_is_hidden_until_approved_then_installs_into_anoth
     # Nothing private of workspace A in what B sees.
     public = json.dumps(detail)
     assert ws_a not in public and "learning_data" not in public and "use_count" not in public
-    assert detail["agents"][0]["model_config"]["api_key_env"] == "OPENAI_API_KEY"
+    assert "OPENAI_API_KEY" not in public and "api_key_env" not in public
+    assert detail["agents"][0]["bind_secrets"] == ["model_config.api_key_secret"]
     assert seeded["agent"]["id"] not in public and detail["recipe"]["steps"][0]["agent_name"] == "Writer"
 
     first = await m.client.post(f"/api/workflow-recipes/install/{listing_id}", headers=installer)

@@ -113,23 +113,48 @@ def test_agent_snapshot_keeps_the_model_choice_and_drops_secrets() -> None:
         "configuration": {"max_iterations": 3, "auth_token": "x", "nested": {"password": "p", "keep": 1}},
     }
     out = public_agent(agent)
-    assert set(out) == {"id", "name", "description", "skills", "model_config", "configuration"}
+    assert set(out) == {"id", "name", "description", "skills", "model_config", "configuration", "bind_secrets"}
     assert out["model_config"] == {
         "provider": "openai",
         "model_id": "gpt",
         "base_url": "https://llm.example:8443/v1",
         "temperature": 0.2,
         "max_tokens": 500,
-        "api_key_env": "OPENAI_API_KEY",
     }
+    assert out["bind_secrets"] == ["model_config.api_key_secret"]
+    assert "OPENAI_API_KEY" not in str(out)
     assert out["skills"] == ["calculator"]
     assert out["configuration"] == {"max_iterations": 3, "nested": {"keep": 1}}
     assert "sk-" not in str(out)
 
 
-def test_api_key_env_that_is_not_a_variable_name_is_dropped() -> None:
-    out = public_agent({"name": "x", "model_config": {"provider": "openai", "api_key_env": "sk-live abc"}})
-    assert out["model_config"] == {"provider": "openai"}
+def test_key_references_become_a_binding_and_survive_a_second_scrub() -> None:
+    out = public_agent({"name": "x", "model_config": {"provider": "openai", "api_key_secret": "team-openai"}})
+    assert out["model_config"] == {"provider": "openai"} and "team-openai" not in str(out)
+    assert public_agent(out)["bind_secrets"] == ["model_config.api_key_secret"]
+    assert "bind_secrets" not in public_agent({"name": "y", "model_config": {"provider": "offline"}})
+
+
+def test_install_asks_to_bind_secrets_for_created_agents_only() -> None:
+    agents = [
+        {"id": "a1", "name": "Writer", "model_config": {"provider": "openai", "api_key_env": "OPENAI_API_KEY"}},
+        {
+            "id": "a2",
+            "name": "Mapped",
+            "model_config": {"provider": "openai"},
+            "bind_secrets": ["model_config.api_key_secret"],
+        },
+    ]
+    plan = plan_install(
+        recipe={"template_id": "t", "name": "T", "schedule_config": {"type": "webhook", "webhook_secret": "s"}},
+        agents=agents,
+        install_id="abcdef12",
+        target_agents_by_name={"Mapped": "local-agent"},
+        target_recipe_names=set(),
+    )
+    assert [(b["agent_name"], b["field"]) for b in plan.secrets_to_bind] == [("Writer", "model_config.api_key_secret")]
+    assert "OPENAI_API_KEY" not in str(plan.agents) and "bind_secrets" not in str(plan.agents)
+    assert plan.recipe["schedule_config"] == {"type": "manual"}
 
 
 def test_recipe_snapshot_drops_workspace_private_fields() -> None:

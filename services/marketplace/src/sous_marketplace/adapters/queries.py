@@ -10,6 +10,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_marketplace.adapters.tables import creator_approvals, listings, quality_scores
+from sous_marketplace.domain.snapshot import public_agent, public_recipe
 
 SortBy = Literal["newest", "installs", "quality"]
 
@@ -40,13 +41,14 @@ def _without_agent_ids(recipe: dict[str, Any], agents: list[dict[str, Any]]) -> 
         else step
         for step in recipe.get("steps") or []
     ]
-    public_agents = [{k: v for k, v in a.items() if k != "id"} for a in agents if isinstance(a, dict)]
+    # Scrubbed again on the way out: listings stored before a rule existed obey it too.
+    public_agents = [{k: v for k, v in public_agent(a).items() if k != "id"} for a in agents if isinstance(a, dict)]
     return {**recipe, "steps": steps}, public_agents
 
 
 def public_view(row: RowMapping) -> dict[str, Any]:
     """A listing as anyone may see it once approved: no source workspace, nothing private."""
-    recipe, agents = _without_agent_ids(dict(row["recipe"]), list(row["agents"]))
+    recipe, agents = _without_agent_ids(public_recipe(dict(row["recipe"])), list(row["agents"]))
     return {
         "id": row["id"],
         "name": row["name"],

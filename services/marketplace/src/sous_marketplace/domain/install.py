@@ -10,7 +10,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from sous_marketplace.domain.snapshot import composio_tools
+from sous_marketplace.domain.snapshot import composio_tools, public_agent, public_recipe
 
 COPY_SUFFIX = " (Copy)"
 
@@ -26,6 +26,7 @@ class InstallPlan:
     agents: list[dict[str, Any]]
     cloned_items: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    secrets_to_bind: list[dict[str, Any]] = field(default_factory=list)
 
 
 def plan_install(
@@ -42,7 +43,9 @@ def plan_install(
     are the recipe names already used there. The copy starts unscheduled: a schedule of the source would
     otherwise run (and spend) in the target workspace without anyone asking for it.
     """
-    snapshot = dict(recipe)
+    # Listings stored before secret references were stripped are scrubbed again here.
+    snapshot = public_recipe(dict(recipe))
+    agents = [{**public_agent(a), **({"id": a["id"]} if "id" in a else {})} for a in agents]
     original = str(snapshot.get("template_id") or "recipe")
     snapshot["template_id"] = installed_template_id(original, install_id)
     warnings: list[str] = []
@@ -54,6 +57,7 @@ def plan_install(
     if isinstance(schedule, dict) and schedule.get("type", "manual") != "manual":
         warnings.append(f"the source recipe's {schedule.get('type')} schedule is not installed: the copy runs manually")
         snapshot["schedule_config"] = {"type": "manual"}
+    secrets_to_bind: list[dict[str, Any]] = []
     items: list[dict[str, Any]] = [
         {"type": "recipe", "template_id": snapshot["template_id"], "name": final_name, "source_template_id": original}
     ]
@@ -65,6 +69,24 @@ def plan_install(
             warnings.append(f"agent '{agent_name}' mapped to the existing agent of the same name")
         else:
             items.append({"type": "agent", "name": agent_name, "action": "created"})
+            for binding in agent.get("bind_secrets") or []:
+                secrets_to_bind.append(
+                    {
+                        "agent_name": agent_name,
+                        "field": binding,
+                        "how": "PUT /api/secrets/{name} with your own key, then set this field on the agent",
+                    }
+                )
     for tool in composio_tools(snapshot, agents):
         warnings.append(f"tool '{tool}' requires Composio (COMPOSIO_API_KEY) in this workspace")
-    return InstallPlan(recipe=snapshot, agents=[dict(a) for a in agents], cloned_items=items, warnings=warnings)
+    if secrets_to_bind:
+        warnings.append(
+            f"{len(secrets_to_bind)} agent(s) used an API key in the source workspace: bind your own (secrets_to_bind)"
+        )
+    return InstallPlan(
+        recipe=snapshot,
+        agents=[{k: v for k, v in a.items() if k != "bind_secrets"} for a in agents],
+        cloned_items=items,
+        warnings=warnings,
+        secrets_to_bind=secrets_to_bind,
+    )

@@ -2,8 +2,10 @@
 
 A listing is public once approved, so its snapshot keeps only what the recipe needs to run elsewhere:
 no workspace id, no internal ids or revisions, no usage statistics or learning data, no webhook ids or
-secret references of the source; agents keep their name, description, model choice (the *name* of the
-environment variable holding a key, never a key), skills and configuration, minus anything secret-looking.
+secret references of the source; agents keep their name, description, model choice, skills and
+configuration, minus anything secret-looking. Where the source agent used a key (a workspace secret or
+an environment variable, both only meaningful in the source workspace), the agent carries `bind_secrets`
+instead: the fields an installer fills with secrets of their own.
 The agent's `id` stays: the catalog maps it to an agent of the target workspace and rewrites the steps.
 """
 
@@ -34,13 +36,14 @@ RECIPE_FIELDS = (
     "changelog",
 )
 SCHEDULE_PRIVATE = ("webhook_id", "webhook_secret_env", "webhook_secret")
-MODEL_CONFIG_FIELDS = ("provider", "model_id", "base_url", "temperature", "max_tokens", "api_key_env")
+MODEL_CONFIG_FIELDS = ("provider", "model_id", "base_url", "temperature", "max_tokens")
+KEY_REFERENCES = ("api_key_secret", "api_key_env")
+KEY_BINDING = "model_config.api_key_secret"
 AGENT_FIELDS = ("id", "name", "description", "skills")
 
 SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|api[_-]?key|apikey|credential|private[_-]?key|auth(?!or))", re.I
 )
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # Composio actions are named APP_ACTION in capitals (GITHUB_CREATE_ISSUE); built-in tools are lower case.
 COMPOSIO_TOOL = re.compile(r"^(composio[_:.].+|[A-Z][A-Z0-9]*_[A-Z0-9_]+)$")
 
@@ -76,8 +79,6 @@ def public_model_config(config: Any) -> dict[str, Any]:
             value = _public_url(value)
             if value is None:
                 continue
-        elif key == "api_key_env" and not (isinstance(value, str) and ENV_NAME.match(value)):
-            continue  # only the name of an environment variable, never a value
         out[key] = value
     return out
 
@@ -89,6 +90,11 @@ def public_agent(agent: dict[str, Any]) -> dict[str, Any]:
     out["model_config"] = public_model_config(agent.get("model_config"))
     configuration = agent.get("configuration")
     out["configuration"] = _strip_secrets(configuration) if isinstance(configuration, dict) else {}
+    config = agent.get("model_config")
+    uses_key = isinstance(config, dict) and any(config.get(k) for k in KEY_REFERENCES)
+    # Re-applying to a listing made earlier keeps what it said about bindings.
+    if uses_key or KEY_BINDING in (agent.get("bind_secrets") or []):
+        out["bind_secrets"] = [KEY_BINDING]
     return out
 
 

@@ -53,6 +53,8 @@ class InstallResult(BaseModel):
     install_id: str
     cloned_items: list[dict[str, Any]]
     warnings: list[str]
+    # Agents created by the install that need a key of the installer's own: {agent_name, field, how}.
+    secrets_to_bind: list[dict[str, Any]] = []
 
 
 class ListingPage(BaseModel):
@@ -121,7 +123,9 @@ def build_router() -> APIRouter:
         description=(
             "Publishes RecipeInstalled: the catalog clones the recipe into the caller's workspace (unique "
             "template_id, ' (Copy)' on a name clash) and creates the agents it needs or maps them to agents of "
-            "the same name. Only approved listings can be installed. The answer names what will be cloned."
+            "the same name. Only approved listings can be installed. The answer names what will be cloned and, in "
+            "`secrets_to_bind`, the created agents that need a key of the installer's own (listings carry no "
+            "secret references of their source)."
         ),
         response_model=InstallResult,
         responses=responses(),
