@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import Actor
@@ -23,24 +23,12 @@ PREFIX = "/api/workflow-recipes"
 CONFLICT_RETRIES = 3
 
 
-class Pattern(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    severity: str = Field(pattern="^(high|medium|low)$")
-
-
-class Learnings(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    patterns: list[Pattern] = []
-
-
 class AssessRequest(BaseModel):
     execution_id: str = Field(min_length=1, max_length=64)
-    learnings: Learnings | list[Pattern] | None = Field(
+    # Learnings once came from the caller and could steer reliability; they are computed here only.
+    learnings: None = Field(
         default=None,
-        description="Learning patterns of this execution to weigh in reliability; computed when absent.",
+        description="Refused when set: learning patterns are computed by the server from the execution.",
     )
 
 
@@ -149,19 +137,15 @@ def build_router() -> APIRouter:
             "Scores a finished execution of this recipe on completeness, accuracy, efficiency, reliability and "
             "cost; the overall score is their mean, with a grade (A>=0.9, B>=0.75, C>=0.6, D>=0.4, else F) and "
             "bottlenecks. Updates the recipe's rolling quality score (EMA, alpha 0.3) and appends QualityAssessed. "
-            "Assessing the same execution again returns the stored assessment without moving the rolling score."
+            "Assessing the same execution again returns the stored assessment without moving the rolling score. "
+            "Learning patterns are computed from the execution on the server; a `learnings` field is refused (422)."
         ),
         responses=responses(409),
     )
     async def assess_quality(recipe_id: str, body: AssessRequest, ctx: Context, request: Request) -> dict[str, Any]:
-        learnings: list[dict[str, Any]] | None = None
-        if isinstance(body.learnings, Learnings):
-            learnings = [p.model_dump() for p in body.learnings.patterns]
-        elif isinstance(body.learnings, list):
-            learnings = [p.model_dump() for p in body.learnings]
         return await run(
             request,
-            lambda svc, s: svc.assess(s, ctx.workspace_id, recipe_id, body.execution_id, learnings, _cause(ctx)),
+            lambda svc, s: svc.assess(s, ctx.workspace_id, recipe_id, body.execution_id, None, _cause(ctx)),
         )
 
     @router.post(
