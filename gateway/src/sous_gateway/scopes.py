@@ -10,6 +10,7 @@ QUALITY_WRITE = "quality:write"
 MARKETPLACE_SUBMIT = "marketplace:submit"
 MARKETPLACE_MODERATE = "marketplace:moderate"
 KEYS_ADMIN = "keys:admin"
+SECRETS_ADMIN = "secrets:admin"
 
 ALL_SCOPES: tuple[str, ...] = (
     RECIPES_READ,
@@ -20,13 +21,16 @@ ALL_SCOPES: tuple[str, ...] = (
     MARKETPLACE_SUBMIT,
     MARKETPLACE_MODERATE,
     KEYS_ADMIN,
+    SECRETS_ADMIN,
 )
 
-# Every workspace member may do these; the other two come with a role.
-MEMBER_SCOPES: tuple[str, ...] = tuple(s for s in ALL_SCOPES if s not in (KEYS_ADMIN, MARKETPLACE_MODERATE))
+# Every workspace member may do these; the others come with a role.
+MEMBER_SCOPES: tuple[str, ...] = tuple(
+    s for s in ALL_SCOPES if s not in (KEYS_ADMIN, SECRETS_ADMIN, MARKETPLACE_MODERATE)
+)
 
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
-    "admin": (KEYS_ADMIN,),
+    "admin": (KEYS_ADMIN, SECRETS_ADMIN),
     "moderator": (MARKETPLACE_MODERATE,),
 }
 

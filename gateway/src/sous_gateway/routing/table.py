@@ -133,6 +133,10 @@ def _build() -> list[Route]:
         Route("GET", "/api/workflows/stats/dashboard", "executor", s.EXECUTIONS_READ),
         Route("GET", "/api/tools", "executor", s.EXECUTIONS_READ),
         Route("POST", "/api/webhooks/recipe/{webhook_id}", "executor", None, auth="webhook"),
+        Route("GET", "/api/secrets", "executor", s.SECRETS_ADMIN),
+        Route("GET", "/api/secrets/{name}", "executor", s.SECRETS_ADMIN),
+        Route("PUT", "/api/secrets/{name}", "executor", s.SECRETS_ADMIN),
+        Route("DELETE", "/api/secrets/{name}", "executor", s.SECRETS_ADMIN),
     ]
     # quality
     r += [
