@@ -119,7 +119,6 @@ def _build() -> list[Route]:
         Route("GET", f"{recipes}/categories/list", "catalog", s.RECIPES_READ),
         Route("GET", f"{recipes}/featured/list", "catalog", s.RECIPES_READ),
         Route("GET", f"{recipes}/stats/dashboard", "catalog", s.RECIPES_READ),
-        Route("GET", "/api/workflows", "catalog", s.RECIPES_READ),
     ]
     # executor
     r += [
@@ -131,6 +130,21 @@ def _build() -> list[Route]:
         Route("GET", f"{execution}/events", "executor", s.EXECUTIONS_READ, stream=True),
         Route("GET", "/api/workflows/active", "executor", s.EXECUTIONS_READ),
         Route("GET", "/api/workflows/stats/dashboard", "executor", s.EXECUTIONS_READ),
+    ]
+    # executor: workflows (the nine-stage pipeline runs on the executor's engine)
+    workflow = "/api/workflows/{id}"
+    workflow_run = f"{workflow}/runs/{{rid}}"
+    r += _crud("/api/workflows", "executor", ("GET", "POST"), s.RECIPES_READ, s.RECIPES_WRITE)
+    r += _crud(workflow, "executor", ("GET", "PUT", "DELETE"), s.RECIPES_READ, s.RECIPES_WRITE)
+    r += [
+        Route("GET", "/api/workflows/memory/search", "executor", s.EXECUTIONS_READ),
+        Route("POST", f"{workflow}/execute", "executor", s.EXECUTIONS_RUN),
+        Route("GET", f"{workflow}/runs", "executor", s.EXECUTIONS_READ),
+        Route("GET", workflow_run, "executor", s.EXECUTIONS_READ),
+        Route("GET", f"{workflow_run}/events", "executor", s.EXECUTIONS_READ, stream=True),
+        Route("POST", f"{workflow_run}/save-as-recipe", "executor", s.RECIPES_WRITE),
+    ]
+    r += [
         Route("GET", "/api/tools", "executor", s.EXECUTIONS_READ),
         Route("POST", "/api/webhooks/recipe/{webhook_id}", "executor", None, auth="webhook"),
         Route("GET", "/api/secrets", "executor", s.SECRETS_ADMIN),

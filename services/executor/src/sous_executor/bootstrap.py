@@ -31,6 +31,7 @@ from sous_executor.tools.builtin import builtin_tools
 from sous_executor.tools.composio import composio_tools
 from sous_executor.tools.router import ToolRouter
 from sous_executor.webhooks.route import build_webhook_router
+from sous_executor.workflows.wiring import install_workflows
 from sous_service.db import create_engine, create_session_factory
 from sous_service.runtime import ServiceRuntime
 from sous_service.web import create_service_app
@@ -109,6 +110,9 @@ def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
         readiness=executor.runtime.readiness(),
     )
     app.include_router(build_router(executor.service, executor.router))
+    workflows = install_workflows(executor.runtime, executor.service, executor.engine)
+    app.include_router(workflows.router)
+    app.state.workflows = workflows
     app.include_router(build_webhook_router(executor.service, executor.credentials))
     app.include_router(build_secrets_router(executor.secrets))
     app.state.executor = executor

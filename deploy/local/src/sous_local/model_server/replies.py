@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sous_local.model_server import directives
+from sous_local.model_server import directives, planner
 from sous_local.model_server.protocol import ChatMessage, ChatRequest, count_tokens, prompt_tokens
 from sous_local.model_server.tool_arguments import synthesise
 
@@ -86,7 +86,9 @@ def reply_to(request: ChatRequest) -> Reply:
         )
     content = "" if found.empty else _poisoned(_answer_text(request, reference), found)
     finish_reason: FinishReason = "stop"
-    if request.response_format and request.response_format.get("type") in ("json_object", "json_schema"):
+    if planner.is_planner_request(request):
+        content = planner.plan_reply(request)
+    elif request.response_format and request.response_format.get("type") in ("json_object", "json_schema"):
         content = _as_json(request.response_format, content)
     elif request.token_limit is not None and count_tokens(content) > request.token_limit:
         content = " ".join(content.split()[: request.token_limit])

@@ -153,28 +153,6 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         )
 
     @router.get(
-        "/api/workflows/active",
-        dependencies=[require_scope(EXECUTIONS_READ)],
-        summary="Active and recent runs",
-        description="Running and pending executions and the last 20 runs of this workspace with real progress.",
-        responses=responses(),
-        tags=["workflows"],
-    )
-    async def active(ctx: Context) -> dict[str, Any]:
-        return await service.active_workflows(ctx)
-
-    @router.get(
-        "/api/workflows/stats/dashboard",
-        dependencies=[require_scope(EXECUTIONS_READ)],
-        summary="Execution dashboard",
-        description="Overview, today, performance, types, 30-day trends and recent activity of this workspace.",
-        responses=responses(),
-        tags=["workflows"],
-    )
-    async def dashboard(ctx: Context) -> dict[str, Any]:
-        return await service.dashboard(ctx)
-
-    @router.get(
         "/api/tools",
         dependencies=[require_scope(EXECUTIONS_READ)],
         summary="Available tools",

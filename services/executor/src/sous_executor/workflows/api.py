@@ -11,11 +11,16 @@ from sous_executor.workflows.schemas import ExecuteWorkflow, SaveAsRecipe, Workf
 from sous_executor.workflows.service import WorkflowService
 from sous_executor.workflows.sse import stream_run
 from sous_service.errors import InputInvalid, responses
-from sous_service.web import Context
+from sous_service.scopes import EXECUTIONS_READ, EXECUTIONS_RUN, RECIPES_READ, RECIPES_WRITE
+from sous_service.web import Context, require_scope
 
 BASE = "/api/workflows"
 ONE = BASE + "/{workflow_id}"
 RUN = ONE + "/runs/{run_id}"
+READ = [require_scope(RECIPES_READ)]
+WRITE = [require_scope(RECIPES_WRITE)]
+RUN_READ = [require_scope(EXECUTIONS_READ)]
+RUN_WRITE = [require_scope(EXECUTIONS_RUN)]
 RunStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
 Skip = Annotated[int, Query(ge=0, le=1_000_000)]
 
@@ -34,6 +39,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.get(
         BASE,
+        dependencies=READ,
         summary="List workflows",
         description="The workspace's workflows, newest change first; `q` searches name and description, `owner` "
         "is the owner, `tag` a tag, `status` draft|active|archived.",
@@ -52,6 +58,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.post(
         BASE,
+        dependencies=WRITE,
         status_code=201,
         summary="Create a workflow",
         description="A task template with inputs, owner, tags, status and the configuration of its runs "
@@ -63,6 +70,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.get(
         BASE + "/active",
+        dependencies=RUN_READ,
         summary="Active workflow runs and recipe runs",
         description="Running workflow runs (current stage, progress, metrics) and running recipe executions of "
         "this workspace, with the last 20 recipe runs.",
@@ -73,6 +81,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.get(
         BASE + "/stats/dashboard",
+        dependencies=RUN_READ,
         summary="Workflow and execution dashboard",
         description="Execution overview, today, performance, types, 30-day trends and recent activity, plus "
         "workflow run counts, of this workspace.",
@@ -83,6 +92,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.get(
         BASE + "/memory/search",
+        dependencies=RUN_READ,
         summary="Search the workspace memory",
         description="Full-text search over what finished workflow runs stored at stage 8.",
         responses=responses(),
@@ -94,12 +104,19 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
     ) -> dict[str, Any]:
         return await service.search_memory(ctx, q, limit)
 
-    @router.get(ONE, summary="Get a workflow", description="One workflow with its revision.", responses=responses())
+    @router.get(
+        ONE,
+        dependencies=READ,
+        summary="Get a workflow",
+        description="One workflow with its revision.",
+        responses=responses(),
+    )
     async def get(workflow_id: str, ctx: Context) -> dict[str, Any]:
         return await service.get(ctx, workflow_id)
 
     @router.put(
         ONE,
+        dependencies=WRITE,
         summary="Update a workflow",
         description="Changes the given fields; `If-Match: <revision>` refuses the change (409) if the workflow "
         "moved on. Runs already started keep the definition they started with.",
@@ -119,6 +136,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.post(
         ONE + "/execute",
+        dependencies=RUN_WRITE,
         status_code=202,
         summary="Run a workflow",
         description="Checks the inputs, records WorkflowRunRequested and returns at once; the run then passes "
@@ -131,6 +149,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.get(
         ONE + "/runs",
+        dependencies=RUN_READ,
         summary="List a workflow's runs",
         description="Newest first, optionally filtered by status, each with its current stage and progress.",
         responses=responses(),
@@ -146,6 +165,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.get(
         RUN,
+        dependencies=RUN_READ,
         summary="Workflow run status",
         description="Status, current stage, progress, every stage with its output or error, the plan, the "
         "subtasks with their agents and selection reasons, the engine execution and the final answer.",
@@ -156,6 +176,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.get(
         RUN + "/events",
+        dependencies=RUN_READ,
         summary="Live events of a workflow run",
         description="Server-Sent Events: the run's stage events and, from stage 4, its execution's step events, "
         "stored first then live, until WorkflowRunFinished. `id` is the store position; `Last-Event-ID` resumes.",
@@ -177,6 +198,7 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
 
     @router.post(
         RUN + "/save-as-recipe",
+        dependencies=WRITE,
         status_code=201,
         summary="Save a run's plan as a recipe",
         description="Creates a recipe in the catalog from the plan a completed run executed: one step per "
