@@ -23,6 +23,7 @@ import httpx
 
 from sous_local.ports import free_port, wait_for_port
 from sous_service.config import DEVELOPMENT_INTERNAL_SECRET
+from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.web import Context, create_service_app
 
@@ -65,6 +66,10 @@ def serve_gateway(port: int, upstream: str) -> None:
     uvicorn.run(build_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+# Direct requests carry a context per request, bound and single-use, as the gateway would sign it.
+_SIGN_DIRECT = {"request": [rebind_hook(DEVELOPMENT_INTERNAL_SECRET, "catalog")]}
+
+
 @dataclass
 class Result:
     latencies_ms: list[float]
@@ -81,7 +86,7 @@ class Result:
 
 async def run(url: str, headers: dict[str, str], total: int, concurrency: int) -> Result:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=30.0, event_hooks=_SIGN_DIRECT) as client:
         for _ in range(min(200, total)):  # warm-up: connections, caches, JWKS/JIT-free paths
             (await client.get(url, headers=headers)).raise_for_status()
         latencies: list[float] = []
@@ -108,7 +113,7 @@ async def run_interleaved(
     """One request in flight, alternating direct and gateway, so machine noise hits both alike."""
     results: list[list[float]] = [[], []]
     elapsed = [0.0, 0.0]
-    async with httpx.AsyncClient(timeout=30.0) as client:
+    async with httpx.AsyncClient(timeout=30.0, event_hooks=_SIGN_DIRECT) as client:
         for _ in range(min(200, total)):
             for url, headers in (direct, gateway):
                 (await client.get(url, headers=headers)).raise_for_status()

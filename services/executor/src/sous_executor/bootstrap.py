@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events.projection import rebuild_projection
 from sous_executor.adapters.catalog_client import CatalogClient
+from sous_executor.adapters.event_notifications import EventNotifications
 from sous_executor.adapters.repositories import project_execution
 from sous_executor.adapters.tables import executions
 from sous_executor.config import ExecutorSettings
@@ -110,6 +111,11 @@ def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
         readiness=executor.runtime.readiness(),
     )
     app.include_router(build_router(executor.service, executor.router))
+    # One LISTEN connection per process feeds every live-event stream it serves.
+    notifications = EventNotifications(settings.service_database_url)
+    executor.runtime.on_start(notifications.start)
+    executor.runtime.on_stop(notifications.stop)
+    app.state.event_notifications = notifications
     workflows = install_workflows(executor.runtime, executor.service, executor.engine)
     app.include_router(workflows.router)
     app.state.workflows = workflows

@@ -40,6 +40,10 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], within_s: float = 3
     raise AssertionError(f"timed out waiting for {what}")
 
 
+# What the gateway grants every workspace member (the routes re-check them).
+MEMBER = ("recipes:read", "recipes:write", "marketplace:submit")
+
+
 @dataclass
 class Marketplace:
     app: FastAPI
@@ -49,13 +53,13 @@ class Marketplace:
     producer: AIOKafkaProducer
 
     def headers(
-        self, workspace: str, user: str, roles: tuple[str, ...] = (), scopes: tuple[str, ...] = ()
+        self, workspace: str, user: str, roles: tuple[str, ...] = (), scopes: tuple[str, ...] = MEMBER
     ) -> dict[str, str]:
         context = InternalContext(workspace_id=workspace, user_id=user, roles=roles, scopes=scopes)
         return {CONTEXT_HEADER: sign_context(context, self.settings.internal_secret)}
 
     def moderator(self) -> dict[str, str]:
-        return self.headers(unique("ws-mod"), unique("mod"), scopes=("marketplace:moderate",))
+        return self.headers(unique("ws-mod"), unique("mod"), scopes=(*MEMBER, "marketplace:moderate"))
 
     async def publish(self, *events: Envelope) -> None:
         for event in events:

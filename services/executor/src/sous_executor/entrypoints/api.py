@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,6 +139,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         template_id: str,
         execution_id: str,
         ctx: Context,
+        request: Request,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
         async with service.sessions() as session:
@@ -147,7 +148,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
             raise not_found("execution", execution_id)
         after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
         return StreamingResponse(
-            stream_execution(service.sessions, execution_id, after, service.settings.sse_poll_s),
+            stream_execution(service.sessions, request.app.state.event_notifications, execution_id, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
