@@ -12,12 +12,18 @@ Rules (each check returns human-readable violations; any violation makes the sca
   pdb          every Deployment has a PodDisruptionBudget selecting its pods
   network      a default-deny NetworkPolicy (all pods, Ingress and Egress, no rules) exists in every
                namespace that runs workloads
-  exposure     Ingresses route only to the gateway Service; no other Service is a LoadBalancer/NodePort
-               or has external IPs; NetworkPolicies open to other namespaces or IP blocks select only
-               gateway pods
+  exposure     Ingresses and HTTPRoutes route only to the gateway Service; no other Service is a
+               LoadBalancer/NodePort or has external IPs; NetworkPolicies open to other namespaces or IP
+               blocks select only gateway pods, except rules that admit only the metrics namespace
+               (Prometheus, --metrics-namespace) on listed ports
+  scaling      a ScaledObject on Kafka lag targets a Deployment whose containers set
+               SOUS_EXECUTOR_MAX_INFLIGHT, its lagThreshold equals that cap, and the HPA arithmetic holds:
+               with N replicas and cap C, a lag of N*C keeps N, a lag of N*C+M (M past the HPA tolerance)
+               asks for more (up to maxReplicaCount, which stays within the topic's partitions)
   replicas     (with --min-replicas N) Deployments, HPAs and ScaledObjects keep at least N replicas
+  digests      (with --require-digest) every container image is pinned by digest
 
-    python deploy/k8s/policy.py rendered.yaml [--placeholder-secrets] [--min-replicas 2]
+    python deploy/k8s/policy.py rendered.yaml [--placeholder-secrets] [--min-replicas 2] [--require-digest]
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import math
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -37,6 +44,10 @@ import yaml
 Manifest = dict[str, Any]
 
 GATEWAY_SERVICE = "sous-gateway"
+METRICS_NAMESPACE = "monitoring"
+INFLIGHT_CAP_ENV = "SOUS_EXECUTOR_MAX_INFLIGHT"
+# The Horizontal Pod Autoscaler leaves the replica count alone while |usage ratio - 1| <= this.
+HPA_TOLERANCE = 0.1
 PLACEHOLDER_ANNOTATION = "sous.dev/placeholder"
 # Keys whose values are not secret (an account name), so they need not look like placeholders.
 NON_SECRET_KEYS = frozenset({"username", "user"})
@@ -319,18 +330,38 @@ def _ingress_backends(doc: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             yield _mapping(_mapping(path).get("backend"))
 
 
-def _opens_to_outside(rule: Mapping[str, Any]) -> bool:
+def _opens_to_outside(rule: Mapping[str, Any], metrics_namespace: str = METRICS_NAMESPACE) -> bool:
     peers = _list(rule.get("from"))
     if not peers:
         return True
+    if _list(rule.get("ports")) and all(_is_metrics_peer(_mapping(peer), metrics_namespace) for peer in peers):
+        return False
     return any("ipBlock" in _mapping(peer) or "namespaceSelector" in _mapping(peer) for peer in peers)
+
+
+def _is_metrics_peer(peer: Mapping[str, Any], metrics_namespace: str) -> bool:
+    """A peer that is exactly the metrics namespace (Prometheus), selected by its name label."""
+    selector = _mapping(peer.get("namespaceSelector"))
+    return (
+        "ipBlock" not in peer
+        and not selector.get("matchExpressions")
+        and dict(_mapping(selector.get("matchLabels"))) == {"kubernetes.io/metadata.name": metrics_namespace}
+    )
+
+
+def _route_backends(doc: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for rule in _list(_dig(doc, "spec", "rules")):
+        for backend in _list(_mapping(rule).get("backendRefs")):
+            yield _mapping(backend)
 
 
 def _is_selected_by_service(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(str(key)) == str(value) for key, value in selector.items())
 
 
-def check_exposure(docs: Sequence[Manifest], gateway_service: str = GATEWAY_SERVICE) -> list[str]:
+def check_exposure(
+    docs: Sequence[Manifest], gateway_service: str = GATEWAY_SERVICE, metrics_namespace: str = METRICS_NAMESPACE
+) -> list[str]:
     violations: list[str] = []
     services = {(_namespace(doc), _meta(doc).get("name")): doc for doc in docs if doc.get("kind") == "Service"}
     for doc in docs:
@@ -342,6 +373,11 @@ def check_exposure(docs: Sequence[Manifest], gateway_service: str = GATEWAY_SERV
                     violations.append(
                         f"{_name(doc)}: routes to {target or 'a non-Service backend'!s}; only {gateway_service} may be exposed"
                     )
+        elif kind in ("HTTPRoute", "GRPCRoute"):
+            for backend in _route_backends(doc):
+                target = backend.get("name")
+                if backend.get("kind", "Service") != "Service" or target != gateway_service:
+                    violations.append(f"{_name(doc)}: routes to {target}; only {gateway_service} may be exposed")
         elif kind == "Service" and _meta(doc).get("name") != gateway_service:
             spec = _mapping(doc.get("spec"))
             if spec.get("type") in ("LoadBalancer", "NodePort") or spec.get("externalIPs"):
@@ -355,7 +391,7 @@ def check_exposure(docs: Sequence[Manifest], gateway_service: str = GATEWAY_SERV
         if doc.get("kind") != "NetworkPolicy":
             continue
         rules = [_mapping(rule) for rule in _list(_dig(doc, "spec", "ingress"))]
-        if not any(_opens_to_outside(rule) for rule in rules):
+        if not any(_opens_to_outside(rule, metrics_namespace) for rule in rules):
             continue
         namespace = _namespace(doc)
         gateway_selector = gateway_selectors.get(namespace, {})
@@ -393,6 +429,146 @@ def check_min_replicas(docs: Sequence[Manifest], minimum: int) -> list[str]:
     return violations
 
 
+# ------------------------------------------------------------------------------------------------- digests
+
+
+def check_digests(docs: Sequence[Manifest]) -> list[str]:
+    violations: list[str] = []
+    for workload in workloads(docs):
+        for field in ("containers", "initContainers"):
+            for container in _list(workload.pod_spec.get(field)):
+                image = str(_mapping(container).get("image") or "")
+                if "@sha256:" not in image:
+                    violations.append(
+                        f"{workload.kind}/{workload.name} container {_mapping(container).get('name', '?')!r}: "
+                        f"image {image!r} must be pinned by digest (@sha256:...)"
+                    )
+    return violations
+
+
+# ------------------------------------------------------------------------------------------------- scaling
+
+
+def keda_kafka_desired_replicas(
+    lag: int,
+    current: int,
+    *,
+    lag_threshold: int,
+    min_replicas: int,
+    max_replicas: int,
+    partitions: int,
+    allow_idle_consumers: bool = True,
+    tolerance: float = HPA_TOLERANCE,
+) -> int:
+    """The replica count the HPA that KEDA drives asks for, given the consumer group's total lag.
+
+    KEDA's Kafka scaler reports the total lag as an external metric with an AverageValue target of
+    lagThreshold. Without allowIdleConsumers it caps the lag at partitions x lagThreshold once
+    lag // lagThreshold (integer division) exceeds the partition count, since a consumer beyond the
+    partition count would idle. The HPA then wants ceil(metric / target), unless the usage ratio is within
+    its tolerance of 1.
+    """
+    capped = not allow_idle_consumers and lag // lag_threshold > partitions
+    metric = partitions * lag_threshold if capped else lag
+    current = max(current, 1)
+    ratio = metric / (lag_threshold * current)
+    desired = current if abs(ratio - 1) <= tolerance else math.ceil(metric / lag_threshold)
+    return max(min_replicas, min(max_replicas, desired))
+
+
+def _inflight_cap(deployment: Mapping[str, Any]) -> int | None:
+    for container in _list(_dig(deployment, "spec", "template", "spec", "containers")):
+        for env in _list(_mapping(container).get("env")):
+            if _mapping(env).get("name") == INFLIGHT_CAP_ENV:
+                try:
+                    return int(str(_mapping(env).get("value")))
+                except ValueError:
+                    return None
+    return None
+
+
+def check_executor_scaling(docs: Sequence[Manifest]) -> list[str]:
+    violations: list[str] = []
+    deployments = {(_namespace(doc), _meta(doc).get("name")): doc for doc in docs if doc.get("kind") == "Deployment"}
+    partitions_of = {
+        str(_dig(doc, "spec", "topicName") or _meta(doc).get("name")): _dig(doc, "spec", "partitions")
+        for doc in docs
+        if doc.get("kind") == "KafkaTopic"
+    }
+    for doc in docs:
+        if doc.get("kind") != "ScaledObject":
+            continue
+        for trigger in _list(_dig(doc, "spec", "triggers")):
+            trigger = _mapping(trigger)
+            if trigger.get("type") != "kafka":
+                continue
+            where = _name(doc)
+            metadata = _mapping(trigger.get("metadata"))
+            target = deployments.get((_namespace(doc), _dig(doc, "spec", "scaleTargetRef", "name")))
+            cap = _inflight_cap(target) if target is not None else None
+            if cap is None or cap < 1:
+                violations.append(f"{where}: its target Deployment must set {INFLIGHT_CAP_ENV} to a positive integer")
+                continue
+            try:
+                threshold = int(str(metadata.get("lagThreshold")))
+            except ValueError:
+                violations.append(f"{where}: lagThreshold {metadata.get('lagThreshold')!r} is not an integer")
+                continue
+            if threshold != cap:
+                violations.append(
+                    f"{where}: lagThreshold {threshold} must equal {INFLIGHT_CAP_ENV} {cap} "
+                    "(one replica's worth of waiting runs asks for one more replica)"
+                )
+                continue
+            if str(metadata.get("activationLagThreshold", "0")) != "0":
+                violations.append(f"{where}: activationLagThreshold must be 0 (any waiting run activates scaling)")
+            low = int(_dig(doc, "spec", "minReplicaCount") or 0)
+            high = int(_dig(doc, "spec", "maxReplicaCount") or 100)
+            partitions = partitions_of.get(str(metadata.get("topic")))
+            if not isinstance(partitions, int):
+                violations.append(f"{where}: no KafkaTopic {metadata.get('topic')!r} with partitions in the render")
+                continue
+            if high > partitions:
+                violations.append(f"{where}: maxReplicaCount {high} exceeds the {partitions} partitions of the topic")
+                continue
+            allow_idle = str(metadata.get("allowIdleConsumers", "false")).lower() == "true"
+            violations.extend(
+                f"{where}: {problem}"
+                for problem in scaling_problems(cap, threshold, max(low, 1), high, partitions, allow_idle)
+            )
+    return violations
+
+
+def scaling_problems(
+    cap: int, threshold: int, low: int, high: int, partitions: int, allow_idle_consumers: bool = True
+) -> list[str]:
+    """The arithmetic, for every replica count N the ScaledObject allows, with a short and a long queue."""
+    problems: list[str] = []
+
+    def desired(lag: int, current: int) -> int:
+        return keda_kafka_desired_replicas(
+            lag,
+            current,
+            lag_threshold=threshold,
+            min_replicas=low,
+            max_replicas=high,
+            partitions=partitions,
+            allow_idle_consumers=allow_idle_consumers,
+        )
+
+    for n in range(low, high + 1):
+        if desired(n * cap, n) > n:
+            problems.append(f"{n} replicas full ({n}x{cap} in lag) would scale up: lagThreshold too low")
+        waiting = math.floor(HPA_TOLERANCE * n * cap) + 1
+        for queued in (waiting, 100 * high * cap):
+            if n < high and desired(n * cap + queued, n) <= n:
+                problems.append(
+                    f"{n} replicas with {n}x{cap}+{queued} in lag would not scale up "
+                    "(lagThreshold too high, or the scaler's partition cap within the HPA tolerance)"
+                )
+    return problems
+
+
 # ---------------------------------------------------------------------------------------------------- scan
 
 
@@ -402,16 +578,21 @@ def scan(
     placeholders_allowed: bool = False,
     min_replicas: int = 0,
     gateway_service: str = GATEWAY_SERVICE,
+    metrics_namespace: str = METRICS_NAMESPACE,
+    require_digest: bool = False,
 ) -> list[str]:
     violations = [
         *check_containers(docs),
         *check_secrets(docs, placeholders_allowed=placeholders_allowed),
         *check_pdbs(docs),
         *check_default_deny(docs),
-        *check_exposure(docs, gateway_service),
+        *check_exposure(docs, gateway_service, metrics_namespace),
+        *check_executor_scaling(docs),
     ]
     if min_replicas:
         violations.extend(check_min_replicas(docs, min_replicas))
+    if require_digest:
+        violations.extend(check_digests(docs))
     return violations
 
 
@@ -431,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--min-replicas", type=int, default=0, help="minimum replicas per Deployment/HPA/ScaledObject")
     parser.add_argument("--gateway-service", default=GATEWAY_SERVICE)
+    parser.add_argument("--metrics-namespace", default=METRICS_NAMESPACE, help="namespace Prometheus scrapes from")
+    parser.add_argument("--require-digest", action="store_true", help="every image must be pinned by digest")
     args = parser.parse_args(argv)
     docs = load_documents(args.files)
     violations = scan(
@@ -438,6 +621,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         placeholders_allowed=args.placeholder_secrets,
         min_replicas=args.min_replicas,
         gateway_service=args.gateway_service,
+        metrics_namespace=args.metrics_namespace,
+        require_digest=args.require_digest,
     )
     label = ", ".join(str(path) for path in args.files)
     for violation in violations:

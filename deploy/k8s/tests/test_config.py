@@ -15,7 +15,8 @@ K8S_DIR = Path(__file__).resolve().parents[1]
 SECRETS = {
     "SOUS_INTERNAL_SECRET": "x" * 48,
     "SOUS_JWT_SECRET": "y" * 48,
-    "SOUS_DATABASE_URL": "postgresql+asyncpg://sous:pw@sous-db-rw:5432/sous",
+    "SOUS_DATABASE_URL": "postgresql+asyncpg://sous:pw@sous-db-pooler-rw:5432/sous",
+    "SOUS_SECRETS_KEK": "k1:" + "z" * 40,
 }
 
 
@@ -31,10 +32,13 @@ def _literals(kustomization: Path) -> dict[str, str]:
 
 
 def overlay_config(overlay: str) -> dict[str, str]:
-    return {
-        **_literals(K8S_DIR / "base" / "kustomization.yaml"),
-        **_literals(K8S_DIR / "overlays" / overlay / "kustomization.yaml"),
-    }
+    """sous-config as the overlay renders it: the base, then the overlay's components, then the overlay."""
+    kustomization = K8S_DIR / "overlays" / overlay / "kustomization.yaml"
+    config = _literals(K8S_DIR / "base" / "kustomization.yaml")
+    for component in yaml.safe_load(kustomization.read_text()).get("components", []):
+        config.update(_literals((kustomization.parent / component / "kustomization.yaml").resolve()))
+    config.update(_literals(kustomization))
+    return config
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])
@@ -60,8 +64,14 @@ def test_every_service_accepts_the_overlay_config(overlay: str, monkeypatch: pyt
         settings = settings_class()
         assert settings.port == port, settings_class
         assert settings.database_name == f"sous_{settings.service_name}"
-        assert settings.kafka_bootstrap == "sous-kafka-kafka-bootstrap:9092"
+        expected_bootstrap = (
+            "sous-kafka-kafka-bootstrap:9093" if overlay == "prod" else "sous-kafka-kafka-bootstrap:9092"
+        )
+        assert settings.kafka_bootstrap == expected_bootstrap
     if overlay == "prod":
+        # The kafka-tls component: mutual TLS with the files its patches mount.
+        assert config["SOUS_KAFKA_SECURITY_PROTOCOL"] == "SSL"
+        assert config["SOUS_KAFKA_SSL_CERTFILE"] == "/var/run/secrets/sous/kafka/user.crt"
         assert gateway.env == "production" and gateway.kafka_idempotence is True
         assert gateway.kafka_replication == 3 and gateway.kafka_partitions == 12
 

@@ -1,4 +1,4 @@
-"""Unit tests of the policy scan (deploy/k8s/policy.py) and the operator schemas, on small manifest dicts."""
+"""Unit tests of the policy scan (deploy/k8s/policy.py), on small manifest dicts."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ def _load(name: str) -> ModuleType:
 
 
 policy = _load("policy")
-schema_check = _load("schema_check")
 
 NS = "sous"
 
@@ -222,7 +221,7 @@ def test_init_containers_and_cronjobs_are_checked_but_jobs_need_no_probes() -> N
 
     job_container = container()
     del job_container["readinessProbe"], job_container["livenessProbe"]
-    job_pod = {"spec": {"securityContext": {"runAsNonRoot": True}, "containers": [job_container]}}
+    job_pod: dict[str, Any] = {"spec": {"securityContext": {"runAsNonRoot": True}, "containers": [job_container]}}
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate"}, "spec": {"template": job_pod}}
     assert policy.check_containers([job]) == []
 
@@ -349,33 +348,133 @@ def test_minimum_replicas() -> None:
     assert policy.check_min_replicas([hpa], 2)
 
 
-# ----------------------------------------------------------------------------------------- operator schemas
-
-
-def test_operator_schemas_catch_typos() -> None:
-    schemas = schema_check.load_custom_schemas()
-    topic = {
-        "apiVersion": "kafka.strimzi.io/v1beta2",
-        "kind": "KafkaTopic",
-        "metadata": {"name": "sous-quality-v1", "labels": {"strimzi.io/cluster": "sous-kafka"}},
-        "spec": {"topicName": "sous.quality.v1", "partitions": 12, "replicas": 3, "config": {"min.insync.replicas": 2}},
+def test_http_routes_reach_only_the_gateway() -> None:
+    route: dict[str, Any] = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "sous", "namespace": NS},
+        "spec": {"rules": [{"backendRefs": [{"name": "sous-gateway", "port": 8000}]}]},
     }
-    errors, _, crds = schema_check.validate_documents([topic], schemas)
-    assert errors == [] and crds == 1
-    typo = copy.deepcopy(topic)
-    typo["spec"]["partition"] = typo["spec"].pop("partitions")
-    errors, _, _ = schema_check.validate_documents([typo], schemas)
-    assert errors
-    unlabelled = copy.deepcopy(topic)
-    del unlabelled["metadata"]["labels"]
-    assert schema_check.validate_documents([unlabelled], schemas)[0]
+    assert policy.check_exposure([*good_stack(), route]) == []
+    route["spec"]["rules"].append({"backendRefs": [{"name": "sous-catalog", "port": 8001}]})
+    assert any("HTTPRoute/sous: routes to sous-catalog" in v for v in policy.check_exposure([*good_stack(), route]))
 
 
-def test_builtin_kinds_are_validated_strictly() -> None:
-    doc = deployment()
-    errors, builtin, _ = schema_check.validate_documents([doc], {})
-    assert errors == [] and builtin == 1
-    doc["spec"]["replicass"] = 3
-    assert schema_check.validate_documents([doc], {})[0]
-    unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
-    assert any("no schema" in e for e in schema_check.validate_documents([unknown], {})[0])
+def test_only_the_metrics_namespace_may_scrape_other_pods() -> None:
+    scrape = network_policy(
+        "allow-metrics-scrape",
+        {"app.kubernetes.io/name": "catalog"},
+        [
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                "ports": [{"port": 8001}],
+            }
+        ],
+    )
+    assert policy.check_exposure([*good_stack(), scrape]) == []
+    assert policy.check_exposure([*good_stack(), scrape], metrics_namespace="prometheus")
+    any_port = copy.deepcopy(scrape)
+    del any_port["spec"]["ingress"][0]["ports"]
+    assert policy.check_exposure([*good_stack(), any_port])
+    wider = copy.deepcopy(scrape)
+    wider["spec"]["ingress"][0]["from"][0]["namespaceSelector"] = {"matchLabels": {"team": "monitoring"}}
+    assert policy.check_exposure([*good_stack(), wider])
+
+
+def test_digests_are_required_when_asked() -> None:
+    assert any("digest" in v for v in policy.check_digests([deployment()]))
+    pinned = deployment(containers=[container(image="registry.example.com/sous@sha256:" + "a" * 64)])
+    assert policy.check_digests([pinned]) == []
+    assert policy.scan([*good_stack()], require_digest=True)
+    assert not any("digest" in v for v in policy.scan(good_stack()))
+
+
+# ------------------------------------------------------------------------------------------------- scaling
+
+
+def executor_stack(*, cap: str | None = "8", threshold: str = "8", high: int = 12, partitions: int = 12) -> list[Any]:
+    executor = deployment("executor")
+    if cap is not None:
+        executor["spec"]["template"]["spec"]["containers"][0]["env"] = [
+            {"name": "SOUS_EXECUTOR_MAX_INFLIGHT", "value": cap}
+        ]
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "sous-executor", "namespace": NS},
+        "spec": {
+            "scaleTargetRef": {"name": "sous-executor"},
+            "minReplicaCount": 2,
+            "maxReplicaCount": high,
+            "triggers": [
+                {
+                    "type": "kafka",
+                    "metadata": {
+                        "topic": "sous.executor.executions.v1",
+                        "consumerGroup": "executor-runners",
+                        "lagThreshold": threshold,
+                        "activationLagThreshold": "0",
+                        "allowIdleConsumers": "true",
+                    },
+                }
+            ],
+        },
+    }
+    topic = {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaTopic",
+        "metadata": {"name": "sous-executor-executions-v1", "namespace": NS},
+        "spec": {"topicName": "sous.executor.executions.v1", "partitions": partitions},
+    }
+    return [executor, scaled, topic]
+
+
+def test_lag_threshold_follows_the_inflight_cap() -> None:
+    assert policy.check_executor_scaling(executor_stack()) == []
+    assert any("must equal" in v for v in policy.check_executor_scaling(executor_stack(threshold="20")))
+    assert any("SOUS_EXECUTOR_MAX_INFLIGHT" in v for v in policy.check_executor_scaling(executor_stack(cap=None)))
+    assert any("partitions" in v for v in policy.check_executor_scaling(executor_stack(high=13)))
+
+
+@pytest.mark.parametrize("cap", [1, 4, 8, 50])
+@pytest.mark.parametrize("replicas", [1, 2, 5, 11])
+def test_a_lag_past_what_the_replicas_carry_asks_for_more(cap: int, replicas: int) -> None:
+    """N replicas carrying C runs each: a lag of N*C keeps N, N*C+M (M past the HPA's tolerance) asks for more."""
+
+    def desired(lag: int) -> int:
+        return int(
+            policy.keda_kafka_desired_replicas(
+                lag, replicas, lag_threshold=cap, min_replicas=1, max_replicas=12, partitions=12
+            )
+        )
+
+    assert desired(replicas * cap) == replicas
+    waiting = int(policy.HPA_TOLERANCE * replicas * cap) + 1
+    assert desired(replicas * cap + waiting) > replicas
+    # One replica's worth of waiting runs asks for one more replica while 1/N is past the tolerance.
+    if 1 / replicas > policy.HPA_TOLERANCE:
+        assert desired(replicas * cap + cap) >= replicas + 1
+    # Never past the partitions, however long the queue.
+    assert desired(1000 * cap) == 12
+
+
+def test_a_threshold_above_the_cap_leaves_queued_runs_waiting() -> None:
+    problems = policy.scaling_problems(cap=8, threshold=20, low=2, high=12, partitions=12)
+    assert any("would not scale up" in p for p in problems)
+    problems = policy.scaling_problems(cap=8, threshold=4, low=2, high=12, partitions=12)
+    assert any("would scale up" in p for p in problems)
+    assert policy.scaling_problems(cap=8, threshold=8, low=2, high=12, partitions=12) == []
+
+
+def test_the_scalers_partition_cap_would_strand_the_last_replica() -> None:
+    """Why the ScaledObject sets allowIdleConsumers (maxReplicaCount <= partitions keeps consumers busy):
+    KEDA's cap at partitions x lagThreshold makes the ratio 12/11 at 11 replicas, inside the HPA tolerance."""
+    capped = policy.keda_kafka_desired_replicas(
+        10_000, 11, lag_threshold=8, min_replicas=2, max_replicas=12, partitions=12, allow_idle_consumers=False
+    )
+    assert capped == 11
+    assert policy.scaling_problems(8, 8, 2, 12, 12, allow_idle_consumers=False)
+    uncapped = policy.keda_kafka_desired_replicas(
+        10_000, 11, lag_threshold=8, min_replicas=2, max_replicas=12, partitions=12, allow_idle_consumers=True
+    )
+    assert uncapped == 12
