@@ -175,7 +175,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def load_or_create_secrets(state_dir: Path, source: Mapping[str, str]) -> dict[str, str]:
-    """SOUS_INTERNAL_SECRET and SOUS_JWT_SECRET: from the environment, else kept under state_dir.
+    """SOUS_INTERNAL_SECRET, SOUS_JWT_SECRET and SOUS_SECRETS_KEK: from the environment, else kept under state_dir.
 
     A secret generated once is reused by every later start, so API keys (hashed with a pepper derived from
     the internal secret) and tokens minted earlier keep working.
@@ -189,7 +189,8 @@ def load_or_create_secrets(state_dir: Path, source: Mapping[str, str]) -> dict[s
                 saved = {str(k): str(v) for k, v in loaded.items()}
     changed = False
     result: dict[str, str] = {}
-    for variable in ("SOUS_INTERNAL_SECRET", "SOUS_JWT_SECRET"):
+    # SOUS_SECRETS_KEK wraps the data keys of workspace secrets (the executor's secret store).
+    for variable in ("SOUS_INTERNAL_SECRET", "SOUS_JWT_SECRET", "SOUS_SECRETS_KEK"):
         if source.get(variable):
             result[variable] = source[variable]
             continue
