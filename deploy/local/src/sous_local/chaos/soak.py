@@ -82,6 +82,8 @@ class Soak:
         self.submitted = 0
         self.faults_failed = 0
         self.faults_done = 0
+        self.fault_count = 0
+        self._faults_over = asyncio.Event()
         self.last_fault_end = 0.0
 
     @property
@@ -118,7 +120,9 @@ class Soak:
                     index = next(indices, None)
                     if index is None:
                         return
-                    while self._in_flight() >= self.options.in_flight:
+                    while self._in_flight() >= self.options.in_flight or (
+                        self.faults_done < self._faults_due(index) and not self._faults_over.is_set()
+                    ):
                         await asyncio.sleep(0.2)
                     self.submitted += 1
                 await self.workload.submit(index)
@@ -127,10 +131,20 @@ class Soak:
 
         await asyncio.gather(*(submitter() for _ in range(self.options.submitters)))
 
+    def _threshold(self, number: int) -> int:
+        """Fault `number` fires once this many executions were submitted."""
+        return (number + 1) * self.options.executions // (self.fault_count + 1)
+
+    def _faults_due(self, index: int) -> int:
+        # Submissions run on for half a segment into a fault, then wait for it to be over: every fault hits
+        # executions in flight, and the workload spans every fault however long recoveries take.
+        half_segment = self.options.executions // (self.fault_count + 1) // 2
+        return sum(1 for n in range(self.fault_count) if self._threshold(n) + half_segment <= index)
+
     async def _inject_faults(self, faults: list[Fault]) -> None:
         total = len(faults)
         for number, fault in enumerate(faults):
-            threshold = (number + 1) * self.options.executions // (total + 1)
+            threshold = self._threshold(number)
             while self.submitted < threshold:
                 await asyncio.sleep(0.2)
             began = time.monotonic()
@@ -145,16 +159,19 @@ class Soak:
                 self.clock.say(f"  recovered in {time.monotonic() - began:.1f}s")
             self.faults_done += 1
             self.last_fault_end = time.monotonic()
+        self._faults_over.set()
 
     async def run(self) -> checks.Report:
         opts = self.options
         self.clock.say(f"workspace {self.workload.workspace}: creating agents and recipes")
         await self.workload.setup()
         faults = plan_faults(self.system, opts, self.rng)
+        self.fault_count = len(faults)
         self.clock.say(f"{opts.executions} executions, {len(faults)} faults, in flight <= {opts.in_flight}")
         stop = asyncio.Event()
         poller = asyncio.create_task(self._poll_statuses(stop))
         fault_task = asyncio.create_task(self._inject_faults(faults))
+        fault_task.add_done_callback(lambda _: self._faults_over.set())
         try:
             await self._submit_all()
             self.clock.say("every execution submitted; waiting for the last fault to be over")
