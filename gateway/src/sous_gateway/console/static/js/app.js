@@ -128,13 +128,14 @@ function renderSignIn(message) {
   credential.focus();
 }
 
+// Who the credential is; then its roles and scopes in the chosen workspace (they may differ per workspace).
 async function establish() {
   const saved = session.workspace;
   session.workspace = "";
   const identity = await get("/api/session");
-  session.identity = identity;
   const allowed = identity.workspaces || [];
   session.workspace = allowed.includes(saved) ? saved : allowed.includes("default") ? "default" : allowed[0] || "";
+  session.identity = identity.workspace === session.workspace ? identity : await get("/api/session");
   session.save();
   renderChrome();
 }
@@ -167,9 +168,16 @@ function signOut(message) {
   renderSignIn(message);
 }
 
-document.getElementById("workspace").addEventListener("change", (event) => {
+document.getElementById("workspace").addEventListener("change", async (event) => {
   session.workspace = event.target.value;
   session.save();
+  stopCurrent();
+  try {
+    await establish();
+  } catch (error) {
+    showFailure(error);
+    return;
+  }
   toast(`Workspace: ${session.workspace}`);
   route();
 });
