@@ -61,3 +61,8 @@ k8s-validate: install ## Offline check of deploy/k8s: kustomize render, schema v
 test-browser: install ## The console in headless Chromium via Playwright (installs Debian's chromium if missing)
 	bash scripts/install-browser.sh
 	$(PYTEST) tests/browser -m browser -q -p no:cacheprovider
+
+.PHONY: test-browser
+test-browser: install ## The console in headless Chromium via Playwright (installs Debian's chromium if missing)
+	bash scripts/install-browser.sh
+	$(PYTEST) tests/browser -m browser -q -p no:cacheprovider
