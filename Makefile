@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install up down test test-kafka lint typecheck bench k8s-validate
+.PHONY: help install up down test test-kafka lint typecheck bench k8s-validate chaos chaos-short
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gate
 
 k8s-validate: install ## Offline check of deploy/k8s: kustomize render, schema validation, policy scan
 	bash scripts/k8s-validate.sh
+
+chaos: install ## Chaos soak (not a test): 1,000 executions on Apache Kafka while every process is killed
+	$(PY) -m sous_local.chaos --executions 1000 --broker kafka --kills-per-service 2
+
+chaos-short: install ## The chaos soak's short version: ~100 executions, one kill per service, the same checks
+	$(PY) -m sous_local.chaos --executions 100 --broker kafka --kills-per-service 1
 
 .PHONY: test-browser
 test-browser: install ## The console in headless Chromium via Playwright (installs Debian's chromium if missing)
