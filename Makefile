@@ -67,8 +67,3 @@ chaos-short: install ## The chaos soak's short version: ~100 executions, one kil
 test-browser: install ## The console in headless Chromium via Playwright (installs Debian's chromium if missing)
 	bash scripts/install-browser.sh
 	$(PYTEST) tests/browser -m browser -q -p no:cacheprovider
-
-.PHONY: test-browser
-test-browser: install ## The console in headless Chromium via Playwright (installs Debian's chromium if missing)
-	bash scripts/install-browser.sh
-	$(PYTEST) tests/browser -m browser -q -p no:cacheprovider
