@@ -18,13 +18,14 @@ FROM ${PYTHON_IMAGE} AS builder
 ARG UV_VERSION
 # Space-separated extras of the service packages to install (e.g. "composio"); empty for none.
 ARG SOUS_EXTRAS=""
+# The workspace packages installed: the five services (deploy/k8s/tests/test_dockerfile.py checks it).
+ARG SOUS_PACKAGES="--package sous-gateway --package sous-catalog --package sous-executor --package sous-quality --package sous-marketplace"
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
-    UV_PROJECT_ENVIRONMENT=/app/.venv \
-    SOUS_PACKAGES="--package sous-gateway --package sous-catalog --package sous-executor --package sous-quality --package sous-marketplace"
+    UV_PROJECT_ENVIRONMENT=/app/.venv
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /app
 

@@ -45,9 +45,9 @@ def stages() -> list[list[tuple[str, str]]]:
 
 
 def sous_packages() -> list[str]:
-    env = " ".join(rest for keyword, rest in instructions() if keyword == "ENV")
-    match = re.search(r'SOUS_PACKAGES="([^"]+)"', env)
-    assert match, "the Dockerfile names the packages it installs in SOUS_PACKAGES"
+    args = " ".join(rest for keyword, rest in instructions() if keyword == "ARG")
+    match = re.search(r'SOUS_PACKAGES="([^"]+)"', args)
+    assert match, "the Dockerfile names the packages it installs in the build argument SOUS_PACKAGES"
     words = shlex.split(match.group(1))
     assert words[::2] == ["--package"] * (len(words) // 2)
     return words[1::2]
