@@ -65,6 +65,9 @@ class FaultProxy:
             self._server.close()
         self._close_all()
         if self._pipes:
+            # A pipe may be asleep in a long latency: stopping must not wait for it to wake up.
+            for pipe in self._pipes:
+                pipe.cancel()
             await asyncio.gather(*self._pipes, return_exceptions=True)
         if self._server is not None:
             with contextlib.suppress(Exception):

@@ -21,6 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
+from sous_events.failures import describe
 from sous_events.kafka import KafkaConfig, make_producer
 from sous_events.relay_send import send_rows
 from sous_events.store import OUTBOX_CHANNEL
@@ -110,7 +111,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning("outbox relay %s: %s; retrying in %.1fs", self.name, exc, backoff)
+                logger.warning("outbox relay %s: %s; retrying in %.1fs", self.name, describe(exc), backoff)
                 await self._close_producer()
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
