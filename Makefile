@@ -50,6 +50,7 @@ bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gate
 	$(PY) bench/bench_pipeline.py --broker embedded
 	$(PY) bench/bench_pipeline.py --broker kafka
 	$(PY) gateway/bench/bench_gateway.py --concurrency 8
+	$(PY) gateway/bench/bench_streams.py
 	$(PY) services/recipe-catalog/bench/bench_list.py
 	$(PY) services/executor/bench/bench_executions.py --broker embedded
 	$(PY) services/executor/bench/bench_executions.py --broker kafka

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Api, create_agent, create_recipe, eventually, run_to_end
+from .conftest import Api, create_agent, create_recipe, eventually, run_to_end, wait_for_recipe_at_executor
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +135,29 @@ async def test_a_service_port_refuses_requests_without_the_signed_context(stack)
             faked = await client.get(f"{stack.urls[name]}{path}", headers={"X-Sous-Context": forged})
             assert (bare.status_code, faked.status_code) == (401, 401), (name, bare.text, faked.text)
             assert bare.json()["code"] == "invalid_internal_context"
+
+
+async def test_workspace_b_cannot_open_workspace_a_live_stream(make_api):
+    owner, intruder = make_api(), make_api()
+    agent = await create_agent(owner, name=f"iso-{uuid.uuid4().hex[:4]}")
+    recipe = await create_recipe(
+        owner,
+        [{"step_id": "s1", "order": 1, "agent_id": agent["id"], "prompt_template": "Slowly [[latency:30000]]"}],
+        execution_config={"auto_learning": False},
+    )
+    template_id = recipe["template_id"]
+    await wait_for_recipe_at_executor(owner, template_id)
+    started = await owner.ok("POST", f"/api/workflow-recipes/{template_id}/execute", 202, json={"input_data": {}})
+    execution_id = started["recipe_execution_id"]
+    path = f"/api/workflow-recipes/{template_id}/executions/{execution_id}/events"
+    # While A's run is live: under A's recipe, and under a recipe id of B's own.
+    theirs = await intruder.get(path)
+    assert (theirs.status_code, theirs.json()["code"]) == (404, "not_found")
+    own_agent = await create_agent(intruder, name="b-agent")
+    own = await create_recipe(
+        intruder, [{"step_id": "s1", "order": 1, "agent_id": own_agent["id"], "prompt_template": "x"}]
+    )
+    await wait_for_recipe_at_executor(intruder, own["template_id"])
+    mixed = await intruder.get(f"/api/workflow-recipes/{own['template_id']}/executions/{execution_id}/events")
+    assert (mixed.status_code, mixed.json()["code"]) == (404, "not_found")
+    await owner.post(f"/api/workflow-recipes/{template_id}/executions/{execution_id}/cancel", json={})
