@@ -8,6 +8,7 @@ a test: see SECURITY_ENV), `gateway` (an HTTP client on it), `make_api` (a calle
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import tempfile
@@ -22,6 +23,8 @@ import pytest
 
 from sous_gateway.tokens import mint_development_token
 from sous_local.stack import Stack
+
+from .provider_double import ProviderDouble, free_port
 
 # The gateway sees every test client as 127.0.0.1 and believes X-Forwarded-For from it, so a test can act
 # as many distinct clients; limits are small enough to reach and each test uses workspaces of its own.
@@ -38,6 +41,36 @@ SECURITY_ENV: dict[str, str] = {
     "SOUS_STREAM_MAX_PER_WORKSPACE": "3",
     "SOUS_API_KEY_MAX_PER_WORKSPACE": "5",
 }
+
+# Secrets, egress, quotas and webhooks (test_secrets_*, test_egress_*, test_quotas_*, test_webhooks_*): a
+# provider double is the one external origin allowed; fixed workspaces carry an env grant and quotas.
+PROVIDER_PORT = free_port()
+GRANTED_WORKSPACE = f"ws-granted-{uuid.uuid4().hex[:6]}"
+RUNS_QUOTA_WORKSPACE = f"ws-runs-{uuid.uuid4().hex[:6]}"
+TOKENS_QUOTA_WORKSPACE = f"ws-tokens-{uuid.uuid4().hex[:6]}"
+GRANTED_ENV, GRANTED_VALUE = "SOUS_TEST_GRANTED_KEY", f"granted-{uuid.uuid4().hex}"
+SECURITY_ENV.update(
+    {
+        "SOUS_ALLOWED_MODEL_ORIGINS": f"http://127.0.0.1:{PROVIDER_PORT}",
+        "SOUS_HTTP_TOOL_ALLOWLIST": f"http://127.0.0.1:{PROVIDER_PORT}",
+        "SOUS_ENV_GRANTS": json.dumps({GRANTED_WORKSPACE: [GRANTED_ENV]}),
+        GRANTED_ENV: GRANTED_VALUE,
+        "SOUS_WORKSPACE_QUOTAS": json.dumps(
+            {RUNS_QUOTA_WORKSPACE: {"runs_per_day": 2}, TOKENS_QUOTA_WORKSPACE: {"max_tokens": 5}}
+        ),
+        "SOUS_WEBHOOK_RATE_LIMIT_PER_MINUTE": "3",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[ProviderDouble]:
+    double = ProviderDouble(PROVIDER_PORT)
+    double.start()
+    try:
+        yield double
+    finally:
+        double.stop()
 
 
 @pytest.fixture(scope="session")
