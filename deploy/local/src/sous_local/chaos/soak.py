@@ -266,6 +266,7 @@ class Soak:
             "finished executions quality never saw finish",
             sum(1 for e in known if self.statuses.get(e) in checks.FINISHED and copies.get(e) not in checks.FINISHED),
         )
+        report.add("HTTP 500 answers (a fault should give 503 with a code)", stats.refused.get(500, 0), None)
         report.add("ambiguous submissions (sent, answer lost)", stats.ambiguous, None)
         report.add("executions from ambiguous submissions", len(known - requested), None)
         report.add("outbox rows parked", sum(parked.values()), None)
