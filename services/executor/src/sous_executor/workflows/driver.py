@@ -91,8 +91,10 @@ class RunDriver:
                 await monitor
 
     async def _heartbeats(self, driver: asyncio.Task[Any] | None) -> None:
+        # Never slower than a third of the lease, whatever the heartbeat setting: a late beat loses the run.
+        interval = min(self.runner.settings.heartbeat_interval_s, self.runner.ttl_s / 3)
         while True:
-            await asyncio.sleep(self.runner.settings.heartbeat_interval_s)
+            await asyncio.sleep(interval)
             if not await self.runner.heartbeat(self.run_id):
                 if driver is not None:
                     driver.cancel()
