@@ -41,6 +41,7 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.StepCompleted, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.StepFailed, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.StepRetryScheduled, topics.EXECUTOR_EXECUTIONS, "Execution"),
+        _spec(ev.StepUsageRecorded, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.StepSkipped, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.ExecutionCancelRequested, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.ExecutionFinished, topics.EXECUTOR_EXECUTIONS, "Execution"),

@@ -92,6 +92,21 @@ class ExecutorSettings(ServiceSettings):
     tool_result_max_chars: int = 4000
     composio_api_key: str = Field(default="", validation_alias=AliasChoices("COMPOSIO_API_KEY", "composio_api_key"))
     runner_id: str = Field(default_factory=_default_runner_id)
+    # Runs one instance carries at once; more requests wait (pending, unclaimed) for a free slot.
+    max_inflight: int = Field(
+        default=50, ge=1, validation_alias=AliasChoices("SOUS_EXECUTOR_MAX_INFLIGHT", "max_inflight")
+    )
+    # A request unclaimed for this long (every instance was full) is started by a sweeper with room.
+    pending_claim_grace_s: float = Field(default=10.0, ge=0)
+    # A step started this many times in a row without an outcome fails with error_type crash_loop.
+    crash_loop_claims: int = Field(default=3, ge=1)
+    # A step output larger than this (encoded bytes) is cut, with a marker, in its StepCompleted.
+    event_output_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Tokens a model call is assumed to answer with when its agent sets no max_tokens (budget reservations).
+    budget_completion_estimate: int = Field(default=1024, ge=0)
+    # How long a cancel lets in-flight model calls answer (so their usage is recorded) before cutting them.
+    cancel_grace_s: float = Field(default=10.0, ge=0)
+
     @model_validator(mode="after")
     def _refuse_default_kek_in_production(self) -> ExecutorSettings:
         if self.env == "production" and DEVELOPMENT_SECRETS_KEK.split(":", 1)[1] in self.secrets_kek:

@@ -70,9 +70,10 @@ class ExecutorService:
             )
         elif t in ("AgentRegistered", "AgentUpdated"):
             agent = dict(p["agent"])
-            await repo.upsert_agent(session, str(agent.get("workspace_id") or envelope.workspace_id), agent)
+            revision = int(agent.get("revision") or envelope.aggregate_version)
+            await repo.upsert_agent(session, str(agent.get("workspace_id") or envelope.workspace_id), agent, revision)
         elif t == "AgentRemoved":
-            await repo.delete_agent(session, str(p["agent_id"]))
+            await repo.delete_agent(session, str(p["agent_id"]), envelope.workspace_id)
 
     async def load_recipe(self, workspace_id: str, template_id: str) -> dict[str, Any] | None:
         async with self.sessions() as session:
@@ -82,7 +83,9 @@ class ExecutorService:
         recipe = await self.catalog.recipe(workspace_id, template_id)
         if recipe is not None:
             async with self.sessions() as session, session.begin():
-                await repo.upsert_recipe(session, workspace_id, recipe, int(recipe.get("revision") or 0))
+                # A stale answer (older than the replica, or of a deleted recipe) loses to what is stored.
+                if not await repo.upsert_recipe(session, workspace_id, recipe, int(recipe.get("revision") or 0)):
+                    return await repo.get_recipe(session, workspace_id, template_id)
         return recipe
 
     async def load_agents(self, workspace_id: str, recipe: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -93,9 +96,12 @@ class ExecutorService:
             if agent_id not in agents:
                 fetched = await self.catalog.agent(workspace_id, agent_id)
                 if fetched is not None:
-                    agents[agent_id] = fetched
                     async with self.sessions() as session, session.begin():
-                        await repo.upsert_agent(session, workspace_id, fetched)
+                        # A stale answer (of a removed agent) loses to the replica's tombstone.
+                        if await repo.upsert_agent(session, workspace_id, fetched, int(fetched.get("revision") or 0)):
+                            agents[agent_id] = fetched
+                        else:
+                            agents.update(await repo.get_agents(session, workspace_id, [agent_id]))
         return agents
 
     # ------------------------------------------------------------ start
@@ -424,7 +430,9 @@ class ExecutorService:
             ).all()
             recipes = (
                 await session.execute(
-                    select(func.count()).select_from(recipe_replicas).where(recipe_replicas.c.workspace_id == ws)
+                    select(func.count())
+                    .select_from(recipe_replicas)
+                    .where(recipe_replicas.c.workspace_id == ws, ~recipe_replicas.c.deleted)
                 )
             ).scalar_one()
         total = sum(int(v) for v in by_status.values())

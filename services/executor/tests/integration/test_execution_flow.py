@@ -54,7 +54,7 @@ async def test_three_step_recipe_completes_with_results(executor: Running) -> No
     assert types == [
         "ExecutionRequested",
         "ExecutionStarted",
-        *["StepStarted", "StepCompleted"] * 3,
+        *["StepStarted", "StepUsageRecorded", "StepCompleted"] * 3,
         "ExecutionFinished",
     ]
 
@@ -138,10 +138,15 @@ async def test_step_timeout_fails_the_step(executor: Running) -> None:
 async def test_total_timeout_ends_the_run(executor: Running) -> None:
     ws = unique("ws")
     agent = agent_snapshot(ws)
+    m = unique("m")
     recipe = recipe_snapshot(
         ws,
-        [step(f"s{i}", i, agent["id"], f"slow {i} {unique('m')} [[latency:700]]") for i in (1, 2, 3)],
-        execution_config={"total_timeout": 1},
+        [
+            step("s1", 1, agent["id"], f"quick {m}"),
+            step("s2", 2, agent["id"], f"slow {m} [[latency:8000]]"),
+            step("s3", 3, agent["id"], f"never {m}"),
+        ],
+        execution_config={"total_timeout": 4},
     )
     await seed(executor, ws, recipe, [agent])
     eid = await start(executor, ws, recipe["template_id"])
@@ -149,7 +154,7 @@ async def test_total_timeout_ends_the_run(executor: Running) -> None:
     assert body["status"] == "failed"
     assert "total_timeout" in body["error_message"]
     statuses = [r["status"] for r in body["step_results"]]
-    assert statuses[0] == "completed" and statuses[1] == "failed" and statuses[2] == "skipped"
+    assert statuses == ["completed", "failed", "skipped"]
     assert body["step_results"][1]["error_type"] == "timeout"
 
 

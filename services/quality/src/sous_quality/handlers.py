@@ -206,12 +206,14 @@ class QualityService:
                 "attempts": max(1, int(result.get("attempt") or 1)),
                 "agent_id": str(result.get("agent_id") or ""),
                 "agent_name": str(result.get("agent_name") or ""),
-                "output": result.get("output"),
                 "duration_ms": result.get("duration_ms"),
                 "tokens": int(tokens.get("total") or 0) if isinstance(tokens, dict) and tokens else None,
                 "cost_usd": float(result.get("cost_usd") or 0.0),
                 "error": result.get("error"),
             }
+            if "output" in result:
+                # Summaries (ExecutionFinished.summary) leave outputs to the steps' StepCompleted events.
+                values["output"] = result["output"]
             await repo.upsert_step(session, payload.execution_id, step_id, **values)
         row = await repo.get_execution(session, payload.execution_id)
         assert row is not None

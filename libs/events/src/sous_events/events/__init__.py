@@ -18,6 +18,7 @@ from sous_events.events.executor import (
     StepRetryScheduled,
     StepSkipped,
     StepStarted,
+    StepUsageRecorded,
 )
 from sous_events.events.marketplace import ListingApproved, ListingRejected, ListingSubmitted, RecipeInstalled
 from sous_events.events.quality import AgentMetricsUpdated, LearningRecorded, QualityAssessed
@@ -56,6 +57,7 @@ __all__ = [
     "StepRetryScheduled",
     "StepSkipped",
     "StepStarted",
+    "StepUsageRecorded",
     "WorkflowCreated",
     "WorkflowDeleted",
     "WorkflowPlanRejected",

@@ -65,6 +65,9 @@ class StepCompleted(EventPayload):
     tokens: TokenUsage = TokenUsage()
     cost_usd: float = 0.0
     reused: bool = False
+    # Set when `output` was cut to the executor's per-event cap; `output_chars` is the full length.
+    output_truncated: bool = False
+    output_chars: int | None = None
 
 
 class StepFailed(EventPayload):
@@ -80,6 +83,21 @@ class StepFailed(EventPayload):
     retry_at: datetime | None = None
     tool_calls: list[ToolCallRecord] = []
     duration_ms: float = 0.0
+    tokens: TokenUsage = TokenUsage()
+    cost_usd: float = 0.0
+
+
+class StepUsageRecorded(EventPayload):
+    """What one model call of a step attempt cost, recorded as soon as it answered.
+
+    The attempt's StepCompleted/StepFailed carries the attempt's full usage and supersedes these; an
+    attempt interrupted before its outcome (a crash, a lost lease) keeps them, so budgets and totals
+    count every call that reached the model.
+    """
+
+    execution_id: str
+    step_id: str
+    attempt: int = 1
     tokens: TokenUsage = TokenUsage()
     cost_usd: float = 0.0
 
@@ -119,4 +137,9 @@ class ExecutionFinished(EventPayload):
     output_data: dict[str, Any] = {}
     error: str | None = None
     totals: ExecutionTotals = ExecutionTotals()
+    # Since `summary` is true: step results without `output` and `tool_calls` (each step's StepCompleted
+    # holds them once) and `output_data` values cut to a short preview; `output_refs` names the step whose
+    # StepCompleted holds each output in full.
     step_results: list[dict[str, Any]] = []
+    summary: bool = False
+    output_refs: dict[str, str] = {}

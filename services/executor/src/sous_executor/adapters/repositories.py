@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,7 +128,12 @@ async def count_active(session: AsyncSession, workspace_id: str) -> int:
 
 
 # ------------------------------------------------------------------ replicas
-async def upsert_recipe(session: AsyncSession, workspace_id: str, recipe: dict[str, Any], revision: int) -> None:
+# Copies arrive from catalog events and from an HTTP fallback, in any order. A copy replaces the stored
+# one only if it is of a later recipe (UUIDv7 ids grow with time: a recipe re-created under the same
+# template_id) or of the same live recipe at an equal or later revision. Deletes leave tombstones, so a
+# stale copy fetched before the delete cannot bring the recipe (or agent) back.
+async def upsert_recipe(session: AsyncSession, workspace_id: str, recipe: dict[str, Any], revision: int) -> bool:
+    """Store this copy unless a newer one (or the recipe's tombstone) is there; True if stored."""
     schedule = recipe.get("schedule_config") or {}
     values = {
         "workspace_id": workspace_id,
@@ -139,28 +144,59 @@ async def upsert_recipe(session: AsyncSession, workspace_id: str, recipe: dict[s
         "schedule_type": str(schedule.get("type") or "manual"),
         "recipe": recipe,
         "replicated_at": func.now(),
+        "deleted": False,
     }
     stmt = pg_insert(recipe_replicas).values(**values)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[recipe_replicas.c.workspace_id, recipe_replicas.c.template_id],
-            set_={k: stmt.excluded[k] for k in values if k not in ("workspace_id", "template_id")},
-            where=recipe_replicas.c.revision <= stmt.excluded.revision,
-        )
+    current = recipe_replicas.c
+    newer = (current.recipe_id < stmt.excluded.recipe_id) | (
+        (current.recipe_id == stmt.excluded.recipe_id) & ~current.deleted & (current.revision <= stmt.excluded.revision)
     )
+    result = await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[current.workspace_id, current.template_id],
+            set_={k: stmt.excluded[k] for k in values if k not in ("workspace_id", "template_id")},
+            where=newer,
+        ).returning(current.template_id)
+    )
+    return result.first() is not None
 
 
 async def delete_recipe(session: AsyncSession, workspace_id: str, recipe_id: str, template_id: str) -> None:
-    cond = recipe_replicas.c.recipe_id == recipe_id
     if template_id:
-        cond = cond | (recipe_replicas.c.template_id == template_id)
-    await session.execute(delete(recipe_replicas).where(recipe_replicas.c.workspace_id == workspace_id, cond))
+        stmt = pg_insert(recipe_replicas).values(
+            workspace_id=workspace_id,
+            template_id=template_id,
+            recipe_id=recipe_id,
+            revision=0,
+            recipe={},
+            deleted=True,
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[recipe_replicas.c.workspace_id, recipe_replicas.c.template_id],
+                set_={
+                    "deleted": True,
+                    "recipe_id": stmt.excluded.recipe_id,
+                    "webhook_id": None,
+                    "replicated_at": func.now(),
+                },
+                where=recipe_replicas.c.recipe_id <= stmt.excluded.recipe_id,
+            )
+        )
+        return
+    await session.execute(
+        update(recipe_replicas)
+        .where(recipe_replicas.c.workspace_id == workspace_id, recipe_replicas.c.recipe_id == recipe_id)
+        .values(deleted=True, webhook_id=None, replicated_at=func.now())
+    )
 
 
 async def get_recipe(session: AsyncSession, workspace_id: str, template_id: str) -> dict[str, Any] | None:
     result = await session.execute(
         select(recipe_replicas.c.recipe).where(
-            recipe_replicas.c.workspace_id == workspace_id, recipe_replicas.c.template_id == template_id
+            recipe_replicas.c.workspace_id == workspace_id,
+            recipe_replicas.c.template_id == template_id,
+            ~recipe_replicas.c.deleted,
         )
     )
     value = result.scalar_one_or_none()
@@ -170,7 +206,7 @@ async def get_recipe(session: AsyncSession, workspace_id: str, template_id: str)
 async def find_recipe_by_webhook(session: AsyncSession, webhook_id: str) -> tuple[str, dict[str, Any]] | None:
     result = await session.execute(
         select(recipe_replicas.c.workspace_id, recipe_replicas.c.recipe).where(
-            recipe_replicas.c.webhook_id == webhook_id
+            recipe_replicas.c.webhook_id == webhook_id, ~recipe_replicas.c.deleted
         )
     )
     row = result.first()
@@ -180,29 +216,46 @@ async def find_recipe_by_webhook(session: AsyncSession, webhook_id: str) -> tupl
 async def cron_recipes(session: AsyncSession) -> list[tuple[str, dict[str, Any], datetime]]:
     result = await session.execute(
         select(recipe_replicas.c.workspace_id, recipe_replicas.c.recipe, recipe_replicas.c.replicated_at).where(
-            recipe_replicas.c.schedule_type == "cron"
+            recipe_replicas.c.schedule_type == "cron", ~recipe_replicas.c.deleted
         )
     )
     return [(r[0], dict(r[1]), r[2]) for r in result.all()]
 
 
-async def upsert_agent(session: AsyncSession, workspace_id: str, agent: dict[str, Any]) -> None:
-    values = {"agent_id": str(agent["id"]), "workspace_id": workspace_id, "agent": agent, "replicated_at": func.now()}
+async def upsert_agent(session: AsyncSession, workspace_id: str, agent: dict[str, Any], revision: int = 0) -> bool:
+    """Store this copy unless a later revision or the agent's tombstone is there; True if stored."""
+    values = {
+        "agent_id": str(agent["id"]),
+        "workspace_id": workspace_id,
+        "agent": agent,
+        "revision": revision,
+        "replicated_at": func.now(),
+    }
     stmt = pg_insert(agent_replicas).values(**values)
-    await session.execute(
+    result = await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[agent_replicas.c.agent_id],
             set_={
                 "workspace_id": stmt.excluded.workspace_id,
                 "agent": stmt.excluded.agent,
+                "revision": stmt.excluded.revision,
                 "replicated_at": func.now(),
             },
+            where=~agent_replicas.c.deleted & (agent_replicas.c.revision <= stmt.excluded.revision),
+        ).returning(agent_replicas.c.agent_id)
+    )
+    return result.first() is not None
+
+
+async def delete_agent(session: AsyncSession, agent_id: str, workspace_id: str = "") -> None:
+    stmt = pg_insert(agent_replicas).values(
+        agent_id=agent_id, workspace_id=workspace_id, agent={}, revision=0, deleted=True
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[agent_replicas.c.agent_id], set_={"deleted": True, "replicated_at": func.now()}
         )
     )
-
-
-async def delete_agent(session: AsyncSession, agent_id: str) -> None:
-    await session.execute(delete(agent_replicas).where(agent_replicas.c.agent_id == agent_id))
 
 
 async def get_agents(session: AsyncSession, workspace_id: str, agent_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -210,7 +263,14 @@ async def get_agents(session: AsyncSession, workspace_id: str, agent_ids: Sequen
         return {}
     result = await session.execute(
         select(agent_replicas.c.agent_id, agent_replicas.c.agent).where(
-            agent_replicas.c.workspace_id == workspace_id, agent_replicas.c.agent_id.in_(list(agent_ids))
+            agent_replicas.c.workspace_id == workspace_id,
+            agent_replicas.c.agent_id.in_(list(agent_ids)),
+            ~agent_replicas.c.deleted,
         )
     )
     return {row[0]: dict(row[1]) for row in result.all()}
+
+
+async def agent_deleted(session: AsyncSession, agent_id: str) -> bool:
+    result = await session.execute(select(agent_replicas.c.deleted).where(agent_replicas.c.agent_id == agent_id))
+    return bool(result.scalar_one_or_none())

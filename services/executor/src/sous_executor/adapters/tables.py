@@ -45,6 +45,8 @@ executions = Table(
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Index("ix_executions_recipe", "workspace_id", "recipe_id", "created_at"),
     Index("ix_executions_status", "workspace_id", "status"),
+    # The sweeper looks for requested executions nobody claimed (every instance was full).
+    Index("ix_executions_pending", "created_at", postgresql_where="status = 'pending'"),
 )
 
 leases = Table(
@@ -71,6 +73,8 @@ recipe_replicas = Table(
     Column("schedule_type", String(20), nullable=False, server_default="manual"),
     Column("recipe", JSONB, nullable=False),
     Column("replicated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A tombstone: the recipe was deleted; a late copy of it (an HTTP fallback) must not bring it back.
+    Column("deleted", Boolean, nullable=False, server_default="false"),
 )
 
 agent_replicas = Table(
@@ -80,6 +84,9 @@ agent_replicas = Table(
     Column("workspace_id", String(100), nullable=False),
     Column("agent", JSONB, nullable=False),
     Column("replicated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The catalog's revision of this copy: an older copy never replaces a newer one.
+    Column("revision", Integer, nullable=False, server_default="0"),
+    Column("deleted", Boolean, nullable=False, server_default="false"),
 )
 
 schedule_runs = Table(

@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sous_events.envelope import Envelope
+from sous_executor.domain.outputs import OutputSource, output_data
+from sous_executor.domain.planning import PlanError, parse_steps
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 STEP_FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
@@ -43,6 +45,10 @@ class StepState:
     reused: bool = False
     model_ms: float = 0.0
     in_flight: bool = False  # StepStarted seen, no outcome yet
+    # StepStarted events in a row without an outcome: each one is a runner that died on this step.
+    unfinished_starts: int = 0
+    # attempt -> (prompt, completion, cost) reported by StepUsageRecorded, not yet superseded by an outcome.
+    pending_usage: dict[int, tuple[int, int, float]] = field(default_factory=dict)
 
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -173,6 +179,7 @@ class Execution:
             step = self._step(p)
             step.status = "running"
             step.in_flight = True
+            step.unfinished_starts += 1
             step.attempt = int(p.get("attempt", 1))
             step.started_at = event.occurred_at
             step.completed_at = None
@@ -184,6 +191,7 @@ class Execution:
             step = self._step(p)
             step.status = "completed"
             step.in_flight = False
+            step.unfinished_starts = 0
             step.attempt = int(p.get("attempt", 1))
             step.output = p.get("output", "")
             step.tool_calls = list(p.get("tool_calls") or [])
@@ -195,11 +203,11 @@ class Execution:
             step.completed_at = event.occurred_at
             if step.started_at is None:
                 step.started_at = event.occurred_at
-            self.total_tokens += step.tokens_used["total"]
-            self.total_cost_usd += step.cost_usd
+            self._settle_usage(step, step.tokens_used["total"], step.cost_usd)
         elif t == "StepFailed":
             step = self._step(p)
             step.in_flight = False
+            step.unfinished_starts = 0
             step.attempt = int(p.get("attempt", 1))
             step.error = p.get("error")
             step.error_type = p.get("error_type")
@@ -208,8 +216,7 @@ class Execution:
             tokens = _tokens(p.get("tokens"))
             step.tokens_used = tokens
             step.cost_usd = float(p.get("cost_usd", 0.0))
-            self.total_tokens += tokens["total"]
-            self.total_cost_usd += step.cost_usd
+            self._settle_usage(step, tokens["total"], step.cost_usd)
             if p.get("will_retry"):
                 step.status = "running"
                 step.retry_at = _dt(p.get("retry_at"))
@@ -217,6 +224,19 @@ class Execution:
             else:
                 step.status = "cancelled" if step.error_type == "cancelled" else "failed"
                 step.completed_at = event.occurred_at
+        elif t == "StepUsageRecorded":
+            step = self._step(p)
+            attempt = int(p.get("attempt", 1))
+            usage = _tokens(p.get("tokens"))
+            cost = float(p.get("cost_usd", 0.0))
+            before = step.pending_usage.get(attempt, (0, 0, 0.0))
+            step.pending_usage[attempt] = (
+                before[0] + usage["prompt"],
+                before[1] + usage["completion"],
+                before[2] + cost,
+            )
+            self.total_tokens += usage["total"]
+            self.total_cost_usd += cost
         elif t == "StepRetryScheduled":
             step = self._step(p)
             step.next_attempt = int(p["next_attempt"])
@@ -231,7 +251,12 @@ class Execution:
             self.cancel_reason = p.get("reason", "")
         elif t == "ExecutionFinished":
             self.status = p["status"]
-            self.output_data = dict(p.get("output_data") or {})
+            # A summary carries previews only; the full outputs are the steps' own.
+            self.output_data = (
+                (self.full_output_data()[0] if self.status == "completed" else {})
+                if p.get("summary")
+                else dict(p.get("output_data") or {})
+            )
             self.error = p.get("error")
             self.completed_at = event.occurred_at
             totals = p.get("totals") or {}
@@ -244,6 +269,22 @@ class Execution:
                     final.status = raw.get("status", final.status)
                     final.model_ms = float(raw.get("model_ms", final.model_ms) or 0.0)
                     final.in_flight = False
+
+    def _settle_usage(self, step: StepState, tokens: int, cost: float) -> None:
+        """An outcome carries its attempt's whole usage: it replaces what StepUsageRecorded reported."""
+        reported_prompt, reported_completion, reported_cost = step.pending_usage.pop(step.attempt, (0, 0, 0.0))
+        self.total_tokens += tokens - reported_prompt - reported_completion
+        self.total_cost_usd += cost - reported_cost
+
+    def full_output_data(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """output_data (every output in full) and, per name, the step holding it."""
+        try:
+            specs = parse_steps(self.recipe.get("steps") or [])
+        except PlanError:
+            specs = []
+        keys = {s.output_key: s.step_id for s in specs if s.output_key}
+        sources = [OutputSource(s.step_id, s.status, s.output) for s in self.ordered_steps()]
+        return output_data(sources, keys, self.recipe.get("outputs") or {})
 
     def _step(self, p: dict[str, Any]) -> StepState:
         sid = str(p["step_id"])

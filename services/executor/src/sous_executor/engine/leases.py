@@ -47,8 +47,18 @@ class Leases:
             )
             return result.first() is not None
 
-    async def assert_owner(self, session: AsyncSession, execution_id: str) -> None:
-        """Inside an append transaction: lock the lease row and check it is still ours."""
+    async def assert_owner(self, session: AsyncSession, execution_id: str, *, renew: bool = False) -> None:
+        """Inside an append transaction: lock the lease row and check it is still ours (and extend it)."""
+        if renew:
+            renewed = await session.execute(
+                update(leases)
+                .where(leases.c.execution_id == execution_id, leases.c.owner == self.owner, ~leases.c.finished)
+                .values(expires_at=self._expires(), heartbeat_at=text("now()"))
+                .returning(leases.c.execution_id)
+            )
+            if renewed.first() is None:
+                raise LeaseLost(execution_id)
+            return
         result = await session.execute(
             select(leases.c.owner, leases.c.finished).where(leases.c.execution_id == execution_id).with_for_update()
         )
@@ -74,6 +84,33 @@ class Leases:
                     RETURNING execution_id
                     """
                 ).bindparams(bindparam("ttl", self.ttl_s, type_=Float), owner=self.owner, limit=limit)
+            )
+            return [row[0] for row in result.all()]
+
+    async def claim_pending(self, limit: int, grace_s: float) -> list[str]:
+        """Claim requested executions nobody claimed (every instance was full when they arrived)."""
+        if limit <= 0:
+            return []
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                text(
+                    """
+                    INSERT INTO execution_leases (execution_id, workspace_id, owner, expires_at)
+                    SELECT e.execution_id, e.workspace_id, :owner, now() + make_interval(secs => :ttl)
+                    FROM executions e
+                    WHERE e.status = 'pending' AND e.created_at < now() - make_interval(secs => :grace)
+                      AND NOT EXISTS (SELECT 1 FROM execution_leases l WHERE l.execution_id = e.execution_id)
+                    ORDER BY e.created_at
+                    LIMIT :limit
+                    ON CONFLICT DO NOTHING
+                    RETURNING execution_id
+                    """
+                ).bindparams(
+                    bindparam("ttl", self.ttl_s, type_=Float),
+                    bindparam("grace", grace_s, type_=Float),
+                    owner=self.owner,
+                    limit=limit,
+                )
             )
             return [row[0] for row in result.all()]
 

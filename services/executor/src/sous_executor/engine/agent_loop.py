@@ -1,0 +1,129 @@
+"""One step attempt's conversation with its agent: model calls, tool calls, usage and budget.
+
+Every call is fenced: it starts only while the run's lease is provably held and no cancel is pending,
+and only once the budget gate admits it. Whatever comes back from outside (answers, tool arguments,
+tool results) is cleaned of text PostgreSQL refuses before it can reach an event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from sous_events.events.executor import StepUsageRecorded, TokenUsage
+from sous_executor.domain.budget import estimate_call
+from sous_executor.domain.planning import StepSpec
+from sous_executor.engine.attempt import BudgetExceeded, InFlight, StepFailure
+from sous_executor.engine.budget_gate import BudgetRefused
+from sous_executor.llm.pricing import cost_usd
+from sous_executor.tools.router import ToolNotAllowed
+from sous_service.text import clean_json, clean_text
+
+if TYPE_CHECKING:
+    from sous_executor.engine.runner import Run
+
+
+async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> str:
+    agent = run.agg.agents.get(spec.agent_id)
+    if agent is None:
+        raise StepFailure(f"agent {spec.agent_id!r} is not available", "config_error")
+    if str(agent.get("status") or "active") == "disabled":
+        raise StepFailure(f"agent {spec.agent_id!r} is disabled", "config_error")
+    workspace_id = run.agg.workspace_id
+    engine = run.engine
+    target = await engine.clients.target(agent.get("model_config") or {}, workspace_id)
+    client = engine.clients.client(target)
+    skills = [str(s) for s in agent.get("skills") or []]
+    tools = engine.router.openai_tools(skills, workspace_id=workspace_id)
+    configuration = agent.get("configuration") or {}
+    max_iterations = int(spec.max_iterations or configuration.get("max_iterations") or 10)
+    system = str(
+        agent.get("system_prompt")
+        or configuration.get("system_prompt")
+        or f"You are {agent.get('name') or 'an agent'}. {agent.get('description') or ''}".strip()
+    )
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+    prices = run.settings.prices
+    for _ in range(max_iterations):
+        kwargs: dict[str, Any] = {"model": target.model, "messages": messages}
+        if tools:
+            kwargs["tools"] = tools
+        if target.temperature is not None:
+            kwargs["temperature"] = target.temperature
+        if target.max_tokens:
+            kwargs["max_tokens"] = target.max_tokens
+        prompt_chars = len(json.dumps(messages, default=str)) + (len(json.dumps(tools)) if tools else 0)
+        estimate = estimate_call(prompt_chars, target.max_tokens, run.settings.budget_completion_estimate)
+        run.checkpoint()
+        try:
+            ticket = await run.budget.acquire(estimate)
+        except BudgetRefused as refused:
+            raise BudgetExceeded(refused.reason) from None
+        try:
+            run.checkpoint()
+            t0 = time.perf_counter()
+            response = await client.chat.completions.create(**kwargs)
+            rec.model_ms += (time.perf_counter() - t0) * 1000
+            usage = response.usage
+            if usage is not None:
+                cost = cost_usd(prices, target.model, usage.prompt_tokens, usage.completion_tokens)
+                rec.prompt_tokens += usage.prompt_tokens
+                rec.completion_tokens += usage.completion_tokens
+                rec.cost += cost
+                await run.emit([_usage_event(run, spec, rec, usage.prompt_tokens, usage.completion_tokens, cost)])
+        finally:
+            await run.budget.release(ticket)
+        over = run.over_budget()
+        if over:
+            raise BudgetExceeded(over)
+        if not response.choices:
+            raise StepFailure("model returned no choices", "empty_output")
+        message = response.choices[0].message
+        calls: list[Any] = [c for c in (message.tool_calls or []) if getattr(c, "function", None) is not None]
+        if calls:
+            arguments = {c.id: clean_text(c.function.arguments or "") for c in calls}
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": clean_text(message.content) if message.content else message.content,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": clean_text(c.function.name), "arguments": arguments[c.id]},
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+            for call in calls:
+                run.checkpoint()
+                name = clean_text(call.function.name)
+                try:
+                    record = await engine.router.call(skills, name, arguments[call.id], workspace_id=workspace_id)
+                except ToolNotAllowed as exc:
+                    rec.tool_calls.append(clean_json(exc.record))
+                    raise
+                record = clean_json(record)
+                rec.tool_calls.append(record)
+                reply = {"error": record["error"]} if record["error"] else {"result": record["result"]}
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(reply, default=str)})
+            continue
+        content = clean_text(message.content or "")
+        if not content.strip():
+            raise StepFailure("model returned an empty answer", "empty_output")
+        return content
+    raise StepFailure(f"no final answer within max_iterations={max_iterations}", "max_iterations")
+
+
+def _usage_event(
+    run: Run, spec: StepSpec, rec: InFlight, prompt: int, completion: int, cost: float
+) -> StepUsageRecorded:
+    return StepUsageRecorded(
+        execution_id=run.execution_id,
+        step_id=spec.step_id,
+        attempt=rec.attempt,
+        tokens=TokenUsage(prompt=prompt, completion=completion, total=prompt + completion),
+        cost_usd=round(cost, 8),
+    )
