@@ -9,6 +9,7 @@ sous create-key --name N --scope S --workspace W         an API key, through the
 sous recipes list|show|create -f FILE|run NAME [--input k=v] [--follow]
 sous executions list|show|cancel|rerun ID                 the client side (see sous_local.client)
 sous keys list|create|revoke
+sous dlq list|show|redrive|outbox...                     dead letters and parked outbox rows (operators)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import httpx
 
 from sous_local.client import add_client_commands, default_profile_path, write_profile
+from sous_local.dlq_cli import DlqCliError, add_dlq_parser
 from sous_local.stack import (
     SERVICES,
     BrokerKind,
@@ -329,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     key.add_argument("--gateway-url", default=None, help="default: the running stack's gateway")
     key.set_defaults(handler=cmd_create_key)
     add_client_commands(sub)  # recipes, executions, keys: the client side, through the gateway
+    add_dlq_parser(sub, common)  # dead letters and parked outbox rows, through the services' admin API
     return parser
 
 
@@ -336,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (CliError, StackError, httpx.HTTPError) as exc:
+    except (CliError, DlqCliError, StackError, httpx.HTTPError) as exc:
         print(f"sous {args.command}: {exc}", file=sys.stderr)
         return 1
     return code

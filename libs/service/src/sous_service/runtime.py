@@ -20,6 +20,7 @@ from sous_events.outbox import OutboxRelay
 from sous_events.store import EventStore
 from sous_service.config import ServiceSettings
 from sous_service.db import create_engine, create_session_factory, database_is_ready
+from sous_service.dlq_api import mount_admin
 
 
 def kafka_config(settings: ServiceSettings) -> KafkaConfig:
@@ -108,7 +109,9 @@ class ServiceRuntime:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def lifespan(self, _: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        # Every service answers the operators' DLQ and parked-outbox API (ops:admin scope only).
+        mount_admin(app, self)
         await self.start()
         try:
             yield
