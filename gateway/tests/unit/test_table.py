@@ -64,6 +64,10 @@ EXPECTED = [
     ("POST", "/api/api-keys", "gateway", "keys:admin"),
     ("GET", "/api/api-keys", "gateway", "keys:admin"),
     ("DELETE", "/api/api-keys/k1", "gateway", "keys:admin"),
+    ("GET", "/api/secrets", "executor", "secrets:admin"),
+    ("GET", "/api/secrets/openai", "executor", "secrets:admin"),
+    ("PUT", "/api/secrets/openai", "executor", "secrets:admin"),
+    ("DELETE", "/api/secrets/openai", "executor", "secrets:admin"),
 ]
 
 
