@@ -61,7 +61,7 @@ export async function render(root, [templateId], { signal }) {
     }
     submit.disabled = true;
     try {
-      const started = await post(`/api/workflow-recipes/${encodeURIComponent(templateId)}/execute`, { input_data: inputData });
+      const started = await startRun(templateId, inputData, formError);
       window.location.hash = `#/executions/${encodeURIComponent(templateId)}/${encodeURIComponent(started.recipe_execution_id)}`;
     } catch (error) {
       let placed = false;
@@ -89,4 +89,21 @@ export async function render(root, [templateId], { signal }) {
   root.append(heading(`Run ${recipe.name}`), h("p", { class: "lead", text: recipe.description }), form);
   const first = form.querySelector("input, select, textarea");
   (first || submit).focus();
+}
+
+// A recipe created a moment ago reaches the executor through the event stream: its first 404s are retried
+// for a short while (the recipe itself was just read from the catalog, so it exists).
+async function startRun(templateId, inputData, notice) {
+  const path = `/api/workflow-recipes/${encodeURIComponent(templateId)}/execute`;
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    try {
+      return await post(path, { input_data: inputData });
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 404 || Date.now() > deadline) throw error;
+      notice.hidden = false;
+      notice.replaceChildren(h("p", { text: "The executor is still learning this new recipe; starting in a moment…" }));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }
