@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from sous_events.failures import describe
 from sous_events.kafka import KafkaConfig, make_producer
+from sous_events.migration_ops import OUTBOX_PARKING_DDL
 from sous_events.relay_send import send_rows
 from sous_events.store import OUTBOX_CHANNEL
 
@@ -125,6 +126,7 @@ class OutboxRelay:
                 if self._stopping.is_set():
                     return
             self.is_leader = True
+            await _ensure_parking_columns(conn)
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             while not self._stopping.is_set():
                 await self._purge_if_due(conn)
@@ -220,6 +222,19 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+async def _ensure_parking_columns(conn: asyncpg.Connection) -> None:
+    # A database migrated before outbox parking existed gets its columns here, so no service's relay
+    # depends on every service shipping a migration for them (the statements are idempotent).
+    present = await conn.fetchval(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = 'outbox' AND column_name IN ('parked_at', 'last_error', 'attempts')"
+    )
+    if present < 3:
+        for statement in OUTBOX_PARKING_DDL:
+            await conn.execute(statement)
+        logger.warning("outbox relay: added the parking columns to an older outbox table")
 
 
 async def pending_count(database_url: str) -> int:

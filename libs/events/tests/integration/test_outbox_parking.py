@@ -161,3 +161,28 @@ async def test_a_parked_row_is_re_sent_in_order_once_the_broker_accepts_it(
     finally:
         await strict.stop()
         await runner.stop()
+
+
+async def test_the_relay_brings_an_outbox_from_before_parking_up_to_date(fresh_database, engine, sessions, kafka):
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP INDEX ix_outbox_parked"))
+        await conn.execute(
+            text("ALTER TABLE outbox DROP COLUMN parked_at, DROP COLUMN last_error, DROP COLUMN attempts")
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO outbox (event_id, topic, key, value, headers) "
+                "VALUES ('old-1', 'sous.quality.v1', 'old', '\\x7b7d'::bytea, '[]'::jsonb)"
+            )
+        )
+    relay = OutboxRelay(name=f"relay-{uuid.uuid4().hex[:8]}", database_url=fresh_database, kafka=kafka)
+    relay.start()
+    try:
+
+        async def sent() -> bool:
+            return await pending_count(fresh_database) == 0
+
+        await eventually(sent, what="the old row published after the upgrade")
+        assert await parked_count(engine) == 0
+    finally:
+        await relay.stop()

@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sous_events.store import EventTooLarge
+
 logger = logging.getLogger("sous.errors")
 
 
@@ -99,6 +101,11 @@ def install_error_handlers(app: FastAPI) -> None:
             content={"detail": exc.detail, "code": exc.code, **exc.extra},
             headers=exc.headers or None,
         )
+
+    @app.exception_handler(EventTooLarge)
+    async def _event_too_large(_: Request, exc: EventTooLarge) -> JSONResponse:
+        # The change would record an event the broker cannot carry: refused, nothing was written.
+        return JSONResponse(status_code=413, content={"detail": str(exc), "code": "event_too_large"})
 
     @app.exception_handler(InputInvalid)
     async def _input_invalid(_: Request, exc: InputInvalid) -> JSONResponse:
