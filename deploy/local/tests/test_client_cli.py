@@ -25,7 +25,10 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
     state = Path(tempfile.mkdtemp(prefix="sous-cli-"))
-    running = Stack(state, env={"SOUS_LEASE_TTL_S": "4"}, durable_postgres=False, ports="auto", quiet=True)
+    broker = "kafka" if os.environ.get("SOUS_TEST_BROKER") == "kafka" else "embedded"
+    running = Stack(
+        state, broker=broker, env={"SOUS_LEASE_TTL_S": "4"}, durable_postgres=False, ports="auto", quiet=True
+    )
     running.start()
     try:
         yield running
