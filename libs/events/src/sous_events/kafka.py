@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from sous_events.topics import all_topics_with_dlq
 
@@ -27,6 +30,29 @@ class KafkaConfig:
     # The largest record the producer sends; match the broker's message.max.bytes (1 MiB by default), so a
     # record the broker would refuse fails at once, row by row, rather than taking a produce batch with it.
     max_message_bytes: int = 1024 * 1024
+    # TLS to the brokers with a client certificate (Kubernetes: Strimzi's TLS listener, one KafkaUser per
+    # service; deploy/k8s/components/kafka-tls). "PLAINTEXT" or "SSL"; the files are PEM paths. Unless
+    # given, read from SOUS_KAFKA_SECURITY_PROTOCOL and SOUS_KAFKA_SSL_CAFILE / _CERTFILE / _KEYFILE.
+    security_protocol: str = field(default_factory=lambda: _env("SOUS_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT")
+    ssl_cafile: str | None = field(default_factory=lambda: _env("SOUS_KAFKA_SSL_CAFILE"))
+    ssl_certfile: str | None = field(default_factory=lambda: _env("SOUS_KAFKA_SSL_CERTFILE"))
+    ssl_keyfile: str | None = field(default_factory=lambda: _env("SOUS_KAFKA_SSL_KEYFILE"))
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def security_options(config: KafkaConfig) -> dict[str, Any]:
+    """Keyword arguments for any aiokafka client: none for PLAINTEXT; for SSL, a context built from the files
+    when the client is made (so a process that never opens a Kafka client never reads them)."""
+    protocol = config.security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    if protocol != "SSL":
+        raise ValueError(f"unsupported Kafka security protocol {config.security_protocol!r} (PLAINTEXT or SSL)")
+    context = create_ssl_context(cafile=config.ssl_cafile, certfile=config.ssl_certfile, keyfile=config.ssl_keyfile)
+    return {"security_protocol": "SSL", "ssl_context": context}
 
 
 def make_producer(config: KafkaConfig) -> AIOKafkaProducer:
@@ -40,6 +66,7 @@ def make_producer(config: KafkaConfig) -> AIOKafkaProducer:
         request_timeout_ms=int(config.send_timeout_s * 1000),
         max_batch_size=256 * 1024,
         max_request_size=config.max_message_bytes,
+        **security_options(config),
     )
 
 
@@ -55,13 +82,16 @@ def make_consumer(config: KafkaConfig, group_id: str) -> AIOKafkaConsumer:
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
         metadata_max_age_ms=5_000,
+        **security_options(config),
     )
 
 
 async def ensure_topics(config: KafkaConfig, topics: Sequence[str] | None = None) -> None:
     """Create the topics (and their DLQs) that do not exist yet."""
     wanted = list(topics) if topics is not None else all_topics_with_dlq()
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=config.bootstrap, request_timeout_ms=10_000, **security_options(config)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -74,7 +104,9 @@ async def ensure_topics(config: KafkaConfig, topics: Sequence[str] | None = None
 
 
 async def broker_is_ready(config: KafkaConfig, timeout_s: float = 3.0) -> bool:
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, request_timeout_ms=int(timeout_s * 1000))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=config.bootstrap, request_timeout_ms=int(timeout_s * 1000), **security_options(config)
+    )
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         await asyncio.wait_for(admin.list_topics(), timeout_s)
@@ -88,7 +120,9 @@ async def broker_is_ready(config: KafkaConfig, timeout_s: float = 3.0) -> bool:
 
 async def total_messages(config: KafkaConfig, topics: Sequence[str]) -> int:
     """The number of records the broker holds on these topics (0 for a wiped broker)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=config.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap, enable_auto_commit=False, **security_options(config)
+    )
     await consumer.start()
     try:
         await consumer.topics()  # fetches metadata for every topic
