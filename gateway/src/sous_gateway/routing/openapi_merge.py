@@ -37,7 +37,7 @@ _WORKSPACE_PARAMETER = {
 _GATEWAY_ERRORS = {
     "401": "Missing or invalid credentials",
     "403": "Workspace or scope not allowed",
-    "429": "Rate limit reached (see Retry-After)",
+    "429": "Rate limit, failed-authentication limit or stream cap reached (see Retry-After)",
 }
 
 
@@ -87,7 +87,10 @@ def _decorate(operation: dict[str, Any], public: bool, service: str) -> dict[str
     if not any(isinstance(p, dict) and p.get("name", "").lower() == "x-workspace-id" for p in params):
         params.append(dict(_WORKSPACE_PARAMETER))
     # Requests the HTTP server itself refuses (malformed framing or headers) never reach a route: plain text.
-    responses.setdefault("400", {"description": "Malformed HTTP request"})
+    # The gateway's own path guard answers JSON (`invalid_path`), so no content type is pinned here.
+    responses.setdefault(
+        "400", {"description": "Malformed HTTP request, or a path with '.'/'..' segments or encoded slashes"}
+    )
     for status, description in _GATEWAY_ERRORS.items():
         responses.setdefault(
             status, {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
