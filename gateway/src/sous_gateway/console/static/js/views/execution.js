@@ -70,7 +70,9 @@ export async function render(root, [recipeId, executionId], { signal }) {
           h(
             "p",
             { class: "tl-numbers" },
-            `${fmtDuration(s.durationMs)} · ${s.tokens} tokens · ${fmtCost(s.cost)} · ${s.attempts.length || (s.reused ? 0 : 1)} attempt${s.attempts.length === 1 ? "" : "s"}`,
+            s.reused && !s.attempts.length
+              ? "reused from the earlier run"
+              : `${fmtDuration(s.durationMs)} · ${s.tokens} tokens · ${fmtCost(s.cost)} · ${attemptsText(s)}`,
             s.nextRetry ? ` · retry ${s.nextRetry.attempt} in ${s.nextRetry.delay}s` : "",
           ),
           s.attempts.length > 1 || s.attempts.some((a) => a.error)
@@ -185,6 +187,11 @@ export async function render(root, [recipeId, executionId], { signal }) {
   follow(run, onChange, signal).catch((error) => {
     if (error.name !== "AbortError") status.append(h("span", { class: "field-error", text: ` stream: ${error.message}` }));
   });
+}
+
+function attemptsText(step) {
+  const count = Math.max(1, step.attempts.length);
+  return `${count} attempt${count === 1 ? "" : "s"}`;
 }
 
 function fact(label, value) {
