@@ -61,6 +61,7 @@ def create_app() -> FastAPI:
             return _failure_response(failure.status)
         reply = reply_to(body)
         logged.status = 200
+        logged.total_tokens = reply.prompt_tokens + reply.completion_tokens
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -72,7 +73,11 @@ def create_app() -> FastAPI:
     @app.get("/_sous/calls")
     async def list_calls(contains: str | None = None) -> dict[str, Any]:
         matching = calls.matching(contains)
-        return {"count": len(matching), "calls": [call.as_json() for call in matching]}
+        return {
+            "count": len(matching),
+            "total_tokens": sum(call.total_tokens for call in matching),
+            "calls": [call.as_json() for call in matching],
+        }
 
     @app.post("/_sous/reset")
     async def reset() -> dict[str, str]:

@@ -19,9 +19,17 @@ class LoggedCall:
     text: str
     messages: list[dict[str, Any]]
     status: int | None = None
+    # The usage the answer reported (0 for failures), so tests can compare a caller's accounting.
+    total_tokens: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "model": self.model, "status": self.status, "messages": self.messages}
+        return {
+            "seq": self.seq,
+            "model": self.model,
+            "status": self.status,
+            "total_tokens": self.total_tokens,
+            "messages": self.messages,
+        }
 
 
 class CallLog:

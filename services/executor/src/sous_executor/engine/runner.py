@@ -107,6 +107,9 @@ class Engine:
             raise
         except Exception:
             logger.exception("execution %s: runner crashed; the sweeper will resume it", run.execution_id)
+            # Let a sweeper resume it now rather than after the ttl (a crash loop is caught by its counter).
+            with contextlib.suppress(Exception):
+                await self.leases.release(run.execution_id)
         finally:
             self.runs.pop(run.execution_id, None)
             self._tasks.pop(run.execution_id, None)
