@@ -60,6 +60,7 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.WorkflowPlanRejected, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
         _spec(ev.WorkflowStageCompleted, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
         _spec(ev.WorkflowStageFailed, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
+        _spec(ev.WorkflowRunCancelRequested, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
         _spec(ev.WorkflowRunFinished, topics.EXECUTOR_WORKFLOWS, "WorkflowRun"),
     ]
 }

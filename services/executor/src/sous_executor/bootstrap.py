@@ -32,6 +32,7 @@ from sous_executor.tools.builtin import builtin_tools
 from sous_executor.tools.composio import composio_tools
 from sous_executor.tools.router import ToolRouter
 from sous_executor.webhooks.route import build_webhook_router
+from sous_executor.workflows.rebuild import rebuild_workflow_read_models
 from sous_executor.workflows.wiring import install_workflows
 from sous_service.db import create_engine, create_session_factory
 from sous_service.runtime import ServiceRuntime
@@ -136,7 +137,7 @@ async def rewrap_secrets(settings: ExecutorSettings) -> int:
 
 
 async def rebuild_read_models(settings: ExecutorSettings) -> int:
-    """Rebuild the executions read model from the event store."""
+    """Rebuild the executions and workflow read models from the event store."""
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
     folded: dict[str, Execution] = {}
@@ -153,6 +154,7 @@ async def rebuild_read_models(settings: ExecutorSettings) -> int:
         await project_execution(session, execution)
 
     try:
-        return await rebuild_projection(sessions, reset=reset, apply=apply, aggregate_types=[AGGREGATE])
+        count = await rebuild_projection(sessions, reset=reset, apply=apply, aggregate_types=[AGGREGATE])
+        return count + await rebuild_workflow_read_models(sessions)
     finally:
         await engine.dispose()

@@ -127,3 +127,13 @@ def test_task_templates_name_declared_inputs_only():
     with pytest.raises(InputInvalid):
         check_task_template("About {other}", {"topic": {}})
     assert render_task("About {topic}: {input.n}", {"topic": "bread", "n": 3}) == "About bread: 3"
+
+
+def test_every_workflow_route_checks_its_scope_in_the_service():
+    from fastapi.routing import APIRoute
+
+    from sous_executor.workflows.api import build_workflow_router
+
+    routes = [r for r in build_workflow_router(object()).routes if isinstance(r, APIRoute)]  # type: ignore[arg-type]
+    assert len(routes) == 14
+    assert all(route.dependencies for route in routes), [r.path for r in routes if not r.dependencies]

@@ -61,6 +61,11 @@ class WorkflowStageFailed(EventPayload):
     detail: dict[str, Any] = {}
 
 
+class WorkflowRunCancelRequested(EventPayload):
+    run_id: str
+    reason: str = ""
+
+
 class WorkflowRunFinished(EventPayload):
     run_id: str
     workflow_id: str

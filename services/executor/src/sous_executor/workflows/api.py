@@ -7,7 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from sous_executor.workflows.schemas import ExecuteWorkflow, SaveAsRecipe, WorkflowCreate, WorkflowUpdate
+from sous_executor.workflows.schemas import (
+    CancelRun,
+    ExecuteWorkflow,
+    SaveAsRecipe,
+    WorkflowCreate,
+    WorkflowUpdate,
+)
 from sous_executor.workflows.service import WorkflowService
 from sous_executor.workflows.sse import stream_run
 from sous_service.errors import InputInvalid, responses
@@ -130,7 +136,13 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
     ) -> dict[str, Any]:
         return await service.update(ctx, workflow_id, body, _revision(if_match))
 
-    @router.delete(ONE, summary="Delete a workflow", description="Its runs stay readable by id.", responses=responses())
+    @router.delete(
+        ONE,
+        dependencies=WRITE,
+        summary="Delete a workflow",
+        description="Its runs stay readable by id.",
+        responses=responses(409),
+    )
     async def delete(workflow_id: str, ctx: Context) -> dict[str, Any]:
         return await service.delete(ctx, workflow_id)
 
@@ -195,6 +207,18 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @router.post(
+        RUN + "/cancel",
+        dependencies=RUN_WRITE,
+        status_code=202,
+        summary="Cancel a workflow run",
+        description="Honoured between stages and while stages wait; in stage 4 the engine cancels the subtasks' "
+        "execution. The run ends `cancelled`; 409 if it already finished.",
+        responses=responses(409),
+    )
+    async def cancel_run(workflow_id: str, run_id: str, ctx: Context, body: CancelRun | None = None) -> dict[str, Any]:
+        return await service.cancel_run(ctx, workflow_id, run_id, (body or CancelRun()).reason)
 
     @router.post(
         RUN + "/save-as-recipe",

@@ -43,6 +43,7 @@ from sous_executor.workflows.stages import (
     SELECTION,
 )
 from sous_service.errors import ApiError, InputInvalid
+from sous_service.internal_context import InternalContext
 
 DEFAULT_MAX_SUBTASKS = 6
 DEFAULT_PLANNER_ATTEMPTS = 3
@@ -109,6 +110,9 @@ class RunDriver:
                 # Died between recording the failure and finishing the run.
                 await self._finish_failed(stage)
                 return
+            if await self._cancel_requested():
+                await self._cancel(stage)
+                return
             try:
                 if stage.stage == EXECUTION:
                     output = await self._agent_execution(stage)
@@ -142,6 +146,29 @@ class RunDriver:
                 await self._emit(completed, finished, finish=True)
             else:
                 await self._emit(completed)
+
+    async def _cancel_requested(self) -> bool:
+        if not self.run.cancel_requested:
+            async with self.runner.sessions() as session:
+                row = await repo.get_run_row(session, self.run.workspace_id, self.run_id)
+            if row is None or not row.doc.get("cancel_requested"):
+                return False
+            self.run = await self.runner.load(self.run_id)
+        return True
+
+    async def _cancel(self, stage: StageState) -> None:
+        reason = self.run.cancel_reason or "cancelled by request"
+        events: list[Any] = []
+        if stage.status == "running":
+            events.append(
+                WorkflowStageFailed(
+                    run_id=self.run_id, stage=stage.stage, name=stage.name, error=reason, code="cancelled"
+                )
+            )
+        events.append(
+            self._finished("cancelled", None, f"cancelled before stage {stage.stage} ({stage.name}) ended: {reason}")
+        )
+        await self._emit(*events, finish=True)
 
     async def _finish_failed(self, stage: StageState) -> None:
         status = "cancelled" if stage.code == "cancelled" else "failed"
@@ -309,11 +336,16 @@ class RunDriver:
             await self._start_execution(stage)
         execution_id = self.run.execution_id
         assert execution_id is not None
+        asked = False
         while True:
             async with self.runner.sessions() as session:
                 row = await repo.execution_row(session, execution_id)
             if row is not None and row.status in ("completed", "failed", "cancelled"):
                 break
+            if not asked and await self._cancel_requested():
+                # The engine cancels the subtasks; the stage ends when the execution does.
+                asked = True
+                await self._cancel_execution(execution_id)
             await asyncio.sleep(self.runner.timings.poll_s)
         subtasks = [
             {
@@ -343,6 +375,17 @@ class RunDriver:
             "usage": {"tokens": int(row.total_tokens), "cost_usd": float(row.total_cost_usd)},
             "duration_ms": float(row.total_duration_ms),
         }
+
+    async def _cancel_execution(self, execution_id: str) -> None:
+        actor = self.run.actor
+        ctx = InternalContext(
+            workspace_id=self.run.workspace_id,
+            user_id=actor.user_id if actor else "system",
+            auth_type=actor.auth_type if actor else "system",
+        )
+        recipe_id = str(self.run.stage(EXECUTION).detail.get("recipe_id") or "")
+        with contextlib.suppress(ApiError):  # finished meanwhile: the stage records how
+            await self.runner.service.cancel(ctx, recipe_id, execution_id, self.run.cancel_reason or "cancelled")
 
     async def _start_execution(self, stage: StageState) -> None:
         recipe = generated_recipe(
@@ -413,6 +456,8 @@ class RunDriver:
                 found = await repo.get_signal(session, execution_id, kind)
             if found is not None or asyncio.get_running_loop().time() >= deadline:
                 return found
+            if await self._cancel_requested():
+                raise StageError(self.run.cancel_reason or "cancelled by request", "cancelled")
             await asyncio.sleep(self.runner.timings.poll_s)
 
     def _unavailable(self) -> dict[str, Any]:

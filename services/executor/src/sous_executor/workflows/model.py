@@ -74,6 +74,8 @@ class WorkflowRun:
     final_answer: str | None = None
     error: str | None = None
     totals: dict[str, Any] = field(default_factory=dict)
+    cancel_requested: bool = False
+    cancel_reason: str = ""
     version: int = 0
     correlation_id: str = ""
     actor: Actor | None = None
@@ -139,6 +141,8 @@ class WorkflowRun:
         elif t == "WorkflowStageFailed" and stage is not None:
             stage.status, stage.completed_at = "failed", at
             stage.error, stage.code = str(p.get("error") or ""), str(p.get("code") or "stage_failed")
+        elif t == "WorkflowRunCancelRequested":
+            self.cancel_requested, self.cancel_reason = True, str(p.get("reason") or "")
         elif t == "WorkflowRunFinished":
             self.status = str(p["status"])
             self.final_answer = p.get("final_answer")
@@ -176,6 +180,7 @@ class WorkflowRun:
             "recipe_id": self.stage(4).detail.get("recipe_id"),
             "task": self.task,
             "input_data": self.input_data,
+            "cancel_requested": self.cancel_requested,
             "final_answer": self.final_answer,
             "error_message": self.error,
             "totals": self.totals,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Text, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Float, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +21,8 @@ from sous_executor.workflows.tables import (
     workflow_runs,
     workflows,
 )
+
+MAX_QUERY_WORDS = 32
 
 
 # ---------------------------------------------------------------- definitions
@@ -255,9 +258,10 @@ async def store_memory(
     )
 
 
-def _or_query(words: str) -> Any:
-    # plainto_tsquery ANDs every word; a memory sharing some of the words is still relevant.
-    return func.to_tsquery("english", func.replace(func.plainto_tsquery("english", words).cast(Text), "&", "|"))
+def _or_query(text_query: str) -> Any:
+    # A memory sharing some of the words is relevant too: OR them. websearch syntax never fails to parse.
+    words = re.findall(r"\w+", text_query)[:MAX_QUERY_WORDS]
+    return func.websearch_to_tsquery("english", " or ".join(words))
 
 
 async def search_memory(

@@ -79,3 +79,8 @@ class SaveAsRecipe(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
     tags: list[str] = Field(default_factory=list, max_length=20)
+
+
+class CancelRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=500)

@@ -10,7 +10,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events.envelope import Actor
-from sous_events.events.workflows import WorkflowCreated, WorkflowDeleted, WorkflowRunRequested, WorkflowUpdated
+from sous_events.events.workflows import (
+    WorkflowCreated,
+    WorkflowDeleted,
+    WorkflowRunCancelRequested,
+    WorkflowRunRequested,
+    WorkflowUpdated,
+)
 from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict
@@ -226,6 +232,48 @@ class WorkflowService:
             )
             items = await self._views(session, rows)
         return {"items": items, "total": total, "skip": skip, "limit": limit, "workflow_id": workflow_id}
+
+    async def cancel_run(self, ctx: InternalContext, workflow_id: str, run_id: str, reason: str) -> dict[str, Any]:
+        for _ in range(10):
+            async with self.sessions() as session, session.begin():
+                row = await repo.get_run_row(session, ctx.workspace_id, run_id)
+                if row is None or row.workflow_id != workflow_id:
+                    raise not_found("workflow run", run_id)
+                run = WorkflowRun.from_events(await self.store.load(session, WORKFLOW_RUN, run_id))
+                if run.finished:
+                    raise ApiError(409, "conflict", f"workflow run '{run_id}' already {run.status}")
+                if run.cancel_requested:
+                    return {"run_id": run_id, "status": "cancelling", "message": "cancellation already requested"}
+                envelope = make_event(
+                    WorkflowRunCancelRequested(run_id=run_id, reason=reason or "cancelled by user"),
+                    producer=PRODUCER,
+                    workspace_id=ctx.workspace_id,
+                    aggregate_id=run_id,
+                    aggregate_version=run.version + 1,
+                    correlation_id=run.correlation_id,
+                    actor=_actor(ctx),
+                )
+                try:
+                    await self.store.append(session, [envelope], expected_version=run.version)
+                except ConcurrencyConflict:
+                    continue
+                run.apply(envelope)
+                await repo.project_run(session, run)
+            await self._cancel_execution(ctx, run, reason)
+            return {"run_id": run_id, "status": "cancelling", "message": "cancellation requested"}
+        raise ApiError(409, "conflict", "the run is changing too fast; retry")
+
+    async def _cancel_execution(self, ctx: InternalContext, run: WorkflowRun, reason: str) -> None:
+        """In stage 4 the engine's own cancel stops the subtasks; the stage then ends cancelled."""
+        stage = run.stage(EXECUTION)
+        recipe_id = stage.detail.get("recipe_id")
+        if stage.status != "running" or not run.execution_id or not recipe_id:
+            return
+        try:
+            await self.executor.cancel(ctx, str(recipe_id), run.execution_id, reason or "workflow run cancelled")
+        except ApiError as exc:
+            if exc.status_code != 409:  # already finished: the stage records how it ended
+                raise
 
     async def run_events_target(self, ctx: InternalContext, workflow_id: str, run_id: str) -> None:
         async with self.sessions() as session:
