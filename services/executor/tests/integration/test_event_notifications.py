@@ -1,0 +1,77 @@
+"""Live-event streams are woken by NOTIFY from the event store trigger, not by polling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from executor_harness import ModelServer, executor_settings
+from sqlalchemy import insert
+
+from sous_events.tables import event_store
+from sous_executor.adapters.event_notifications import EventNotifications
+from sous_executor.bootstrap import MIGRATIONS_DIR
+from sous_local.testing import Infrastructure, unique
+from sous_service.db import create_engine
+from sous_service.migrate import upgrade_async
+
+pytestmark = pytest.mark.integration
+
+
+async def _until(check, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def _row(aggregate_id: str, version: int) -> dict[str, object]:
+    return {
+        "event_id": unique("ev"),
+        "event_type": "StepStarted",
+        "schema_version": 1,
+        "workspace_id": "ws",
+        "aggregate_type": "Execution",
+        "aggregate_id": aggregate_id,
+        "aggregate_version": version,
+        "occurred_at": datetime.now(UTC),
+        "envelope": {},
+    }
+
+
+async def test_a_committed_append_wakes_exactly_its_streams(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
+    await upgrade_async(settings, MIGRATIONS_DIR)
+    # No fallback poll to speak of: only a notification can wake a waiter within the test's deadline.
+    hub = EventNotifications(settings.service_database_url, fallback_poll_s=3600)
+    engine = create_engine(settings)
+    await hub.start()
+    try:
+        await _until(lambda: hub.listening)
+        mine, other = unique("exec"), unique("exec")
+        with hub.subscribe("Execution", mine) as wake, hub.subscribe("Execution", other) as untouched:
+            wake.clear()
+            untouched.clear()
+            waiter = asyncio.create_task(hub.wait(wake, timeout_s=3600))
+            async with engine.begin() as conn:
+                await conn.execute(insert(event_store).values(**_row(mine, 1)))
+            assert await asyncio.wait_for(waiter, 60) is True
+            assert not untouched.is_set()
+            # Rolled back: nothing happened, nobody is woken. A later committed append still is.
+            wake.clear()
+            async with engine.connect() as conn:
+                transaction = await conn.begin()
+                await conn.execute(insert(event_store).values(**_row(mine, 2)))
+                await transaction.rollback()
+            async with engine.begin() as conn:
+                await conn.execute(insert(event_store).values(**_row(other, 1)))
+            await asyncio.wait_for(untouched.wait(), 60)
+            assert not wake.is_set()
+        assert hub.subscriptions == 0
+    finally:
+        await hub.stop()
+        await engine.dispose()
