@@ -137,3 +137,15 @@ def test_every_workflow_route_checks_its_scope_in_the_service():
     routes = [r for r in build_workflow_router(object()).routes if isinstance(r, APIRoute)]  # type: ignore[arg-type]
     assert len(routes) == 14
     assert all(route.dependencies for route in routes), [r.path for r in routes if not r.dependencies]
+
+
+def test_workflow_bodies_bound_tags_and_configuration():
+    from pydantic import ValidationError
+
+    from sous_executor.workflows.schemas import WorkflowCreate
+
+    ok = WorkflowCreate.model_validate({"name": "n", "task_template": "t", "tags": ["bread"]})
+    assert ok.status == "active" and ok.configuration.max_subtasks == 6
+    for bad in ({"tags": ["x" * 51]}, {"configuration": {"max_subtasks": 0}}, {"status": "paused"}, {"extra": 1}):
+        with pytest.raises(ValidationError):
+            WorkflowCreate.model_validate({"name": "n", "task_template": "t", **bad})

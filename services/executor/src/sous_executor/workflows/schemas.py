@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["draft", "active", "archived"]
 InputType = Literal["string", "number", "integer", "boolean", "object", "array"]
 Name = Field(min_length=1, max_length=200)
+Tag = Annotated[str, Field(min_length=1, max_length=50)]
+Identifier = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class InputSpec(BaseModel):
@@ -24,12 +26,12 @@ class WorkflowConfiguration(BaseModel):
     planner_agent_id: str | None = Field(
         default=None, min_length=1, max_length=64, description="The planner agent; the default model when unset."
     )
-    agent_ids: list[str] = Field(
+    agent_ids: list[Identifier] = Field(
         default_factory=list,
         max_length=50,
         description="Agents subtasks may get; every agent of the workspace when empty.",
     )
-    tools: list[str] = Field(
+    tools: list[Identifier] = Field(
         default_factory=list, max_length=50, description="Tools subtasks may ask for; every tool when empty."
     )
     max_subtasks: int = Field(default=6, ge=1, le=20)
@@ -51,7 +53,7 @@ class WorkflowCreate(BaseModel):
     )
     inputs: dict[str, InputSpec] = Field(default_factory=dict, max_length=50)
     owner: str | None = Field(default=None, min_length=1, max_length=200, description="Defaults to the caller.")
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
     status: Status = "active"
     configuration: WorkflowConfiguration = Field(default_factory=WorkflowConfiguration)
 
@@ -63,7 +65,7 @@ class WorkflowUpdate(BaseModel):
     task_template: str | None = Field(default=None, min_length=1, max_length=8000)
     inputs: dict[str, InputSpec] | None = Field(default=None, max_length=50)
     owner: str | None = Field(default=None, min_length=1, max_length=200)
-    tags: list[str] | None = Field(default=None, max_length=20)
+    tags: list[Tag] | None = Field(default=None, max_length=20)
     status: Status | None = None
     configuration: WorkflowConfiguration | None = None
 
@@ -78,7 +80,7 @@ class SaveAsRecipe(BaseModel):
     template_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[Tag] = Field(default_factory=list, max_length=20)
 
 
 class CancelRun(BaseModel):
