@@ -30,7 +30,7 @@ from sous_events.dlq import (
     original_headers,
     source_topic,
 )
-from sous_events.kafka import KafkaConfig, make_producer
+from sous_events.kafka import KafkaConfig, make_producer, security_options
 from sous_events.topics import ALL_TOPICS, dlq_topic
 
 REDRIVE_GROUP = "sous-dlq-redrive"
@@ -119,6 +119,7 @@ class _Reader:
             group_id=REDRIVE_GROUP,
             enable_auto_commit=False,
             request_timeout_ms=int(timeout_s * 1000),
+            **security_options(kafka),
         )
         self.cursor: dict[TopicPartition, int] = {}
 
