@@ -1,6 +1,7 @@
 """The KafkaUsers of the kafka-tls component grant exactly what the code needs, derived from the code:
 the topics each service owns (sous_events.topics: `sous.<service>.*`), the topics and consumer groups of
-its consumer specs, and the dead-letter twin of each consumed topic."""
+its consumer specs, the dead-letter twin of each consumed topic, and (the catalog only) what the
+dead-letter admin API reads and writes."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def grants(resource: str, name: str, operations: Iterable[str], pattern: str = "
 
 
 def expected_grants() -> dict[str, set[Grant]]:
+    from sous_events.dlq_ops import REDRIVE_GROUP
     from sous_events.topics import ALL_TOPICS, dlq_topic
 
     expected: dict[str, set[Grant]] = {}
@@ -62,10 +64,12 @@ def expected_grants() -> dict[str, set[Grant]]:
     expected["sous-keda"] = grants("topic", executions, ["Describe"]) | grants(
         "group", "executor-runners", ["Describe"]
     )
-    ops: set[Grant] = grants("group", "sous-ops", ["Read"], "prefix")
+    # The dead-letter admin API (sous_service.dlq_api) is answered by the catalog: every .dlq topic, the
+    # re-drive group, and the source topics to re-publish to.
     for topic in ALL_TOPICS:
-        ops |= grants("topic", dlq_topic(topic), ["Read", "Describe"]) | grants("topic", topic, ["Write", "Describe"])
-    expected["sous-ops"] = ops
+        expected["sous-catalog"] |= grants("topic", dlq_topic(topic), ["Read", "Describe"])
+        expected["sous-catalog"] |= grants("topic", topic, ["Write", "Describe"])
+    expected["sous-catalog"] |= grants("group", REDRIVE_GROUP, ["Read"])
     return expected
 
 
