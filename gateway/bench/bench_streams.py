@@ -60,7 +60,12 @@ class Tenant:
             "POST",
             "/api/agents",
             201,
-            json={"name": "bench", "description": "d", "model_config": {"provider": "offline"}, "skills": []},
+            json={
+                "name": "bench",
+                "description": "d",
+                "model_config": {"provider": "offline", "model_id": "sous-offline-1"},
+                "skills": [],
+            },
         )
         template_id = f"r-{uuid.uuid4().hex[:8]}"
         step = {"step_id": "s1", "order": 1, "agent_id": agent["id"], "prompt_template": prompt}
@@ -138,7 +143,11 @@ async def flood(tenant: Tenant, path: str, attempts: int, hold: contextlib.Async
 
 async def main_async(args: argparse.Namespace) -> None:
     state = Path(tempfile.mkdtemp(prefix="sous-bench-streams-"))
-    env = {"SOUS_RATE_LIMIT_PER_MINUTE": "1000000", "SOUS_RATE_LIMIT_BURST": "100000"}
+    # Request rate limits out of the way: this measures the stream caps and pools, not the token buckets.
+    env = {
+        f"SOUS_{name}": "1000000"
+        for name in ("RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_BURST", "WORKSPACE_RATE_LIMIT_PER_MINUTE")
+    } | {"SOUS_WORKSPACE_RATE_LIMIT_BURST": "1000000"}
     stack = Stack(state, broker="embedded", env=env, durable_postgres=False, ports="auto", quiet=True)
     stack.start()
     limits = httpx.Limits(max_connections=args.attempts + 50, max_keepalive_connections=50)
