@@ -77,10 +77,14 @@ export async function render(root, _params, { signal }) {
             h("td", { text: fmtTime(item.submitted_at) }),
             h(
               "td",
-              { class: "decide" },
-              button("Approve", () => decide(item, "approve"), { class: "primary small", "aria-label": `Approve ${item.name}` }),
-              reason,
-              button("Reject", () => decide(item, "reject", reason.value.trim() || "does not meet the guidelines"), { class: "danger small", "aria-label": `Reject ${item.name}` }),
+              {},
+              h(
+                "div",
+                { class: "decide" },
+                button("Approve", () => decide(item, "approve"), { class: "primary small", "aria-label": `Approve ${item.name}` }),
+                reason,
+                button("Reject", () => decide(item, "reject", reason.value.trim() || "does not meet the guidelines"), { class: "danger small", "aria-label": `Reject ${item.name}` }),
+              ),
             ),
           );
         }),
