@@ -191,6 +191,8 @@ def test_capacity_holds_reservations_and_runs() -> None:
     capacity.occupy("a")
     capacity.release("b")
     assert capacity.free == 1 and capacity.reserve("c")
+    capacity.unreserve("a")  # a running run keeps its slot
+    assert not capacity.reserve("d")
     capacity.release("a")
     capacity.release("c")
     assert capacity.free == 2

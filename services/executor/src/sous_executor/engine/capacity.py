@@ -33,9 +33,12 @@ class Capacity:
     def free(self) -> int:
         return max(0, self.limit - self.used)
 
+    def holds(self, execution_id: str) -> bool:
+        return execution_id in self._running or execution_id in self._reserved
+
     def reserve(self, execution_id: str) -> bool:
         """Hold a slot for a run about to be claimed; False when the instance is full."""
-        if execution_id in self._running or execution_id in self._reserved:
+        if self.holds(execution_id):
             return True
         if self.free <= 0:
             return False
@@ -45,6 +48,10 @@ class Capacity:
     def occupy(self, execution_id: str) -> None:
         self._reserved.pop(execution_id, None)
         self._running.add(execution_id)
+
+    def unreserve(self, execution_id: str) -> None:
+        """A reservation whose claim did not happen (another instance, or a sweeper, has the run)."""
+        self._reserved.pop(execution_id, None)
 
     def release(self, execution_id: str) -> None:
         self._reserved.pop(execution_id, None)

@@ -21,12 +21,12 @@ def runner_consumer(service: ExecutorService, engine: Engine) -> ConsumerSpec:
     async def handle(session: AsyncSession, envelope: Envelope) -> None:
         # The claim commits with the inbox row; the offset is committed right after: the run never blocks it.
         # A full instance does not claim: the execution stays pending until a sweeper with room takes it.
-        if not engine.capacity.reserve(envelope.aggregate_id):
+        if engine.capacity.holds(envelope.aggregate_id) or not engine.capacity.reserve(envelope.aggregate_id):
             return
         if await service.claim_requested(session, envelope):
             claimed.add(envelope.aggregate_id)
         else:
-            engine.capacity.release(envelope.aggregate_id)
+            engine.capacity.unreserve(envelope.aggregate_id)
 
     async def after_commit(envelope: Envelope) -> None:
         if envelope.aggregate_id in claimed:
