@@ -146,6 +146,14 @@ def test_workflow_bodies_bound_tags_and_configuration():
 
     ok = WorkflowCreate.model_validate({"name": "n", "task_template": "t", "tags": ["bread"]})
     assert ok.status == "active" and ok.configuration.max_subtasks == 6
-    for bad in ({"tags": ["x" * 51]}, {"configuration": {"max_subtasks": 0}}, {"status": "paused"}, {"extra": 1}):
+    bad_bodies = (
+        {"tags": ["x" * 51]},
+        {"configuration": {"max_subtasks": 0}},
+        {"status": "paused"},
+        {"extra": 1},
+        {"task_template": "\x00"},
+        {"inputs": {"x": {"default": ["ok", "\x00"]}}},
+    )
+    for bad in bad_bodies:
         with pytest.raises(ValidationError):
             WorkflowCreate.model_validate({"name": "n", "task_template": "t", **bad})

@@ -8,6 +8,7 @@ from typing import Any
 from sous_executor.config import ExecutorSettings
 from sous_executor.llm.client import ClientFactory, resolve_target
 from sous_executor.llm.pricing import cost_usd
+from sous_service.text import clean_text
 
 
 @dataclass(frozen=True)
@@ -48,4 +49,6 @@ async def complete(
     prompt = usage.prompt_tokens if usage else 0
     completion = usage.completion_tokens if usage else 0
     content = response.choices[0].message.content if response.choices else None
-    return Completion(content or "", prompt, completion, cost_usd(settings.prices, target.model, prompt, completion))
+    return Completion(
+        clean_text(content or ""), prompt, completion, cost_usd(settings.prices, target.model, prompt, completion)
+    )

@@ -7,6 +7,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from sous_service.text import clean_json
+
 PLAN_SCHEMA_NAME = "sous_workflow_plan"
 SUBTASK_ID = "^[a-z][a-z0-9_-]{0,39}$"
 
@@ -54,6 +56,7 @@ def validate_plan(raw: str | None, max_subtasks: int) -> tuple[dict[str, Any] | 
         plan = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, [f"(root): not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
+    plan = clean_json(plan)
     validator = Draft202012Validator(plan_schema(max_subtasks))
     errors = [f"{_path(e.absolute_path)}: {e.message}" for e in validator.iter_errors(plan)]
     if errors:

@@ -4,7 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sous_service.text import has_refused
+
+
+def _refuse(value: Any) -> Any:
+    # PostgreSQL refuses NUL in jsonb and text: turn it away as invalid input rather than fail the write.
+    if isinstance(value, str) and has_refused(value):
+        raise ValueError("NUL characters and lone surrogates are not allowed")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse(key)
+            _refuse(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse(item)
+    return value
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return _refuse(value)
+
 
 Status = Literal["draft", "active", "archived"]
 InputType = Literal["string", "number", "integer", "boolean", "object", "array"]
@@ -13,16 +39,14 @@ Tag = Annotated[str, Field(min_length=1, max_length=50)]
 Identifier = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class InputSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InputSpec(Body):
     type: InputType = "string"
     required: bool = False
     default: Any = None
     description: str = Field(default="", max_length=1000)
 
 
-class WorkflowConfiguration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkflowConfiguration(Body):
     planner_agent_id: str | None = Field(
         default=None, min_length=1, max_length=64, description="The planner agent; the default model when unset."
     )
@@ -44,8 +68,7 @@ class WorkflowConfiguration(BaseModel):
     max_cost_usd: float | None = Field(default=None, ge=0, description="Cost budget of the subtasks' execution.")
 
 
-class WorkflowCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkflowCreate(Body):
     name: str = Name
     description: str = Field(default="", max_length=4000)
     task_template: str = Field(
@@ -58,8 +81,7 @@ class WorkflowCreate(BaseModel):
     configuration: WorkflowConfiguration = Field(default_factory=WorkflowConfiguration)
 
 
-class WorkflowUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkflowUpdate(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
     task_template: str | None = Field(default=None, min_length=1, max_length=8000)
@@ -70,19 +92,16 @@ class WorkflowUpdate(BaseModel):
     configuration: WorkflowConfiguration | None = None
 
 
-class ExecuteWorkflow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ExecuteWorkflow(Body):
     input_data: dict[str, Any] = Field(default_factory=dict)
 
 
-class SaveAsRecipe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SaveAsRecipe(Body):
     template_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=4000)
     tags: list[Tag] = Field(default_factory=list, max_length=20)
 
 
-class CancelRun(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CancelRun(Body):
     reason: str = Field(default="", max_length=500)
