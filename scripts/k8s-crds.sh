@@ -54,12 +54,13 @@ go_crds() {
 
 strimzi_crds() {
     local work=$CACHE/strimzi-$STRIMZI_VERSION target="$CRDS/strimzi-$STRIMZI_VERSION" java=""
-    if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
-        java=$JAVA_HOME/bin/java
-    else
-        java=$(ls -d /usr/lib/jvm/*/bin/java 2>/dev/null | sort -V | tail -1)
-    fi
-    [ -n "$java" ] || { echo "k8s-crds: Java 21+ is needed for the Strimzi CRD generator" >&2; exit 1; }
+    local candidate major
+    for candidate in ${JAVA_HOME:+"$JAVA_HOME/bin/java"} /usr/lib/jvm/*/bin/java "$(command -v java || true)"; do
+        [ -x "$candidate" ] || continue
+        major=$("$candidate" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+        if [ "${major%%.*}" -ge 21 ] 2>/dev/null; then java=$candidate; break; fi
+    done
+    [ -n "$java" ] || { echo "k8s-crds: Java 21+ is needed for the Strimzi CRD generator (set JAVA_HOME)" >&2; exit 1; }
     command -v mvn >/dev/null || { echo "k8s-crds: mvn is needed to fetch the Strimzi artifacts" >&2; exit 1; }
     mkdir -p "$work"
     cat > "$work/pom.xml" <<EOF
