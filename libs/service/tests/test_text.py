@@ -29,3 +29,30 @@ def test_nested_values_and_keys_are_cleaned() -> None:
 def test_clean_values_come_back_unchanged() -> None:
     value = {"a": ["b", {"c": "d"}], "e": 2}
     assert clean_json(value) is value
+
+
+async def test_json_bodies_with_nul_are_refused_with_the_field_path() -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from sous_service.web import create_service_app
+
+    app: FastAPI = create_service_app(
+        title="t", description="d", internal_secret="s", context_max_age_s=60, service_name="t"
+    )
+
+    @app.post("/echo")
+    async def echo(body: dict[str, object]) -> dict[str, object]:
+        return body
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s") as client:
+        bad = await client.post(
+            "/echo", content='{"input_data": {"k": ["ok", "a\\u0000b"]}}', headers={"content-type": "application/json"}
+        )
+        good = await client.post(
+            "/echo", content='{"k": "emoji \\ud83d\\ude00 fine"}', headers={"content-type": "application/json"}
+        )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "body.input_data.k.1"
+    assert bad.json()["code"] == "validation_error"
+    assert good.status_code == 200 and good.json() == {"k": "emoji 😀 fine"}

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
+from sous_service.body_guard import RefuseUnstorableText
 from sous_service.errors import ApiError, FieldError, install_error_handlers, validation_error
 from sous_service.internal_context import (
     CONTEXT_HEADER,
@@ -25,6 +26,7 @@ from sous_service.internal_context import (
     verify_context,
 )
 from sous_service.logs import correlation_id_var, request_id_var
+from sous_service.observability.http import ObservabilityMiddleware
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -116,7 +118,10 @@ def create_service_app(
     app.state.replay_cache = ReplayCache(context_max_age_s)
     install_error_handlers(app)
     app.add_middleware(RejectControlCharacters)
+    app.add_middleware(RefuseUnstorableText)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: spans, request metrics and the access line cover every response, refusals included.
+    app.add_middleware(ObservabilityMiddleware, service=service_name)
     app.include_router(health_router(readiness or {}))
     return app
 
