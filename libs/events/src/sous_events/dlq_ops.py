@@ -121,19 +121,27 @@ class _Reader:
             request_timeout_ms=int(timeout_s * 1000),
             **security_options(kafka),
         )
+        # A consumer's topics() does not load partitions it can answer for; a producer waits for them.
+        self.metadata = make_producer(kafka)
         self.cursor: dict[TopicPartition, int] = {}
 
     async def __aenter__(self) -> _Reader:
         await asyncio.wait_for(self.consumer.start(), self.timeout_s)
+        try:
+            await asyncio.wait_for(self.metadata.start(), self.timeout_s)
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.consumer.stop(), 10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.metadata.stop(), 10)
 
     async def read(self, topics: Iterable[str]) -> list[DeadLetter]:
-        await self.consumer.topics()  # metadata for every topic
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(await self.metadata.partitions_for(t))]
         if not partitions:
             return []
         self.consumer.assign(partitions)

@@ -57,14 +57,15 @@ async def _parked_row(engine, key: str) -> int:  # type: ignore[no-untyped-def]
 
 
 async def _end_offsets(kafka: KafkaConfig) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    producer, consumer = make_producer(kafka), AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    await producer.start()
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(QUALITY, p) for p in consumer.partitions_for_topic(QUALITY) or ()]
+        tps = [TopicPartition(QUALITY, p) for p in await producer.partitions_for(QUALITY)]
         return dict(await consumer.end_offsets(tps))
     finally:
         await consumer.stop()
+        await producer.stop()
 
 
 async def _redriven_headers(kafka: KafkaConfig, since: dict[TopicPartition, int], key: str) -> dict[str, bytes]:

@@ -103,7 +103,7 @@ async def test_dead_letters_are_listed_shown_and_re_driven_in_order(
 
         await eventually(skipped, what="the repeated event skipped by the inbox")
         assert await _versions(engine, consumer, broken) == [1, 2, 3]
-        assert runner.dead_lettered == 3
+        assert len(await mine()) == 3  # nothing of ours failed again after the fix
     finally:
         await runner.stop()
         await relay.stop()
