@@ -29,7 +29,6 @@ from .provider_double import ProviderDouble, free_port
 # The gateway sees every test client as 127.0.0.1 and believes X-Forwarded-For from it, so a test can act
 # as many distinct clients; limits are small enough to reach and each test uses workspaces of its own.
 SECURITY_ENV: dict[str, str] = {
-    "SOUS_LEASE_TTL_S": "4",
     "SOUS_RATE_LIMIT_PER_MINUTE": "100000",
     "SOUS_RATE_LIMIT_BURST": "10000",
     "SOUS_WORKSPACE_RATE_LIMIT_PER_MINUTE": "150",
