@@ -473,10 +473,14 @@ class Run:
             # A cancel lets in-flight model calls answer (their usage is recorded) up to a grace period;
             # the steps stop at their next checkpoint.
             lost_wait = asyncio.create_task(self.lost_event.wait())
+            until = time.monotonic() + self.settings.cancel_grace_s
             try:
-                await asyncio.wait(
-                    [*tasks, lost_wait], timeout=self.settings.cancel_grace_s, return_when=asyncio.ALL_COMPLETED
-                )
+                pending: set[asyncio.Future[Any]] = set(tasks)
+                while pending and not self.lost_event.is_set() and time.monotonic() < until:
+                    _, pending = await asyncio.wait(
+                        [*pending, lost_wait], timeout=until - time.monotonic(), return_when=asyncio.FIRST_COMPLETED
+                    )
+                    pending.discard(lost_wait)
             finally:
                 lost_wait.cancel()
         for task in tasks:
