@@ -16,8 +16,9 @@ Rules (each check returns human-readable violations; any violation makes the sca
                LoadBalancer/NodePort or has external IPs; NetworkPolicies open to other namespaces or IP
                blocks select only gateway pods, except rules that admit only the metrics namespace
                (Prometheus, --metrics-namespace) on listed ports
-  scaling      a ScaledObject on Kafka lag targets a Deployment whose containers set
-               SOUS_EXECUTOR_MAX_INFLIGHT, its lagThreshold equals that cap, and the HPA arithmetic holds:
+  scaling      a ScaledObject with a kafka (lag) or prometheus (runs in the system) trigger targets a
+               Deployment whose containers set SOUS_EXECUTOR_MAX_INFLIGHT, the trigger's threshold equals
+               that cap, and the HPA arithmetic holds:
                with N replicas and cap C, a lag of N*C keeps N, a lag of N*C+M (M past the HPA tolerance)
                asks for more (up to maxReplicaCount, which stays within the topic's partitions)
   replicas     (with --min-replicas N) Deployments, HPAs and ScaledObjects keep at least N replicas
@@ -48,6 +49,13 @@ METRICS_NAMESPACE = "monitoring"
 INFLIGHT_CAP_ENV = "SOUS_EXECUTOR_MAX_INFLIGHT"
 # The Horizontal Pod Autoscaler leaves the replica count alone while |usage ratio - 1| <= this.
 HPA_TOLERANCE = 0.1
+# KEDA trigger type -> (its per-replica target, its activation threshold) in the trigger's metadata. The
+# kafka trigger's value is the runners' lag; the prometheus one's the runs in the system (running +
+# pending): both N x cap with N replicas full, plus what waits.
+SCALING_TRIGGERS = {
+    "kafka": ("lagThreshold", "activationLagThreshold"),
+    "prometheus": ("threshold", "activationThreshold"),
+}
 PLACEHOLDER_ANNOTATION = "sous.dev/placeholder"
 # Keys whose values are not secret (an account name), so they need not look like placeholders.
 NON_SECRET_KEYS = frozenset({"username", "user"})
@@ -500,9 +508,11 @@ def check_executor_scaling(docs: Sequence[Manifest]) -> list[str]:
             continue
         for trigger in _list(_dig(doc, "spec", "triggers")):
             trigger = _mapping(trigger)
-            if trigger.get("type") != "kafka":
+            keys = SCALING_TRIGGERS.get(str(trigger.get("type")))
+            if keys is None:
                 continue
-            where = _name(doc)
+            threshold_key, activation_key = keys
+            where = f"{_name(doc)} ({trigger.get('type')} trigger)"
             metadata = _mapping(trigger.get("metadata"))
             target = deployments.get((_namespace(doc), _dig(doc, "spec", "scaleTargetRef", "name")))
             cap = _inflight_cap(target) if target is not None else None
@@ -510,20 +520,26 @@ def check_executor_scaling(docs: Sequence[Manifest]) -> list[str]:
                 violations.append(f"{where}: its target Deployment must set {INFLIGHT_CAP_ENV} to a positive integer")
                 continue
             try:
-                threshold = int(str(metadata.get("lagThreshold")))
+                threshold = int(str(metadata.get(threshold_key)))
             except ValueError:
-                violations.append(f"{where}: lagThreshold {metadata.get('lagThreshold')!r} is not an integer")
+                violations.append(f"{where}: {threshold_key} {metadata.get(threshold_key)!r} is not an integer")
                 continue
             if threshold != cap:
                 violations.append(
-                    f"{where}: lagThreshold {threshold} must equal {INFLIGHT_CAP_ENV} {cap} "
+                    f"{where}: {threshold_key} {threshold} must equal {INFLIGHT_CAP_ENV} {cap} "
                     "(one replica's worth of waiting runs asks for one more replica)"
                 )
                 continue
-            if str(metadata.get("activationLagThreshold", "0")) != "0":
-                violations.append(f"{where}: activationLagThreshold must be 0 (any waiting run activates scaling)")
+            if str(metadata.get(activation_key, "0")) != "0":
+                violations.append(f"{where}: {activation_key} must be 0 (any waiting run activates scaling)")
             low = int(_dig(doc, "spec", "minReplicaCount") or 0)
             high = int(_dig(doc, "spec", "maxReplicaCount") or 100)
+            if trigger.get("type") == "prometheus":
+                # Runs in the system (running + pending): no partition cap in the scaler.
+                violations.extend(
+                    f"{where}: {problem}" for problem in scaling_problems(cap, threshold, max(low, 1), high, high)
+                )
+                continue
             partitions = partitions_of.get(str(metadata.get("topic")))
             if not isinstance(partitions, int):
                 violations.append(f"{where}: no KafkaTopic {metadata.get('topic')!r} with partitions in the render")

@@ -478,3 +478,19 @@ def test_the_scalers_partition_cap_would_strand_the_last_replica() -> None:
         10_000, 11, lag_threshold=8, min_replicas=2, max_replicas=12, partitions=12, allow_idle_consumers=True
     )
     assert uncapped == 12
+
+
+def test_a_prometheus_trigger_on_runs_follows_the_cap_too() -> None:
+    stack = executor_stack()
+    scaled = stack[1]
+    scaled["spec"]["triggers"].append(
+        {
+            "type": "prometheus",
+            "metadata": {"query": "max(sous_executions_in_status)", "threshold": "8", "activationThreshold": "0"},
+        }
+    )
+    assert policy.check_executor_scaling(stack) == []
+    scaled["spec"]["triggers"][1]["metadata"]["threshold"] = "16"
+    assert any("prometheus trigger" in v and "must equal" in v for v in policy.check_executor_scaling(stack))
+    scaled["spec"]["triggers"][1]["metadata"].update(threshold="8", activationThreshold="5")
+    assert any("activationThreshold" in v for v in policy.check_executor_scaling(stack))
