@@ -55,7 +55,9 @@ class ChaosSystem:
         self.root = root
         self.broker_kind = broker
         self.log = log
-        self.postgres = EmbeddedPostgres(root / "postgres", durable=False)
+        # Durable: with synchronous_commit off, a PostgreSQL crash forgets commits it already acknowledged,
+        # which the soak would then report as executions lost.
+        self.postgres = EmbeddedPostgres(root / "postgres", durable=True)
         self.broker: Any = None
         self.proxy: ThreadedFaultProxy | None = None
         self.stack: Stack | None = None

@@ -176,8 +176,9 @@ class Soak:
             await self._submit_all()
             self.clock.say("every execution submitted; waiting for the last fault to be over")
             await fault_task
-            deadline = self.last_fault_end + opts.settle_s
-            self.clock.say(f"last fault over; executions have {opts.settle_s:g}s to finish")
+            # The last segment of submissions may come after the last fault: they get the same time.
+            deadline = max(self.last_fault_end, time.monotonic()) + opts.settle_s
+            self.clock.say(f"last fault over, all submitted; executions have {opts.settle_s:g}s to finish")
             terminal_at = await self._wait_terminal(deadline)
             quality_deadline = max(deadline, (terminal_at or deadline) + 60.0)
             await self._wait_quality(quality_deadline)
@@ -247,10 +248,13 @@ class Soak:
         report.add("faults injected", self.faults_done, len(faults))
         report.add("faults the system did not recover from", self.faults_failed)
         report.add("executions lost (requested but unknown to the executor)", len(requested - known))
-        report.add(
-            f"executions not terminal {self.options.settle_s:g}s after the last fault",
-            sum(1 for e in requested | known if self.statuses.get(e) not in checks.FINISHED),
-        )
+        lost = sorted(requested - known)
+        pending = sorted(e for e in requested | known if self.statuses.get(e) not in checks.FINISHED)
+        report.add(f"executions not terminal {self.options.settle_s:g}s after the last fault", len(pending))
+        if lost:
+            report.notes.append(f"lost: {', '.join(lost[:10])}")
+        if pending:
+            report.notes.append(f"not terminal: {', '.join(f'{e} ({self.statuses.get(e)})' for e in pending[:10])}")
         report.add("steps with more than one completion", figures["twice_completed"])
         attempts = figures["attempts"]
         report.add("step attempts recorded", attempts, None)
