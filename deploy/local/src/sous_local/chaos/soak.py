@@ -2,7 +2,8 @@
 
 Faults are spread over the run by progress (fault i of F fires once (i+1)/(F+1) of the executions were
 submitted), one at a time, so each one hits a system carrying live executions. The clock for "terminal
-within 2 minutes" starts when the last fault is over (its process restarted and ready, or the cut lifted).
+within 2 minutes" starts when the last fault is over (its process restarted and ready, or the cut lifted)
+and every execution was submitted.
 """
 
 from __future__ import annotations
