@@ -80,17 +80,18 @@ def _merge_components(target: dict[str, Any], service: str, components: dict[str
 def _decorate(operation: dict[str, Any], public: bool, service: str) -> dict[str, Any]:
     operation.setdefault("tags", [service])
     responses = operation.setdefault("responses", {})
+    # Requests the HTTP server itself refuses (malformed framing or headers) never reach a route: plain text.
+    # The gateway's own path guard answers JSON (`invalid_path`) on every route, public ones included, so no
+    # content type is pinned here.
+    responses.setdefault(
+        "400", {"description": "Malformed HTTP request, or a path with '.'/'..' segments or encoded slashes"}
+    )
     if public:
         operation["security"] = []
         return operation
     params = operation.setdefault("parameters", [])
     if not any(isinstance(p, dict) and p.get("name", "").lower() == "x-workspace-id" for p in params):
         params.append(dict(_WORKSPACE_PARAMETER))
-    # Requests the HTTP server itself refuses (malformed framing or headers) never reach a route: plain text.
-    # The gateway's own path guard answers JSON (`invalid_path`), so no content type is pinned here.
-    responses.setdefault(
-        "400", {"description": "Malformed HTTP request, or a path with '.'/'..' segments or encoded slashes"}
-    )
     for status, description in _GATEWAY_ERRORS.items():
         responses.setdefault(
             status, {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
