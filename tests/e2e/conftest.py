@@ -23,7 +23,12 @@ from sous_local.stack import Stack
 def stack() -> Iterator[Stack]:
     state = Path(tempfile.mkdtemp(prefix="sous-e2e-"))
     broker = "kafka" if os.environ.get("SOUS_TEST_BROKER") == "kafka" else "embedded"
-    env = {"SOUS_LEASE_TTL_S": "4", "SOUS_RATE_LIMIT_PER_MINUTE": "100000", "SOUS_RATE_LIMIT_BURST": "10000"}
+    env = {
+        "SOUS_LEASE_TTL_S": "4",
+        "SOUS_HEARTBEAT_INTERVAL_S": "1",
+        "SOUS_RATE_LIMIT_PER_MINUTE": "100000",
+        "SOUS_RATE_LIMIT_BURST": "10000",
+    }
     env |= {f"SOUS_{k}": "100000" for k in ("WORKSPACE_RATE_LIMIT_PER_MINUTE", "WORKSPACE_RATE_LIMIT_BURST")}
     env |= {f"SOUS_{k}": "100000" for k in ("AUTH_FAILURE_LIMIT_PER_MINUTE", "AUTH_FAILURE_BURST")}
     running = Stack(state, broker=broker, env=env, durable_postgres=False, ports="auto", quiet=True)
