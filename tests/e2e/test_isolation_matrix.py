@@ -58,7 +58,11 @@ async def _workspace_a(make_api) -> tuple[Api, dict[str, str]]:
 
     listing = await eventually(submitted, what="the marketplace to know A's recipe")
     key = await api.ok("POST", "/api/api-keys", 201, json={"name": "a-key", "scopes": ["recipes:read"]})
+    secret_name, secret_value = f"a-secret-{uuid.uuid4().hex[:6]}", f"sk-a-{uuid.uuid4().hex}"
+    await api.ok("PUT", f"/api/secrets/{secret_name}", 201, json={"value": secret_value})
     return api, {
+        "secret_name": secret_name,
+        "secret_value": secret_value,
         "agent_id": agent["id"],
         "template_id": recipe["template_id"],
         "execution_id": execution["execution_id"],
@@ -74,8 +78,8 @@ async def test_workspace_b_never_reaches_workspace_a(make_api, gateway: httpx.As
     checked: list[tuple[str, str, int]] = []
     deletes: list[tuple[str, str]] = []
     for path, operations in sorted(document["paths"].items()):
-        if not path.startswith("/api/") or path in WORKSPACE_LESS:
-            continue
+        if not path.startswith("/api/") or path in WORKSPACE_LESS or path.startswith("/api/secrets/"):
+            continue  # secrets are names within a workspace: checked on their own below
         for method in operations:
             method = method.upper()
             if method not in {"GET", "POST", "PUT", "DELETE", "PATCH"}:
@@ -109,6 +113,16 @@ async def test_workspace_b_never_reaches_workspace_a(make_api, gateway: httpx.As
         response = await intruder.request(method, concrete)
         assert response.status_code in (403, 404), (method, concrete, response.status_code, response.text)
         checked.append((method, concrete, response.status_code))
+
+    # B using A's secret name reaches only its own namespace; A's secret stays as it was.
+    name = a["secret_name"]
+    before = await owner.ok("GET", f"/api/secrets/{name}")
+    assert (await intruder.get(f"/api/secrets/{name}")).status_code == 404
+    assert (await intruder.request("DELETE", f"/api/secrets/{name}")).status_code == 404
+    assert (await intruder.put(f"/api/secrets/{name}", json={"value": "taken over"})).status_code == 201
+    listed = await intruder.get("/api/secrets")
+    assert [s["name"] for s in listed.json()["items"]] == [name] and a["secret_value"] not in listed.text
+    assert await owner.ok("GET", f"/api/secrets/{name}") == before
 
     assert len(checked) >= 30, checked  # the document really listed the public API
     # A's objects are all still there and unchanged.
