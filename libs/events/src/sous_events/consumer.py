@@ -100,6 +100,7 @@ class ConsumerRunner:
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.dead_lettered_by_topic: dict[str, int] = {}  # source topic -> records sent to its DLQ
         self.transient_failures = 0
         self.stalled: dict[TopicPartition, Stall] = {}
         self._pending: dict[TopicPartition, int] = {}
@@ -371,6 +372,7 @@ class ConsumerRunner:
                 await self._stall(tp, failures, exc)
         self._unstall(tp)
         self.dead_lettered += 1
+        self.dead_lettered_by_topic[record.topic] = self.dead_lettered_by_topic.get(record.topic, 0) + 1
         logger.error(
             "consumer %s: record %s/%s/%s dead-lettered (%s) after %d attempts: %s",
             self.name,

@@ -9,6 +9,7 @@ from typing import Any
 from sous_events import events as ev
 from sous_events import topics
 from sous_events.envelope import Envelope, EventPayload
+from sous_events.tracing import current_traceparent
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -129,7 +130,8 @@ def make_event(
         "correlation_id": correlation_id,
         "causation_id": causation_id,
         "payload": payload.model_dump(mode="json"),
-        "traceparent": traceparent,
+        # The span this event is made in (a request, a consumer, an engine step) is its parent downstream.
+        "traceparent": traceparent or current_traceparent(),
     }
     if actor is not None:
         fields["actor"] = actor

@@ -16,6 +16,7 @@ from sous_service.config import ServiceSettings
 from sous_service.db import create_engine, create_session_factory
 from sous_service.logs import configure_logging
 from sous_service.migrate import upgrade
+from sous_service.observability.tracing import configure_tracing
 from sous_service.runtime import kafka_config
 
 
@@ -39,6 +40,7 @@ def run_service_cli(
     settings = settings_factory()
     configure_logging(settings.service_name, settings.log_level)
     if args.command == "serve":
+        configure_tracing(settings.service_name)  # OTEL_TRACES_EXPORTER; off (no SDK) by default
         app = app_factory(settings)
         uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_config=None)
     elif args.command == "migrate":

@@ -22,6 +22,9 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    # Prometheus metrics (GET /metrics) on a port of their own, never on the API port; unset: not served.
+    metrics_port: int | None = None
+    metrics_host: str = ""  # defaults to `host`
 
     # A server-level URL: each service keeps its own database on that server (database_name).
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

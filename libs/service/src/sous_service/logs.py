@@ -1,4 +1,4 @@
-"""JSON logs that carry the request and correlation ids of the work in hand."""
+"""JSON logs that carry the request, correlation and trace ids of the work in hand."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import logging
 import sys
 import time
 
+from opentelemetry import trace
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 correlation_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+# Fields a log call may pass with `extra=` that are copied into the JSON entry (access lines, consumers, engine).
+EXTRA_FIELDS = ("http_method", "route", "status", "duration_ms", "group", "topic", "event_id", "execution_id", "step_id")
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,6 +33,13 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         if correlation_id := correlation_id_var.get():
             entry["correlation_id"] = correlation_id
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = f"{context.trace_id:032x}"
+            entry["span_id"] = f"{context.span_id:016x}"
+        for key in EXTRA_FIELDS:
+            if (value := record.__dict__.get(key)) is not None:
+                entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

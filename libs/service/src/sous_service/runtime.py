@@ -21,6 +21,15 @@ from sous_events.store import EventStore
 from sous_service.config import ServiceSettings
 from sous_service.db import create_engine, create_session_factory, database_is_ready
 from sous_service.dlq_api import mount_admin
+from sous_service.observability.metrics import MetricsServer, ServiceMetrics
+from sous_service.observability.service import (
+    consumer_source,
+    lag_probe,
+    observed_handler,
+    outbox_probe,
+    relay_source,
+    start_metrics_server,
+)
 
 
 def kafka_config(settings: ServiceSettings) -> KafkaConfig:
@@ -55,6 +64,9 @@ class ServiceRuntime:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     background: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     stoppers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    # Scrape-time probes and in-memory counters of this service (executor: executions per status, ...).
+    metrics: ServiceMetrics = field(default_factory=lambda: ServiceMetrics("sous"))
+    metrics_server: MetricsServer | None = None
 
     @classmethod
     def create(cls, settings: ServiceSettings) -> ServiceRuntime:
@@ -64,13 +76,14 @@ class ServiceRuntime:
             engine=engine,
             sessions=create_session_factory(engine),
             kafka=kafka_config(settings),
+            metrics=ServiceMetrics(settings.service_name),
         )
 
     def add_consumer(self, spec: ConsumerSpec) -> ConsumerRunner:
         runner = ConsumerRunner(
             name=spec.name,
             topics=spec.topics,
-            handler=spec.handler,
+            handler=observed_handler(self.settings.service_name, spec.name, spec.handler),
             sessions=self.sessions,
             kafka=self.kafka,
             event_types=spec.event_types,
@@ -89,6 +102,15 @@ class ServiceRuntime:
         self.stoppers.append(stopper)
 
     async def start(self) -> None:
+        name = self.settings.service_name
+        self.metrics.add_probe(outbox_probe(name, self.engine))
+        self.metrics.add_probe(lag_probe(name, self.consumers))
+        self.metrics.add_source(consumer_source(name, self.consumers))
+        self.metrics.add_source(relay_source(name, lambda: self.relay))
+        settings = self.settings
+        self.metrics_server = await start_metrics_server(
+            self.metrics, settings.metrics_host or settings.host, settings.metrics_port
+        )
         await ensure_topics(self.kafka)
         self.relay = OutboxRelay(
             name=self.settings.service_name, database_url=self.settings.service_database_url, kafka=self.kafka
@@ -106,6 +128,9 @@ class ServiceRuntime:
             await consumer.stop()
         if self.relay is not None:
             await self.relay.stop()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
+        self.metrics.close()
         await self.engine.dispose()
 
     @asynccontextmanager

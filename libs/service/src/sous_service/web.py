@@ -26,6 +26,7 @@ from sous_service.internal_context import (
     verify_context,
 )
 from sous_service.logs import correlation_id_var, request_id_var
+from sous_service.observability.http import ObservabilityMiddleware
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -119,6 +120,8 @@ def create_service_app(
     app.add_middleware(RejectControlCharacters)
     app.add_middleware(RefuseUnstorableText)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: spans, request metrics and the access line cover every response, refusals included.
+    app.add_middleware(ObservabilityMiddleware, service=service_name)
     app.include_router(health_router(readiness or {}))
     return app
 

@@ -1,0 +1,1 @@
+"""Metrics (Prometheus), tracing (OpenTelemetry) and access logs shared by every service and the gateway."""
