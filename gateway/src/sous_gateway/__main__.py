@@ -14,8 +14,10 @@ def _serve(settings: GatewaySettings, args: argparse.Namespace) -> None:
 
     from sous_gateway.bootstrap import build_app
     from sous_service.logs import configure_logging
+    from sous_service.observability.tracing import configure_tracing
 
     configure_logging(settings.service_name, settings.log_level)
+    configure_tracing("gateway")  # OTEL_TRACES_EXPORTER; off (no SDK) by default
     uvicorn.run(
         build_app(settings),
         host=args.host or settings.host,

@@ -23,6 +23,8 @@ from sous_gateway.routing.proxy import UpstreamProxy
 from sous_gateway.routing.table import default_table
 from sous_gateway.streams import StreamCaps, StreamLedger
 from sous_service.db import create_engine
+from sous_service.observability.metrics import ServiceMetrics
+from sous_service.observability.service import start_metrics_server
 
 
 def build_components(settings: GatewaySettings) -> Components:
@@ -113,11 +115,17 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     components = build_components(settings)
 
+    metrics = ServiceMetrics("gateway")
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Metrics on their own port (SOUS_METRICS_PORT): never on the public API port.
+        server = await start_metrics_server(metrics, settings.metrics_host or settings.host, settings.metrics_port)
         try:
             yield
         finally:
+            if server is not None:
+                await server.stop()
             await components.api_keys.drain()
             await components.upstream_client.aclose()
             await components.stream_client.aclose()

@@ -288,6 +288,11 @@ class Stack:
         self.quiet = quiet
         self._source_env: dict[str, str] = {**os.environ, **(env or {})}
         self.ports = self._choose_ports(ports)
+        # Each service's Prometheus metrics (GET /metrics) on a port of its own; SOUS_<SVC>_METRICS_PORT or free.
+        self.metrics_ports = {
+            spec.name: int(self._source_env.get(f"SOUS_{spec.name.upper()}_METRICS_PORT") or free_port())
+            for spec in SERVICES
+        }
         self.logs_dir = self.state_dir / "logs"
         self.processes: dict[str, ManagedProcess] = {}
         self._postgres: Any = None
@@ -306,6 +311,10 @@ class Stack:
     @property
     def urls(self) -> dict[str, str]:
         return {spec.name: f"http://127.0.0.1:{self.ports[spec.name]}" for spec in SERVICES}
+
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()}
 
     @property
     def gateway_url(self) -> str:
@@ -502,6 +511,7 @@ class Stack:
     def _service_env(self, spec: ServiceSpec) -> dict[str, str]:
         env = dict(self._common_env)
         env["SOUS_PORT"] = str(self.ports[spec.name])
+        env["SOUS_METRICS_PORT"] = str(self.metrics_ports[spec.name])
         return env
 
     def _database_names(self) -> dict[str, str]:
@@ -640,6 +650,7 @@ class Stack:
             "broker": self.broker,
             "gateway_url": self.gateway_url,
             "urls": self.urls,
+            "metrics_urls": self.metrics_urls,
             "model_url": self.model_url,
             "database_url": self.database_url,
             "kafka_bootstrap": self.kafka_bootstrap,

@@ -21,6 +21,7 @@ from sous_gateway.routing.table import Match, Route
 from sous_gateway.scopes import KEYS_ADMIN
 from sous_service.errors import ApiError, install_error_handlers, responses
 from sous_service.internal_context import InternalContext
+from sous_service.observability.http import ObservabilityMiddleware
 from sous_service.web import ReadinessCheck, health_router
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -154,6 +155,7 @@ async def _route(request: Request) -> Response:
             raise _method_not_allowed(resolved.allowed)
         raise ApiError(404, "route_not_found", f"no route for {request.scope['path']}")
     route = resolved.route
+    request.scope.setdefault("state", {})["route"] = route.pattern  # the template, for metrics and logs
     if route.service == "gateway":
         raise _method_not_allowed(tuple(r.method for r in components.table.routes if r.pattern == route.pattern))
     principal, workspace_id = _enter_workspace(request, components, principal)
@@ -251,4 +253,7 @@ def create_app(components: Components, lifespan: Any = None) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)
+    # Outermost: the SERVER span every forwarded request continues, and the request metrics (the access
+    # line is GatewayMiddleware's). /metrics is not served here: the gateway's metrics port is separate.
+    app.add_middleware(ObservabilityMiddleware, service="gateway", access_log=False)
     return app

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sous_gateway.routing.path_guard import check_path
 from sous_service.errors import ApiError
 from sous_service.logs import correlation_id_var, request_id_var
+from sous_service.observability.http import route_template
 
 access_log = logging.getLogger("sous.gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -82,13 +83,21 @@ class GatewayMiddleware:
 
             await self.app(scope, receive, send_with_id)
         finally:
+            route = route_template(scope)
+            elapsed_ms = (time.perf_counter() - started) * 1000
             access_log.info(
                 "%s %s %s %.1fms principal=%s",
                 scope["method"],
-                scope["path"],
+                route,
                 status_holder[0],
-                (time.perf_counter() - started) * 1000,
+                elapsed_ms,
                 state.get("principal_id", "-"),
+                extra={
+                    "http_method": scope["method"],
+                    "route": route,
+                    "status": status_holder[0],
+                    "duration_ms": round(elapsed_ms, 3),
+                },
             )
             request_id_var.reset(rid_token)
             correlation_id_var.reset(corr_token)

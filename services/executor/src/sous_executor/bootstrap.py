@@ -24,6 +24,7 @@ from sous_executor.entrypoints.api import build_router
 from sous_executor.entrypoints.consumers import replica_consumer, runner_consumer
 from sous_executor.handlers import ExecutorService
 from sous_executor.llm.client import ClientFactory
+from sous_executor.observability import executions_probe, takeovers_source
 from sous_executor.secrets.api import build_secrets_router
 from sous_executor.secrets.crypto import Keyring
 from sous_executor.secrets.resolver import Credentials
@@ -90,6 +91,8 @@ def build_executor(settings: ExecutorSettings) -> Executor:
     runtime.add_consumer(runner_consumer(service, engine))
     sweeper = Sweeper(engine, settings.sweeper_interval_s)
     scheduler = CronScheduler(service, settings.scheduler_interval_s)
+    runtime.metrics.add_probe(executions_probe(runtime.engine))
+    runtime.metrics.add_source(takeovers_source(sweeper))
     runtime.on_start(sweeper.start)
     runtime.on_start(scheduler.start)
     # Stoppers run in reverse: the engine stops last (releasing its leases) after sweeper and cron.

@@ -17,6 +17,7 @@ from sous_executor.domain.planning import StepSpec
 from sous_executor.engine.attempt import BudgetExceeded, InFlight, StepFailure
 from sous_executor.engine.budget_gate import BudgetRefused
 from sous_executor.llm.pricing import cost_usd
+from sous_executor.observability import observe_model_cost, observed_completion, observed_tool
 from sous_executor.tools.router import ToolNotAllowed
 from sous_service.text import clean_json, clean_text
 
@@ -63,7 +64,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
         try:
             run.checkpoint()
             t0 = time.perf_counter()
-            response = await client.chat.completions.create(**kwargs)
+            response = await observed_completion(client, kwargs, prices)
             rec.model_ms += (time.perf_counter() - t0) * 1000
             usage = response.usage
             if usage is not None:
@@ -71,6 +72,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
                 rec.prompt_tokens += usage.prompt_tokens
                 rec.completion_tokens += usage.completion_tokens
                 rec.cost += cost
+                observe_model_cost(prices, target.model, cost)
                 await run.emit([_usage_event(run, spec, rec, usage.prompt_tokens, usage.completion_tokens, cost)])
         finally:
             await run.budget.release(ticket)
@@ -101,7 +103,11 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
                 run.checkpoint()
                 name = clean_text(call.function.name)
                 try:
-                    record = await engine.router.call(skills, name, arguments[call.id], workspace_id=workspace_id)
+                    record = await observed_tool(
+                        name,
+                        engine.router.has(name, workspace_id),
+                        engine.router.call(skills, name, arguments[call.id], workspace_id=workspace_id),
+                    )
                 except ToolNotAllowed as exc:
                     rec.tool_calls.append(clean_json(exc.record))
                     raise

@@ -50,6 +50,7 @@ from sous_executor.engine.fence import LeaseGuard, is_transient
 from sous_executor.engine.leases import LeaseLost, Leases
 from sous_executor.engine.step_loop import run_step
 from sous_executor.llm.client import ClientFactory
+from sous_executor.observability import run_span, traced_step
 from sous_executor.tools.router import ToolRouter
 
 logger = logging.getLogger("sous.executor.runner")
@@ -151,6 +152,7 @@ class Run:
         self.inflight: dict[str, InFlight] = {}
         self.model_ms: dict[str, float] = {}
         self.plan: Plan | None = None
+        self.traceparent = ""  # of the ExecutionRequested event: the run's spans continue that trace
 
     @property
     def lost_event(self) -> asyncio.Event:
@@ -161,6 +163,7 @@ class Run:
         async with self.engine.sessions() as session:
             events = await self.engine.store.load(session, AGGREGATE, self.execution_id)
         self.agg = Execution.from_events(events)
+        self.traceparent = events[0].traceparent if events else ""
 
     async def emit(self, payloads: Sequence[EventPayload], *, finish: bool = False) -> None:
         # Shielded: a cancelled step task must not leave a committed append unapplied in memory.
@@ -292,7 +295,8 @@ class Run:
         )
         monitor = asyncio.create_task(self.guard.watch(self._poll_cancel), name=f"monitor-{self.execution_id}")
         try:
-            await self._drive()
+            with run_span(self.execution_id, self.traceparent, self.agg.correlation_id):
+                await self._drive()
         finally:
             monitor.cancel()
             with contextlib.suppress(BaseException):
@@ -434,7 +438,8 @@ class Run:
 
     # ------------------------------------------------------------ steps
     def _start_step(self, spec: StepSpec, attempt: int, retry_at: datetime | None) -> asyncio.Task[str]:
-        return asyncio.create_task(run_step(self, spec, attempt, retry_at), name=f"step-{spec.step_id}")
+        running = run_step(self, spec, attempt, retry_at)
+        return asyncio.create_task(traced_step(spec.step_id, attempt, running), name=f"step-{spec.step_id}")
 
     def prompt(self, spec: StepSpec) -> tuple[str, tuple[str, ...]]:
         agg = self.agg
