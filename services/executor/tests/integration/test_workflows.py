@@ -97,6 +97,12 @@ async def test_cancelling_a_run_in_stage_four_cancels_its_execution(executor: Ru
     while (await call(executor, ws, "GET", path, 200))["stages"][3]["status"] != "running":
         assert time.monotonic() < deadline, "stage 4 never started"
         await asyncio.sleep(0.05)
+    active = await call(executor, ws, "GET", "/api/workflows/active", 200)
+    shown = {r["run_id"]: r for r in active["workflow_runs"]}[run_id]
+    assert shown["current_stage"] == {"number": 4, "name": "agent_execution"} and shown["progress"] >= 0.333
+    assert shown["execution_id"] in [e["execution_id"] for e in active["active_workflows"]]
+    dashboard = await call(executor, ws, "GET", "/api/workflows/stats/dashboard", 200)
+    assert dashboard["workflows"]["active_runs"] == 1 and dashboard["overview"]["total_workflows"] == 1
     cancelled = await call(executor, ws, "POST", f"{path}/cancel", 202, json={"reason": "changed my mind"})
     assert cancelled["status"] == "cancelling"
     run = await finished_run(executor, ws, workflow_id, run_id)

@@ -78,8 +78,8 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
         BASE + "/active",
         dependencies=RUN_READ,
         summary="Active workflow runs and recipe runs",
-        description="Running workflow runs (current stage, progress, metrics) and running recipe executions of "
-        "this workspace, with the last 20 recipe runs.",
+        description="Running recipe executions (`active_workflows`) and the last 20 recipe runs, with "
+        "`workflow_runs`: running workflow runs (current stage, progress, metrics), of this workspace.",
         responses=responses(),
     )
     async def active(ctx: Context) -> dict[str, Any]:

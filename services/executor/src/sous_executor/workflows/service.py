@@ -313,13 +313,17 @@ class WorkflowService:
 
     # ------------------------------------------------------------ views with recipe runs
     async def active(self, ctx: InternalContext) -> dict[str, Any]:
+        """The executor's view of running recipe executions, plus `workflow_runs` beside it.
+
+        `active_workflows` keeps its recipe-execution items (clients follow them by execution id); a
+        workflow run's stage 4 appears there as the execution it started.
+        """
         base = await self.executor.active_workflows(ctx)
         async with self.sessions() as session:
             rows, total = await repo.list_run_rows(session, ctx.workspace_id, None, ACTIVE, 0, 100)
             runs = await self._views(session, rows)
-        active = [
+        base["workflow_runs"] = [
             {
-                "kind": "workflow",
                 "run_id": r["run_id"],
                 "workflow_id": r["workflow_id"],
                 "workflow_name": r["workflow_name"],
@@ -338,9 +342,6 @@ class WorkflowService:
             }
             for r in runs
         ]
-        recipe_active = [{"kind": "recipe", **item} for item in base["active_workflows"]]
-        base["active_workflows"] = active + recipe_active
-        base["total_active"] = len(base["active_workflows"])
         base["total_active_workflow_runs"] = total
         return base
 
