@@ -39,6 +39,8 @@ def _body_for(method: str, path: str, a: dict[str, str]) -> Any:
         return {"input_data": {}}
     if path.endswith("/submit"):
         return {"recipe_id": a["template_id"]}
+    if path.endswith("/save-as-recipe"):
+        return {"template_id": f"taken-over-{uuid.uuid4().hex[:6]}"}
     return {}
 
 
