@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sous_executor.config import ExecutorSettings
-from sous_executor.llm.client import ClientFactory, resolve_target
+from sous_executor.llm.client import ClientFactory
 from sous_executor.llm.pricing import cost_usd
 from sous_service.text import clean_text
 
@@ -33,12 +33,7 @@ async def complete(
 ) -> Completion:
     """One chat completion with the agent's model (the default model when the workflow names no agent)."""
     model_config = (agent or {}).get("model_config") or {}
-    # Where the factory resolves per-workspace credentials, use it; otherwise the settings-only resolution.
-    per_workspace = getattr(clients, "target", None)
-    if per_workspace is not None:
-        target = await per_workspace(model_config, workspace_id)
-    else:
-        target = resolve_target(model_config, settings)
+    target = await clients.target(model_config, workspace_id)
     kwargs: dict[str, Any] = {"model": target.model, "messages": messages}
     if response_format is not None:
         kwargs["response_format"] = response_format
