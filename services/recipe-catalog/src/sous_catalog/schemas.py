@@ -368,24 +368,3 @@ class Dashboard(BaseModel):
     overview: DashboardOverview
     status_breakdown: StatusBreakdown
     top_recipes: list[TopRecipe]
-
-
-class WorkflowItem(BaseModel):
-    id: str
-    recipe_id: str
-    name: str
-    description: str
-    owner: str
-    tags: list[str]
-    is_public: bool
-    step_count: int
-    use_count: int
-    created_at: str
-    updated_at: str
-
-
-class WorkflowList(BaseModel):
-    items: list[WorkflowItem]
-    total: int
-    skip: int
-    limit: int

@@ -29,10 +29,7 @@ async def test_create_get_update_delete(catalog):
     assert body["message"] and body["recipe"]["template_id"] == "daily-news"
     recipe = body["recipe"]
     assert recipe["revision"] == 1 and recipe["workspace_id"] == catalog.workspace
-    assert (
-        recipe["schedule_config"]["webhook_id"]
-        and recipe["schedule_config"]["webhook_secret"] == "news-hook-secret"
-    )
+    assert recipe["schedule_config"]["webhook_id"] and recipe["schedule_config"]["webhook_secret"] == "news-hook-secret"
     assert recipe["execution_config"]["mode"] == "parallel" and recipe["execution_config"]["total_timeout"] == 600
     assert recipe["use_count"] == 0 and recipe["quality_score"] is None and recipe["created_by"] == "user-1"
 
@@ -318,26 +315,6 @@ async def test_use_categories_featured_and_dashboard(catalog):
     assert len(dashboard["top_recipes"]) == 3
 
 
-async def test_legacy_workflow_list(catalog):
-    agent = await catalog.agent()
-    await catalog.recipe(agent_id=agent["id"], name="Invoice parser", tags=["finance"], is_public=False)
-    await catalog.recipe(agent_id=agent["id"], name="Tweet writer", tags=["social"])
-    other_owner = catalog.headers(user_id="someone")
-    body = catalog.body(agent["id"], name="Invoice checker", tags=["finance"])
-    assert (await catalog.http.post(BASE, json=body, headers=other_owner)).status_code == 201
-
-    async def get(**params):
-        body = (await catalog.request("GET", "/api/workflows", params=params)).json()
-        return sorted(item["name"] for item in body["items"]), body["total"]
-
-    assert (await get()) == (["Invoice checker", "Invoice parser", "Tweet writer"], 3)
-    assert (await get(q="invoice")) == (["Invoice checker", "Invoice parser"], 2)
-    assert (await get(tag="finance", owner="someone")) == (["Invoice checker"], 1)
-    assert (await get(limit=1))[1] == 3
-    item = (await catalog.request("GET", "/api/workflows", params={"q": "tweet"})).json()["items"][0]
-    assert item["step_count"] == 2 and item["owner"] == "user-1"
-
-
 async def test_recipes_are_isolated_by_workspace(catalog):
     recipe = await catalog.recipe(is_featured=True)
     other = unique("ws")
@@ -352,7 +329,6 @@ async def test_recipes_are_isolated_by_workspace(catalog):
         response = await catalog.request(method, route, workspace=other, json=body)
         assert response.status_code == 404, (method, route, response.text)
     assert (await catalog.request("GET", BASE, workspace=other)).json()["total"] == 0
-    assert (await catalog.request("GET", "/api/workflows", workspace=other)).json()["total"] == 0
     assert (await catalog.request("GET", f"{BASE}/featured/list", workspace=other)).json()["total"] == 0
     assert (await catalog.request("GET", f"{BASE}/categories/list", workspace=other)).json()["categories"] == []
     dashboard = (await catalog.request("GET", f"{BASE}/stats/dashboard", workspace=other)).json()

@@ -120,23 +120,6 @@ class RecipeRepository:
         )
         return list(rows.scalars())
 
-    async def workflows(
-        self, workspace_id: str, *, q: str | None, owner: str | None, tag: str | None, skip: int, limit: int
-    ) -> tuple[list[Row[Any]], int]:
-        conditions: list[ColumnElement[bool]] = [recipes.c.workspace_id == workspace_id]
-        if q:
-            conditions.append(recipes.c.search_text.like(like_pattern(q), escape="\\"))
-        if owner:
-            conditions.append(recipes.c.created_by == owner)
-        if tag:
-            conditions.append(recipes.c.tags.contains([tag]))
-        where = and_(*conditions)
-        total = (await self.session.execute(select(func.count()).select_from(recipes).where(where))).scalar_one()
-        rows = await self.session.execute(
-            select(recipes).where(where).order_by(recipes.c.updated_at.desc(), recipes.c.id).offset(skip).limit(limit)
-        )
-        return list(rows), int(total)
-
     # ------------------------------------------------------------ statistics (from consumed events)
 
     async def _update_stats(self, workspace_id: str, template_id: str, **changes: Any) -> Row[Any] | None:

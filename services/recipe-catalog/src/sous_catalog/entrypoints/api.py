@@ -34,7 +34,6 @@ from sous_catalog.schemas import (
     RecipePublic,
     RecipeUpdate,
     RecipeUseOut,
-    WorkflowList,
 )
 from sous_service.errors import ApiError, InputInvalid, not_found, responses
 from sous_service.internal_context import InternalContext
@@ -373,47 +372,4 @@ async def history(
     return await svc.handlers.history(session, caller, template_id, revision)
 
 
-# ---------------------------------------------------------------- legacy workflows
-
-workflows_router = APIRouter(prefix="/api/workflows", tags=["workflows"])
-
-
-@workflows_router.get(
-    "",
-    summary="List workflows (legacy)",
-    description="The workspace's recipes presented as workflows; `q` searches name and description, `owner` is the creator, `tag` a tag.",
-    response_model=WorkflowList,
-    responses=responses(),
-)
-async def list_workflows(
-    caller: ReadCaller,
-    session: ReadSession,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    owner: Annotated[str | None, Query(max_length=200)] = None,
-    tag: Annotated[str | None, Query(max_length=100)] = None,
-    skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> dict[str, Any]:
-    rows, total = await RecipeRepository(session).workflows(
-        caller.workspace_id, q=q, owner=owner, tag=tag, skip=skip, limit=limit
-    )
-    items = [
-        {
-            "id": row.template_id,
-            "recipe_id": row.id,
-            "name": row.name,
-            "description": row.description,
-            "owner": row.created_by,
-            "tags": row.tags,
-            "is_public": row.is_public,
-            "step_count": len(row.doc.get("steps") or []),
-            "use_count": row.use_count,
-            "created_at": row.created_at.isoformat(),
-            "updated_at": row.updated_at.isoformat(),
-        }
-        for row in rows
-    ]
-    return {"items": items, "total": total, "skip": skip, "limit": limit}
-
-
-ROUTERS = (agents_router, recipes_router, workflows_router)
+ROUTERS = (agents_router, recipes_router)
