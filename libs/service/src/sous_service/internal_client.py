@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Generator
 
 import httpx
 
+from sous_events.tracing import current_traceparent
 from sous_service.internal_context import (
     CONTEXT_HEADER,
     InternalContext,
@@ -38,6 +39,8 @@ class ContextAuth(httpx.Auth):
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         sign_httpx_request(request, self._context, self._secret, self._service)
+        if traceparent := current_traceparent():  # the called service's span continues this trace
+            request.headers.setdefault("traceparent", traceparent)
         yield request
 
 

@@ -124,8 +124,9 @@ def consumer_source(service: str, consumers: Sequence[ConsumerRunner]) -> Any:
     def samples() -> Iterable[Sample]:
         for runner in consumers:
             group = runner.name
-            for topic, count in dict(runner.dead_lettered_by_topic).items():
-                yield "sous_dlq_records_total", {"service": service, "group": group, "topic": topic}, count
+            dead = dict(runner.dead_lettered_by_topic)
+            for topic in sorted({*runner.topics, *dead}):
+                yield "sous_dlq_records_total", {"service": service, "group": group, "topic": topic}, dead.get(topic, 0)
             yield (
                 "sous_consumer_records_total",
                 {"service": service, "group": group, "outcome": "applied"},

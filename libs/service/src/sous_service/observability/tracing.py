@@ -4,7 +4,8 @@
 no-op and costs next to nothing), `console` (spans printed as JSON on stdout, for development), `otlp`
 (OTLP over HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; needs the
 `otlp` extra of sous-service, `opentelemetry-exporter-otlp-proto-http`). `OTEL_SERVICE_NAME` defaults to
-`sous-<service>`; `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and `OTEL_SDK_DISABLED` are
+`sous-<service>`; `SOUS_TRACES_FILE` sends the console exporter's spans to a file, one JSON object a
+line (`{service}` in the path is replaced by the service's name); `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and `OTEL_SDK_DISABLED` are
 honoured by the SDK. Propagation is W3C trace context (`traceparent`) over HTTP and in event envelopes.
 """
 
@@ -49,14 +50,14 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
         return False
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"sous-{service}"}
     provider = TracerProvider(resource=Resource.create(attributes))
     for name in names:
         exporter: SpanExporter
         if name == "console":
-            exporter = ConsoleSpanExporter()
+            exporter = _console_exporter(service, env)
         elif name == "otlp":
             try:
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -71,6 +72,18 @@ def configure_tracing(service: str, environ: Mapping[str, str] | None = None) ->
     trace.set_tracer_provider(provider)
     logger.info("tracing on: exporters %s", ", ".join(names))
     return True
+
+
+def _console_exporter(service: str, env: Mapping[str, str]) -> Any:
+    """Spans as JSON on stdout; with SOUS_TRACES_FILE (`{service}` is replaced by the service's name), one
+    JSON object per line appended to that file instead (for tools and tests that read them back)."""
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    path = env.get("SOUS_TRACES_FILE", "")
+    if not path:
+        return ConsoleSpanExporter()
+    out = open(path.replace("{service}", service), "a", buffering=1)  # noqa: SIM115 (kept open for the process)
+    return ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
 
 
 def span_ids() -> tuple[str, str]:
