@@ -53,7 +53,7 @@ async def _parked_row(engine, key: str) -> int:  # type: ignore[no-untyped-def]
                 "INSERT INTO outbox (event_id, topic, key, value, headers, parked_at, last_error, attempts) "
                 "VALUES ('ev-big', :t, :k, :v, '[]'::jsonb, now(), 'MessageSizeTooLargeError: too big', 1) RETURNING id"
             ),
-            {"t": QUALITY, "k": key, "v": b"{}"},
+            {"t": QUALITY, "k": key, "v": encode(pipeline_event(f"{key}-nobody", key, 1))},
         )
         return int(row_id.scalar_one())
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text
 
+from sous_events.codec import encode
 from sous_events.events import AgentMetricsUpdated
 from sous_events.outbox import OutboxRelay, pending_count
 from sous_events.parking import discard, parked_count, parked_row, parked_rows, resend
@@ -163,7 +164,11 @@ async def test_a_parked_row_is_re_sent_in_order_once_the_broker_accepts_it(
         await runner.stop()
 
 
-async def test_the_relay_brings_an_outbox_from_before_parking_up_to_date(fresh_database, engine, sessions, kafka):
+async def test_the_relay_brings_an_outbox_from_before_parking_up_to_date(
+    fresh_database, engine, sessions, kafka, workspace
+):
+    # A well-formed event (other tests' consumers read this topic too) of a workspace nobody handles.
+    value = encode(pipeline_event(workspace, f"{workspace}-old", 1))
     async with engine.begin() as conn:
         await conn.execute(text("DROP INDEX ix_outbox_parked"))
         await conn.execute(
@@ -172,8 +177,9 @@ async def test_the_relay_brings_an_outbox_from_before_parking_up_to_date(fresh_d
         await conn.execute(
             text(
                 "INSERT INTO outbox (event_id, topic, key, value, headers) "
-                "VALUES ('old-1', 'sous.quality.v1', 'old', '\\x7b7d'::bytea, '[]'::jsonb)"
-            )
+                "VALUES ('old-1', 'sous.quality.v1', 'old', :v, '[]'::jsonb)"
+            ),
+            {"v": value},
         )
     relay = OutboxRelay(name=f"relay-{uuid.uuid4().hex[:8]}", database_url=fresh_database, kafka=kafka)
     relay.start()
