@@ -15,20 +15,25 @@ from sous_service.errors import FieldError, validation_error
 from sous_service.text import has_refused
 
 
-def refused_path(value: Any, path: str = "body") -> str | None:
-    """The path (`body.a.0.b`) of the first string, or key, holding a refused character."""
+def _join(path: str, part: object) -> str:
+    return f"{path}.{part}" if path else str(part)
+
+
+def refused_path(value: Any, path: str = "") -> str | None:
+    """The field path (`a.0.b`, as in other 422s; `body` for the body itself) of the first string, or
+    key, holding a refused character."""
     if isinstance(value, str):
-        return path if has_refused(value) else None
+        return (path or "body") if has_refused(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             if has_refused(str(key)):
-                return f"{path}.{key!r}"
-            found = refused_path(item, f"{path}.{key}")
+                return _join(path, repr(key)) if path else "body"
+            found = refused_path(item, _join(path, key))
             if found:
                 return found
     if isinstance(value, list):
         for index, item in enumerate(value):
-            found = refused_path(item, f"{path}.{index}")
+            found = refused_path(item, _join(path, index))
             if found:
                 return found
     return None

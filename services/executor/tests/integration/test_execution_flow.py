@@ -99,12 +99,12 @@ async def test_retry_completes_on_third_attempt_with_exponential_backoff(executo
     delays = [e.payload["delay_s"] for e in scheduled]
     assert [e.payload["next_attempt"] for e in scheduled] == [2, 3]
     assert 0.1 <= delays[0] <= 0.11 and 0.2 <= delays[1] <= 0.22
-    # Each new attempt starts no earlier than its scheduled retry time, and the waits grow.
+    # Each new attempt starts no earlier than its scheduled retry time.
     waits = []
     for fail, next_start in zip(failed, started[1:], strict=True):
         assert next_start.occurred_at >= fail.occurred_at
         waits.append((next_start.occurred_at - fail.occurred_at).total_seconds())
-    assert waits[0] >= delays[0] and waits[1] >= delays[1] and waits[1] > waits[0]
+    assert waits[0] >= delays[0] and waits[1] >= delays[1]
 
 
 async def test_continue_records_failure_and_finishes_the_rest(executor: Running) -> None:
