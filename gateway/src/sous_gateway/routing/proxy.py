@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from sous_service.errors import ApiError
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_request
-from sous_service.observability.tracing import current_traceparent
+from sous_service.observability.tracing import recorded_traceparent
 
 logger = logging.getLogger("sous.gateway.proxy")
 
@@ -90,7 +90,10 @@ class UpstreamProxy:
         headers += [
             (b"x-request-id", request_id.encode()),
             # The gateway's own span when tracing is on (the service's span is its child), else a child id.
-            (b"traceparent", (current_traceparent() or child_traceparent(request.headers.get("traceparent"))).encode()),
+            (
+                b"traceparent",
+                (recorded_traceparent() or child_traceparent(request.headers.get("traceparent"))).encode(),
+            ),
             (b"x-forwarded-proto", request.url.scheme.encode()),
         ]
         client = request.client.host if request.client else ""

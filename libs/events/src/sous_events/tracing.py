@@ -30,6 +30,13 @@ def current_traceparent() -> str:
     return format_traceparent(context) if context.is_valid else ""
 
 
+def recorded_traceparent() -> str:
+    """The `traceparent` of the current span only if this process records it ("" when tracing is off: the
+    API then passes a remote parent through as the current span, which is not a span of ours)."""
+    span = trace.get_current_span()
+    return format_traceparent(span.get_span_context()) if span.is_recording() else ""
+
+
 def span_context_of(traceparent: str | None) -> SpanContext | None:
     match = _TRACEPARENT.match((traceparent or "").strip().lower())
     if match is None:

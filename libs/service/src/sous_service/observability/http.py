@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sous_service.logs import request_id_var
 from sous_service.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
-from sous_service.observability.tracing import current_traceparent, fail, parent_context, tracer
+from sous_service.observability.tracing import fail, parent_context, recorded_traceparent, tracer
 
 access_log = logging.getLogger("sous.access")
 
@@ -69,7 +69,7 @@ class ObservabilityMiddleware:
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
-            if inner := current_traceparent():
+            if inner := recorded_traceparent():
                 # Instrumentation further in (FastAPI's own server and operation spans) reads the header:
                 # it sees this span as the caller, so a request is one tree under this span.
                 headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"traceparent"]

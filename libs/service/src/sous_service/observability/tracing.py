@@ -20,13 +20,14 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from sous_events.tracing import current_traceparent, parent_context, tracer
+from sous_events.tracing import current_traceparent, parent_context, recorded_traceparent, tracer
 
 __all__ = [
     "client_span",
     "configure_tracing",
     "current_traceparent",
     "parent_context",
+    "recorded_traceparent",
     "span_ids",
     "tracer",
 ]
