@@ -134,7 +134,8 @@ async def test_cancel_racing_completion_records_one_outcome_per_step(
         ]
         skipped = [e for e in events if e.event_type == "StepSkipped"]
         assert len(outcomes) + len(skipped) == 1, [e.event_type for e in events]
-        assert body["status"] in ("completed", "cancelled")
+        # On a starved machine a model call can also fail (a timeout): the outcome rule holds all the same.
+        assert body["status"] in ("completed", "cancelled", "failed"), body["error_message"]
         recorded += body["total_tokens"]
     assert recorded == (await served(model_server, m))["total_tokens"]
 

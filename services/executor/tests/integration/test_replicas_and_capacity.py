@@ -146,7 +146,7 @@ async def test_a_full_instance_leaves_new_requests_waiting(
                 )
             return int(seen or 0) >= cap + more
 
-        await wait_for(all_consumed, within=60)
+        await wait_for(all_consumed, within=180)
         async with service.sessions() as session:
             claimed = await session.scalar(select(func.count()).select_from(leases))
             pending = await session.scalar(

@@ -519,7 +519,12 @@ class Run:
                     cost_usd=round(rec.cost, 8) if rec.started else 0.0,
                 )
             )
+        handled = set(self.inflight)
         self.inflight.clear()
+        for step in self.agg.ordered_steps():
+            if step.status == "running" and step.step_id not in handled:
+                # Started by an earlier runner of this execution and never resumed here (the run ended first).
+                events.append(self._interrupted_outcome(step, inflight_error, inflight_type))
         reason = {"cancelled": "run cancelled before this step started"}.get(
             status, f"run ended before this step started: {error}" if error else "not run"
         )
@@ -529,6 +534,21 @@ class Run:
         if events:
             await self.emit(events)
         await self.emit([self._finished_event(status, error)], finish=True)
+
+    def _interrupted_outcome(self, step: StepState, error: str, error_type: str) -> StepFailed:
+        prompt, completion, cost = step.pending_usage.get(step.attempt, (0, 0, 0.0))
+        return StepFailed(
+            execution_id=self.execution_id,
+            step_id=step.step_id,
+            order=step.order,
+            attempt=max(step.attempt, 1),
+            agent_id=step.agent_id,
+            agent_name=step.agent_name,
+            error=error or "interrupted",
+            error_type=error_type or "cancelled",
+            tokens=TokenUsage(prompt=prompt, completion=completion, total=prompt + completion),
+            cost_usd=round(cost, 8),
+        )
 
     def _finished_event(self, status: str, error: str | None) -> ExecutionFinished:
         agg = self.agg
