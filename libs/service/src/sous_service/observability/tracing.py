@@ -3,7 +3,7 @@
 `OTEL_TRACES_EXPORTER` lists exporters: `none` (the default: no SDK is installed, every span is the API's
 no-op and costs next to nothing), `console` (spans printed as JSON on stdout, for development), `otlp`
 (OTLP over HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; needs the
-`otlp` extra of sous-service, `opentelemetry-exporter-otlp-proto-http`). `OTEL_SERVICE_NAME` defaults to
+`otlp` extra, `opentelemetry-exporter-otlp-proto-http`: SOUS_EXTRAS="otlp" when building the image). `OTEL_SERVICE_NAME` defaults to
 `sous-<service>`; `SOUS_TRACES_FILE` sends the console exporter's spans to a file, one JSON object a
 line (`{service}` in the path is replaced by the service's name); `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)` and `OTEL_SDK_DISABLED` are
 honoured by the SDK. Propagation is W3C trace context (`traceparent`) over HTTP and in event envelopes.
