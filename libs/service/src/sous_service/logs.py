@@ -13,7 +13,17 @@ from opentelemetry import trace
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 correlation_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 # Fields a log call may pass with `extra=` that are copied into the JSON entry (access lines, consumers, engine).
-EXTRA_FIELDS = ("http_method", "route", "status", "duration_ms", "group", "topic", "event_id", "execution_id", "step_id")
+EXTRA_FIELDS = (
+    "http_method",
+    "route",
+    "status",
+    "duration_ms",
+    "group",
+    "topic",
+    "event_id",
+    "execution_id",
+    "step_id",
+)
 
 
 class JsonFormatter(logging.Formatter):

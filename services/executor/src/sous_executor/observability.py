@@ -80,7 +80,9 @@ async def observed_completion(client: Any, kwargs: dict[str, Any], prices: Mappi
     label = model_label(prices, model)
     started = time.perf_counter()
     outcome = "error"
-    with client_span(f"chat {model[:100]}", {"gen_ai.operation.name": "chat", "gen_ai.request.model": model[:200]}) as span:
+    with client_span(
+        f"chat {model[:100]}", {"gen_ai.operation.name": "chat", "gen_ai.request.model": model[:200]}
+    ) as span:
         try:
             response = await client.chat.completions.create(**kwargs)
             outcome = "ok"
