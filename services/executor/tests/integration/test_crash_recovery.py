@@ -26,6 +26,7 @@ from executor_harness import (
 )
 
 from sous_local.testing import Infrastructure, unique
+from sous_service.internal_client import rebind_hook
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -54,10 +55,17 @@ async def spawn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("executor did not start")
 
 
-async def wait_json(url: str, headers: dict[str, str], predicate: Any, within: float = 60) -> dict[str, Any]:
+def signing_client(secret: str, timeout: float) -> httpx.AsyncClient:
+    """Each request carries a context bound to it, as the gateway would send."""
+    return httpx.AsyncClient(timeout=timeout, event_hooks={"request": [rebind_hook(secret, "executor")]})
+
+
+async def wait_json(
+    url: str, headers: dict[str, str], secret: str, predicate: Any, within: float = 60
+) -> dict[str, Any]:
     deadline = time.monotonic() + within
     body: dict[str, Any] = {}
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with signing_client(secret, 5) as client:
         while time.monotonic() < deadline:
             response = await client.get(url, headers=headers)
             if response.status_code == 200:
@@ -92,7 +100,7 @@ async def test_sigkill_during_step_two_resumes_without_repeating_step_one(
     first_port = free_port()
     first = await spawn(env, first_port)
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with signing_client(settings.internal_secret, 10) as client:
             response = await client.post(
                 f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/execute",
                 json={},
@@ -102,7 +110,10 @@ async def test_sigkill_during_step_two_resumes_without_repeating_step_one(
         eid = response.json()["recipe_execution_id"]
         url = f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/executions/{eid}"
         await wait_json(
-            url, headers, lambda b: any(r["step_id"] == "two" and r["status"] == "running" for r in b["step_results"])
+            url,
+            headers,
+            settings.internal_secret,
+            lambda b: any(r["step_id"] == "two" and r["status"] == "running" for r in b["step_results"]),
         )
     finally:
         os.kill(first.pid, signal.SIGKILL)
@@ -111,7 +122,13 @@ async def test_sigkill_during_step_two_resumes_without_repeating_step_one(
     second = await spawn(env, second_port)
     try:
         url = f"http://127.0.0.1:{second_port}/api/workflow-recipes/{recipe['template_id']}/executions/{eid}"
-        body = await wait_json(url, headers, lambda b: b["status"] in ("completed", "failed", "cancelled"), within=90)
+        body = await wait_json(
+            url,
+            headers,
+            settings.internal_secret,
+            lambda b: b["status"] in ("completed", "failed", "cancelled"),
+            within=90,
+        )
     finally:
         second.terminate()
         second.wait(20)
