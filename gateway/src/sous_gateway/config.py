@@ -34,7 +34,7 @@ class GatewaySettings(ServiceSettings):
     database_name: str = "sous_gateway"
     port: int = Field(default=8000, validation_alias=AliasChoices("SOUS_GATEWAY_PORT", "port"))
 
-    # JWT (DESIGN.md §7): HS256 with a shared secret in development, RS256/ES256 from a JWKS URL in production.
+    # JWT (docs/security.md): HS256 with a shared secret in development, RS256/ES256 from a JWKS URL in production.
     jwt_secret: str = DEVELOPMENT_JWT_SECRET
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]
     jwt_jwks_url: str = ""

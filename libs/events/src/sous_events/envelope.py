@@ -1,4 +1,4 @@
-"""The envelope every event travels in (DESIGN.md §3)."""
+"""The envelope every event travels in (docs/events.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The signed context the gateway forwards to services (DESIGN.md §7).
+"""The signed context the gateway forwards to services (docs/security.md).
 
 The gateway authenticates the caller and sends who it is, which workspace it acts in and which scopes it
 holds as one header, `X-Sous-Context`, signed with HMAC-SHA256 under a secret shared only by the gateway

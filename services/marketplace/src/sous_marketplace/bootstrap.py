@@ -36,7 +36,6 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         internal_secret=config.internal_secret,
         context_max_age_s=config.internal_context_max_age_s,
         service_name="marketplace",
-        service_name="marketplace",
         lifespan=runtime.lifespan,
         readiness=runtime.readiness(),
     )

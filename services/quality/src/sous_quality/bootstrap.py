@@ -40,7 +40,6 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         internal_secret=qs.internal_secret,
         context_max_age_s=qs.internal_context_max_age_s,
         service_name="quality",
-        service_name="quality",
         lifespan=runtime.lifespan,
         readiness=runtime.readiness(),
     )

@@ -1,4 +1,4 @@
-"""Every formula of quality-model.md, pinned with worked examples computed by hand in the comments."""
+"""Every formula of docs/quality-model.md, pinned with worked examples computed by hand in the comments."""
 
 from __future__ import annotations
 

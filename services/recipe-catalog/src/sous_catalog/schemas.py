@@ -1,4 +1,4 @@
-"""Request and response models of the public API (API.md, Agents and Recipes sections).
+"""Request and response models of the public API (docs/api.md, Agents and Recipes).
 
 Inputs refuse non-finite numbers and ignore unknown keys; shapes and ranges are checked here, rules that
 span fields (step graph, cron, agent references) in `domain.validation`.

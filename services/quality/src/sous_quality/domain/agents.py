@@ -1,4 +1,4 @@
-"""Agent metrics: what an agent did across runs (quality-model.md, "Sous:" agent-level metrics).
+"""Agent metrics: what an agent did across runs (docs/quality-model.md, "Sous:" agent-level metrics).
 
 A run of an agent is a step's final outcome: StepCompleted (a success) or StepFailed without a retry to
 come (a failure). Failed attempts that will be retried are not runs, but their tokens and cost count,

@@ -1,9 +1,9 @@
-"""The five quality dimensions, the overall score, the grade and the bottlenecks (quality-model.md).
+"""The five quality dimensions, the overall score, the grade and the bottlenecks (docs/quality-model.md).
 
 Every function is pure. Sub-scores are in [0, 1]; dimensions and the overall score are rounded to 4
 decimals, and the grade is taken from the rounded overall score, so the boundaries are exact.
 
-Choices where the model is silent (documented in docs/quality.md of this service):
+Choices where the model is silent (documented in docs/quality-model.md):
 - time units: step and run durations are milliseconds; timeouts are seconds and are converted.
 - a step's own `timeout` overrides `timeout_per_step` for that step.
 - a duration is unknown (time score 0.5) when it was not reported; tokens are unknown (token score 0.7)

@@ -1,4 +1,4 @@
-"""HTTP routes of the Quality section of API.md, at their public paths."""
+"""HTTP routes of the Quality section of docs/api.md, at their public paths."""
 
 from __future__ import annotations
 
