@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sous_events.failures import is_transient
 from sous_events.store import EventTooLarge
 
 logger = logging.getLogger("sous.errors")
@@ -134,6 +135,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            # The database or broker is briefly out of reach: the client may retry, nothing was committed.
+            logger.warning("infrastructure unavailable on %s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse(
+                status_code=503,
+                content={"detail": "temporarily unavailable, retry shortly", "code": "unavailable"},
+                headers={"Retry-After": "1"},
+            )
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal error", "code": "internal_error"})
 

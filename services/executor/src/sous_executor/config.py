@@ -115,6 +115,16 @@ class ExecutorSettings(ServiceSettings):
         self.env_grant_map, self.composio_toolkit_map, self.workspace_quota_map  # noqa: B018
         return self
 
+    @model_validator(mode="after")
+    def _heartbeat_well_inside_the_lease(self) -> ExecutorSettings:
+        # A heartbeat slower than half the lease lets a live runner lose its lease to the sweeper.
+        if self.heartbeat_interval_s * 2 > self.lease_ttl_s:
+            raise ValueError(
+                f"SOUS_HEARTBEAT_INTERVAL_S ({self.heartbeat_interval_s}) must be at most half of "
+                f"SOUS_LEASE_TTL_S ({self.lease_ttl_s})"
+            )
+        return self
+
     @property
     def allowed_model_origin_list(self) -> list[str]:
         return _csv(self.allowed_model_origins)

@@ -155,3 +155,9 @@ def test_pricing_by_model_with_dated_variants_and_unknown_models() -> None:
     settings = ExecutorSettings(price_table='{"house-model": {"prompt_per_1k": 1, "completion_per_1k": 2}}')
     assert settings.prices["house-model"] == {"prompt_per_1k": 1.0, "completion_per_1k": 2.0}
     assert "gpt-4o-mini" in settings.prices
+
+
+def test_a_heartbeat_slower_than_half_the_lease_is_refused_at_start_up() -> None:
+    with pytest.raises(ValueError, match="SOUS_HEARTBEAT_INTERVAL_S"):
+        ExecutorSettings(lease_ttl_s=4, heartbeat_interval_s=5)
+    assert ExecutorSettings(lease_ttl_s=4, heartbeat_interval_s=2).heartbeat_interval_s == 2

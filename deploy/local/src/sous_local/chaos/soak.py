@@ -239,6 +239,9 @@ class Soak:
         steps = set(calls_per_step) | set(attempts_per_step)
         paid_twice = sum(max(0, calls_per_step[s] - attempts_per_step[s]) for s in steps)
         unpaid = sum(max(0, attempts_per_step[s] - calls_per_step[s]) for s in steps)
+        # An attempt whose runner was killed before it called the model cost nothing: the ratio is taken over
+        # the attempts that reached the model, so it is 1.0 exactly when no attempt was paid for twice.
+        reached = sum(min(calls_per_step[s], attempts_per_step[s]) for s in steps)
         dlq = await checks.dead_lettered(self.system.bootstrap)
         parked = await checks.parked_rows(
             (name, self.system.database_dsn(f"sous_{name}")) for name in ("catalog", "executor", "quality")
@@ -260,7 +263,9 @@ class Soak:
         attempts = figures["attempts"]
         report.add("step attempts recorded", attempts, None)
         report.add("model calls received", calls, None)
-        report.add("model calls per step attempt", round(calls / attempts, 4) if attempts else 0.0, 1.0)
+        report.add(
+            "model calls per step attempt that reached the model", round(calls / reached, 4) if reached else 0.0, 1.0
+        )
         report.add("  model calls beyond one per attempt (paid twice)", paid_twice)
         report.add("  attempts recorded without a model call", unpaid, None)
         report.add("records dead-lettered (*.dlq topics)", dlq)
