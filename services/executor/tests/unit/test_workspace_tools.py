@@ -23,7 +23,7 @@ class FakeComposioTools:
         slug = f"{toolkits[0].upper()}_DO"
         return [{"type": "function", "function": {"name": slug, "description": "d", "parameters": {"type": "object"}}}]
 
-    def execute(self, slug: str, arguments: dict[str, Any], user_id: str) -> dict[str, Any]:
+    def execute(self, slug: str, arguments: dict[str, Any], user_id: str, **_options: Any) -> dict[str, Any]:
         self.executed.append((slug, user_id))
         return {"successful": True, "data": {"ran_for": user_id}}
 

@@ -2,12 +2,14 @@
 
 Enabled when COMPOSIO_API_KEY is set and SOUS_COMPOSIO_WORKSPACE_TOOLKITS grants at least one toolkit.
 The SDK is the executor's optional extra (`sous-executor[composio]`) and is imported lazily; without it
-the executor logs a warning and offers no Composio tools.
+the executor logs a warning and offers no Composio tools. COMPOSIO_BASE_URL (read by the SDK) points it at
+another API origin. The SDK's usage telemetry is off: only the API itself is called.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,7 +22,7 @@ logger = logging.getLogger("sous.executor.composio")
 def _sdk_client(api_key: str) -> Any:
     from composio import Composio
 
-    return Composio(api_key=api_key)
+    return Composio(api_key=api_key, allow_tracking=False)
 
 
 def normalize_grants(grants: Mapping[str, Sequence[str]]) -> dict[str, frozenset[str]]:
@@ -43,8 +45,11 @@ def composio_tools(
             by_toolkit.setdefault(toolkit, workspace)
     if not api_key or not by_toolkit:
         return []
+    # The SDK keeps settings such as allow_tracking in context variables set by its constructor: every later
+    # call runs in (a copy of) the context it was built in, wherever the router calls the tool from.
+    sdk_context = contextvars.copy_context()
     try:
-        client: Any = client_factory(api_key)
+        client: Any = sdk_context.run(client_factory, api_key)
     except ImportError:
         logger.warning("COMPOSIO_API_KEY is set but the composio extra is not installed; no Composio tools")
         return []
@@ -55,7 +60,7 @@ def composio_tools(
     for toolkit, some_workspace in by_toolkit.items():
         try:
             # Schemas do not depend on the user; any workspace granted the toolkit can list them.
-            raw_tools: Any = client.tools.get(some_workspace, toolkits=[toolkit])
+            raw_tools: Any = sdk_context.run(client.tools.get, some_workspace, toolkits=[toolkit])
         except Exception as exc:
             logger.warning("Composio toolkit %s unavailable: %s", toolkit, type(exc).__name__)
             continue
@@ -66,8 +71,15 @@ def composio_tools(
                 continue
 
             async def run(workspace_id: str, arguments: dict[str, Any], _slug: str = slug) -> Any:
+                # The tool runs at the toolkit version the SDK resolves (COMPOSIO_TOOLKIT_VERSION_<TOOLKIT>,
+                # else the latest); without the flag the SDK refuses "latest" for direct execution.
                 result: Any = await asyncio.to_thread(
-                    client.tools.execute, _slug, arguments=arguments, user_id=workspace_id
+                    sdk_context.copy().run,
+                    client.tools.execute,
+                    _slug,
+                    arguments=arguments,
+                    user_id=workspace_id,
+                    dangerously_skip_version_check=True,
                 )
                 if isinstance(result, dict) and result.get("successful") is False:
                     raise ToolError(str(result.get("error") or "Composio tool failed")[:500])
