@@ -27,7 +27,12 @@ def stack() -> Iterator[Stack]:
     state = Path(tempfile.mkdtemp(prefix="sous-cli-"))
     broker = "kafka" if os.environ.get("SOUS_TEST_BROKER") == "kafka" else "embedded"
     running = Stack(
-        state, broker=broker, env={"SOUS_LEASE_TTL_S": "4", "SOUS_HEARTBEAT_INTERVAL_S": "1"}, durable_postgres=False, ports="auto", quiet=True
+        state,
+        broker=broker,
+        env={"SOUS_LEASE_TTL_S": "4", "SOUS_HEARTBEAT_INTERVAL_S": "1"},
+        durable_postgres=False,
+        ports="auto",
+        quiet=True,
     )
     running.start()
     try:
