@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install up down test test-kafka lint typecheck bench k8s-validate chaos chaos-short
+.PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench k8s-validate chaos chaos-short
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,7 +35,15 @@ down: ## Stop a stack started by `make up` in another shell
 test: install ## All tests (unit, integration, e2e, fault) on embedded PostgreSQL + the embedded broker
 	$(PYTEST) $(TEST_PATHS) -q -p no:cacheprovider
 
-test-kafka: install ## Integration, e2e and fault tests on a single-node Apache Kafka (jars fetched once)
+# The broker-sensitive part: the event pipeline (outages, parking, DLQ), the engine's flow and crash recovery,
+# and the two whole-system flows. CI runs it; the chaos soak covers the rest of the system on Apache Kafka.
+KAFKA_PATHS := libs services/executor/tests/integration/test_execution_flow.py \
+	services/executor/tests/integration/test_crash_recovery.py tests/e2e/test_recipe_flow.py tests/e2e/test_marketplace_flow.py
+
+test-kafka: install ## The broker-sensitive tests on a single-node Apache Kafka (jars fetched once)
+	SOUS_TEST_BROKER=kafka $(PYTEST) $(KAFKA_PATHS) -q -p no:cacheprovider -m "integration or e2e or fault"
+
+test-kafka-all: install ## Every integration, e2e and fault test on Apache Kafka (slow)
 	SOUS_TEST_BROKER=kafka $(PYTEST) $(TEST_PATHS) -q -p no:cacheprovider -m "integration or e2e or fault"
 
 lint: install ## ruff (lint + format check) and the event schema compatibility check
