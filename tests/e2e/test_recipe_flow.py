@@ -35,11 +35,18 @@ async def test_a_three_step_recipe_runs_and_is_scored_and_the_catalog_shows_the_
     assert outputs["outline"]["output"].split("[ref:")[0].strip() in outputs["draft"]["output"]
     assert all(s["tokens_used"]["total"] > 0 and s["duration_ms"] >= 0 for s in result["step_results"])
 
-    assessed = await api.ok(
-        "POST",
-        f"/api/workflow-recipes/{recipe['template_id']}/assess-quality",
-        json={"execution_id": result["execution_id"]},
-    )
+    async def assessment():
+        # The quality service learns of the finish from events: until then it answers 409 execution_not_finished.
+        response = await api.post(
+            f"/api/workflow-recipes/{recipe['template_id']}/assess-quality",
+            json={"execution_id": result["execution_id"]},
+        )
+        if response.status_code == 409 and response.json()["code"] == "execution_not_finished":
+            return None
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    assessed = await eventually(assessment, what="the quality service to see the run finished")
     assert set(assessed["breakdown"]) == {"completeness", "accuracy", "efficiency", "reliability", "cost"}
     assert assessed["grade"] in "ABCDF"
 
