@@ -59,7 +59,12 @@ class ModelServer:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                # A request still sleeping in a latency directive holds a graceful shutdown open.
+                self.proc.kill()
+                self.proc.wait(10)
 
     async def calls(self, contains: str) -> int:
         async with httpx.AsyncClient() as client:

@@ -43,7 +43,7 @@ async def test_cancel_during_step_two_never_starts_step_three(executor: Running)
         ws,
         [
             step("one", 1, agent["id"], f"one {unique('m')}"),
-            step("two", 2, agent["id"], f"two {unique('m')} [[latency:10000]]"),
+            step("two", 2, agent["id"], f"two {unique('m')} [[latency:60000]]"),  # far past the cancel grace
             step("three", 3, agent["id"], "three"),
         ],
     )
