@@ -32,8 +32,15 @@ up: install ## Start the whole system on embedded defaults (Ctrl-C stops it)
 down: ## Stop a stack started by `make up` in another shell
 	@$(VENV)/bin/sous down 2>/dev/null || echo "nothing to stop"
 
+# The executor's integration modules share fixed consumer groups on one broker; each runs in a session (and
+# on a broker) of its own, so no module inherits another's group members or unconsumed records.
+EXECUTOR_INTEGRATION := $(wildcard services/executor/tests/integration/test_*.py)
+
 test: install ## All tests (unit, integration, e2e, fault) on embedded PostgreSQL + the embedded broker
-	$(PYTEST) $(TEST_PATHS) -q -p no:cacheprovider
+	$(PYTEST) $(filter-out services,$(TEST_PATHS)) services/marketplace services/quality services/recipe-catalog \
+		services/executor/tests/unit -q -p no:cacheprovider
+	@set -e; for module in $(EXECUTOR_INTEGRATION); do \
+		echo "== $$module"; $(PYTEST) $$module -q -p no:cacheprovider; done
 
 # The broker-sensitive part: the event pipeline (outages, parking, DLQ), the engine's flow and crash recovery,
 # and the two whole-system flows. CI runs it; the chaos soak covers the rest of the system on Apache Kafka.
