@@ -58,7 +58,9 @@ async def stream_execution(
             if time.monotonic() - last_sent >= keepalive_s:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
-            woken = await notifications.wait(wake, keepalive_s)
+            # A look at the store on every keep-alive as well: a notification lost in transit costs at
+            # most one interval, never a stream frozen until the next append.
+            woken = await notifications.wait(wake, keepalive_s) or time.monotonic() - last_sent >= keepalive_s
 
 
 async def _events_after(

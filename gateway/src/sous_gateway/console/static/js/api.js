@@ -110,9 +110,9 @@ export const del = (path) => api("DELETE", path);
 
 // Server-Sent Events through fetch, so the credential travels in a header (EventSource cannot send one).
 // Calls onEvent({id, event, data}) for each event; resolves when the stream ends or the signal aborts.
-export async function streamEvents(path, onEvent, signal) {
+export async function streamEvents(path, onEvent, signal, lastEventId = "") {
   const response = await fetch(path, {
-    headers: { ...authHeaders(), Accept: "text/event-stream" },
+    headers: { ...authHeaders(), Accept: "text/event-stream", ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}) },
     signal,
     credentials: "omit",
     cache: "no-store",

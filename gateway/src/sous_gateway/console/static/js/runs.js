@@ -161,16 +161,27 @@ export function orderedSteps(run) {
 }
 
 // Follows the run live; onChange(run) after every event. Resolves when the stream ends.
+// Follows until the run finishes. A stream that ends early (a proxy or process restart) is resumed after
+// the last event seen, so a live view never freezes on a status that has moved on.
 export async function follow(run, onChange, signal) {
   const path = `/api/workflow-recipes/${encodeURIComponent(run.recipeId)}/executions/${encodeURIComponent(run.executionId)}/events`;
-  await streamEvents(
-    path,
-    (message) => {
-      if (message.data && typeof message.data === "object") {
-        apply(run, message.data);
-        onChange(run);
-      }
-    },
-    signal,
-  );
+  let lastId = "";
+  let pause = 500;
+  while (!signal.aborted) {
+    await streamEvents(
+      path,
+      (message) => {
+        if (message.id) lastId = message.id;
+        if (message.data && typeof message.data === "object") {
+          apply(run, message.data);
+          onChange(run);
+        }
+      },
+      signal,
+      lastId,
+    );
+    if (isFinished(run.status) || signal.aborted) return;
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    pause = Math.min(pause * 2, 5000);
+  }
 }
