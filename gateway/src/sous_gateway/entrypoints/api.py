@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
 from sous_gateway.auth.principal import Principal
+from sous_gateway.compat import exchange as compat
 from sous_gateway.components import Components
 from sous_gateway.console import install_console
 from sous_gateway.entrypoints.middleware import GatewayMiddleware
@@ -150,6 +151,9 @@ async def _route(request: Request) -> Response:
     if isinstance(resolved, Match) and resolved.route.auth == "webhook":
         return await _forward_webhook(request, components, resolved.route, request_id)
     principal = await _authenticate(request, components)
+    alias = compat.rewrite_request_path(request)  # the origin client's paths (docs/compatibility.md)
+    if alias is not None:
+        resolved = components.table.resolve(request.method, request.scope["path"])
     if not isinstance(resolved, Match):
         if resolved.allowed:
             raise _method_not_allowed(resolved.allowed)
@@ -168,10 +172,14 @@ async def _route(request: Request) -> Response:
         auth_type=principal.auth_type,
         request_id=request_id,
     )
-    body = await request.body()
+    body = compat.adapt_body(request.method, route.pattern, await request.body())
     trusted = components.addresses.peer_is_trusted(request.scope)
     if not route.stream:
-        return await components.proxy.forward(request, route.service, body, context, request_id, trusted_peer=trusted)
+        response = await components.proxy.forward(
+            request, route.service, body, context, request_id, trusted_peer=trusted
+        )
+        view = compat.view_for(alias, request.method, route.pattern, request.scope["path"])
+        return response if view is None else await compat.reshaped(response, view)
     slot = components.streams.admit(principal.user_id, workspace_id)
     policy = StreamPolicy(components.stream_client, components.settings.stream_max_lifetime_s, slot.release)
     try:

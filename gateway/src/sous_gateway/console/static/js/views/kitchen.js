@@ -82,7 +82,7 @@ export async function render(root, _params, { signal }) {
 
   async function refresh() {
     const data = await get("/api/workflows/active", {}, signal);
-    load.textContent = `${data.total_active} active · ${data.system_load.running} running of a limit of ${data.system_load.limit} · ${data.total_recipe_runs} runs in this workspace`;
+    load.textContent = `${data.total_active} active · ${data.capacity.running} running of a limit of ${data.capacity.limit} · ${data.total_recipe_runs} runs in this workspace`;
     for (const summary of [...data.active_workflows].reverse()) track(summary);
     if (!followed.size) {
       if (!cards.querySelector(".empty")) cards.append(h("p", { class: "empty", text: "Nothing is cooking. Start a run from a recipe." }));
