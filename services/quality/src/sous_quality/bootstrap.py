@@ -6,17 +6,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from sous_events.projection import rebuild_projection
 from sous_quality.config import QualitySettings
 from sous_quality.entrypoints.api import build_router
 from sous_quality.entrypoints.consumers import consumer_spec
-from sous_quality.handlers import (
-    AGENT_METRICS,
-    RECIPE_QUALITY,
-    QualityService,
-    apply_quality_event,
-    reset_quality_models,
-)
+from sous_quality.handlers import QualityHandlers
+from sous_quality.projections import rebuild_read_models
 from sous_service.config import ServiceSettings
 from sous_service.db import create_engine, create_session_factory
 from sous_service.runtime import ServiceRuntime
@@ -32,8 +26,8 @@ def _quality_settings(settings: ServiceSettings) -> QualitySettings:
 def build_app(settings: ServiceSettings) -> FastAPI:
     qs = _quality_settings(settings)
     runtime = ServiceRuntime.create(qs)
-    service = QualityService(runtime.store)
-    runtime.add_consumer(consumer_spec(service, qs.consumer_group))
+    handlers = QualityHandlers(runtime.store)
+    runtime.add_consumer(consumer_spec(handlers, qs.consumer_group))
     app = create_service_app(
         title="Sous quality",
         description="Quality assessment, learning, suggestions and agent metrics, learned from events.",
@@ -45,7 +39,7 @@ def build_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.sessions = runtime.sessions
-    app.state.quality = service
+    app.state.quality = handlers
     app.include_router(build_router())
     return app
 
@@ -54,11 +48,6 @@ async def rebuild(settings: ServiceSettings) -> int:
     """Rebuild assessments, analyses, recipe quality and agent metrics from this service's event store."""
     engine = create_engine(settings)
     try:
-        return await rebuild_projection(
-            create_session_factory(engine),
-            reset=reset_quality_models,
-            apply=apply_quality_event,
-            aggregate_types=[RECIPE_QUALITY, AGENT_METRICS],
-        )
+        return await rebuild_read_models(create_session_factory(engine))
     finally:
         await engine.dispose()

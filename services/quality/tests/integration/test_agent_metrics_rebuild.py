@@ -30,7 +30,9 @@ from sous_local.testing import unique
 from sous_quality.adapters.tables import agent_metrics
 from sous_quality.bootstrap import MIGRATIONS_DIR, rebuild
 from sous_quality.config import QualitySettings
-from sous_quality.handlers import AGENT_METRICS, QualityService
+from sous_quality.domain.agents import AGGREGATE as AGENT_METRICS
+from sous_quality.entrypoints.consumers import consumer_spec
+from sous_quality.handlers import QualityHandlers
 from sous_service.db import create_engine, create_session_factory
 from sous_service.migrate import upgrade_async
 
@@ -126,10 +128,12 @@ async def quality(
         await engine.dispose()
 
 
-async def _apply(sessions: async_sessionmaker[AsyncSession], service: QualityService, events: list[Envelope]) -> None:
+async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Envelope]) -> None:
+    """Each event as the consumer applies it, one transaction each."""
+    handle = consumer_spec(QualityHandlers(), "quality-rebuild-test").handler
     for envelope in events:
         async with sessions() as session, session.begin():
-            await service.on_execution_event(session, envelope)
+            await handle(session, envelope)
 
 
 async def _agent_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
@@ -140,16 +144,14 @@ async def _agent_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
 
 async def test_a_rebuild_keeps_attempts_counted_since_the_last_metrics_event(quality: Any) -> None:
     settings, sessions = quality
-    service = QualityService()
     ws, agent = unique("ws"), new_id()
 
     finished = Run(ws, agent)
-    await _apply(sessions, service, [*finished.begin(), *finished.attempt(1, ok=True, tokens=30), finished.finish()])
+    await _apply(sessions, [*finished.begin(), *finished.attempt(1, ok=True, tokens=30), finished.finish()])
     # A second execution of the same agent is still running: one failed attempt that will retry, then a success.
     running = Run(ws, agent)
     await _apply(
         sessions,
-        service,
         [*running.begin(), *running.attempt(1, ok=False, tokens=100), *running.attempt(2, ok=True, tokens=50)],
     )
 

@@ -19,7 +19,7 @@ def step(step_id: str, status: str = "completed", **kw: object) -> StepRecord:
 
 def run(*steps: StepRecord, **kw: object) -> ExecutionRecord:
     kw.setdefault("status", "completed")
-    return ExecutionRecord(execution_id="e", recipe_id="r", steps=tuple(steps), **kw)  # type: ignore[arg-type]
+    return ExecutionRecord(execution_id="e", template_id="r", steps=tuple(steps), **kw)  # type: ignore[arg-type]
 
 
 def kinds(items: list[dict[str, object]]) -> list[tuple[object, ...]]:

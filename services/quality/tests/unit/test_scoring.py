@@ -18,7 +18,7 @@ def step(step_id: str, status: str = "completed", **kw: object) -> StepRecord:
 
 def run(*steps: StepRecord, **kw: object) -> ExecutionRecord:
     kw.setdefault("status", "completed")
-    return ExecutionRecord(execution_id="e", recipe_id="r", steps=tuple(steps), **kw)  # type: ignore[arg-type]
+    return ExecutionRecord(execution_id="e", template_id="r", steps=tuple(steps), **kw)  # type: ignore[arg-type]
 
 
 # The worked example shared with the integration test: three steps, s2 retried once, s3 failed (continue).
@@ -272,7 +272,7 @@ def test_record_from_copies_reads_recipe_settings() -> None:
     }
     rec = record_from_copies(
         execution_id="e",
-        recipe_id="r",
+        template_id="r",
         status="completed",
         steps=[step("s2", order=2), step("s1", order=1)],
         recipe=recipe,
@@ -293,7 +293,7 @@ def test_record_from_copies_reads_recipe_settings() -> None:
 def test_record_defaults() -> None:
     rec = record_from_copies(
         execution_id="e",
-        recipe_id="r",
+        template_id="r",
         status="completed",
         steps=[],
         recipe={},

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.schema import SchemaItem
 
 metadata = MetaData()
 
@@ -42,7 +43,7 @@ executions = Table(
     metadata,
     Column("execution_id", String(64), primary_key=True),
     Column("workspace_id", String(100), nullable=False),
-    Column("recipe_id", String(200), nullable=False),
+    Column("template_id", String(200), nullable=False),
     Column("status", String(20), nullable=False),
     Column("recipe", JSONB, nullable=False, default=dict),
     Column("agents", JSONB, nullable=False, default=dict),
@@ -56,7 +57,7 @@ executions = Table(
     Column("requested_at", DateTime(timezone=True), nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
-    Index("ix_execution_copies_recipe", "workspace_id", "recipe_id"),
+    Index("ix_execution_copies_recipe", "workspace_id", "template_id"),
 )
 
 # One row per step of an execution: its latest state and how many attempts it took.
@@ -77,14 +78,24 @@ step_results = Table(
     Column("error", Text, nullable=True),
 )
 
+
+def per_execution(name: str, at: str, *items: SchemaItem) -> Table:
+    """A table of one row per execution of a recipe template, written when `at` says."""
+    return Table(
+        name,
+        metadata,
+        Column("execution_id", String(64), primary_key=True),
+        Column("workspace_id", String(100), nullable=False),
+        Column("template_id", String(200), nullable=False),
+        Column(at, DateTime(timezone=True), nullable=False),
+        *items,
+    )
+
+
 # One assessment per execution (idempotency: re-assessing returns this row).
-assessments = Table(
+assessments = per_execution(
     "assessments",
-    metadata,
-    Column("execution_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("recipe_id", String(200), nullable=False),
-    Column("assessed_at", DateTime(timezone=True), nullable=False),
+    "assessed_at",
     Column("quality_score", Float, nullable=False),
     Column("rolling_score", Float, nullable=False),
     Column("breakdown", JSONB, nullable=False),
@@ -92,21 +103,17 @@ assessments = Table(
     Column("bottlenecks", JSONB, nullable=False),
     Column("recipe_revision", Integer, nullable=True),
     Column("models", JSONB, nullable=False, default=list),
-    Index("ix_assessments_recipe", "workspace_id", "recipe_id", "assessed_at"),
+    Index("ix_assessments_recipe", "workspace_id", "template_id", "assessed_at"),
 )
 
 # One analysis per execution.
-analyses = Table(
+analyses = per_execution(
     "analyses",
-    metadata,
-    Column("execution_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("recipe_id", String(200), nullable=False),
-    Column("analyzed_at", DateTime(timezone=True), nullable=False),
+    "analyzed_at",
     Column("patterns", JSONB, nullable=False),
     Column("suggestions", JSONB, nullable=False),
     Column("performance_metrics", JSONB, nullable=False),
-    Index("ix_analyses_recipe", "workspace_id", "recipe_id"),
+    Index("ix_analyses_recipe", "workspace_id", "template_id"),
 )
 
 # The RecipeQuality aggregate's state: rolling score and learning_data, with its stream version.

@@ -7,8 +7,13 @@ because they were spent. Reused results (rerun from a step) are neither runs nor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from sous_events.events import AgentMetricsUpdated
+
+AGGREGATE = "AgentMetrics"
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,19 @@ class AgentTotals:
     total_duration_ms: float = 0.0
     total_tokens: int = 0
     total_cost_usd: float = 0.0
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, Any]) -> AgentTotals:
+        """The totals an AgentMetricsUpdated carries (older events had only the mean duration)."""
+        runs = int(metrics.get("runs", 0))
+        mean_duration_ms = float(metrics.get("mean_duration_ms", 0.0))
+        return cls(
+            runs=runs,
+            successes=int(metrics.get("successes", 0)),
+            total_duration_ms=float(metrics.get("total_duration_ms", mean_duration_ms * runs)),
+            total_tokens=int(metrics.get("total_tokens", 0)),
+            total_cost_usd=float(metrics.get("total_cost_usd", 0.0)),
+        )
 
     def with_attempt(
         self, *, final: bool, success: bool, duration_ms: float, tokens: int, cost_usd: float
@@ -41,3 +59,29 @@ class AgentTotals:
             "total_cost_usd": round(self.total_cost_usd, 10),
             "total_duration_ms": round(self.total_duration_ms, 3),
         }
+
+
+@dataclass(frozen=True)
+class AgentMetrics:
+    """The AgentMetrics aggregate: an agent's totals at its stream's version.
+
+    Every AgentMetricsUpdated carries the whole totals, so the latest event is the state; the
+    `agent_metrics` row keeps it at the stream's version and the handlers decide from it as from a snapshot.
+    """
+
+    agent_id: str
+    totals: AgentTotals = field(default_factory=AgentTotals)
+    version: int = 0
+
+    def count(
+        self, *, final: bool, success: bool, duration_ms: float, tokens: int, cost_usd: float
+    ) -> AgentMetricsUpdated:
+        """Every counted attempt is an event: a rebuild must not lose attempts between two summaries."""
+        totals = self.totals.with_attempt(
+            final=final, success=success, duration_ms=duration_ms, tokens=tokens, cost_usd=cost_usd
+        )
+        return AgentMetricsUpdated(agent_id=self.agent_id, metrics=totals.metrics())
+
+    def applied(self, event: AgentMetricsUpdated, version: int) -> AgentMetrics:
+        """The state after one of its events (live and on rebuild)."""
+        return AgentMetrics(self.agent_id, AgentTotals.from_metrics(event.metrics), version)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 FINISHED_STATUSES = frozenset({"completed", "failed", "cancelled"})
@@ -39,7 +40,7 @@ class StepRecord:
 @dataclass(frozen=True)
 class ExecutionRecord:
     execution_id: str
-    recipe_id: str
+    template_id: str
     status: str
     steps: tuple[StepRecord, ...] = ()
     recipe_step_count: int = 0
@@ -101,7 +102,7 @@ def _number(value: Any) -> float | None:
 def record_from_copies(
     *,
     execution_id: str,
-    recipe_id: str,
+    template_id: str,
     status: str,
     steps: list[StepRecord],
     recipe: dict[str, Any],
@@ -126,12 +127,14 @@ def record_from_copies(
     )
     ordered = sorted(steps, key=lambda s: (s.order, s.step_id))
     ordered = [
-        s if s.timeout_s is not None or not step_timeouts.get(s.step_id) else _with_timeout(s, step_timeouts[s.step_id])
+        s
+        if s.timeout_s is not None or not step_timeouts.get(s.step_id)
+        else replace(s, timeout_s=step_timeouts[s.step_id])
         for s in ordered
     ]
     return ExecutionRecord(
         execution_id=execution_id,
-        recipe_id=recipe_id,
+        template_id=template_id,
         status=status,
         steps=tuple(ordered),
         recipe_step_count=len(recipe_steps),
@@ -149,7 +152,9 @@ def record_from_copies(
     )
 
 
-def _with_timeout(step: StepRecord, timeout_s: float | None) -> StepRecord:
-    from dataclasses import replace
-
-    return replace(step, timeout_s=timeout_s)
+def recipe_as_run(snapshot: Mapping[str, Any] | None, copy: Mapping[Any, Any] | None) -> dict[str, Any]:
+    """The recipe the run used, with the catalog's current steps, outputs and execution_config when known."""
+    recipe = dict(snapshot or {})
+    if copy is not None:
+        recipe.update(steps=copy["steps"], outputs=copy["outputs"], execution_config=copy["execution_config"])
+    return recipe

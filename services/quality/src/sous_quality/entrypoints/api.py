@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import Actor
 from sous_events.store import ConcurrencyConflict
-from sous_quality.handlers import Cause, ExecutionNotFinished, ExecutionNotFound, QualityService, RecipeNotFound
+from sous_quality.adapters import views
+from sous_quality.domain.errors import ExecutionNotFinished, ExecutionNotFound, RecipeNotFound
+from sous_quality.handlers import AssessExecution, Cause, LearnFromExecution, QualityHandlers
 from sous_service.errors import ApiError, responses
 from sous_service.internal_context import InternalContext
 from sous_service.logs import correlation_id_var
@@ -101,20 +103,20 @@ def _cause(ctx: InternalContext) -> Cause:
 
 def _to_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, ExecutionNotFound):
-        return ApiError(404, "not_found", f"execution '{exc}' not found for this recipe")
+        return ApiError(404, "not_found", str(exc))
     if isinstance(exc, ExecutionNotFinished):
         return ApiError(409, "execution_not_finished", str(exc))
     if isinstance(exc, RecipeNotFound):
-        return ApiError(404, "not_found", f"recipe '{exc}' not found")
+        return ApiError(404, "not_found", str(exc))
     raise exc
 
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix=PREFIX, tags=["quality"])
 
-    async def run(request: Request, work: Callable[[QualityService, AsyncSession], Awaitable[T]]) -> T:
+    async def run(request: Request, work: Callable[[QualityHandlers, AsyncSession], Awaitable[T]]) -> T:
         sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-        service: QualityService = request.app.state.quality
+        service: QualityHandlers = request.app.state.quality
         for attempt in range(CONFLICT_RETRIES):
             try:
                 async with sessions() as session, session.begin():
@@ -145,7 +147,9 @@ def build_router() -> APIRouter:
     async def assess_quality(recipe_id: str, body: AssessRequest, ctx: Context, request: Request) -> dict[str, Any]:
         return await run(
             request,
-            lambda svc, s: svc.assess(s, ctx.workspace_id, recipe_id, body.execution_id, None, _cause(ctx)),
+            lambda handlers, s: handlers.assess(
+                s, AssessExecution(ctx.workspace_id, recipe_id, body.execution_id), _cause(ctx)
+            ),
         )
 
     @router.post(
@@ -163,7 +167,10 @@ def build_router() -> APIRouter:
     )
     async def learn(recipe_id: str, body: LearnRequest, ctx: Context, request: Request) -> dict[str, Any]:
         return await run(
-            request, lambda svc, s: svc.learn(s, ctx.workspace_id, recipe_id, body.execution_id, _cause(ctx))
+            request,
+            lambda handlers, s: handlers.learn(
+                s, LearnFromExecution(ctx.workspace_id, recipe_id, body.execution_id), _cause(ctx)
+            ),
         )
 
     @router.get(
@@ -178,7 +185,7 @@ def build_router() -> APIRouter:
         responses=responses(),
     )
     async def suggestions(recipe_id: str, ctx: Context, request: Request) -> dict[str, Any]:
-        return await run(request, lambda svc, s: svc.suggestions(s, ctx.workspace_id, recipe_id))
+        return await run(request, lambda _, s: views.suggestions(s, ctx.workspace_id, recipe_id))
 
     @router.get(
         "/{recipe_id}/quality/history",
@@ -197,6 +204,6 @@ def build_router() -> APIRouter:
         request: Request,
         limit: int = Query(100, ge=1, le=1000, description="How many of the latest points"),
     ) -> dict[str, Any]:
-        return await run(request, lambda svc, s: svc.history(s, ctx.workspace_id, recipe_id, limit))
+        return await run(request, lambda _, s: views.history(s, ctx.workspace_id, recipe_id, limit))
 
     return router

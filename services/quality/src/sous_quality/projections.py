@@ -1,0 +1,94 @@
+"""Projections of the quality service's own events into its read models.
+
+`apply` runs in the appending transaction (live) and, unchanged, during `rebuild_read_models`, so a rebuild
+from the store gives the same rows. The copies of other services' data (`replicas`) are not rebuilt here:
+they come from consumed events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sous_events.envelope import Envelope
+from sous_events.events import AgentMetricsUpdated, LearningRecorded, QualityAssessed
+from sous_events.projection import rebuild_projection
+from sous_quality.adapters import copies, repository
+from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
+from sous_quality.domain import agents
+from sous_quality.domain import recipe_quality as recipe_quality_domain
+from sous_quality.domain.recipe_quality import RecipeQuality
+
+AGGREGATE_TYPES = (recipe_quality_domain.AGGREGATE, agents.AGGREGATE)
+
+
+def models_of(execution: RowMapping | None) -> list[str]:
+    """The models the execution's agents were configured with, sorted."""
+    if execution is None:
+        return []
+    configured: dict[str, Any] = execution["agents"] or {}
+    found = set()
+    for agent in configured.values():
+        config = (agent or {}).get("model_config") or {}
+        if config.get("model_id"):
+            found.add(str(config["model_id"]))
+    return sorted(found)
+
+
+async def _recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
+    current = await repository.get_recipe_quality(session, workspace_id, template_id)
+    return current or RecipeQuality(workspace_id=workspace_id, template_id=template_id)
+
+
+async def apply(session: AsyncSession, envelope: Envelope) -> None:
+    """Project one of this service's own events into its read models (live and on rebuild)."""
+    payload = envelope.typed()
+    ws = envelope.workspace_id
+    if isinstance(payload, QualityAssessed):
+        execution = await copies.get_execution(session, payload.execution_id)
+        revision = (execution["recipe"] or {}).get("revision") if execution is not None else None
+        await repository.insert_assessment(
+            session,
+            execution_id=payload.execution_id,
+            workspace_id=ws,
+            template_id=payload.recipe_id,
+            assessed_at=envelope.occurred_at,
+            quality_score=payload.quality_score,
+            rolling_score=payload.rolling_score,
+            breakdown=payload.breakdown,
+            grade=payload.grade,
+            bottlenecks=payload.bottlenecks,
+            recipe_revision=int(revision) if isinstance(revision, int) else None,
+            models=models_of(execution),
+        )
+    elif isinstance(payload, LearningRecorded):
+        await repository.insert_analysis(
+            session,
+            execution_id=payload.execution_id,
+            workspace_id=ws,
+            template_id=payload.recipe_id,
+            analyzed_at=envelope.occurred_at,
+            patterns=payload.patterns,
+            suggestions=payload.suggestions,
+            performance_metrics=payload.performance_metrics,
+        )
+    if isinstance(payload, (QualityAssessed, LearningRecorded)):
+        quality = await _recipe_quality(session, ws, payload.recipe_id)
+        await repository.save_recipe_quality(session, quality.applied(payload, envelope.aggregate_version))
+    elif isinstance(payload, AgentMetricsUpdated):
+        metrics = await repository.lock_agent(session, payload.agent_id, ws)
+        await repository.save_agent(session, metrics.applied(payload, envelope.aggregate_version))
+
+
+async def reset(session: AsyncSession) -> None:
+    """Empty the read models built from this service's own events (copies of others' events stay)."""
+    for table in (assessments, analyses, recipe_quality, agent_metrics):
+        await session.execute(delete(table))
+
+
+async def rebuild_read_models(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Rebuild assessments, analyses, recipe quality and agent metrics from the event store."""
+    return await rebuild_projection(sessions, reset=reset, apply=apply, aggregate_types=AGGREGATE_TYPES)

@@ -1,0 +1,151 @@
+"""Copies of other services' data, kept from their events: the catalog's recipes, the executor's runs.
+
+Scoring needs what the run used (the recipe snapshot, agents, inputs) and what it did (each step's final
+state, the totals). Applied in the consumer's inbox transaction, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_events.envelope import Envelope
+from sous_events.events import (
+    ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    RecipeCreated,
+    RecipeDeleted,
+    RecipeUpdated,
+    StepCompleted,
+    StepFailed,
+    StepRetryScheduled,
+    StepSkipped,
+    StepStarted,
+)
+from sous_quality.adapters import copies
+
+
+async def keep_recipe(session: AsyncSession, envelope: Envelope) -> None:
+    payload = envelope.typed()
+    if isinstance(payload, (RecipeCreated, RecipeUpdated)):
+        await copies.upsert_recipe(session, envelope.workspace_id, payload.recipe, envelope.occurred_at)
+    elif isinstance(payload, RecipeDeleted):
+        await copies.mark_recipe_deleted(session, envelope.workspace_id, payload.recipe_id, payload.template_id)
+
+
+def _step_outcome(payload: StepCompleted | StepFailed) -> dict[str, Any]:
+    """What a step's outcome event says about the step, success or failure alike."""
+    return {
+        "order": payload.order,
+        "attempts": payload.attempt,
+        "agent_id": payload.agent_id,
+        "agent_name": payload.agent_name,
+        "duration_ms": payload.duration_ms,
+        "tokens": payload.tokens.total,
+        "cost_usd": payload.cost_usd,
+    }
+
+
+async def keep_execution(session: AsyncSession, envelope: Envelope) -> None:
+    payload = envelope.typed()
+    ws, at = envelope.workspace_id, envelope.occurred_at
+    if isinstance(payload, ExecutionRequested):
+        await copies.record_requested(
+            session,
+            workspace_id=ws,
+            execution_id=payload.execution_id,
+            template_id=payload.recipe_id,
+            recipe=payload.recipe,
+            agents=payload.agents,
+            input_data=payload.input_data,
+            correlation_id=envelope.correlation_id,
+            at=at,
+        )
+    elif isinstance(payload, ExecutionStarted):
+        await copies.ensure_execution(session, ws, payload.execution_id, payload.recipe_id)
+        await copies.record_started(session, payload.execution_id, at)
+    elif isinstance(payload, StepStarted):
+        await copies.upsert_step(
+            session,
+            payload.execution_id,
+            payload.step_id,
+            status="running",
+            order=payload.order,
+            attempts=payload.attempt,
+            agent_id=payload.agent_id,
+            agent_name=payload.agent_name,
+        )
+    elif isinstance(payload, StepCompleted):
+        await copies.upsert_step(
+            session,
+            payload.execution_id,
+            payload.step_id,
+            status="completed",
+            output=payload.output,
+            error=None,
+            **_step_outcome(payload),
+        )
+    elif isinstance(payload, StepFailed):
+        await copies.upsert_step(
+            session,
+            payload.execution_id,
+            payload.step_id,
+            status="failed",
+            error=payload.error,
+            **_step_outcome(payload),
+        )
+    elif isinstance(payload, StepRetryScheduled):
+        await copies.upsert_step(session, payload.execution_id, payload.step_id)
+    elif isinstance(payload, StepSkipped):
+        await copies.upsert_step(session, payload.execution_id, payload.step_id, status="skipped")
+    elif isinstance(payload, ExecutionFinished):
+        await _keep_finished(session, envelope, payload)
+
+
+def _step_result_values(result: dict[str, Any]) -> dict[str, Any]:
+    tokens = result.get("tokens_used") or {}
+    values: dict[str, Any] = {
+        "status": str(result.get("status") or "pending"),
+        "order": int(result.get("order") or 0),
+        "attempts": max(1, int(result.get("attempt") or 1)),
+        "agent_id": str(result.get("agent_id") or ""),
+        "agent_name": str(result.get("agent_name") or ""),
+        "duration_ms": result.get("duration_ms"),
+        "tokens": int(tokens.get("total") or 0) if isinstance(tokens, dict) and tokens else None,
+        "cost_usd": float(result.get("cost_usd") or 0.0),
+        "error": result.get("error"),
+    }
+    if "output" in result:
+        # Summaries (ExecutionFinished.summary) leave outputs to the steps' StepCompleted events.
+        values["output"] = result["output"]
+    return values
+
+
+async def _keep_finished(session: AsyncSession, envelope: Envelope, payload: ExecutionFinished) -> None:
+    await copies.ensure_execution(session, envelope.workspace_id, payload.execution_id, payload.recipe_id)
+    for result in payload.step_results:
+        step_id = str(result.get("step_id") or "")
+        if step_id:
+            await copies.upsert_step(session, payload.execution_id, step_id, **_step_result_values(result))
+    row = await copies.get_execution(session, payload.execution_id)
+    assert row is not None
+    totals_raw = envelope.payload.get("totals") or {}
+    duration = payload.totals.duration_ms if totals_raw.get("duration_ms") else None
+    if duration is None:
+        began = row["started_at"] or row["requested_at"]
+        duration = (envelope.occurred_at - began).total_seconds() * 1000 if began else None
+    steps = await copies.load_steps(session, payload.execution_id)
+    tokens_total: int | None = payload.totals.tokens or sum(s.tokens or 0 for s in steps) or None
+    await copies.record_finished(
+        session,
+        execution_id=payload.execution_id,
+        status=payload.status,
+        output_data=payload.output_data,
+        error=payload.error,
+        total_duration_ms=duration,
+        total_tokens=tokens_total,
+        total_cost_usd=payload.totals.cost_usd or sum(s.cost_usd for s in steps),
+        at=envelope.occurred_at,
+    )
