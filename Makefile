@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench k8s-validate chaos chaos-short
+.PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench bench-peer k8s-validate chaos chaos-short
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,11 @@ bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gate
 	$(PY) services/recipe-catalog/bench/bench_list.py
 	$(PY) services/executor/bench/bench_executions.py --broker embedded
 	$(PY) services/executor/bench/bench_executions.py --broker kafka
+
+bench-peer: install ## Sous vs DBOS on one PostgreSQL and model server: exec/s, step overhead, start latency
+	bash scripts/bench-peer-env.sh
+	$(PY) bench/bench_peer.py --broker embedded
+	$(PY) bench/bench_peer.py --broker kafka --skip-high
 
 k8s-validate: install ## Offline check of deploy/k8s: kustomize render, schema validation, policy scan
 	bash scripts/k8s-validate.sh
