@@ -31,6 +31,9 @@ def stack() -> Iterator[Stack]:
     }
     env |= {f"SOUS_{k}": "100000" for k in ("WORKSPACE_RATE_LIMIT_PER_MINUTE", "WORKSPACE_RATE_LIMIT_BURST")}
     env |= {f"SOUS_{k}": "100000" for k in ("AUTH_FAILURE_LIMIT_PER_MINUTE", "AUTH_FAILURE_BURST")}
+    # The marketplace's quality gate: a recipe scored below 0.85 is refused; unassessed recipes pass (runs: 0),
+    # so tests about other things approve listings of recipes that never ran.
+    env |= {"SOUS_MARKETPLACE_GATE_MIN_SCORE": "0.85", "SOUS_MARKETPLACE_GATE_MIN_RUNS": "0"}
     running = Stack(state, broker=broker, env=env, durable_postgres=False, ports="auto", quiet=True)
     running.start()
     try:

@@ -35,7 +35,7 @@ def consumer_specs() -> dict[str, list[Any]]:
         "catalog": [catalog_spec(MagicMock(), default(CatalogSettings))],
         "executor": [runner_consumer(MagicMock(), MagicMock()), replica_consumer(MagicMock())],
         "quality": [quality_spec(MagicMock(), default(QualitySettings))],
-        "marketplace": [replicas_consumer(default(MarketplaceSettings))],
+        "marketplace": [replicas_consumer(default(MarketplaceSettings), MagicMock())],
     }
 
 

@@ -8,7 +8,9 @@ from fastapi import FastAPI
 
 from sous_events.projection import rebuild_projection
 from sous_marketplace.adapters import projection
+from sous_marketplace.adapters.quality_client import QualityClient
 from sous_marketplace.config import MarketplaceSettings
+from sous_marketplace.domain.quality_gate import QualityGate
 from sous_marketplace.entrypoints.api import build_router
 from sous_marketplace.entrypoints.consumers import replicas_consumer
 from sous_marketplace.handlers import Marketplace
@@ -29,7 +31,15 @@ def _settings(settings: ServiceSettings) -> MarketplaceSettings:
 def build_app(settings: ServiceSettings) -> FastAPI:
     config = _settings(settings)
     runtime = ServiceRuntime.create(config)
-    runtime.add_consumer(replicas_consumer(config.consumer_group))
+    marketplace = Marketplace(
+        sessions=runtime.sessions,
+        trusted_threshold=config.trusted_creator_threshold,
+        store=runtime.store,
+        gate=QualityGate(min_score=config.gate_min_score, min_runs=config.gate_min_runs),
+        trend_points=config.score_trend_points,
+        quality=QualityClient(config.quality_url, config.internal_secret),
+    )
+    runtime.add_consumer(replicas_consumer(config.consumer_group, marketplace.follow_quality))
     app = create_service_app(
         title="Sous marketplace",
         description="Submit recipes, moderate listings, browse the marketplace and install across workspaces.",
@@ -40,9 +50,7 @@ def build_app(settings: ServiceSettings) -> FastAPI:
         readiness=runtime.readiness(),
     )
     app.state.runtime = runtime
-    app.state.marketplace = Marketplace(
-        sessions=runtime.sessions, trusted_threshold=config.trusted_creator_threshold, store=runtime.store
-    )
+    app.state.marketplace = marketplace
     app.include_router(build_router())
     return app
 

@@ -20,3 +20,16 @@ class MarketplaceSettings(ServiceSettings):
     trusted_creator_threshold: int = Field(default=5, ge=1)
     # The consumer group of the replicas (catalog recipes and agents, quality scores).
     consumer_group: str = Field(default="marketplace", validation_alias=AliasChoices("SOUS_MARKETPLACE_CONSUMER_GROUP"))
+    # The quality gate (docs/marketplace.md): approval needs the source recipe's rolling quality score to be at
+    # least gate_min_score over at least gate_min_runs assessed runs; an approved listing whose rolling score
+    # falls below gate_min_score is flagged and leaves "featured". gate_min_runs = 0 admits unassessed recipes.
+    gate_min_score: float = Field(
+        default=0.6, ge=0.0, le=1.0, validation_alias=AliasChoices("SOUS_MARKETPLACE_GATE_MIN_SCORE")
+    )
+    gate_min_runs: int = Field(default=3, ge=0, validation_alias=AliasChoices("SOUS_MARKETPLACE_GATE_MIN_RUNS"))
+    # How many of the latest rolling scores a listing shows as its score trend.
+    score_trend_points: int = Field(
+        default=10, ge=0, le=100, validation_alias=AliasChoices("SOUS_MARKETPLACE_SCORE_TREND_POINTS")
+    )
+    # The quality service, read when the replica of a recipe's quality would refuse an approval (it may lag).
+    quality_url: str = "http://127.0.0.1:8003"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +147,20 @@ class Marketplace:
 
 @pytest.fixture
 async def marketplace(infra: Any, fresh_database: str) -> AsyncIterator[Marketplace]:
+    """The marketplace with the quality gate open (tests of the gate use `gated_marketplace`)."""
+    async with running_marketplace(infra, fresh_database, gate_min_score=0.0, gate_min_runs=0) as running:
+        yield running
+
+
+@pytest.fixture
+async def gated_marketplace(infra: Any, fresh_database: str) -> AsyncIterator[Marketplace]:
+    """Approval needs a rolling score of 0.7 over 3 assessed runs; quality is not reachable unless a test says."""
+    async with running_marketplace(infra, fresh_database, gate_min_score=0.7, gate_min_runs=3) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_marketplace(infra: Any, fresh_database: str, **overrides: Any) -> AsyncIterator[Marketplace]:
     settings = MarketplaceSettings(
         env="test",
         database_url=fresh_database,
@@ -153,6 +168,8 @@ async def marketplace(infra: Any, fresh_database: str) -> AsyncIterator[Marketpl
         kafka_bootstrap=infra.kafka_bootstrap,
         consumer_group=unique("marketplace-test"),
         database_pool_size=4,
+        quality_url="",
+        **overrides,
     )
     await upgrade_async(settings, MIGRATIONS_DIR)
     app = build_app(settings)

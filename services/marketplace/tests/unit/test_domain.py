@@ -6,10 +6,14 @@ from sous_events.events import ListingApproved, ListingRejected, ListingSubmitte
 from sous_events.registry import make_event
 from sous_marketplace.domain.install import installed_template_id, plan_install
 from sous_marketplace.domain.listing import InvalidReason, InvalidTransition, Listing, choose_category
+from sous_marketplace.domain.quality_gate import QualityGate, QualityStanding
 from sous_marketplace.domain.snapshot import composio_tools, public_agent, public_recipe, step_agent_ids
 from sous_marketplace.domain.trust import is_trusted
 
 pytestmark = pytest.mark.unit
+
+OPEN_GATE = QualityGate(min_score=0.0, min_runs=0)
+UNASSESSED = QualityStanding()
 
 
 def submitted(auto: bool = False) -> Listing:
@@ -35,7 +39,7 @@ def advance(listing: Listing, payload: ListingApproved | ListingRejected) -> Non
 def test_submission_is_pending_and_approval_moves_it_to_approved() -> None:
     listing = submitted()
     assert (listing.status, listing.version, listing.creator_id) == ("pending", 1, "u1")
-    approved = listing.approve("mod")
+    approved = listing.approve("mod", OPEN_GATE, UNASSESSED)
     assert (approved.creator_id, approved.moderator_id) == ("u1", "mod")
     advance(listing, approved)
     assert (listing.status, listing.version) == ("approved", 2)
@@ -43,23 +47,23 @@ def test_submission_is_pending_and_approval_moves_it_to_approved() -> None:
 
 def test_approve_or_reject_only_from_pending() -> None:
     listing = submitted()
-    advance(listing, listing.approve("mod"))
+    advance(listing, listing.approve("mod", OPEN_GATE, UNASSESSED))
     with pytest.raises(InvalidTransition):
-        listing.approve("mod")
+        listing.approve("mod", OPEN_GATE, UNASSESSED)
     with pytest.raises(InvalidTransition):
         listing.reject("mod", "late")
     rejected = submitted()
     advance(rejected, rejected.reject("mod", "  spam  "))
     assert (rejected.status, rejected.rejection_reason) == ("rejected", "spam")
     with pytest.raises(InvalidTransition):
-        rejected.approve("mod")
+        rejected.approve("mod", OPEN_GATE, UNASSESSED)
 
 
 def test_auto_approved_submission_starts_approved_and_cannot_be_approved_again() -> None:
     listing = submitted(auto=True)
     assert listing.status == "approved"
     with pytest.raises(InvalidTransition):
-        listing.approve("mod")
+        listing.approve("mod", OPEN_GATE, UNASSESSED)
 
 
 def test_reject_needs_a_reason() -> None:

@@ -20,7 +20,14 @@ from sous_events.events.executor import (
     StepStarted,
     StepUsageRecorded,
 )
-from sous_events.events.marketplace import ListingApproved, ListingRejected, ListingSubmitted, RecipeInstalled
+from sous_events.events.marketplace import (
+    ListingApproved,
+    ListingFlagCleared,
+    ListingFlagged,
+    ListingRejected,
+    ListingSubmitted,
+    RecipeInstalled,
+)
 from sous_events.events.quality import AgentMetricsUpdated, LearningRecorded, QualityAssessed
 from sous_events.events.workflows import (
     WorkflowCreated,
@@ -46,6 +53,8 @@ __all__ = [
     "ExecutionStarted",
     "LearningRecorded",
     "ListingApproved",
+    "ListingFlagCleared",
+    "ListingFlagged",
     "ListingRejected",
     "ListingSubmitted",
     "QualityAssessed",

@@ -33,6 +33,29 @@ class ListingRejected(EventPayload):
     creator_id: str = ""
 
 
+class ListingFlagged(EventPayload):
+    """An approved listing whose source recipe's rolling quality score fell below the approval gate."""
+
+    listing_id: str
+    creator_id: str = ""
+    rolling_score: float
+    assessed_runs: int
+    min_score: float
+    min_runs: int
+    reason: str
+    execution_id: str = ""
+
+
+class ListingFlagCleared(EventPayload):
+    """A flagged listing whose rolling quality score met the approval gate again."""
+
+    listing_id: str
+    creator_id: str = ""
+    rolling_score: float
+    assessed_runs: int
+    execution_id: str = ""
+
+
 class RecipeInstalled(EventPayload):
     install_id: str
     listing_id: str

@@ -12,7 +12,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events.envelope import Envelope
-from sous_events.events import ListingApproved, ListingRejected, ListingSubmitted, RecipeInstalled
+from sous_events.events import (
+    ListingApproved,
+    ListingFlagCleared,
+    ListingFlagged,
+    ListingRejected,
+    ListingSubmitted,
+    RecipeInstalled,
+)
 from sous_marketplace.adapters.tables import creator_approvals, installs, listings
 
 AGGREGATE_TYPES = ("Listing", "Install")
@@ -43,6 +50,7 @@ async def apply_event(session: AsyncSession, event: Envelope) -> None:
                 recipe=recipe,
                 agents=payload.agents,
                 status=status,
+                featured=payload.auto_approved,
                 auto_approved=payload.auto_approved,
                 submitted_at=event.occurred_at,
                 decided_at=event.occurred_at if payload.auto_approved else None,
@@ -58,6 +66,7 @@ async def apply_event(session: AsyncSession, event: Envelope) -> None:
             .where(listings.c.id == payload.listing_id, listings.c.version < event.aggregate_version)
             .values(
                 status="approved",
+                featured=True,
                 moderator_id=payload.moderator_id,
                 decided_at=event.occurred_at,
                 version=event.aggregate_version,
@@ -75,6 +84,24 @@ async def apply_event(session: AsyncSession, event: Envelope) -> None:
                 decided_at=event.occurred_at,
                 version=event.aggregate_version,
             )
+        )
+    elif isinstance(payload, ListingFlagged):
+        await session.execute(
+            update(listings)
+            .where(listings.c.id == payload.listing_id, listings.c.version < event.aggregate_version)
+            .values(
+                flagged=True,
+                featured=False,
+                flag_reason=payload.reason,
+                flagged_at=event.occurred_at,
+                version=event.aggregate_version,
+            )
+        )
+    elif isinstance(payload, ListingFlagCleared):
+        await session.execute(
+            update(listings)
+            .where(listings.c.id == payload.listing_id, listings.c.version < event.aggregate_version)
+            .values(flagged=False, featured=True, flag_reason=None, version=event.aggregate_version)
         )
     elif isinstance(payload, RecipeInstalled):
         inserted = await session.execute(

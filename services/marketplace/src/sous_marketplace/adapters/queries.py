@@ -9,7 +9,9 @@ from sqlalchemy import Select, String, and_, cast, func, or_, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_marketplace.adapters.replicas import quality_standings
 from sous_marketplace.adapters.tables import creator_approvals, listings, quality_scores
+from sous_marketplace.domain.quality_gate import QualityGate, QualityStanding
 from sous_marketplace.domain.snapshot import public_agent, public_recipe
 
 SortBy = Literal["newest", "installs", "quality"]
@@ -61,6 +63,8 @@ def public_view(row: RowMapping) -> dict[str, Any]:
         "auto_approved": row["auto_approved"],
         "install_count": row["install_count"],
         "quality_score": row["quality_score"],
+        "featured": row["featured"],
+        "flagged": row["flagged"],
         "recipe": recipe,
         "agents": agents,
         "submitted_at": _iso(row["submitted_at"]),
@@ -77,8 +81,29 @@ def submission_view(row: RowMapping) -> dict[str, Any]:
         "recipe_id": row["recipe_id"],
         "source_workspace_id": row["source_workspace_id"],
         "rejection_reason": row["rejection_reason"],
+        "flag_reason": row["flag_reason"],
+        "flagged_at": _iso(row["flagged_at"]),
         "decided_at": _iso(row["decided_at"]),
     }
+
+
+def quality_fields(standing: QualityStanding, gate: QualityGate) -> dict[str, Any]:
+    """What a listing shows of its recipe's quality: assessed runs, score trend (oldest first) and the gate."""
+    return {
+        "assessed_runs": standing.assessed_runs,
+        "score_trend": list(standing.trend),
+        "quality_gate": gate.as_dict(standing),
+    }
+
+
+async def listing_standings(
+    session: AsyncSession, rows: list[RowMapping], trend_points: int
+) -> dict[str, QualityStanding]:
+    """Listing id -> its source recipe's quality standing, for a page of listings in one query."""
+    by_recipe = await quality_standings(
+        session, [(r["source_workspace_id"], r["recipe_id"]) for r in rows], trend_points
+    )
+    return {r["id"]: by_recipe[(r["source_workspace_id"], r["recipe_id"])] for r in rows}
 
 
 @dataclass
@@ -101,8 +126,11 @@ async def browse(
     sort_by: SortBy,
     skip: int,
     limit: int,
+    featured: bool | None = None,
 ) -> Page:
     query = _select().where(listings.c.status == "approved")
+    if featured is not None:
+        query = query.where(listings.c.featured.is_(featured))
     if category:
         query = query.where(func.lower(listings.c.category) == category.strip().lower())
     if search and search.strip():
@@ -129,9 +157,29 @@ async def get_listing(session: AsyncSession, listing_id: str) -> RowMapping | No
     return row
 
 
-async def queue(session: AsyncSession, *, skip: int, limit: int) -> Page:
-    query = _select().where(listings.c.status == "pending").order_by(listings.c.submitted_at, listings.c.id)
+QueueKind = Literal["all", "pending", "flagged"]
+
+
+async def queue(session: AsyncSession, *, skip: int, limit: int, kind: QueueKind = "all") -> Page:
+    """What needs a moderator: pending listings (oldest first), then approved listings flagged for quality."""
+    pending = listings.c.status == "pending"
+    flagged = and_(listings.c.status == "approved", listings.c.flagged.is_(True))
+    where = {"pending": pending, "flagged": flagged, "all": or_(pending, flagged)}[kind]
+    query = _select().where(where).order_by(listings.c.flagged, listings.c.submitted_at, listings.c.id)
     return await _page(session, query, skip, limit)
+
+
+async def approved_listing_ids(session: AsyncSession, workspace_id: str, template_id: str) -> list[str]:
+    rows = await session.execute(
+        select(listings.c.id)
+        .where(
+            listings.c.source_workspace_id == workspace_id,
+            listings.c.recipe_id == template_id,
+            listings.c.status == "approved",
+        )
+        .order_by(listings.c.id)
+    )
+    return list(rows.scalars())
 
 
 async def submissions(

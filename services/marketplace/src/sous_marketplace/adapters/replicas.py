@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,7 +22,8 @@ from sous_events.events import (
     RecipeDeleted,
     RecipeUpdated,
 )
-from sous_marketplace.adapters.tables import agent_replicas, quality_scores, recipe_replicas
+from sous_marketplace.adapters.tables import agent_replicas, quality_assessments, quality_scores, recipe_replicas
+from sous_marketplace.domain.quality_gate import QualityStanding
 
 CONSUMED_EVENT_TYPES = (
     "RecipeCreated",
@@ -65,6 +66,19 @@ async def apply_consumed(session: AsyncSession, event: Envelope) -> None:
                 },
                 where=quality_scores.c.version < stmt.excluded.version,
             )
+        )
+        await session.execute(
+            pg_insert(quality_assessments)
+            .values(
+                workspace_id=event.workspace_id,
+                template_id=payload.recipe_id,
+                execution_id=payload.execution_id,
+                quality_score=payload.quality_score,
+                rolling_score=payload.rolling_score,
+                version=event.aggregate_version,
+                assessed_at=event.occurred_at,
+            )
+            .on_conflict_do_nothing()
         )
 
 
@@ -165,3 +179,63 @@ async def template_ids(session: AsyncSession, workspace_id: str) -> set[str]:
         select(recipe_replicas.c.template_id).where(recipe_replicas.c.workspace_id == workspace_id)
     )
     return set(rows.scalars())
+
+
+RecipeKey = tuple[str, str]
+
+
+async def quality_standings(
+    session: AsyncSession, recipes: list[RecipeKey], trend_points: int
+) -> dict[RecipeKey, QualityStanding]:
+    """(workspace_id, template_id) -> rolling score, assessed runs and the last `trend_points` rolling scores."""
+    keys = list(dict.fromkeys(recipes))
+    if not keys:
+        return {}
+    recipe = tuple_(quality_assessments.c.workspace_id, quality_assessments.c.template_id)
+    ranked = (
+        select(
+            quality_assessments.c.workspace_id,
+            quality_assessments.c.template_id,
+            quality_assessments.c.rolling_score,
+            quality_assessments.c.version,
+            func.row_number()
+            .over(
+                partition_by=(quality_assessments.c.workspace_id, quality_assessments.c.template_id),
+                order_by=quality_assessments.c.version.desc(),
+            )
+            .label("rank"),
+            func.count()
+            .over(partition_by=(quality_assessments.c.workspace_id, quality_assessments.c.template_id))
+            .label("runs"),
+        )
+        .where(recipe.in_(keys))
+        .subquery()
+    )
+    rows = await session.execute(select(ranked).where(ranked.c.rank <= max(trend_points, 1)).order_by(ranked.c.version))
+    runs: dict[RecipeKey, int] = {}
+    trends: dict[RecipeKey, list[float]] = {}
+    for row in rows:
+        key = (row.workspace_id, row.template_id)
+        runs[key] = int(row.runs)
+        trends.setdefault(key, []).append(float(row.rolling_score))
+    scores = await session.execute(
+        select(quality_scores.c.workspace_id, quality_scores.c.template_id, quality_scores.c.score).where(
+            tuple_(quality_scores.c.workspace_id, quality_scores.c.template_id).in_(keys)
+        )
+    )
+    latest = {(r.workspace_id, r.template_id): float(r.score) for r in scores}
+    return {
+        key: QualityStanding(
+            score=latest.get(key, trends[key][-1] if key in trends else None),
+            assessed_runs=runs.get(key, 0),
+            trend=tuple(trends.get(key, [])[-trend_points:] if trend_points > 0 else ()),
+        )
+        for key in keys
+    }
+
+
+async def quality_standing(
+    session: AsyncSession, workspace_id: str, template_id: str, trend_points: int
+) -> QualityStanding:
+    key = (workspace_id, template_id)
+    return (await quality_standings(session, [key], trend_points))[key]

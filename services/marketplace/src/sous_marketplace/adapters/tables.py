@@ -44,6 +44,12 @@ listings = Table(
     Column("submitted_at", DateTime(timezone=True), nullable=False),
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("install_count", Integer, nullable=False, server_default=text("0")),
+    # Approved listings in good standing are featured; a listing whose quality fell below the gate is
+    # flagged for moderators (flag_reason, flagged_at) and leaves "featured" until the gate holds again.
+    Column("featured", Boolean, nullable=False, server_default=text("false")),
+    Column("flagged", Boolean, nullable=False, server_default=text("false")),
+    Column("flag_reason", Text, nullable=True),
+    Column("flagged_at", DateTime(timezone=True), nullable=True),
     Column("version", Integer, nullable=False),
     # A name is taken while its listing is pending or approved; a rejected name is free again.
     Index("uq_listings_live_name", "name_key", unique=True, postgresql_where=text("status <> 'rejected'")),
@@ -103,4 +109,18 @@ quality_scores = Table(
     Column("grade", String(4), nullable=True),
     Column("version", Integer, nullable=False),
     Column("assessed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# One row per QualityAssessed: the assessed runs of a recipe and its rolling score after each (the trend).
+quality_assessments = Table(
+    "quality_assessments",
+    metadata,
+    Column("workspace_id", String(100), primary_key=True),
+    Column("template_id", String(200), primary_key=True),
+    Column("execution_id", String(64), primary_key=True),
+    Column("quality_score", Float, nullable=False),
+    Column("rolling_score", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("assessed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_quality_assessments_recipe_version", "workspace_id", "template_id", "version"),
 )

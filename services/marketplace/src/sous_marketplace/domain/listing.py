@@ -1,7 +1,9 @@
 """The Listing aggregate: a shared recipe going through moderation, rebuilt from its own events.
 
 Status: pending -> approved | rejected. Approving or rejecting is only possible from pending; anything
-else is an invalid transition (409). A trusted creator's submission starts approved (auto_approved).
+else is an invalid transition (409). Approval also needs the quality gate (domain/quality_gate.py). A
+trusted creator's submission starts approved (auto_approved) when the gate holds. An approved listing is
+featured until its quality falls below the gate: then it is flagged, until the gate holds again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sous_events.envelope import Envelope
-from sous_events.events import ListingApproved, ListingRejected, ListingSubmitted
+from sous_events.events import (
+    ListingApproved,
+    ListingFlagCleared,
+    ListingFlagged,
+    ListingRejected,
+    ListingSubmitted,
+)
+from sous_marketplace.domain.quality_gate import GateVerdict, QualityGate, QualityStanding
 
 Status = Literal["pending", "approved", "rejected"]
 
@@ -27,6 +36,17 @@ class InvalidTransition(Exception):
         self.listing_id = listing_id
         self.status = status
         self.action = action
+
+
+class QualityGateNotMet(Exception):
+    """The listing's recipe does not meet the quality gate: it cannot be approved."""
+
+    def __init__(self, listing_id: str, reason: str, gate: QualityGate, standing: QualityStanding) -> None:
+        super().__init__(f"listing '{listing_id}' cannot be approved: {reason}")
+        self.listing_id = listing_id
+        self.reason = reason
+        self.gate = gate
+        self.standing = standing
 
 
 class InvalidReason(ValueError):
@@ -59,6 +79,7 @@ class Listing:
     agents: list[dict[str, Any]] = field(default_factory=list)
     rejection_reason: str | None = None
     moderator_id: str | None = None
+    flagged: bool = False
 
     @classmethod
     def from_events(cls, listing_id: str, events: Iterable[Envelope]) -> Listing:
@@ -87,15 +108,22 @@ class Listing:
         elif isinstance(payload, ListingApproved):
             self.status = "approved"
             self.moderator_id = payload.moderator_id
+        elif isinstance(payload, ListingFlagged):
+            self.flagged = True
+        elif isinstance(payload, ListingFlagCleared):
+            self.flagged = False
         elif isinstance(payload, ListingRejected):
             self.status = "rejected"
             self.rejection_reason = payload.reason
             self.moderator_id = payload.moderator_id
         self.version = event.aggregate_version
 
-    def approve(self, moderator_id: str) -> ListingApproved:
+    def approve(self, moderator_id: str, gate: QualityGate, standing: QualityStanding) -> ListingApproved:
         if self.status != "pending":
             raise InvalidTransition(self.listing_id, self.status, "approved")
+        verdict: GateVerdict = gate.verdict(standing)
+        if not verdict.met:
+            raise QualityGateNotMet(self.listing_id, verdict.reason or "quality gate not met", gate, standing)
         return ListingApproved(listing_id=self.listing_id, moderator_id=moderator_id, creator_id=self.creator_id)
 
     def reject(self, moderator_id: str, reason: str) -> ListingRejected:
@@ -106,3 +134,30 @@ class Listing:
         return ListingRejected(
             listing_id=self.listing_id, reason=reason.strip(), moderator_id=moderator_id, creator_id=self.creator_id
         )
+
+    def follow_quality(
+        self, gate: QualityGate, standing: QualityStanding, execution_id: str = ""
+    ) -> ListingFlagged | ListingFlagCleared | None:
+        """Flag an approved listing whose rolling score fell below the gate; clear the flag once it holds again."""
+        if self.status != "approved":
+            return None
+        if not self.flagged and gate.falls_below(standing):
+            return ListingFlagged(
+                listing_id=self.listing_id,
+                creator_id=self.creator_id,
+                rolling_score=standing.score or 0.0,
+                assessed_runs=standing.assessed_runs,
+                min_score=gate.min_score,
+                min_runs=gate.min_runs,
+                reason=gate.below_reason(standing),
+                execution_id=execution_id,
+            )
+        if self.flagged and gate.verdict(standing).met:
+            return ListingFlagCleared(
+                listing_id=self.listing_id,
+                creator_id=self.creator_id,
+                rolling_score=standing.score or 0.0,
+                assessed_runs=standing.assessed_runs,
+                execution_id=execution_id,
+            )
+        return None

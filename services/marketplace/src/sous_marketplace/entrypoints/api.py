@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_marketplace.adapters import queries
@@ -90,6 +92,15 @@ def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     return _marketplace(request).sessions
 
 
+async def _views(
+    request: Request, session: AsyncSession, rows: list[RowMapping], view: Callable[[RowMapping], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Listings with their recipe's quality: assessed runs, score trend and the gate's verdict."""
+    marketplace = _marketplace(request)
+    standings = await queries.listing_standings(session, rows, marketplace.trend_points)
+    return [{**view(r), **queries.quality_fields(standings[r["id"]], marketplace.gate)} for r in rows]
+
+
 Skip = Query(0, ge=0, le=1_000_000, description="Items to skip")
 Limit = Query(20, ge=1, le=100, description="Page size (1..100)")
 
@@ -138,7 +149,12 @@ def build_router() -> APIRouter:
         dependencies=[require_scope(RECIPES_READ)],
         tags=["marketplace"],
         summary="Browse approved listings",
-        description="Approved listings of every workspace, filtered by category and search text, sorted and paged.",
+        description=(
+            "Approved listings of every workspace, filtered by category, search text and `featured` (approved and "
+            "meeting the quality gate; a listing flagged for its quality is not featured), sorted and paged. Each "
+            "listing shows its recipe's rolling `quality_score`, `assessed_runs`, `score_trend` (the latest rolling "
+            "scores, oldest first) and `quality_gate` (`min_score`, `min_runs`, `met`, `reason`)."
+        ),
         response_model=ListingPage,
         responses=responses(),
     )
@@ -148,15 +164,17 @@ def build_router() -> APIRouter:
         category: str | None = Query(None, max_length=100),
         search: str | None = Query(None, max_length=200),
         sort_by: Literal["newest", "installs", "quality"] = Query("newest"),
+        featured: bool | None = Query(None, description="Only featured (true) or only not featured (false)"),
         skip: int = Skip,
         limit: int = Limit,
     ) -> dict[str, Any]:
         async with _sessions(request)() as session:
             page = await queries.browse(
-                session, category=category, search=search, sort_by=sort_by, skip=skip, limit=limit
+                session, category=category, search=search, sort_by=sort_by, skip=skip, limit=limit, featured=featured
             )
+            items = await _views(request, session, page.items, queries.public_view)
         return {
-            "items": [queries.public_view(r) for r in page.items],
+            "items": items,
             "total": page.total,
             "skip": skip,
             "limit": limit,
@@ -168,39 +186,51 @@ def build_router() -> APIRouter:
         tags=["marketplace"],
         summary="One listing",
         description=(
-            "An approved listing with its install count and the source recipe's latest quality score. A pending "
-            "or rejected listing is visible only to its creator and to moderators (404 for anyone else)."
+            "An approved listing with its install count, the source recipe's rolling quality score, assessed "
+            "runs, score trend and the quality gate's verdict, and whether it is featured or flagged. A pending or "
+            "rejected listing is visible only to its creator and to moderators (404 for anyone else), who also "
+            "see `flag_reason` and `flagged_at`."
         ),
         responses=responses(),
     )
     async def detail(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
         async with _sessions(request)() as session:
             row = await queries.get_listing(session, listing_id)
-        if row is None:
-            raise not_found("listing", listing_id)
-        owner = row["creator_id"] == context.user_id and row["source_workspace_id"] == context.workspace_id
-        if owner or is_moderator(context):
-            return queries.submission_view(row)
-        if row["status"] != "approved":
-            raise not_found("listing", listing_id)
-        return queries.public_view(row)
+            if row is None:
+                raise not_found("listing", listing_id)
+            owner = row["creator_id"] == context.user_id and row["source_workspace_id"] == context.workspace_id
+            if owner or is_moderator(context):
+                return (await _views(request, session, [row], queries.submission_view))[0]
+            if row["status"] != "approved":
+                raise not_found("listing", listing_id)
+            return (await _views(request, session, [row], queries.public_view))[0]
 
     @router.get(
         "/api/marketplace/queue",
         tags=["moderation"],
-        summary="The approval queue",
-        description="Pending listings, oldest first. Role 'moderator' or scope 'marketplace:moderate'.",
+        summary="The moderation queue",
+        description=(
+            "What needs a moderator: pending listings, oldest first, then approved listings flagged because their "
+            "recipe's rolling quality score fell below the gate (`flagged`, `flag_reason`). `kind` narrows it to "
+            "`pending` or `flagged`. Each item shows its quality: score, assessed runs, trend and the gate's "
+            "verdict. Role 'moderator' or scope 'marketplace:moderate'."
+        ),
         response_model=ListingPage,
         responses=responses(),
     )
     async def approval_queue(
-        context: Context, request: Request, skip: int = Skip, limit: int = Limit
+        context: Context,
+        request: Request,
+        kind: Literal["all", "pending", "flagged"] = Query("all", description="Which listings need a moderator"),
+        skip: int = Skip,
+        limit: int = Limit,
     ) -> dict[str, Any]:
         require_moderator(context)
         async with _sessions(request)() as session:
-            page = await queries.queue(session, skip=skip, limit=limit)
+            page = await queries.queue(session, skip=skip, limit=limit, kind=kind)
+            items = await _views(request, session, page.items, queries.submission_view)
         return {
-            "items": [queries.submission_view(r) for r in page.items],
+            "items": items,
             "total": page.total,
             "skip": skip,
             "limit": limit,
@@ -210,7 +240,12 @@ def build_router() -> APIRouter:
         "/api/marketplace/listings/{listing_id}/approve",
         tags=["moderation"],
         summary="Approve a pending listing",
-        description="Publishes ListingApproved; counts toward the creator's trust. 409 unless pending.",
+        description=(
+            "Publishes ListingApproved; counts toward the creator's trust; the listing is featured. 409 "
+            "`invalid_transition` unless pending. 409 `quality_gate_not_met` when the source recipe's rolling "
+            "quality score is below the minimum or it has fewer assessed runs than the gate asks: the answer "
+            "carries `reason` and `quality` (`score`, `assessed_runs`, `score_trend`, `min_score`, `min_runs`)."
+        ),
         response_model=DecisionResult,
         responses=responses(409),
     )
@@ -260,8 +295,9 @@ def build_router() -> APIRouter:
                 limit=limit,
             )
             approved = await queries.approved_count(session, context.user_id)
+            items = await _views(request, session, page.items, queries.submission_view)
         return {
-            "items": [queries.submission_view(r) for r in page.items],
+            "items": items,
             "total": page.total,
             "skip": skip,
             "limit": limit,
