@@ -145,9 +145,12 @@ def test_agents_listing_gives_the_picker_integer_ids() -> None:
     assert shaped["agents"][0]["id"] == 7 and shaped["agents"][0]["uuid"] == "uuid-1"
 
 
-def test_recipes_carry_per_step_timeout() -> None:
-    shaped = responses.recipe_view({"recipe": {"execution_config": {"timeout_per_step": 30}}})
+def test_recipes_carry_per_step_timeout_and_steps_their_agent_number() -> None:
+    steps = [{"step_id": "a", "agent_id": "uuid-1", "agent_number": 7}, {"step_id": "b", "agent_id": "uuid-2"}]
+    shaped = responses.recipe_view({"recipe": {"execution_config": {"timeout_per_step": 30}, "steps": steps}})
     assert shaped["recipe"]["execution_config"]["per_step_timeout"] == 30
+    first, second = shaped["recipe"]["steps"]
+    assert (first["agent_id"], first["agent_uuid"]) == (7, "uuid-1") and second["agent_id"] == "uuid-2"
 
 
 def test_market_items_have_the_origin_fields() -> None:

@@ -87,12 +87,23 @@ def _learning(payload: Json) -> Json:
     return payload
 
 
+def _step(step: Json) -> Json:
+    """A step written with an agent number is shown with that number (the edit form `parseInt`s it back)."""
+    if isinstance(step, dict) and isinstance(step.get("agent_number"), int):
+        return {**step, "agent_uuid": step.get("agent_id"), "agent_id": step["agent_number"]}
+    return step
+
+
 def _recipe(recipe: Json) -> Json:
     """execution_config's `per_step_timeout` next to `timeout_per_step` (the edit form reads it back)."""
-    if isinstance(recipe, dict) and isinstance(recipe.get("execution_config"), dict):
+    if not isinstance(recipe, dict):
+        return recipe
+    if isinstance(recipe.get("execution_config"), dict):
         config = recipe["execution_config"]
         if "timeout_per_step" in config:
             config["per_step_timeout"] = config["timeout_per_step"]
+    if isinstance(recipe.get("steps"), list):
+        recipe["steps"] = [_step(s) for s in recipe["steps"]]
     return recipe
 
 

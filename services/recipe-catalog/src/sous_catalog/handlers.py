@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog import projections
+from sous_catalog.adapters import agent_numbers
 from sous_catalog.adapters.repositories import AgentRepository, ExecutionRepository, RecipeRepository, recipe_public
 from sous_catalog.domain import agent as agent_domain
 from sous_catalog.domain import recipe as recipe_domain
@@ -105,6 +106,7 @@ class CatalogHandlers:
         return envelope
 
     async def _check_agents(self, session: AsyncSession, caller: Caller, steps: Any) -> list[FieldError]:
+        await agent_numbers.resolve_steps(session, caller.workspace_id, steps)  # agent numbers -> ids, in place
         ids = step_agent_ids(steps)
         known = await AgentRepository(session).by_ids(caller.workspace_id, ids, share_lock=True)
         return agent_reference_errors(steps, known.keys())
@@ -247,8 +249,14 @@ class CatalogHandlers:
         if errors:
             raise InputInvalid(errors)
         agent_id = new_id()
+        number = await agent_numbers.next_number(session, caller.workspace_id)
         snapshot = agent_domain.new_snapshot(
-            agent_id=agent_id, workspace_id=caller.workspace_id, data=data, created_by=caller.user_id, now=now()
+            agent_id=agent_id,
+            number=number,
+            workspace_id=caller.workspace_id,
+            data=data,
+            created_by=caller.user_id,
+            now=now(),
         )
         public = {**snapshot, "metrics": {}}
         await self._append(session, caller, ev.AgentRegistered(agent=public), agent_id, 0)

@@ -57,6 +57,7 @@ def agent_columns(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = {k: snapshot.get(k) for k in agent_domain.OWNED_FIELDS}
     return {
         "workspace_id": doc["workspace_id"],
+        "number": doc["number"],
         "name": doc["name"],
         "search_text": search_text(doc["name"], doc["description"]),
         "status": doc["status"],
@@ -117,7 +118,7 @@ async def rebuild_read_models(sessions: async_sessionmaker[AsyncSession]) -> int
             text(f"CREATE TEMP TABLE kept_recipe_stats ON COMMIT DROP AS SELECT id, {stats} FROM recipes")
         )
         await session.execute(
-            text("CREATE TEMP TABLE kept_agent_metrics ON COMMIT DROP AS SELECT id, metrics FROM agents")
+            text("CREATE TEMP TABLE kept_agent_metrics ON COMMIT DROP AS SELECT id, metrics, number FROM agents")
         )
         await session.execute(delete(recipes))
         await session.execute(delete(agents))
@@ -127,6 +128,12 @@ async def rebuild_read_models(sessions: async_sessionmaker[AsyncSession]) -> int
         assignments = ", ".join(f"{c} = k.{c}" for c in _RECIPE_STATS)
         await session.execute(text(f"UPDATE recipes r SET {assignments} FROM kept_recipe_stats k WHERE r.id = k.id"))
         await session.execute(
-            text("UPDATE agents a SET metrics = k.metrics FROM kept_agent_metrics k WHERE a.id = k.id")
+            # Agents registered before numbers existed have none in their events: they keep the migration's.
+            text(
+                "UPDATE agents a SET metrics = k.metrics, number = COALESCE(a.number, k.number), "
+                "doc = CASE WHEN a.number IS NULL AND k.number IS NOT NULL "
+                "THEN jsonb_set(a.doc, '{number}', to_jsonb(k.number)) ELSE a.doc END "
+                "FROM kept_agent_metrics k WHERE a.id = k.id"
+            )
         )
     return count

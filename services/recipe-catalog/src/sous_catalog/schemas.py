@@ -104,6 +104,7 @@ class AgentPublic(BaseModel):
     model_config = ConfigDict(protected_namespaces=(), populate_by_name=True)
 
     id: str
+    number: int | None = Field(default=None, description="Stable per workspace; accepted wherever an agent id is")
     workspace_id: str
     name: str
     description: str
@@ -136,7 +137,9 @@ class AgentDeleted(BaseModel):
 class StepIn(_In):
     step_id: str = Field(min_length=1, max_length=200)
     order: int = Field(ge=0, le=100_000)
-    agent_id: str = Field(min_length=1, max_length=200)
+    agent_id: str | int = Field(
+        description="The agent's id, or its number in this workspace (an integer or a string of digits)"
+    )
     name: str | None = Field(default=None, max_length=500)
     description: str | None = Field(default=None, max_length=10_000)
     prompt_template: str = Field(default="", max_length=200_000)
@@ -147,6 +150,27 @@ class StepIn(_In):
     output_key: str | None = Field(default=None, max_length=200)
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
     depends_on: list[str] | None = Field(default=None, max_length=500)
+    pass_to: str | None = Field(
+        default=None,
+        max_length=200,
+        description="A later step this step's output is for; Sous gives every output to every later step",
+    )
+    pre_exec: str | None = Field(
+        default=None, max_length=0, description="Pre-execution hooks are not run by Sous: only empty is accepted"
+    )
+
+    @field_validator("agent_id", mode="before")
+    @classmethod
+    def _agent_reference(cls, value: Any) -> str:
+        """Numbers are kept as text here; the handler resolves them to the workspace's agent."""
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("an agent id (text) or an agent number (a positive integer)")
+        if isinstance(value, int) and value < 1:
+            raise ValueError("an agent number is a positive integer")
+        text = str(value)
+        if not text.strip() or len(text) > 200:
+            raise ValueError("an agent id has 1 to 200 characters")
+        return text
 
 
 class InputSpec(_In):
@@ -176,6 +200,9 @@ class ExecutionConfigIn(_In):
     quality_threshold: float | None = Field(default=0.7, ge=0, le=1)
     max_tokens: int | None = Field(default=None, ge=0, le=10**12)
     max_cost_usd: float | None = Field(default=None, ge=0, le=10**9)
+    memory_isolation: Literal["shared"] | None = Field(
+        default=None, description="Steps share what earlier steps produced; isolated memory is not offered"
+    )
 
 
 class ScheduleConfigIn(_In):
@@ -238,6 +265,7 @@ class RecipeUpdate(RecipeBase):
 
 class StepAgent(BaseModel):
     id: str | None
+    number: int | None = None
     name: str | None
     model: str | None
     provider: str | None

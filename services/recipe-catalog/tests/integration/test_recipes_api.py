@@ -39,6 +39,7 @@ async def test_create_get_update_delete(catalog):
     assert [s["step_id"] for s in steps] == ["fetch", "summarise"]
     assert steps[0]["agent"] == {
         "id": agent["id"],
+        "number": agent["number"],
         "name": "Reader",
         "model": "echo-1",
         "provider": "offline",

@@ -138,11 +138,12 @@ def test_agent_schema_refuses_raw_secrets():
     assert info.value.errors()[0]["loc"] == ("model_config", "api_key")
     agent = AgentCreate.model_validate({"name": "a", "model_config": {"provider": "openai", "model_id": "m"}})
     snapshot = agent_domain.new_snapshot(
-        agent_id="a1", workspace_id="w", data=agent.model_dump(by_alias=True), created_by="u", now=NOW
+        agent_id="a1", number=1, workspace_id="w", data=agent.model_dump(by_alias=True), created_by="u", now=NOW
     )
     assert "api_key" not in snapshot["model_config"] and snapshot["configuration"] == {"max_iterations": 10}
     assert agent_domain.enrichment(snapshot) == {
         "id": "a1",
+        "number": 1,
         "name": "a",
         "model": "m",
         "provider": "openai",

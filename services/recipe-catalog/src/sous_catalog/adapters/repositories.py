@@ -44,7 +44,7 @@ def recipe_public(row: Row[Any]) -> dict[str, Any]:
 
 
 def agent_public(row: Row[Any]) -> dict[str, Any]:
-    return {**row.doc, "metrics": row.metrics or {}}
+    return {**row.doc, "number": row.number, "metrics": row.metrics or {}}
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,18 @@ agents = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("revision", Integer, nullable=False),
     Column("metrics", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("number", Integer, nullable=True),
     Index("ix_agents_ws_created", "workspace_id", "created_at", "id"),
     Index("ix_agents_ws_name", "workspace_id", "name"),
+    Index("uq_agents_ws_number", "workspace_id", "number", unique=True),
+)
+
+# The last agent number handed out per workspace (numbers are never reused).
+agent_numbers = Table(
+    "agent_numbers",
+    metadata,
+    Column("workspace_id", String(100), primary_key=True),
+    Column("last_number", Integer, nullable=False),
 )
 
 executions = Table(

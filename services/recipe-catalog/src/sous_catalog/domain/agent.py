@@ -14,6 +14,7 @@ AGGREGATE = "Agent"
 
 OWNED_FIELDS = (
     "id",
+    "number",
     "workspace_id",
     "name",
     "description",
@@ -57,11 +58,12 @@ def clean_model_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def new_snapshot(
-    *, agent_id: str, workspace_id: str, data: Mapping[str, Any], created_by: str, now: datetime
+    *, agent_id: str, number: int, workspace_id: str, data: Mapping[str, Any], created_by: str, now: datetime
 ) -> dict[str, Any]:
     stamp = now.isoformat()
     return {
         "id": agent_id,
+        "number": number,
         "workspace_id": workspace_id,
         "name": data["name"],
         "description": data.get("description") or "",
@@ -105,6 +107,7 @@ def enrichment(agent: Mapping[str, Any] | None) -> dict[str, Any] | None:
     model = agent.get("model_config") or {}
     return {
         "id": agent.get("id"),
+        "number": agent.get("number"),
         "name": agent.get("name"),
         "model": model.get("model_id"),
         "provider": model.get("provider"),

@@ -148,11 +148,28 @@ def validate_steps(steps: Any, field: str = "steps") -> list[FieldError]:
                 errors.append(_err(where, f"unknown step {dep!r}", "unknown_step"))
         if isinstance(step_id, str) and first_index.get(step_id) == index:
             graph[step_id] = [d for d in depends if isinstance(d, str) and d != step_id]
+    errors.extend(_pass_to_errors(steps, field))
     if not errors:
         cycle = find_cycle(graph)
         if cycle is not None:
             where = f"{field}[{first_index[cycle[0]]}].depends_on"
             errors.append(_err(where, "dependency cycle: " + " -> ".join(cycle), "cycle"))
+    return errors
+
+
+def _pass_to_errors(steps: list[Any], field: str) -> list[FieldError]:
+    """`pass_to` names a later step (by order): every later step already receives the output."""
+    orders = {s.get("step_id"): s.get("order") for s in steps if isinstance(s, Mapping)}
+    errors: list[FieldError] = []
+    for index, step in enumerate(steps):
+        target = step.get("pass_to") if isinstance(step, Mapping) else None
+        if target is None:
+            continue
+        later = orders.get(target)
+        if target not in orders or target == step.get("step_id"):
+            errors.append(_err(f"{field}[{index}].pass_to", f"unknown step {target!r}", "unknown_step"))
+        elif not isinstance(later, int) or not isinstance(step.get("order"), int) or later <= step["order"]:
+            errors.append(_err(f"{field}[{index}].pass_to", "must name a later step", "not_later"))
     return errors
 
 

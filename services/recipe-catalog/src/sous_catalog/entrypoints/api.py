@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sous_catalog.adapters import agent_numbers
 from sous_catalog.adapters.repositories import AgentRepository, RecipeQuery, RecipeRepository, SortKey, recipe_public
 from sous_catalog.domain.agent import enrichment
 from sous_catalog.domain.validation import step_agent_ids
@@ -142,11 +143,15 @@ async def create_agent(caller: WriteCaller, svc: Services, body: AgentCreate) ->
 @agents_router.get(
     "/{agent_id}",
     summary="Get an agent",
-    description="One agent of the caller's workspace, with the metrics the quality service reports.",
+    description=(
+        "One agent of the caller's workspace, with the metrics the quality service reports. `agent_id` is the "
+        "agent's id or its number in the workspace."
+    ),
     response_model=AgentPublic,
     responses=responses(),
 )
 async def get_agent(caller: ReadCaller, session: ReadSession, agent_id: str) -> dict[str, Any]:
+    agent_id = await agent_numbers.resolve(session, caller.workspace_id, agent_id)
     found = await AgentRepository(session).by_ids(caller.workspace_id, [agent_id])
     if agent_id not in found:
         raise not_found("agent", agent_id)
@@ -156,12 +161,13 @@ async def get_agent(caller: ReadCaller, session: ReadSession, agent_id: str) -> 
 @agents_router.put(
     "/{agent_id}",
     summary="Update an agent",
-    description="Changes the given fields (AgentUpdated with the changed fields).",
+    description="Changes the given fields (AgentUpdated with the changed fields). `agent_id` may be its number.",
     response_model=AgentPublic,
     responses=responses(409),
 )
 async def update_agent(caller: WriteCaller, svc: Services, agent_id: str, body: AgentUpdate) -> dict[str, Any]:
     async with svc.sessions.begin() as session:
+        agent_id = await agent_numbers.resolve(session, caller.workspace_id, agent_id)
         return await svc.handlers.update_agent(
             session, caller, agent_id, body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         )
@@ -170,12 +176,16 @@ async def update_agent(caller: WriteCaller, svc: Services, agent_id: str, body: 
 @agents_router.delete(
     "/{agent_id}",
     summary="Delete an agent",
-    description="Removes the agent (AgentRemoved); 409 naming the recipes while recipes of the workspace use it.",
+    description=(
+        "Removes the agent (AgentRemoved); 409 naming the recipes while recipes of the workspace use it. "
+        "`agent_id` may be its number; its number is never given to another agent."
+    ),
     response_model=AgentDeleted,
     responses=responses(409),
 )
 async def delete_agent(caller: WriteCaller, svc: Services, agent_id: str) -> dict[str, Any]:
     async with svc.sessions.begin() as session:
+        agent_id = await agent_numbers.resolve(session, caller.workspace_id, agent_id)
         await svc.handlers.remove_agent(session, caller, agent_id)
     return {"message": "Agent deleted", "agent_id": agent_id}
 
