@@ -145,7 +145,7 @@ class ExecutorService:
         check_graph(recipe, self.settings)
         quota = quota_for(self.settings, workspace_id)
         recipe = with_budget(recipe, quota)
-        data = resolve_inputs(recipe.get("inputs") or {}, input_data)
+        data = resolve_inputs(recipe.get("inputs") or {}, input_data, missing_text_as_empty=True)
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_lock_key(workspace_id)))
         active = await repo.count_active(session, workspace_id)
         limit = self.settings.max_concurrent_executions_per_workspace

@@ -102,6 +102,17 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
         backoff_delay(1, 0, 10)
 
 
+def test_recipe_runs_give_a_missing_required_text_input_the_empty_string() -> None:
+    declared = {"topic": {"type": "string", "required": True}, "note": {"type": "string"}, "n": {"type": "integer"}}
+    assert resolve_inputs(declared, {}, missing_text_as_empty=True) == {"topic": ""}
+    assert resolve_inputs(declared, {"topic": "bread"}, missing_text_as_empty=True) == {"topic": "bread"}
+    with pytest.raises(InputInvalid) as caught:
+        resolve_inputs({"n": {"type": "integer", "required": True}}, {}, missing_text_as_empty=True)
+    assert caught.value.errors[0].field == "input_data.n"
+    with pytest.raises(InputInvalid):
+        resolve_inputs(declared, {})
+
+
 def test_inputs_defaults_required_and_types() -> None:
     declared = {"n": {"type": "integer", "required": True}, "tone": {"type": "string", "default": "dry"}}
     assert resolve_inputs(declared, {"n": 2}) == {"n": 2, "tone": "dry"}

@@ -33,8 +33,17 @@ def _matches(value: Any, type_name: str) -> bool:
     return isinstance(value, allowed)
 
 
-def resolve_inputs(declared: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The input data a run starts with; raises InputInvalid (422) with `input_data.<key>` paths."""
+_TEXT_TYPES = ("", "string", "str", "text")
+
+
+def resolve_inputs(
+    declared: Mapping[str, Any] | None, given: Mapping[str, Any] | None, *, missing_text_as_empty: bool = False
+) -> dict[str, Any]:
+    """The input data a run starts with; raises InputInvalid (422) with `input_data.<key>` paths.
+
+    With `missing_text_as_empty` (recipe runs, as on the platform Sous replaces), a required text input
+    that is absent and has no default runs as `''`; a required input of any other type is still refused.
+    """
     data = dict(given or {})
     errors: list[FieldError] = []
     for name, spec_raw in (declared or {}).items():
@@ -42,6 +51,8 @@ def resolve_inputs(declared: Mapping[str, Any] | None, given: Mapping[str, Any] 
         if name not in data:
             if spec.get("default") is not None:
                 data[name] = spec["default"]
+            elif spec.get("required") and missing_text_as_empty and str(spec.get("type") or "").lower() in _TEXT_TYPES:
+                data[name] = ""
             elif spec.get("required"):
                 errors.append(FieldError(field=f"input_data.{name}", message="required input missing", type="missing"))
                 continue
