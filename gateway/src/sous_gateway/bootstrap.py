@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sous_gateway.adapters.key_repository import KeyRepository
 from sous_gateway.auth.api_keys import ApiKeyService, derive_pepper
 from sous_gateway.auth.authenticator import Authenticator
+from sous_gateway.auth.claims import ClaimMapping
 from sous_gateway.auth.jwks import JwksCache
 from sous_gateway.auth.jwt import JwtVerifier
 from sous_gateway.client_address import ClientAddresses
@@ -72,9 +73,9 @@ def build_components(settings: GatewaySettings) -> Components:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         leeway_s=settings.jwt_leeway_s,
-        workspaces_claim=settings.jwt_workspaces_claim,
-        roles_claim=settings.jwt_roles_claim,
         jwks=jwks,
+        mapping=ClaimMapping(settings.jwt_workspaces_claim, settings.jwt_roles_claim, settings.jwt_role_map),
+        authorized_parties=tuple(settings.jwt_authorized_parties),
     )
     api_keys = ApiKeyService(
         KeyRepository(engine),

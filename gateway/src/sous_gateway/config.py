@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from sous_gateway.auth.claims import parse_role_map
 from sous_service.config import DEVELOPMENT_JWT_SECRET, ServiceSettings
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -39,9 +40,15 @@ class GatewaySettings(ServiceSettings):
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]
     jwt_jwks_url: str = ""
     jwt_issuer: str = "sous-dev"
+    # Empty: tokens need no `aud` (providers such as Clerk issue none); then set jwt_authorized_parties.
     jwt_audience: str = "sous-api"
+    # When set, a token's `azp` (the client it was issued to) must be one of these.
+    jwt_authorized_parties: Annotated[list[str], NoDecode] = []
+    # Claim names as given, or dotted paths into nested claims (`realm_access.roles`).
     jwt_workspaces_claim: str = "workspaces"
     jwt_roles_claim: str = "roles"
+    # Provider role -> Sous role, `org:admin=admin,org:member=member`; unnamed roles are kept as they are.
+    jwt_role_map: Annotated[dict[str, str], NoDecode] = {}
     jwt_leeway_s: int = 30
     jwks_cache_ttl_s: float = 600.0
     # An unknown kid triggers a JWKS refresh at most this often: forged kids cannot hammer the IdP.
@@ -87,10 +94,15 @@ class GatewaySettings(ServiceSettings):
     quality_url: str = "http://127.0.0.1:8003"
     marketplace_url: str = "http://127.0.0.1:8004"
 
-    @field_validator("jwt_algorithms", "cors_origins", "trusted_proxies", mode="before")
+    @field_validator("jwt_algorithms", "cors_origins", "trusted_proxies", "jwt_authorized_parties", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("jwt_role_map", mode="before")
+    @classmethod
+    def _role_map(cls, value: object) -> dict[str, str]:
+        return parse_role_map(value)
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -118,6 +130,8 @@ class GatewaySettings(ServiceSettings):
         uses_jwks = any(alg in ASYMMETRIC_ALGORITHMS for alg in self.jwt_algorithms)
         if uses_jwks and not self.jwt_jwks_url:
             raise ValueError("SOUS_JWT_JWKS_URL is required for RS*/PS*/ES* algorithms")
+        if self.env == "production" and not self.jwt_audience and not self.jwt_authorized_parties:
+            raise ValueError("without SOUS_JWT_AUDIENCE, SOUS_JWT_AUTHORIZED_PARTIES must name the trusted clients")
         if self.env == "production" and uses_hmac:
             if self.jwt_secret == DEVELOPMENT_JWT_SECRET:
                 raise ValueError("SOUS_JWT_SECRET must be set to a non-default value in production")

@@ -6,6 +6,7 @@ import jwt
 import pytest
 
 from sous_gateway.auth.api_keys import derive_pepper, hash_secret, new_key, parse_key
+from sous_gateway.auth.claims import ClaimMapping
 from sous_gateway.auth.jwks import parse_jwks
 from sous_gateway.auth.jwt import JwtVerifier
 from sous_gateway.auth.principal import Principal
@@ -26,12 +27,11 @@ def verifier(**overrides) -> JwtVerifier:
         issuer="sous-dev",
         audience="sous-api",
         leeway_s=30,
-        workspaces_claim="workspaces",
-        roles_claim="roles",
         jwks=None,
     )
+    claims = {k: overrides.pop(k) for k in ("workspaces_claim", "roles_claim") if k in overrides}
     values.update(overrides)
-    return JwtVerifier(**values)
+    return JwtVerifier(**values, mapping=ClaimMapping(**claims))
 
 
 async def test_development_token_round_trip():

@@ -13,31 +13,13 @@ from typing import Any
 
 import jwt
 
+from sous_gateway.auth.claims import ClaimMapping, strings
 from sous_gateway.auth.jwks import JwksCache
 from sous_gateway.auth.principal import Principal, unauthenticated
 from sous_gateway.config import HMAC_ALGORITHMS
 from sous_gateway.scopes import scopes_for_user
 
-_REQUIRED_CLAIMS = ["exp", "sub", "iss", "aud"]
-
-
-def _claim(claims: Mapping[str, Any], path: str) -> Any:
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(part for part in value.replace(",", " ").split() if part)
-    if isinstance(value, list | tuple):
-        return tuple(str(item) for item in value if isinstance(item, str | int) and str(item))
-    return ()
+_REQUIRED_CLAIMS = ["exp", "sub", "iss"]
 
 
 class JwtVerifier:
@@ -49,17 +31,18 @@ class JwtVerifier:
         issuer: str,
         audience: str,
         leeway_s: int,
-        workspaces_claim: str,
-        roles_claim: str,
         jwks: JwksCache | None,
+        mapping: ClaimMapping | None = None,
+        authorized_parties: tuple[str, ...] = (),
     ) -> None:
         self.algorithms = frozenset(algorithms)
         self._secret = secret
         self._issuer = issuer
+        # Empty: the operator's provider issues no `aud` (Clerk session tokens); then `azp` is checked instead.
         self._audience = audience
         self._leeway_s = leeway_s
-        self._workspaces_claim = workspaces_claim
-        self._roles_claim = roles_claim
+        self._mapping = mapping or ClaimMapping()
+        self._authorized_parties = authorized_parties
         self._jwks = jwks
 
     async def verify(self, token: str) -> dict[str, Any]:
@@ -88,10 +71,13 @@ class JwtVerifier:
                 token,
                 key,
                 algorithms=[algorithm],
-                audience=self._audience,
+                audience=self._audience or None,
                 issuer=self._issuer,
                 leeway=self._leeway_s,
-                options={"require": _REQUIRED_CLAIMS},
+                options={
+                    "require": [*_REQUIRED_CLAIMS, "aud"] if self._audience else _REQUIRED_CLAIMS,
+                    "verify_aud": bool(self._audience),
+                },
             )
         except jwt.ExpiredSignatureError as exc:
             raise unauthenticated("token_expired", "the token has expired") from exc
@@ -113,19 +99,23 @@ class JwtVerifier:
             raise unauthenticated("invalid_token", "the bearer token is invalid") from exc
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise unauthenticated("missing_claim", "the token's 'sub' claim must be a non-empty string")
+        if self._authorized_parties and claims.get("azp") not in self._authorized_parties:
+            raise unauthenticated(
+                "invalid_authorized_party", "the token was issued to a client this API does not trust"
+            )
         return claims
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
-        workspaces = _strings(_claim(claims, self._workspaces_claim))
+        workspaces = self._mapping.workspaces(claims)
         claimed: tuple[str, ...] | None = None
         for name in ("scope", "scp"):
             if name in claims:
-                claimed = _strings(claims[name])
+                claimed = strings(claims[name])
                 break
-        raw_roles = _claim(claims, self._roles_claim)
+        raw_roles = self._mapping.raw_roles(claims)
         if isinstance(raw_roles, Mapping):
             # Roles per workspace: scopes are computed once the request's workspace is chosen.
-            per_workspace = {str(ws): _strings(raw_roles[ws]) for ws in raw_roles if str(ws) in workspaces}
+            per_workspace = {str(ws): self._mapping.roles(raw_roles[ws]) for ws in raw_roles if str(ws) in workspaces}
             return Principal(
                 user_id=str(claims["sub"]),
                 auth_type="jwt",
@@ -135,7 +125,7 @@ class JwtVerifier:
                 workspace_roles=per_workspace,
                 claimed_scopes=claimed,
             )
-        roles = _strings(raw_roles)
+        roles = self._mapping.roles(raw_roles)
         if roles and len(workspaces) > 1:
             # A flat list would make the caller admin (say) of every workspace it merely belongs to.
             raise unauthenticated(
