@@ -2,6 +2,19 @@
 import { ApiError, get, post, session } from "../api.js";
 import { badge, button, clear, debounce, field, fmtScore, fmtTime, h, heading, input, select, table, toast } from "../ui.js";
 
+// A listing's quality as the marketplace shows it: rolling score, assessed runs and the latest rolling scores.
+function qualityLine(item) {
+  const trend = (item.score_trend || []).map((score) => fmtScore(score)).join(" → ");
+  const runs = `${item.assessed_runs ?? 0} assessed run${item.assessed_runs === 1 ? "" : "s"}`;
+  return `quality ${fmtScore(item.quality_score)} over ${runs}${trend ? ` (trend ${trend})` : ""}`;
+}
+
+function standing(item) {
+  if (item.flagged) return badge("flagged", "failed");
+  if (item.featured) return badge("featured", "completed");
+  return null;
+}
+
 export async function render(root, _params, { signal }) {
   const search = input({ type: "search", placeholder: "name or description" });
   const sort = select([["newest", "Newest"], ["installs", "Most installed"], ["quality", "Best quality"]], "newest");
@@ -34,9 +47,10 @@ export async function render(root, _params, { signal }) {
           h(
             "article",
             { class: "card listing", dataset: { listing: item.id } },
-            h("div", { class: "card-head" }, h("h3", { text: item.name }), badge(item.category || "general", "tag")),
+            h("div", { class: "card-head" }, h("h3", { text: item.name }), badge(item.category || "general", "tag"), standing(item)),
             h("p", { text: item.description }),
-            h("p", { class: "muted", text: `${(item.recipe.steps || []).length} steps · ${item.install_count} installs · quality ${fmtScore(item.quality_score)} · by ${item.creator_id}` }),
+            h("p", { class: "muted", text: `${(item.recipe.steps || []).length} steps · ${item.install_count} installs · by ${item.creator_id}` }),
+            h("p", { class: "muted quality-line", text: qualityLine(item) }),
             session.has("marketplace:submit")
               ? button("Install", async () => {
                   try {
@@ -65,17 +79,22 @@ export async function render(root, _params, { signal }) {
     }
     queue.append(
       table(
-        ["Listing", "Creator", "Steps", "Submitted", "Decision"],
+        ["Listing", "Creator", "Steps", "Quality", "Submitted", "Decision"],
         page.items.map((item) => {
           const reason = input({ placeholder: "reason (to reject)", "aria-label": `Reason to reject ${item.name}` });
+          const gate = item.quality_gate || {};
+          const note = item.flagged ? item.flag_reason : gate.met === false ? gate.reason : null;
           return h(
             "tr",
             { dataset: { listing: item.id } },
-            h("td", {}, h("strong", { text: item.name }), h("p", { class: "muted", text: item.description })),
+            h("td", {}, h("strong", { text: item.name }), standing(item), h("p", { class: "muted", text: item.description })),
             h("td", { text: item.creator_id }),
             h("td", { text: String((item.recipe.steps || []).length) }),
+            h("td", {}, h("span", { text: qualityLine(item) }), note ? h("p", { class: "field-error", text: note }) : null),
             h("td", { text: fmtTime(item.submitted_at) }),
-            h(
+            item.flagged
+              ? h("td", { text: "Approved, flagged for its quality" })
+              : h(
               "td",
               {},
               h(
