@@ -286,3 +286,32 @@ async def test_call_counters_and_reset(client: AsyncOpenAI, server_url: str) -> 
     async with httpx.AsyncClient(base_url=server_url) as http:
         (await http.post("/_sous/reset")).raise_for_status()
     assert (await count_calls(server_url, step))["count"] == 0
+
+
+async def test_scripted_answers_follow_their_key_and_counters_show_the_calls(
+    client: AsyncOpenAI, server_url: str
+) -> None:
+    key = f"k{uuid.uuid4().hex[:8]}"
+    prompt = f'Write a title [[tag:{key}-step]] [[answers:{key} ["not json", {{"title": "Tides"}}]]]'
+    answers = []
+    for extra in ("", " again", " and again"):
+        completion = await client.chat.completions.create(
+            model="sous-offline-1", messages=[{"role": "user", "content": prompt + extra}]
+        )
+        answers.append(completion.choices[0].message.content)
+    assert answers == ["not json", '{"title": "Tides"}', '{"title": "Tides"}']
+    async with httpx.AsyncClient() as http:
+        counters = (await http.get(f"{server_url}/_sous/counters")).json()
+    assert counters["answers"][key] == 3
+    assert counters["tags"][f"{key}-step"] == 3
+
+
+async def test_a_verdict_directive_answers_a_judge_score(client: AsyncOpenAI) -> None:
+    completion = await client.chat.completions.create(
+        model="sous-offline-1",
+        messages=[{"role": "user", "content": f"Rubric: is it short? [[verdict:0.35]] {marker()}"}],
+    )
+    assert json.loads(completion.choices[0].message.content or "") == {
+        "score": 0.35,
+        "reason": "offline verdict 0.35",
+    }

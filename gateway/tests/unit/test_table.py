@@ -34,6 +34,8 @@ EXPECTED = [
     ("GET", E, "executor", "executions:read"),
     ("POST", f"{E}/cancel", "executor", "executions:run"),
     ("POST", f"{E}/rerun", "executor", "executions:run"),
+    ("POST", f"{E}/replay", "executor", "executions:run"),
+    ("GET", f"{E}/replay-report", "executor", "executions:read"),
     ("GET", f"{E}/events", "executor", "executions:read"),
     ("GET", "/api/workflows/active", "executor", "executions:read"),
     ("GET", "/api/workflows/stats/dashboard", "executor", "executions:read"),

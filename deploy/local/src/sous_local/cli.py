@@ -7,7 +7,7 @@ sous replay                                              re-publish every event 
 sous mint-jwt --sub S --workspace W --role R --ttl N     a development token
 sous create-key --name N --scope S --workspace W         an API key, through the running gateway
 sous recipes list|show|create -f FILE|run NAME [--input k=v] [--follow]
-sous executions list|show|cancel|rerun ID                 the client side (see sous_local.client)
+sous executions list|show|cancel|rerun|replay ID          the client side (see sous_local.client)
 sous keys list|create|revoke
 sous dlq list|show|redrive|outbox...                     dead letters and parked outbox rows (operators)
 """

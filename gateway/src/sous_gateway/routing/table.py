@@ -127,6 +127,8 @@ def _build() -> list[Route]:
         Route("GET", execution, "executor", s.EXECUTIONS_READ),
         Route("POST", f"{execution}/cancel", "executor", s.EXECUTIONS_RUN),
         Route("POST", f"{execution}/rerun", "executor", s.EXECUTIONS_RUN),
+        Route("POST", f"{execution}/replay", "executor", s.EXECUTIONS_RUN),
+        Route("GET", f"{execution}/replay-report", "executor", s.EXECUTIONS_READ),
         Route("GET", f"{execution}/events", "executor", s.EXECUTIONS_READ, stream=True),
         Route("GET", "/api/workflows/active", "executor", s.EXECUTIONS_READ),
         Route("GET", "/api/workflows/stats/dashboard", "executor", s.EXECUTIONS_READ),

@@ -22,6 +22,7 @@ from sous_executor.engine.scheduler import CronScheduler
 from sous_executor.engine.sweeper import Sweeper
 from sous_executor.entrypoints.api import build_router
 from sous_executor.entrypoints.consumers import replica_consumer, runner_consumer
+from sous_executor.entrypoints.replay_api import build_replay_router
 from sous_executor.handlers import ExecutorService
 from sous_executor.llm.client import ClientFactory
 from sous_executor.observability import executions_probe, takeovers_source
@@ -32,6 +33,7 @@ from sous_executor.secrets.store import SecretStore
 from sous_executor.tools.builtin import builtin_tools
 from sous_executor.tools.composio import composio_tools
 from sous_executor.tools.router import ToolRouter
+from sous_executor.use_cases.replay import ReplayService
 from sous_executor.webhooks.route import build_webhook_router
 from sous_executor.workflows.rebuild import rebuild_workflow_read_models
 from sous_executor.workflows.wiring import install_workflows
@@ -115,6 +117,7 @@ def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
         readiness=executor.runtime.readiness(),
     )
     app.include_router(build_router(executor.service, executor.router))
+    app.include_router(build_replay_router(ReplayService(executor.service)))
     # One LISTEN connection per process feeds every live-event stream it serves.
     notifications = EventNotifications(settings.service_database_url)
     executor.runtime.on_start(notifications.start)

@@ -20,6 +20,7 @@ from sous_executor.adapters.tables import executions, recipe_replicas
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.execution import Execution
 from sous_executor.domain.inputs import resolve_inputs
+from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.engine.leases import Leases
 from sous_executor.engine.runner import AGGREGATE, PRODUCER, Engine
@@ -89,7 +90,7 @@ class ExecutorService:
         return recipe
 
     async def load_agents(self, workspace_id: str, recipe: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        ids = sorted({str(s.get("agent_id")) for s in recipe.get("steps") or [] if s.get("agent_id")})
+        ids = sorted(referenced_agents(recipe.get("steps") or []))
         async with self.sessions() as session:
             agents = await repo.get_agents(session, workspace_id, ids)
         for agent_id in ids:

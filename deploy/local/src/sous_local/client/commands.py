@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from sous_local.client.http import ClientError, Gateway
 from sous_local.client.profile import ProfileError, load_profile
+from sous_local.client.replay import add_replay_commands
 
 FINISHED = ("completed", "failed", "cancelled")
 RECIPES = "/api/workflow-recipes"
@@ -480,7 +481,7 @@ def add_client_commands(sub: Any) -> None:
     p.add_argument("--follow", "-F", action="store_true", help="follow the run's events until it finishes")
     p.set_defaults(handler=_runner(cmd_recipes_run))
 
-    executions = sub.add_parser("executions", help="list, show, cancel and rerun executions").add_subparsers(
+    executions = sub.add_parser("executions", help="list, show, cancel, rerun and replay executions").add_subparsers(
         dest="action", required=True
     )
     p = executions.add_parser("list", parents=[common], help="recent runs (or one recipe's with --recipe)")
@@ -503,6 +504,7 @@ def add_client_commands(sub: Any) -> None:
             p.add_argument("--from-step", default=None, help="rerun from this step; earlier results are reused")
             p.add_argument("--prompt", action="append", metavar="STEP=PROMPT", help="override a step's prompt")
         p.set_defaults(handler=_runner(handler))
+    add_replay_commands(executions, common, _runner, find_execution_recipe)
 
     keys = sub.add_parser("keys", help="the workspace's API keys (admins)").add_subparsers(dest="action", required=True)
     p = keys.add_parser("list", parents=[common], help="keys, without their secrets")

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from sous_local.model_server.protocol import ChatRequest, error_body
 from sous_local.model_server.replies import Reply, reply_to, request_directives, system_prompt
-from sous_local.model_server.state import CallLog, FailureBudgets
+from sous_local.model_server.state import CallLog, Counters, FailureBudgets
 
 DEFAULT_MODEL = "sous-offline-1"
 # Agents written for hosted providers keep working unchanged: any model name is answered.
@@ -28,6 +28,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Sous offline model server", version="1")
     calls = CallLog()
     budgets = FailureBudgets()
+    counters = Counters()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -53,13 +54,14 @@ def create_app() -> FastAPI:
         messages = [m.model_dump(exclude_none=True) for m in body.messages]
         logged = calls.record(body.model, body.all_text, messages)
         found = request_directives(body)
+        counters.count_tags(found.tags)
         if found.latency_ms:
             await asyncio.sleep(found.latency_ms / 1000)
         failure = budgets.first_due(found.failures, system_prompt(body))
         if failure is not None:
             logged.status = failure.status
             return _failure_response(failure.status)
-        reply = reply_to(body)
+        reply = reply_to(body, scripted=counters.next_answer(found.answers))
         logged.status = 200
         logged.total_tokens = reply.prompt_tokens + reply.completion_tokens
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -79,10 +81,16 @@ def create_app() -> FastAPI:
             "calls": [call.as_json() for call in matching],
         }
 
+    @app.get("/_sous/counters")
+    async def read_counters() -> dict[str, dict[str, int]]:
+        """Calls per `[[tag:NAME]]` and per `[[answers:KEY ...]]` key since the last reset."""
+        return counters.as_json()
+
     @app.post("/_sous/reset")
     async def reset() -> dict[str, str]:
         calls.clear()
         budgets.clear()
+        counters.clear()
         return {"status": "reset"}
 
     return app

@@ -71,7 +71,8 @@ def system_prompt(request: ChatRequest) -> str:
     return "\n".join(m.text for m in request.messages if m.role in ("system", "developer"))
 
 
-def reply_to(request: ChatRequest) -> Reply:
+def reply_to(request: ChatRequest, scripted: str | None = None) -> Reply:
+    """`scripted` is the answer an `[[answers:...]]` script owes this call: it wins over everything but tools."""
     reference = hashlib.sha256(request.fingerprint().encode()).hexdigest()[:8]
     found = request_directives(request)
     calls = _tool_calls(request, reference)
@@ -86,7 +87,11 @@ def reply_to(request: ChatRequest) -> Reply:
         )
     content = "" if found.empty else _poisoned(_answer_text(request, reference), found)
     finish_reason: FinishReason = "stop"
-    if planner.is_planner_request(request):
+    if scripted is not None:
+        content = scripted
+    elif found.verdict is not None:
+        content = json.dumps({"score": found.verdict, "reason": f"offline verdict {found.verdict:g}"})
+    elif planner.is_planner_request(request):
         content = planner.plan_reply(request)
     elif request.response_format and request.response_format.get("type") in ("json_object", "json_schema"):
         content = _as_json(request.response_format, content)

@@ -1,4 +1,5 @@
-"""What the server remembers between calls: a log of calls for tests, and per-key failure budgets."""
+"""What the server remembers between calls: a log of calls for tests, per-key failure budgets, scripted
+answer sequences and the counters tests read to prove which prompts reached the model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from sous_local.model_server.directives import FailDirective
+from sous_local.model_server.directives import AnswersDirective, FailDirective
 
 MAX_LOGGED_CALLS = 10_000
 
@@ -70,3 +71,31 @@ class FailureBudgets:
 
     def clear(self) -> None:
         self._seen.clear()
+
+
+class Counters:
+    """Calls per `[[tag:NAME]]` and per `[[answers:KEY ...]]` key, since the last reset."""
+
+    def __init__(self) -> None:
+        self.tags: dict[str, int] = {}
+        self.answers: dict[str, int] = {}
+
+    def count_tags(self, tags: list[str]) -> None:
+        for tag in tags:
+            self.tags[tag] = self.tags.get(tag, 0) + 1
+
+    def next_answer(self, scripts: list[AnswersDirective]) -> str | None:
+        """The answer the first script owes this call (its call count picks the answer); None without scripts."""
+        if not scripts:
+            return None
+        for script in scripts:
+            self.answers[script.key] = self.answers.get(script.key, 0) + 1
+        first = scripts[0]
+        return first.answers[min(self.answers[first.key], len(first.answers)) - 1]
+
+    def as_json(self) -> dict[str, dict[str, int]]:
+        return {"tags": dict(self.tags), "answers": dict(self.answers)}
+
+    def clear(self) -> None:
+        self.tags.clear()
+        self.answers.clear()

@@ -22,6 +22,16 @@ class ToolCallRecord(EventPayload):
     duration_ms: float = 0.0
 
 
+class FailedCheck(EventPayload):
+    """One output check an answer failed (`type`: schema, json, regex, contains, not_contains, length,
+    json_path or judge); `score` is the judge's."""
+
+    name: str
+    type: str
+    message: str = ""
+    score: float | None = None
+
+
 class ExecutionRequested(EventPayload):
     execution_id: str
     recipe_id: str
@@ -68,6 +78,8 @@ class StepCompleted(EventPayload):
     # Set when `output` was cut to the executor's per-event cap; `output_chars` is the full length.
     output_truncated: bool = False
     output_chars: int | None = None
+    # "json" when the step declares an output_schema: `output` is then the answer's canonical JSON text.
+    output_format: str = "text"
 
 
 class StepFailed(EventPayload):
@@ -85,6 +97,8 @@ class StepFailed(EventPayload):
     duration_ms: float = 0.0
     tokens: TokenUsage = TokenUsage()
     cost_usd: float = 0.0
+    # With error_type "output_invalid": the checks the answer failed (fed back to the next attempt).
+    failed_checks: list[FailedCheck] = []
 
 
 class StepUsageRecorded(EventPayload):

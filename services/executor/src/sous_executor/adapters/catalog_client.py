@@ -50,3 +50,9 @@ class CatalogClient:
             return None
         agent = body.get("agent", body)
         return agent if isinstance(agent, dict) and agent.get("id") else None
+
+    async def recipe_revision(self, workspace_id: str, template_id: str, revision: int) -> dict[str, Any] | None:
+        """The recipe as it was at `revision` (from the catalog's history), or None."""
+        body = await self._get(workspace_id, f"/api/workflow-recipes/{template_id}/history?revision={revision}")
+        recipe = (body or {}).get("recipe")
+        return recipe if isinstance(recipe, dict) and recipe.get("template_id") else None

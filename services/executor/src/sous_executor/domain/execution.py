@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sous_events.envelope import Envelope
+from sous_executor.domain.output_checks import output_views
 from sous_executor.domain.outputs import OutputSource, output_data
 from sous_executor.domain.planning import PlanError, parse_steps
 
@@ -49,6 +50,10 @@ class StepState:
     unfinished_starts: int = 0
     # attempt -> (prompt, completion, cost) reported by StepUsageRecorded, not yet superseded by an outcome.
     pending_usage: dict[int, tuple[int, int, float]] = field(default_factory=dict)
+    output_format: str = "text"
+    failed_checks: list[dict[str, Any]] = field(default_factory=list)  # of the latest output_invalid attempt
+    # Every attempt refused by the step's output checks: {attempt, error, failed_checks}.
+    check_failures: list[dict[str, Any]] = field(default_factory=list)
 
     def result(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,6 +81,7 @@ class StepState:
             out["reused"] = True
         if self.model_ms:
             out["model_ms"] = self.model_ms
+        out.update(output_views(self.output, self.output_format, self.check_failures))
         return out
 
 
@@ -199,6 +205,7 @@ class Execution:
             step.tokens_used = _tokens(p.get("tokens"))
             step.cost_usd = float(p.get("cost_usd", 0.0))
             step.reused = bool(p.get("reused", False))
+            step.output_format = str(p.get("output_format") or "text")
             step.error = None
             step.completed_at = event.occurred_at
             if step.started_at is None:
@@ -211,6 +218,11 @@ class Execution:
             step.attempt = int(p.get("attempt", 1))
             step.error = p.get("error")
             step.error_type = p.get("error_type")
+            step.failed_checks = list(p.get("failed_checks") or [])
+            if step.failed_checks:
+                step.check_failures.append(
+                    {"attempt": step.attempt, "error": step.error, "failed_checks": step.failed_checks}
+                )
             step.tool_calls = list(p.get("tool_calls") or [])
             step.duration_ms = float(p.get("duration_ms", 0.0))
             tokens = _tokens(p.get("tokens"))

@@ -1,5 +1,6 @@
 """Prompt substitution: `{input.key}`, `{steps.<id>.output}`, and the origin's `{previous_output}`,
-`{step_N_output}`, `{<output_key>}` (and bare `{<input key>}`). Unknown placeholders are reported."""
+`{step_N_output}`, `{<output_key>}` (and bare `{<input key>}`); `{steps.<id>.output.<field>}` reads a field of
+a step's JSON output (steps with an output_schema answer JSON). Unknown placeholders are reported."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sous_service.json_path import MISSING, lookup
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)\}")
 STEP_N = re.compile(r"step_(\d+)_output")
@@ -38,6 +41,16 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _field(output: str | None, path: list[str]) -> str | None:
+    """`{steps.<id>.output.a.0.b}`: a field of a step's JSON output (None when absent or not JSON)."""
+    try:
+        value = json.loads(output or "")
+    except ValueError:
+        return None
+    found = lookup(value, tuple(int(p) if p.isdigit() else p for p in path))
+    return None if found is MISSING else _as_text(found)
+
+
 def render(template: str, ctx: PromptContext) -> Rendered:
     unknown: list[str] = []
 
@@ -46,9 +59,13 @@ def render(template: str, ctx: PromptContext) -> Rendered:
         if parts[0] == "input" and len(parts) >= 2:
             key = ".".join(parts[1:])
             return _as_text(ctx.inputs[key]) if key in ctx.inputs else None
-        if parts[0] == "steps" and len(parts) == 3 and parts[2] == "output":
+        if parts[0] == "steps" and len(parts) >= 3 and parts[2] == "output":
             sid = parts[1]
-            return _as_text(ctx.step_outputs.get(sid)) if sid in ctx.order else None
+            if sid not in ctx.order:
+                return None
+            if len(parts) == 3:
+                return _as_text(ctx.step_outputs.get(sid))
+            return _field(ctx.step_outputs.get(sid), parts[3:])
         if name == "previous_output":
             if ctx.current_step in ctx.order:
                 index = ctx.order.index(ctx.current_step)

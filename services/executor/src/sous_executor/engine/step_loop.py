@@ -14,9 +14,9 @@ from sous_executor.domain.outputs import cut_to_bytes
 from sous_executor.domain.planning import StepSpec
 from sous_executor.domain.policy import after_failure, is_crash_loop
 from sous_executor.domain.retry import backoff_delay
-from sous_executor.engine.agent_loop import agent_loop
 from sous_executor.engine.attempt import InFlight, StepFailure, classify
 from sous_executor.engine.leases import LeaseLost
+from sous_executor.engine.output_gate import OutputInvalid, checked_answer, contract_prompt
 from sous_service.text import clean_text
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
         rec = InFlight(attempt=attempt)
         run.inflight[sid] = rec
         prompt, unknown = run.prompt(spec)
+        prompt = contract_prompt(run, spec, prompt)
         run.checkpoint()
         await run.emit(
             [
@@ -59,12 +60,13 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
         rec.started = True
         rec.t0 = time.perf_counter()
         failure: StepFailure | None = None
-        output = ""
+        output, output_format = "", "text"
         timeout = run.step_timeout(spec)
         try:
             if unknown:
                 raise StepFailure("unknown placeholders in prompt: " + ", ".join(unknown), "prompt_error")
-            output = await asyncio.wait_for(agent_loop(run, spec, prompt, rec), timeout)
+            answer = await asyncio.wait_for(checked_answer(run, spec, prompt, rec), timeout)
+            output, output_format = answer.output, answer.output_format
         except (asyncio.CancelledError, LeaseLost, SQLAlchemyError):
             # Not the step's failure: a cancel, a lost lease or a database outage stop the attempt unrecorded
             # here; the run records it (cancel) or the next lease holder resumes it.
@@ -91,6 +93,7 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
                         cost_usd=round(rec.cost, 8),
                         output_truncated=cut.truncated,
                         output_chars=cut.original_chars if cut.truncated else None,
+                        output_format=output_format,
                     )
                 ]
             )
@@ -110,6 +113,7 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
             duration_ms=duration,
             tokens=rec.tokens(),
             cost_usd=round(rec.cost, 8),
+            failed_checks=failure.records() if isinstance(failure, OutputInvalid) else [],
         )
         decision = after_failure(failure.error_type, spec.error_handling, attempt, max_retries)
         if decision.retry:

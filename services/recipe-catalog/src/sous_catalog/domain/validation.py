@@ -238,16 +238,22 @@ def agent_reference_errors(steps: Any, known_agent_ids: Collection[str], field: 
     for index, step in enumerate(steps):
         if not isinstance(step, Mapping):
             continue
-        agent_id = step.get("agent_id")
-        if isinstance(agent_id, str) and agent_id and agent_id not in known_agent_ids:
-            errors.append(
-                _err(
-                    f"{field}[{index}].agent_id",
-                    f"agent {agent_id!r} does not exist in this workspace",
-                    "unknown_agent",
-                )
-            )
+        for where, agent_id in _agent_references(step, f"{field}[{index}]"):
+            if agent_id not in known_agent_ids:
+                errors.append(_err(where, f"agent {agent_id!r} does not exist in this workspace", "unknown_agent"))
     return errors
+
+
+def _agent_references(step: Mapping[str, Any], where: str) -> list[tuple[str, str]]:
+    """(field path, agent id) of the step's agent and of its judge checks' agents."""
+    found: list[tuple[str, str]] = []
+    if isinstance(step.get("agent_id"), str) and step["agent_id"]:
+        found.append((f"{where}.agent_id", step["agent_id"]))
+    checks = step.get("checks")
+    for index, check in enumerate(checks if isinstance(checks, list) else []):
+        if isinstance(check, Mapping) and isinstance(check.get("agent_id"), str) and check["agent_id"]:
+            found.append((f"{where}.checks[{index}].agent_id", check["agent_id"]))
+    return found
 
 
 def step_agent_ids(steps: Any) -> list[str]:
@@ -255,8 +261,9 @@ def step_agent_ids(steps: Any) -> list[str]:
     seen: dict[str, None] = {}
     if isinstance(steps, list):
         for step in steps:
-            if isinstance(step, Mapping) and isinstance(step.get("agent_id"), str) and step["agent_id"]:
-                seen.setdefault(step["agent_id"], None)
+            if isinstance(step, Mapping):
+                for _, agent_id in _agent_references(step, ""):
+                    seen.setdefault(agent_id, None)
     return list(seen)
 
 

@@ -1,7 +1,8 @@
 // One execution: a live timeline of its steps (attempts, retries, durations, tokens, cost, tool calls,
-// outputs), cancel, and rerun from a chosen step.
+// outputs), cancel, rerun from a chosen step, what-if replay and, for a replay, its report.
 import { ApiError, get, post, session } from "../api.js";
 import { follow, isFinished, newRun, orderedSteps } from "../runs.js";
+import { followReport, replayForm } from "./replay.js";
 import { badge, button, clear, field, fmtCost, fmtDuration, fmtTime, h, heading, pre, select, table, toast } from "../ui.js";
 
 export async function render(root, [recipeId, executionId], { signal }) {
@@ -17,6 +18,7 @@ export async function render(root, [recipeId, executionId], { signal }) {
   const actions = h("div", { class: "actions" });
   const timeline = h("ol", { class: "timeline", "aria-label": "Steps" });
   const outputs = h("section", { "aria-labelledby": "output-title" });
+  const replayReport = h("section", { "aria-labelledby": "replay-title" });
   root.append(
     title,
     h("p", {}, h("a", { href: `#/recipes/${encodeURIComponent(recipeId)}` }, "← Recipe"), " · ", h("a", { href: "#/kitchen" }, "Kitchen")),
@@ -25,8 +27,14 @@ export async function render(root, [recipeId, executionId], { signal }) {
     actions,
     h("h2", { text: "Timeline" }),
     timeline,
+    replayReport,
     outputs,
   );
+  if (detail.triggered_by === "replay") {
+    followReport(replayReport, base, signal).catch((error) => {
+      if (error.name !== "AbortError") replayReport.append(h("p", { class: "field-error", text: `report: ${error.message}` }));
+    });
+  }
 
   function drawSummary() {
     const live = !isFinished(run.status);
@@ -146,6 +154,7 @@ export async function render(root, [recipeId, executionId], { signal }) {
         field("New prompt for that step (optional)", override),
         h("div", { class: "field" }, rerun),
       ),
+      replayForm(base, recipeId, steps.map((s) => s.stepId)),
     );
   }
 
