@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from jsonschema import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sous_service.json_path import JsonPathError, parse_path
 
@@ -124,21 +124,24 @@ def schema_errors(schema: Any) -> list[str]:
     return []
 
 
+def usable_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    errors = [] if schema is None else schema_errors(schema)
+    if errors:
+        raise ValueError("not a valid JSON Schema: " + "; ".join(errors))
+    return schema
+
+
+# A step's `output_schema` field: refused (422 at its path) unless it is a valid JSON Schema.
+OutputSchema = Annotated[dict[str, Any] | None, AfterValidator(usable_schema)]
+
+
 class OutputContract(BaseModel):
     """A step's `output_schema` and `checks` (both optional)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    output_schema: dict[str, Any] | None = None
+    output_schema: OutputSchema = None
     checks: list[OutputCheck] = Field(default_factory=list, max_length=50)
-
-    @field_validator("output_schema")
-    @classmethod
-    def _usable_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        errors = [] if schema is None else schema_errors(schema)
-        if errors:
-            raise ValueError("; ".join(errors))
-        return schema
 
     @property
     def declared(self) -> bool:

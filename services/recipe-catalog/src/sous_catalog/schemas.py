@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sous_service.output_checks import OutputCheck, schema_errors
+from sous_service.output_checks import OutputCheck, OutputSchema
 
 TEMPLATE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -160,6 +160,14 @@ class StepIn(_In):
     pre_exec: str | None = Field(
         default=None, max_length=0, description="Pre-execution hooks are not run by Sous: only empty is accepted"
     )
+    output_schema: OutputSchema = Field(
+        default=None, description="JSON Schema the answer must match; the step's output is then that JSON"
+    )
+    checks: list[OutputCheck] | None = Field(
+        default=None,
+        max_length=50,
+        description="Checks the answer must pass (regex, contains, length, json_path, judge)",
+    )
 
     @field_validator("agent_id", mode="before")
     @classmethod
@@ -173,22 +181,6 @@ class StepIn(_In):
         if not text.strip() or len(text) > 200:
             raise ValueError("an agent id has 1 to 200 characters")
         return text
-    output_schema: dict[str, Any] | None = Field(
-        default=None, description="JSON Schema the answer must match; the step's output is then that JSON"
-    )
-    checks: list[OutputCheck] | None = Field(
-        default=None,
-        max_length=50,
-        description="Checks the answer must pass (regex, contains, length, json_path, judge)",
-    )
-
-    @field_validator("output_schema")
-    @classmethod
-    def _usable_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        errors = [] if schema is None else schema_errors(schema)
-        if errors:
-            raise ValueError("not a valid JSON Schema: " + "; ".join(errors))
-        return schema
 
 
 class InputSpec(_In):

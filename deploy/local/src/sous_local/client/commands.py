@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from sous_local.client.http import ClientError, Gateway
 from sous_local.client.profile import ProfileError, load_profile
-from sous_local.client.replay import add_replay_commands
+from sous_local.client.replay import add_replay_commands, prompt_overrides
 
 FINISHED = ("completed", "failed", "cancelled")
 RECIPES = "/api/workflow-recipes"
@@ -356,11 +356,8 @@ def cmd_executions_rerun(gw: Gateway, args: argparse.Namespace, out: TextIO) -> 
     body: dict[str, Any] = {}
     if args.from_step:
         body["from_step"] = args.from_step
-    for override in args.prompt or []:
-        step, sep, prompt = override.partition("=")
-        if not sep:
-            raise ClientError(f"--prompt expects step_id=new prompt, not {override!r}")
-        body.setdefault("step_overrides", {})[step] = {"prompt_template": prompt}
+    if args.prompt:
+        body["step_overrides"] = prompt_overrides(args.prompt)
     started = gw.post(f"{RECIPES}/{_q(recipe_id)}/executions/{_q(args.execution)}/rerun", body)
     execution_id = started["recipe_execution_id"]
     if not args.follow:

@@ -24,16 +24,24 @@ def _dump(value: Any, out: TextIO) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str), file=out)
 
 
+def prompt_overrides(values: list[str]) -> dict[str, dict[str, str]]:
+    """`--prompt STEP=TEXT` flags as step overrides."""
+    overrides: dict[str, dict[str, str]] = {}
+    for override in values:
+        step, sep, prompt = override.partition("=")
+        if not sep:
+            raise ClientError(f"--prompt expects step_id=new prompt, not {override!r}")
+        overrides[step] = {"prompt_template": prompt}
+    return overrides
+
+
 def cmd_executions_replay(gw: Gateway, args: argparse.Namespace, out: TextIO, find_recipe: Callable[..., str]) -> int:
     recipe_id = args.recipe or find_recipe(gw, args.execution)
     body: dict[str, Any] = {}
     if args.revision is not None:
         body["revision"] = args.revision
-    for override in args.prompt or []:
-        step, sep, prompt = override.partition("=")
-        if not sep:
-            raise ClientError(f"--prompt expects step_id=new prompt, not {override!r}")
-        body.setdefault("step_overrides", {})[step] = {"prompt_template": prompt}
+    if args.prompt:
+        body["step_overrides"] = prompt_overrides(args.prompt)
     started = gw.post(f"{RECIPES}/{_q(recipe_id)}/executions/{_q(args.execution)}/replay", body)
     plan = started["plan"]
     if not args.wait:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from sous_executor.use_cases.replay import ReplayService
 from sous_service.errors import responses
-from sous_service.output_checks import OutputCheck, schema_errors
+from sous_service.output_checks import OutputCheck, OutputSchema
 from sous_service.scopes import EXECUTIONS_READ, EXECUTIONS_RUN
 from sous_service.web import Context, require_scope
 
@@ -24,16 +24,8 @@ class ReplayStepOverride(BaseModel):
     prompt_template: str | None = Field(default=None, min_length=1, max_length=200_000)
     agent_id: str | None = Field(default=None, min_length=1, max_length=200)
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
-    output_schema: dict[str, Any] | None = None
+    output_schema: OutputSchema = None
     checks: list[OutputCheck] | None = Field(default=None, max_length=50)
-
-    @field_validator("output_schema")
-    @classmethod
-    def _usable_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        errors = [] if schema is None else schema_errors(schema)
-        if errors:
-            raise ValueError("; ".join(errors))
-        return schema
 
 
 class ReplayBody(BaseModel):
