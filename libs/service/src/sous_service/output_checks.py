@@ -116,12 +116,28 @@ def schema_errors(schema: Any) -> list[str]:
     """Why `schema` is not a usable JSON Schema (empty when it is)."""
     if not isinstance(schema, dict):
         return ["a JSON Schema object is required"]
+    if "$schema" in schema and not isinstance(schema["$schema"], str):
+        return ["$schema must be a string"]
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path)
         return [f"{exc.message}" + (f" (at {where})" if where else "")]
+    if _has_remote_ref(schema):
+        return ["$ref may only point inside the schema (#...)"]
     return []
+
+
+def _has_remote_ref(value: Any) -> bool:
+    """Answers are validated offline: a `$ref` outside the schema would be fetched or fail at run time."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            return True
+        return any(_has_remote_ref(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_remote_ref(v) for v in value)
+    return False
 
 
 def usable_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:

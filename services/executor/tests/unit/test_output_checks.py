@@ -19,7 +19,7 @@ from sous_executor.domain.output_checks import (
 )
 from sous_executor.domain.prompts import PromptContext, render
 from sous_service.json_path import MISSING, JsonPathError, lookup, parse_path
-from sous_service.output_checks import JudgeCheck, OutputContract
+from sous_service.output_checks import JudgeCheck, OutputContract, schema_errors
 
 SCHEMA = {"type": "object", "required": ["title"], "properties": {"title": {"type": "string"}}}
 
@@ -150,3 +150,15 @@ def test_prompts_reference_fields_of_a_json_output() -> None:
     assert rendered.text.startswith("T=Tides tag=moon x=")
     assert rendered.unknown == ("{steps.s1.output.nope}",)
     assert render("{steps.s2.output.a}", ctx).unknown == ("{steps.s2.output.a}",)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"$schema": []}, {"$schema": 5}, {"$ref": "https://example.org/s.json"}, {"properties": 3}, ["not", "a dict"]],
+)
+def test_odd_schemas_are_reported_not_raised(schema: Any) -> None:
+    assert schema_errors(schema)
+
+
+def test_a_local_ref_is_a_usable_schema() -> None:
+    assert schema_errors({"$ref": "#/$defs/a", "$defs": {"a": {"type": "string"}}}) == []

@@ -95,7 +95,7 @@ def check_output(contract: OutputContract, text: str) -> Checked:
             failures.append(CheckResult("output_schema", "json", False, f"the answer is not JSON: {exc}"))
     if contract.output_schema is not None and value is not MISSING:
         validator = validator_for(contract.output_schema)(contract.output_schema)
-        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+        errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path])
         if errors:
             detail = "; ".join(_schema_error(e) for e in errors[:MAX_SCHEMA_ERRORS])
             failures.append(CheckResult("output_schema", "schema", False, detail))

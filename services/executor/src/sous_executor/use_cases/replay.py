@@ -137,8 +137,8 @@ class ReplayService:
             "changed_steps": [sid for sid in order if sid in changed],
             "rerun_steps": [s.step_id for s in replay.ordered_steps() if not _reused_planned(replay, s.step_id)],
             "reused_steps": [s.step_id for s in replay.ordered_steps() if _reused_planned(replay, s.step_id)],
-            "quality_source": "QualityAssessed of each execution (POST /api/workflow-recipes/{id}/assess-quality); "
-            "null until assessed",
+            "quality_source": "the quality service's QualityAssessed of each execution (automatic with "
+            "auto_learning, else POST /api/workflow-recipes/{id}/assess-quality); null until assessed",
             **diff,
         }
 
