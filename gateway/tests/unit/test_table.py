@@ -59,6 +59,7 @@ EXPECTED = [
     ("POST", f"{R}/install/l1", "marketplace", "marketplace:submit"),
     ("GET", "/api/marketplace/listings", "marketplace", "recipes:read"),
     ("GET", "/api/marketplace/listings/l1", "marketplace", "recipes:read"),
+    ("DELETE", "/api/marketplace/listings/l1", "marketplace", "marketplace:submit"),
     ("GET", "/api/marketplace/submissions", "marketplace", "marketplace:submit"),
     ("GET", "/api/marketplace/queue", "marketplace", "marketplace:moderate"),
     ("POST", "/api/marketplace/listings/l1/approve", "marketplace", "marketplace:moderate"),

@@ -168,6 +168,7 @@ def _build() -> list[Route]:
         Route("POST", f"{recipes}/install/{{listing_id}}", "marketplace", s.MARKETPLACE_SUBMIT),
         Route("GET", f"{market}/listings", "marketplace", s.RECIPES_READ),
         Route("GET", f"{market}/listings/{{id}}", "marketplace", s.RECIPES_READ),
+        Route("DELETE", f"{market}/listings/{{id}}", "marketplace", s.MARKETPLACE_SUBMIT),
         Route("GET", f"{market}/submissions", "marketplace", s.MARKETPLACE_SUBMIT),
         Route("GET", f"{market}/submissions/{{id}}", "marketplace", s.MARKETPLACE_SUBMIT),
         Route("GET", f"{market}/queue", "marketplace", s.MARKETPLACE_MODERATE),

@@ -54,6 +54,7 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.ListingRejected, topics.MARKETPLACE, "Listing"),
         _spec(ev.ListingFlagged, topics.MARKETPLACE, "Listing"),
         _spec(ev.ListingFlagCleared, topics.MARKETPLACE, "Listing"),
+        _spec(ev.ListingWithdrawn, topics.MARKETPLACE, "Listing"),
         _spec(ev.RecipeInstalled, topics.MARKETPLACE, "Install"),
         _spec(ev.WorkflowCreated, topics.EXECUTOR_WORKFLOWS, "Workflow"),
         _spec(ev.WorkflowUpdated, topics.EXECUTOR_WORKFLOWS, "Workflow"),

@@ -122,7 +122,8 @@ class Marketplace:
                 name = str(recipe.get("name") or recipe_id)
                 taken = await session.execute(
                     select(listings.c.id).where(
-                        listings.c.name_key == projection.name_key(name), listings.c.status != "rejected"
+                        listings.c.name_key == projection.name_key(name),
+                        listings.c.status.not_in(("rejected", "withdrawn")),
                     )
                 )
                 if taken.first() is not None:
@@ -207,6 +208,30 @@ class Marketplace:
         if not reason.strip():
             raise InputInvalid.single("reason", "a rejection needs a non-empty reason")
         return await self._decide(context, listing_id, reason)
+
+    async def withdraw(self, context: InternalContext, listing_id: str, *, moderator: bool) -> dict[str, Any]:
+        """Its creator (from the workspace it was submitted from) or a moderator; anyone else gets 404."""
+        async with self.sessions() as session, session.begin():
+            listing = Listing.from_events(listing_id, await self.store.load(session, "Listing", listing_id))
+            owner = listing.creator_id == context.user_id and listing.source_workspace_id == context.workspace_id
+            if not listing.exists or not (owner or moderator):
+                raise not_found("listing", listing_id)
+            try:
+                payload = listing.withdraw(context.user_id)
+            except InvalidTransition as exc:
+                raise ApiError(409, "invalid_transition", str(exc)) from exc
+            event = _event(
+                payload,
+                context,
+                workspace_id=listing.source_workspace_id,
+                aggregate_id=listing_id,
+                version=listing.version + 1,
+            )
+            try:
+                await self._record(session, [event], listing.version)
+            except ConcurrencyConflict as exc:
+                raise ApiError(409, "conflict", f"listing '{listing_id}' was changed concurrently") from exc
+        return {"success": True, "message": "Listing withdrawn", "listing_id": listing_id, "status": "withdrawn"}
 
     async def install(self, context: InternalContext, listing_id: str) -> dict[str, Any]:
         workspace_id = context.workspace_id

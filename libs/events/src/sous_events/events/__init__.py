@@ -26,6 +26,7 @@ from sous_events.events.marketplace import (
     ListingFlagged,
     ListingRejected,
     ListingSubmitted,
+    ListingWithdrawn,
     RecipeInstalled,
 )
 from sous_events.events.quality import AgentMetricsUpdated, LearningRecorded, QualityAssessed
@@ -57,6 +58,7 @@ __all__ = [
     "ListingFlagged",
     "ListingRejected",
     "ListingSubmitted",
+    "ListingWithdrawn",
     "QualityAssessed",
     "RecipeCreated",
     "RecipeDeleted",

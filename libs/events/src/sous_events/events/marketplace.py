@@ -56,6 +56,14 @@ class ListingFlagCleared(EventPayload):
     execution_id: str = ""
 
 
+class ListingWithdrawn(EventPayload):
+    """A pending or approved listing taken off the marketplace by its creator or a moderator."""
+
+    listing_id: str
+    withdrawn_by: str
+    creator_id: str = ""
+
+
 class RecipeInstalled(EventPayload):
     install_id: str
     listing_id: str

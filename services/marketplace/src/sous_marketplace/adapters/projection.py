@@ -18,6 +18,7 @@ from sous_events.events import (
     ListingFlagged,
     ListingRejected,
     ListingSubmitted,
+    ListingWithdrawn,
     RecipeInstalled,
 )
 from sous_marketplace.adapters.tables import creator_approvals, installs, listings
@@ -84,6 +85,12 @@ async def apply_event(session: AsyncSession, event: Envelope) -> None:
                 decided_at=event.occurred_at,
                 version=event.aggregate_version,
             )
+        )
+    elif isinstance(payload, ListingWithdrawn):
+        await session.execute(
+            update(listings)
+            .where(listings.c.id == payload.listing_id, listings.c.version < event.aggregate_version)
+            .values(status="withdrawn", featured=False, decided_at=event.occurred_at, version=event.aggregate_version)
         )
     elif isinstance(payload, ListingFlagged):
         await session.execute(

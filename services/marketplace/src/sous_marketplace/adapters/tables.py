@@ -51,8 +51,13 @@ listings = Table(
     Column("flag_reason", Text, nullable=True),
     Column("flagged_at", DateTime(timezone=True), nullable=True),
     Column("version", Integer, nullable=False),
-    # A name is taken while its listing is pending or approved; a rejected name is free again.
-    Index("uq_listings_live_name", "name_key", unique=True, postgresql_where=text("status <> 'rejected'")),
+    # A name is taken while its listing is pending or approved; a rejected or withdrawn name is free again.
+    Index(
+        "uq_listings_live_name",
+        "name_key",
+        unique=True,
+        postgresql_where=text("status NOT IN ('rejected', 'withdrawn')"),
+    ),
     Index("ix_listings_status_category", "status", "category"),
     Index("ix_listings_creator", "creator_id", "source_workspace_id"),
 )

@@ -19,10 +19,11 @@ from sous_events.events import (
     ListingFlagged,
     ListingRejected,
     ListingSubmitted,
+    ListingWithdrawn,
 )
 from sous_marketplace.domain.quality_gate import GateVerdict, QualityGate, QualityStanding
 
-Status = Literal["pending", "approved", "rejected"]
+Status = Literal["pending", "approved", "rejected", "withdrawn"]
 
 DEFAULT_CATEGORY = "General"
 MAX_CATEGORY_LENGTH = 100
@@ -116,7 +117,15 @@ class Listing:
             self.status = "rejected"
             self.rejection_reason = payload.reason
             self.moderator_id = payload.moderator_id
+        elif isinstance(payload, ListingWithdrawn):
+            self.status = "withdrawn"
         self.version = event.aggregate_version
+
+    def withdraw(self, by: str) -> ListingWithdrawn:
+        """Off the marketplace for good (installed copies stay); its name is free again."""
+        if self.status not in ("pending", "approved"):
+            raise InvalidTransition(self.listing_id, self.status, "withdrawn")
+        return ListingWithdrawn(listing_id=self.listing_id, withdrawn_by=by, creator_id=self.creator_id)
 
     def approve(self, moderator_id: str, gate: QualityGate, standing: QualityStanding) -> ListingApproved:
         if self.status != "pending":

@@ -49,6 +49,13 @@ class DecisionResult(BaseModel):
     creator_approved_count: int
 
 
+class WithdrawResult(BaseModel):
+    success: bool
+    message: str
+    listing_id: str
+    status: str
+
+
 class InstallResult(BaseModel):
     success: bool
     message: str
@@ -204,6 +211,22 @@ def build_router() -> APIRouter:
             if row["status"] != "approved":
                 raise not_found("listing", listing_id)
             return (await _views(request, session, [row], queries.public_view))[0]
+
+    @router.delete(
+        "/api/marketplace/listings/{listing_id}",
+        dependencies=[require_scope(MARKETPLACE_SUBMIT)],
+        tags=["marketplace"],
+        summary="Withdraw a listing",
+        description=(
+            "Takes a pending or approved listing off the marketplace (ListingWithdrawn): its creator, from the "
+            "workspace it was submitted from, or a moderator. It leaves browsing, the queue and installs; copies "
+            "already installed stay; its name is free again. 404 for anyone else, 409 when rejected or withdrawn."
+        ),
+        response_model=WithdrawResult,
+        responses=responses(409),
+    )
+    async def withdraw(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
+        return await _marketplace(request).withdraw(context, listing_id, moderator=is_moderator(context))
 
     @router.get(
         "/api/marketplace/queue",
