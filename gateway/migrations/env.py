@@ -1,4 +1,4 @@
-"""Alembic environment for the gateway's database (configured in code by `sous_gateway.migrate`)."""
+"""Alembic environment for the gateway's database (configured in code by `sous_service.migrate`)."""
 
 from sous_gateway.adapters.tables import metadata
 from sous_service.migration_env import run_migrations

@@ -20,11 +20,9 @@ Grant = tuple[str, str, str, str]  # (resource type, name, pattern type, operati
 
 
 def consumer_specs() -> dict[str, list[Any]]:
-    from sous_catalog.config import CatalogSettings
-    from sous_catalog.entrypoints.consumers import consumer_spec as catalog_spec
+    from sous_catalog.bootstrap import SERVICE as CATALOG
     from sous_executor.entrypoints.consumers import replica_consumer, runner_consumer
-    from sous_marketplace.config import MarketplaceSettings
-    from sous_marketplace.entrypoints.consumers import replicas_consumer
+    from sous_marketplace.bootstrap import SERVICE as MARKETPLACE
     from sous_quality.config import QualitySettings
     from sous_quality.entrypoints.consumers import consumer_spec as quality_spec
 
@@ -32,10 +30,12 @@ def consumer_specs() -> dict[str, list[Any]]:
         return str(settings.model_fields["consumer_group"].default)
 
     return {
-        "catalog": [catalog_spec(MagicMock(), default(CatalogSettings))],
+        "catalog": [consumer(CATALOG.settings.model_construct(), MagicMock()) for consumer in CATALOG.consumers],
         "executor": [runner_consumer(MagicMock(), MagicMock()), replica_consumer(MagicMock())],
         "quality": [quality_spec(MagicMock(), default(QualitySettings))],
-        "marketplace": [replicas_consumer(default(MarketplaceSettings), MagicMock())],
+        "marketplace": [
+            consumer(MARKETPLACE.settings.model_construct(), MagicMock()) for consumer in MARKETPLACE.consumers
+        ],
     }
 
 

@@ -1,14 +1,18 @@
-"""Operator helpers that talk to the gateway's database directly (the `create-key` CLI)."""
+"""The gateway's own commands (`mint-jwt`, `create-key`): operator helpers that need no running gateway."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 from collections.abc import Sequence
 
 from sous_gateway.adapters.key_repository import KeyRepository
 from sous_gateway.auth.api_keys import ApiKeyService, derive_pepper
 from sous_gateway.config import GatewaySettings
 from sous_gateway.scopes import MEMBER_SCOPES
+from sous_gateway.tokens import mint_development_token
 from sous_service.db import create_engine
+from sous_service.definition import CliCommand
 
 
 async def create_api_key(
@@ -35,3 +39,51 @@ async def create_api_key(
         return key
     finally:
         await engine.dispose()
+
+
+def _mint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sub", default="dev-user")
+    parser.add_argument("--workspace", action="append", default=[], help="repeatable")
+    parser.add_argument("--role", action="append", default=[], help="repeatable: admin, moderator")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds")
+
+
+def _mint(settings: GatewaySettings, args: argparse.Namespace) -> None:
+    print(
+        mint_development_token(
+            args.sub,
+            args.workspace,
+            args.role,
+            args.ttl,
+            secret=settings.jwt_secret,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            workspaces_claim=settings.jwt_workspaces_claim,
+        )
+    )
+
+
+def _key_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--name", default="development key")
+    parser.add_argument("--scope", action="append", default=[], help="repeatable; default: all member scopes")
+    parser.add_argument("--expires-in-days", type=int, default=None)
+    parser.add_argument("--created-by", default="cli")
+
+
+def _create_key(settings: GatewaySettings, args: argparse.Namespace) -> None:
+    print(
+        asyncio.run(
+            create_api_key(
+                settings, args.workspace, args.name, args.scope or None, args.expires_in_days, args.created_by
+            )
+        )
+    )
+
+
+COMMANDS: list[CliCommand[GatewaySettings]] = [
+    CliCommand("mint-jwt", "print a development HS256 token", _mint, _mint_arguments),
+    CliCommand(
+        "create-key", "create an API key directly in the database and print it once", _create_key, _key_arguments
+    ),
+]

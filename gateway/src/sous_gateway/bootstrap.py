@@ -1,4 +1,4 @@
-"""Composition root: builds the gateway from its settings."""
+"""Composition root: the gateway's ServiceDefinition, and the gateway built from its settings."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from sous_gateway.adapters.key_repository import KeyRepository
+from sous_gateway.admin import COMMANDS
 from sous_gateway.auth.api_keys import ApiKeyService, derive_pepper
 from sous_gateway.auth.authenticator import Authenticator
 from sous_gateway.auth.claims import ClaimMapping
@@ -24,6 +25,7 @@ from sous_gateway.routing.proxy import UpstreamProxy
 from sous_gateway.routing.table import default_table
 from sous_gateway.streams import StreamCaps, StreamLedger
 from sous_service.db import create_engine
+from sous_service.definition import ServiceDefinition
 from sous_service.observability.metrics import ServiceMetrics
 from sous_service.observability.service import start_metrics_server
 
@@ -134,3 +136,16 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             await components.engine.dispose()
 
     return create_app(components, lifespan=lifespan)
+
+
+SERVICE = ServiceDefinition(
+    name="gateway",
+    package="sous_gateway",
+    settings=GatewaySettings,
+    app=build_app,
+    # The gateway keeps no event store: nothing to replay or rebuild.
+    event_store=False,
+    commands=COMMANDS,
+    # The gateway is the public edge: it reads client addresses itself (trusted_proxies) and names no server.
+    server_options={"access_log": False, "proxy_headers": False, "server_header": False},
+)

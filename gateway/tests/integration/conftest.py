@@ -18,9 +18,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy.engine import make_url
 
-from sous_gateway.bootstrap import build_app
+from sous_gateway.bootstrap import SERVICE, build_app
 from sous_gateway.config import GatewaySettings
-from sous_gateway.migrate import migrate_async
 from sous_local.ports import free_port
 from sous_local.testing import Infrastructure, create_database
 from sous_service.config import DEVELOPMENT_INTERNAL_SECRET
@@ -262,7 +261,7 @@ async def make_gateway(gateway_database: str, upstreams: dict[str, Echo]) -> Asy
         values.update(overrides)
         settings = GatewaySettings(**values)
         if not migrated:
-            await migrate_async(settings)
+            await SERVICE.migrate_async(settings)
             migrated = True
         app = build_app(settings)
         server = await InLoopServer(app).start()

@@ -26,13 +26,14 @@ import httpx
 from sqlalchemy import text, update
 
 from sous_catalog.adapters.tables import recipes
-from sous_catalog.bootstrap import MIGRATIONS_DIR
+from sous_catalog.bootstrap import SERVICE
+from sous_catalog.commands import CreateRecipe, RegisterAgent
 from sous_catalog.config import CatalogSettings
-from sous_catalog.handlers import Caller, CatalogHandlers
+from sous_catalog.handlers import CatalogHandlers, unit_of_works
 from sous_local.ports import free_port
+from sous_service.caller import Caller
 from sous_service.db import create_engine, create_session_factory
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
-from sous_service.migrate import upgrade_async
 
 WORDS = [
     "report",
@@ -89,25 +90,29 @@ def start_infra(root: Path) -> tuple[str, str, list[Any]]:
 async def seed(settings: CatalogSettings, workspace: str, count: int) -> float:
     engine = create_engine(settings)
     sessions = create_session_factory(engine)
-    handlers = CatalogHandlers()
+    handlers = CatalogHandlers.create()
+    uows = unit_of_works(sessions)
     caller = Caller(workspace_id=workspace, user_id="bench")
     rng = random.Random(7)
     started = time.perf_counter()
     async with sessions.begin() as session:
-        agent = await handlers.register_agent(
-            session,
-            caller,
-            {"name": "bench", "model_config": {"provider": "offline", "model_id": "echo"}, "skills": ["calculator"]},
+        agent = await handlers.agents.register(
+            RegisterAgent(
+                agent={
+                    "name": "bench",
+                    "model_config": {"provider": "offline", "model_id": "echo"},
+                    "skills": ["calculator"],
+                }
+            ),
+            uows.joined(session, caller),
         )
     done = 0
     while done < count:
         async with sessions.begin() as session:
             for i in range(done, min(done + 500, count)):
                 words = rng.sample(WORDS, 4)
-                await handlers.create_recipe(
-                    session,
-                    caller,
-                    {
+                recipe = CreateRecipe(
+                    recipe={
                         "template_id": f"recipe-{i:05d}",
                         "name": f"{words[0].title()} {words[1]} {i}",
                         "description": f"Does {words[2]} and {words[3]} for the team",
@@ -117,8 +122,9 @@ async def seed(settings: CatalogSettings, workspace: str, count: int) -> float:
                             {"step_id": "one", "order": 1, "agent_id": agent["id"], "prompt_template": "go"},
                             {"step_id": "two", "order": 2, "agent_id": agent["id"], "depends_on": ["one"]},
                         ],
-                    },
+                    }
                 )
+                await handlers.recipes.create(recipe, uows.joined(session, caller))
         done = min(done + 500, count)
     async with sessions.begin() as session:  # realistic statistics to sort on
         await session.execute(
@@ -198,7 +204,7 @@ async def load(port: int, headers: dict[str, str], total: int, concurrency: int)
 async def main_async(args: argparse.Namespace, database_url: str, bootstrap: str) -> None:
     name = f"sous_catalog_bench_{uuid.uuid4().hex[:8]}"
     settings = CatalogSettings(database_url=database_url, database_name=name, kafka_bootstrap=bootstrap)
-    await upgrade_async(settings, MIGRATIONS_DIR)
+    await SERVICE.migrate_async(settings)
     workspace = "bench-workspace"
     seconds = await seed(settings, workspace, args.recipes)
     print(f"seeded {args.recipes} recipes through the handlers in {seconds:.1f}s ({args.recipes / seconds:.0f}/s)")

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 
-from sous_catalog.bootstrap import MIGRATIONS_DIR, build_app
+from sous_catalog.bootstrap import SERVICE, build_app
 from sous_catalog.config import CatalogSettings
 from sous_events import topics
 from sous_events.codec import decode, encode, kafka_headers, kafka_key
@@ -22,7 +22,6 @@ from sous_events.envelope import Envelope
 from sous_local.testing import create_database, unique
 from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
-from sous_service.migrate import upgrade_async
 
 
 def sign(settings: CatalogSettings, workspace_id: str, **kw: Any) -> dict[str, str]:
@@ -140,7 +139,7 @@ async def catalog_app(infra: Any) -> AsyncIterator[RunningCatalog]:
         consumer_backoff_s=0.05,
         database_pool_size=12,
     )
-    await upgrade_async(settings, MIGRATIONS_DIR)
+    await SERVICE.migrate_async(settings)
     app = build_app(settings)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
     await producer.start()

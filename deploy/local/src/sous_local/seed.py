@@ -167,13 +167,16 @@ async def seed_catalog(database_url: str, workspace: str = SEED_WORKSPACE) -> Se
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from sous_catalog.adapters.repositories import AgentRepository, RecipeRepository
-    from sous_catalog.handlers import Caller, CatalogHandlers
+    from sous_catalog.commands import CreateRecipe, RegisterAgent
+    from sous_catalog.handlers import CatalogHandlers, unit_of_works
     from sous_catalog.schemas import AgentCreate, RecipeCreate
+    from sous_service.caller import Caller
     from sous_service.db import create_session_factory
 
     engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
     sessions = create_session_factory(engine)
-    handlers = CatalogHandlers()
+    uows = unit_of_works(sessions)
+    handlers = CatalogHandlers.create()
     caller = Caller(workspace_id=workspace, user_id=SEED_USER, auth_type="system")
     result = SeedResult()
     try:
@@ -183,7 +186,7 @@ async def seed_catalog(database_url: str, workspace: str = SEED_WORKSPACE) -> Se
                 result.agent_id = known[SAMPLE_AGENT_NAME]
             else:
                 data = AgentCreate.model_validate(sample_agent()).model_dump(mode="json", by_alias=True)
-                agent = await handlers.register_agent(session, caller, data)
+                agent = await handlers.agents.register(RegisterAgent(agent=data), uows.joined(session, caller))
                 result.agent_id = str(agent["id"])
                 result.agent_created = True
         for recipe in system_recipes(result.agent_id):
@@ -192,7 +195,7 @@ async def seed_catalog(database_url: str, workspace: str = SEED_WORKSPACE) -> Se
                     result.existing.append(recipe["template_id"])
                     continue
                 data = RecipeCreate.model_validate(recipe).model_dump(mode="json", exclude_none=True)
-                await handlers.create_recipe(session, caller, data)
+                await handlers.recipes.create(CreateRecipe(recipe=data), uows.joined(session, caller))
                 result.created.append(recipe["template_id"])
     finally:
         await engine.dispose()

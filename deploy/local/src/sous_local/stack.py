@@ -213,16 +213,10 @@ def _database_url_for(server_url: str, database: str) -> str:
 
 
 async def _create_databases(server_url: str, names: Iterable[str]) -> None:
-    import asyncpg
+    from sous_service.db import create_database
 
-    conn = await asyncpg.connect(_database_url_for(server_url, "postgres"), timeout=10)
-    try:
-        existing = {row["datname"] for row in await conn.fetch("SELECT datname FROM pg_database")}
-        for name in names:
-            if name not in existing:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    for name in names:
+        await create_database(server_url, name, timeout_s=10)
 
 
 async def _event_store_sizes(server_url: str, databases: Mapping[str, str]) -> dict[str, int]:

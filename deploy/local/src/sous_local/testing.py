@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+
+from sous_service.db import create_database as create_server_database
 
 # Not service settings: where the Apache Kafka jars are cached, and how hard schemathesis tries.
 KEPT_VARIABLES = frozenset({"SOUS_KAFKA_CACHE", "SOUS_SCHEMATHESIS_EXAMPLES"})
@@ -115,13 +116,9 @@ def infra() -> Iterator[Infrastructure]:
 
 
 async def create_database(server_url: str, name: str) -> str:
-    url = make_url(server_url)
-    conn = await asyncpg.connect(url.set(drivername="postgresql", database="postgres").render_as_string(False))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
+    """Create database `name` on the test server; returns its SQLAlchemy URL."""
+    await create_server_database(server_url, name)
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sous_gateway.adapters.key_repository import ApiKeyRecord, KeyRepository
 from sous_gateway.auth.principal import Principal, unauthenticated
 from sous_gateway.scopes import ALL_SCOPES
-from sous_service.errors import ApiError, InputInvalid
+from sous_service.domain_errors import Conflict, Forbidden, InputInvalid, NotFound
 
 logger = logging.getLogger("sous.gateway.api_keys")
 
@@ -144,7 +144,7 @@ class ApiKeyService:
         if creator_scopes is not None:
             beyond = sorted(set(scopes) - set(creator_scopes))
             if beyond:
-                raise ApiError(403, "scope_escalation", f"a key cannot grant scopes its creator lacks: {beyond}")
+                raise Forbidden(f"a key cannot grant scopes its creator lacks: {beyond}", code="scope_escalation")
         key_id, secret, full_key = new_key()
         now = datetime.now(UTC)
         expires_at = now + timedelta(days=expires_in_days) if expires_in_days else None
@@ -169,10 +169,9 @@ class ApiKeyService:
             parent_key_id=parent_key_id,
         )
         if not await self._repository.add(record, self.max_per_workspace):
-            raise ApiError(
-                409,
-                "key_limit_reached",
+            raise Conflict(
                 f"the workspace already has {self.max_per_workspace} active API keys; revoke one first",
+                code="key_limit_reached",
             )
         logger.info("API key %s created in workspace %s by %s", key_id, workspace_id, created_by)
         return record, full_key
@@ -183,6 +182,6 @@ class ApiKeyService:
     async def revoke(self, workspace_id: str, key_id: str) -> ApiKeyRecord:
         record = await self._repository.revoke(workspace_id, key_id, datetime.now(UTC))
         if record is None:
-            raise ApiError(404, "not_found", f"API key '{key_id}' not found")
+            raise NotFound("API key", key_id)
         logger.info("API key %s revoked in workspace %s", key_id, workspace_id)
         return record

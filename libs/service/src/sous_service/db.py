@@ -27,21 +27,29 @@ def _asyncpg_dsn(sqlalchemy_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def ensure_database(settings: ServiceSettings) -> None:
-    """Create the service's database when it does not exist yet (idempotent, safe under races)."""
-    name = make_url(settings.service_database_url).database
-    if not name:
-        return
-    conn = await asyncpg.connect(_asyncpg_dsn(settings.admin_database_url))
+async def create_database(server_url: str, name: str, *, timeout_s: float = 60.0) -> bool:
+    """Create database `name` on the server of `server_url` (any database of it, any driver) unless it exists;
+    idempotent and safe under races. True when this call created it. The one routine that creates databases:
+    services' `migrate`, the embedded stack and the test fixtures all use it."""
+    admin = make_url(server_url).set(database="postgres")
+    conn = await asyncpg.connect(_asyncpg_dsn(admin.render_as_string(hide_password=False)), timeout=timeout_s)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            try:
-                await conn.execute(f'CREATE DATABASE "{name}"')
-            except asyncpg.DuplicateDatabaseError:
-                pass
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return False
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        return True
     finally:
         await conn.close()
+
+
+async def ensure_database(settings: ServiceSettings) -> None:
+    """Create the service's database when it does not exist yet."""
+    name = make_url(settings.service_database_url).database
+    if name:
+        await create_database(settings.admin_database_url, name)
 
 
 async def database_is_ready(engine: AsyncEngine) -> bool:

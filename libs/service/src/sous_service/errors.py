@@ -1,4 +1,9 @@
-"""One error shape for every service: `{"detail": str, "code": str}`; 422s carry field paths."""
+"""One error shape for every service: `{"detail": str, "code": str}`; 422s carry field paths.
+
+This is the one place where refusals become HTTP: the domain exceptions of `sous_service.domain_errors`
+(raised by handlers) map to a status through `DOMAIN_STATUS`; `ApiError` is for entry points only (a
+missing scope, an invalid internal context, a proxy's upstream failure).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sous_events.failures import is_transient
 from sous_events.store import EventTooLarge
+from sous_service.domain_errors import (
+    Conflict,
+    DependencyFailed,
+    DomainError,
+    FieldError,
+    Forbidden,
+    InputInvalid,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
+
+__all__ = [
+    "DOMAIN_STATUS",
+    "ApiError",
+    "ErrorBody",
+    "FieldError",
+    "InputInvalid",
+    "ValidationErrorBody",
+    "domain_error_response",
+    "install_error_handlers",
+    "not_found",
+    "responses",
+]
 
 logger = logging.getLogger("sous.errors")
 
@@ -22,18 +51,13 @@ class ErrorBody(BaseModel):
     code: str
 
 
-class FieldError(BaseModel):
-    field: str
-    message: str
-    type: str
-
-
 class ValidationErrorBody(ErrorBody):
     errors: list[FieldError]
 
 
 class ApiError(Exception):
-    """Raised by handlers and entry points; rendered as `{detail, code}` with the given status."""
+    """Raised by entry points (HTTP concerns); rendered as `{detail, code}` with the given status.
+    Use cases raise the domain exceptions of `sous_service.domain_errors` instead."""
 
     def __init__(self, status_code: int, code: str, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -68,16 +92,31 @@ def validation_error(errors: list[FieldError]) -> JSONResponse:
     return JSONResponse(status_code=422, content=body.model_dump())
 
 
-class InputInvalid(Exception):
-    """Domain validation failure carrying field paths; rendered as 422."""
+# Each domain exception's status; a subclass takes its nearest listed ancestor's.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InputInvalid: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    RateLimited: 429,
+    Unavailable: 503,
+    DependencyFailed: 502,
+    DomainError: 400,
+}
 
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
-        self.errors = errors
 
-    @classmethod
-    def single(cls, field: str, message: str, type_: str = "value_error") -> InputInvalid:
-        return cls([FieldError(field=field, message=message, type=type_)])
+def domain_error_response(exc: DomainError) -> JSONResponse:
+    """The HTTP answer to a domain refusal: status by class, `{detail, code, **extra}`, Retry-After if any."""
+    if isinstance(exc, InputInvalid):
+        return validation_error(exc.errors)
+    status = next(DOMAIN_STATUS[kind] for kind in type(exc).__mro__ if kind in DOMAIN_STATUS)
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(
+        status_code=status, content={"detail": exc.detail, "code": exc.code, **exc.extra}, headers=headers or None
+    )
 
 
 _STATUS_CODES = {
@@ -108,9 +147,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # The change would record an event the broker cannot carry: refused, nothing was written.
         return JSONResponse(status_code=413, content={"detail": str(exc), "code": "event_too_large"})
 
-    @app.exception_handler(InputInvalid)
-    async def _input_invalid(_: Request, exc: InputInvalid) -> JSONResponse:
-        return validation_error(exc.errors)
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return domain_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from sous_marketplace.bootstrap import MIGRATIONS_DIR, build_app, rebuild
-from sous_marketplace.config import MarketplaceSettings
-from sous_service.cli import run_service_cli
+import sys
 
-
-def main() -> None:
-    run_service_cli(
-        settings_factory=MarketplaceSettings,
-        app_factory=build_app,
-        migrations_dir=MIGRATIONS_DIR,
-        rebuild=rebuild,
-    )
-
+from sous_marketplace.bootstrap import SERVICE
+from sous_service.cli import run_cli
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(SERVICE))

@@ -24,11 +24,10 @@ from sous_events.ids import new_id
 from sous_events.registry import make_event, topic_for
 from sous_local.testing import unique
 from sous_marketplace.adapters.tables import agent_replicas, recipe_replicas
-from sous_marketplace.bootstrap import MIGRATIONS_DIR, build_app
+from sous_marketplace.bootstrap import SERVICE, build_app
 from sous_marketplace.config import MarketplaceSettings
 from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
-from sous_service.migrate import upgrade_async
 from sous_service.runtime import ServiceRuntime
 
 
@@ -171,7 +170,7 @@ async def running_marketplace(infra: Any, fresh_database: str, **overrides: Any)
         quality_url="",
         **overrides,
     )
-    await upgrade_async(settings, MIGRATIONS_DIR)
+    await SERVICE.migrate_async(settings)
     app = build_app(settings)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
     await producer.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -199,8 +200,10 @@ async def test_an_approval_right_after_an_assessment_reads_quality_when_the_repl
         points = [{"rolling_score": s, "execution_id": new_id()} for s in (0.9, 0.85, 0.83)]
         return JSONResponse({"recipe_id": template_id, "quality_score": 0.83, "assessment_count": 3, "points": points})
 
-    m.app.state.marketplace.quality = QualityClient(
-        "http://quality", m.settings.internal_secret, transport=httpx.ASGITransport(app=quality)
+    services = m.app.state.marketplace
+    services.handlers = replace(
+        services.handlers,
+        quality=QualityClient("http://quality", m.settings.internal_secret, transport=httpx.ASGITransport(app=quality)),
     )
     granted = await approve(m, listing_id)
     assert granted.status_code == 200, granted.text

@@ -12,7 +12,7 @@ class CatalogSettings(ServiceSettings):
     service_name: str = "catalog"
     port: int = Field(default=8001, validation_alias=AliasChoices("SOUS_CATALOG_PORT", "port"))
     database_name: str = "sous_catalog"
-    # How often a PUT without If-Match is retried when a concurrent writer appended first.
+    # How often a write runs again when a concurrent writer appended first (the unit of work's attempts).
     update_retries: int = 3
     # The consumer group of the catalog's consumers (tests give each app its own).
     consumer_group: str = "catalog"

@@ -267,7 +267,7 @@ async def test_rebuild_from_the_event_store_equals_the_live_read_models(catalog)
     await catalog.request("DELETE", f"/api/agents/{spare['id']}")
     await catalog.request("POST", f"{BASE}/{kept['template_id']}/use")
 
-    sessions = catalog.app.state.catalog.sessions
+    sessions = catalog.app.state.runtime.sessions
 
     async def snapshot():
         async with sessions() as session:

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from sous_catalog.handlers import Caller
 from sous_local.testing import unique
+from sous_service.caller import Caller
 
 pytestmark = pytest.mark.integration
 

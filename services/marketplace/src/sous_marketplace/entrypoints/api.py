@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -11,11 +12,15 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_marketplace.adapters import queries
+from sous_marketplace.commands import ApproveListing, InstallListing, RejectListing, SubmitListing, WithdrawListing
 from sous_marketplace.domain.trust import is_trusted
-from sous_marketplace.handlers import Marketplace
-from sous_service.errors import ApiError, not_found, responses
+from sous_marketplace.handlers import MarketplaceHandlers
+from sous_service.caller import Caller
+from sous_service.domain_errors import NotFound
+from sous_service.errors import ApiError, responses
 from sous_service.internal_context import InternalContext
 from sous_service.scopes import MARKETPLACE_SUBMIT, RECIPES_READ
+from sous_service.unit_of_work import UnitOfWorks
 from sous_service.web import Context, require_scope
 
 MODERATE_SCOPE = "marketplace:moderate"
@@ -90,22 +95,28 @@ def require_moderator(context: InternalContext) -> None:
         )
 
 
-def _marketplace(request: Request) -> Marketplace:
-    marketplace: Marketplace = request.app.state.marketplace
+@dataclass
+class MarketplaceServices:
+    uows: UnitOfWorks
+    handlers: MarketplaceHandlers
+
+
+def _marketplace(request: Request) -> MarketplaceServices:
+    marketplace: MarketplaceServices = request.app.state.marketplace
     return marketplace
 
 
 def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    return _marketplace(request).sessions
+    return _marketplace(request).uows.sessions
 
 
 async def _views(
     request: Request, session: AsyncSession, rows: list[RowMapping], view: Callable[[RowMapping], dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Listings with their recipe's quality: assessed runs, score trend and the gate's verdict."""
-    marketplace = _marketplace(request)
-    standings = await queries.listing_standings(session, rows, marketplace.trend_points)
-    return [{**view(r), **queries.quality_fields(standings[r["id"]], marketplace.gate)} for r in rows]
+    handlers = _marketplace(request).handlers
+    standings = await queries.listing_standings(session, rows, handlers.trend_points)
+    return [{**view(r), **queries.quality_fields(standings[r["id"]], handlers.gate)} for r in rows]
 
 
 Skip = Query(0, ge=0, le=1_000_000, description="Items to skip")
@@ -129,9 +140,9 @@ def build_router() -> APIRouter:
         responses=responses(409),
     )
     async def submit(body: SubmitBody, context: Context, request: Request) -> dict[str, Any]:
-        return await _marketplace(request).submit(
-            context, recipe_id=body.recipe_id, category=body.category, icon=body.icon
-        )
+        svc = _marketplace(request)
+        command = SubmitListing(recipe_id=body.recipe_id, category=body.category, icon=body.icon)
+        return await svc.uows.run(svc.handlers.submit, command, Caller.from_context(context))
 
     @router.post(
         "/api/workflow-recipes/install/{listing_id}",
@@ -149,7 +160,9 @@ def build_router() -> APIRouter:
         responses=responses(),
     )
     async def install(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
-        return await _marketplace(request).install(context, listing_id)
+        svc = _marketplace(request)
+        command = InstallListing(listing_id=listing_id)
+        return await svc.uows.run(svc.handlers.install, command, Caller.from_context(context))
 
     @router.get(
         "/api/marketplace/listings",
@@ -204,12 +217,12 @@ def build_router() -> APIRouter:
         async with _sessions(request)() as session:
             row = await queries.get_listing(session, listing_id)
             if row is None:
-                raise not_found("listing", listing_id)
+                raise NotFound("listing", listing_id)
             owner = row["creator_id"] == context.user_id and row["source_workspace_id"] == context.workspace_id
             if owner or is_moderator(context):
                 return (await _views(request, session, [row], queries.submission_view))[0]
             if row["status"] != "approved":
-                raise not_found("listing", listing_id)
+                raise NotFound("listing", listing_id)
             return (await _views(request, session, [row], queries.public_view))[0]
 
     @router.delete(
@@ -226,7 +239,9 @@ def build_router() -> APIRouter:
         responses=responses(409),
     )
     async def withdraw(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
-        return await _marketplace(request).withdraw(context, listing_id, moderator=is_moderator(context))
+        svc = _marketplace(request)
+        command = WithdrawListing(listing_id=listing_id, by_moderator=is_moderator(context))
+        return await svc.uows.run(svc.handlers.withdraw, command, Caller.from_context(context))
 
     @router.get(
         "/api/marketplace/queue",
@@ -274,7 +289,9 @@ def build_router() -> APIRouter:
     )
     async def approve(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
         require_moderator(context)
-        return await _marketplace(request).approve(context, listing_id)
+        svc = _marketplace(request)
+        command = ApproveListing(listing_id=listing_id)
+        return await svc.uows.run(svc.handlers.approve, command, Caller.from_context(context))
 
     @router.post(
         "/api/marketplace/listings/{listing_id}/reject",
@@ -286,7 +303,9 @@ def build_router() -> APIRouter:
     )
     async def reject(listing_id: str, body: RejectBody, context: Context, request: Request) -> dict[str, Any]:
         require_moderator(context)
-        return await _marketplace(request).reject(context, listing_id, body.reason)
+        svc = _marketplace(request)
+        command = RejectListing(listing_id=listing_id, reason=body.reason)
+        return await svc.uows.run(svc.handlers.reject, command, Caller.from_context(context))
 
     @router.get(
         "/api/marketplace/submissions",
@@ -307,8 +326,8 @@ def build_router() -> APIRouter:
         skip: int = Skip,
         limit: int = Limit,
     ) -> dict[str, Any]:
-        marketplace = _marketplace(request)
-        async with marketplace.sessions() as session:
+        threshold = _marketplace(request).handlers.trusted_threshold
+        async with _sessions(request)() as session:
             page = await queries.submissions(
                 session,
                 creator_id=context.user_id,
@@ -325,8 +344,8 @@ def build_router() -> APIRouter:
             "skip": skip,
             "limit": limit,
             "approved_count": approved,
-            "trusted": is_trusted(approved, marketplace.trusted_threshold),
-            "trusted_threshold": marketplace.trusted_threshold,
+            "trusted": is_trusted(approved, threshold),
+            "trusted_threshold": threshold,
         }
 
     return router

@@ -1,31 +1,46 @@
 """The replicas consumer: catalog recipes and agents, and quality scores, into the marketplace's tables.
 
-A new rolling quality score also moves the recipe's approved listings in or out of "flagged" (in the same
-transaction as the replica update, so a redelivered event finds the flag already set and appends nothing).
+A new rolling quality score also moves the recipe's approved listings in or out of "flagged" (the
+FollowRecipeQuality handler, in a unit of work joined to the replica update's transaction, so a redelivered
+event finds the flag already set and appends nothing).
 """
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import topics
 from sous_events.envelope import Envelope
+from sous_events.events import QualityAssessed
 from sous_marketplace.adapters.replicas import CONSUMED_EVENT_TYPES, apply_consumed
-from sous_service.runtime import ConsumerSpec
+from sous_marketplace.commands import FollowRecipeQuality
+from sous_marketplace.config import MarketplaceSettings
+from sous_marketplace.handlers import MarketplaceHandlers, unit_of_works
+from sous_service.caller import Caller
+from sous_service.runtime import ConsumerSpec, ServiceRuntime
 
-FollowQuality = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
+def replicas_consumer(settings: MarketplaceSettings, runtime: ServiceRuntime) -> ConsumerSpec:
+    handlers = MarketplaceHandlers.from_settings(settings)
+    uows = unit_of_works(runtime.sessions, runtime.store)
 
-def replicas_consumer(group: str, follow_quality: FollowQuality) -> ConsumerSpec:
     async def handle(session: AsyncSession, event: Envelope) -> None:
         await apply_consumed(session, event)
-        if event.event_type == "QualityAssessed":
-            await follow_quality(session, event)
+        payload = event.typed()
+        if isinstance(payload, QualityAssessed):
+            # The platform flags a listing, caused by the assessment.
+            caller = Caller(
+                workspace_id=event.workspace_id,
+                user_id="system",
+                auth_type="system",
+                correlation_id=event.correlation_id,
+                causation_id=event.event_id,
+            )
+            command = FollowRecipeQuality(template_id=payload.recipe_id, execution_id=payload.execution_id)
+            await handlers.follow_quality(command, uows.joined(session, caller))
 
     return ConsumerSpec(
-        name=group,
+        name=settings.consumer_group,
         topics=[topics.CATALOG_RECIPES, topics.CATALOG_AGENTS, topics.QUALITY],
         handler=handle,
         event_types=CONSUMED_EVENT_TYPES,

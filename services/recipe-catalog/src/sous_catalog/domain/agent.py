@@ -1,14 +1,11 @@
-"""The Agent aggregate: public snapshot, changes, state rebuilt from its events."""
+"""The Agent aggregate: its public snapshot and what may change (docs/architecture.md, "Write models")."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-
-from sous_events.envelope import Envelope
 
 AGGREGATE = "Agent"
 
@@ -29,26 +26,6 @@ OWNED_FIELDS = (
 )
 UPDATABLE_FIELDS = ("name", "description", "model_config", "skills", "configuration", "status")
 DEFAULT_CONFIGURATION: dict[str, Any] = {"max_iterations": 10}
-
-
-@dataclass
-class AgentState:
-    agent_id: str
-    version: int = 0
-    snapshot: dict[str, Any] | None = None
-    deleted: bool = False
-
-
-def rebuild(agent_id: str, events: Sequence[Envelope]) -> AgentState:
-    state = AgentState(agent_id=agent_id)
-    for event in events:
-        state.version = event.aggregate_version
-        if event.event_type in ("AgentRegistered", "AgentUpdated"):
-            state.snapshot = dict(event.payload["agent"])
-            state.deleted = False
-        elif event.event_type == "AgentRemoved":
-            state.deleted = True
-    return state
 
 
 def clean_model_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""The Recipe aggregate: its public snapshot, what may change, and its state rebuilt from its events.
+"""The Recipe aggregate: its public snapshot and what may change.
 
 Recipe events carry the full public snapshot, so the aggregate's state after any event is that event's
-snapshot. Statistics (use_count, success_rate, popularity, quality_score, learning_data...) are derived from
+snapshot; the read-model row, written in the same transaction, is that state (docs/architecture.md). Statistics (use_count, success_rate, popularity, quality_score, learning_data...) are derived from
 other services' events and kept in the read model only; the snapshot carries their value at that time.
 """
 
@@ -10,11 +10,8 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-from sous_events.envelope import Envelope
 
 AGGREGATE = "Recipe"
 
@@ -96,32 +93,6 @@ WEBHOOK_TYPES = ("webhook", "trigger")
 
 class RecipeLocked(Exception):
     """System recipes cannot be changed or deleted."""
-
-
-@dataclass
-class RecipeState:
-    recipe_id: str
-    version: int = 0
-    snapshot: dict[str, Any] | None = None
-    deleted: bool = False
-    history: list[Envelope] = field(default_factory=list)
-
-    @property
-    def exists(self) -> bool:
-        return self.snapshot is not None and not self.deleted
-
-
-def rebuild(recipe_id: str, events: Sequence[Envelope]) -> RecipeState:
-    state = RecipeState(recipe_id=recipe_id)
-    for event in events:
-        state.version = event.aggregate_version
-        state.history.append(event)
-        if event.event_type in ("RecipeCreated", "RecipeUpdated"):
-            state.snapshot = dict(event.payload["recipe"])
-            state.deleted = False
-        elif event.event_type == "RecipeDeleted":
-            state.deleted = True
-    return state
 
 
 def category_of(tags: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from croniter import croniter
 
-from sous_service.errors import FieldError
+from sous_service.domain_errors import FieldError
 
 NOT_GRANTED = (
     "environment variable names are accepted only when the operator grants them to this workspace "

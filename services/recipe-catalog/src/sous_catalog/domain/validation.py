@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from sous_service.errors import FieldError
+from sous_service.domain_errors import FieldError
 
 ERROR_HANDLING = ("stop", "continue", "retry", "skip")
 EXECUTION_MODES = ("sequential", "parallel")

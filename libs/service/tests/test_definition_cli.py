@@ -1,0 +1,134 @@
+"""ServiceDefinition and the one command line: settings, migrations, runtime and the commands it offers."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from sous_service import cli
+from sous_service.config import ServiceSettings
+from sous_service.definition import CliCommand, ServiceDefinition, package_migrations_dir
+from sous_service.runtime import ConsumerSpec, ServiceRuntime
+
+pytestmark = pytest.mark.unit
+
+
+class ToySettings(ServiceSettings):
+    service_name: str = "toy"
+    port: int = 8099
+    database_name: str = "sous_toy"
+    greeting: str = "hello"
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    async def start(self) -> None:
+        self.log.append("start")
+
+    async def stop(self) -> None:
+        self.log.append("stop")
+
+
+def toy(**over: Any) -> ServiceDefinition[ToySettings]:
+    def app(settings: ToySettings) -> FastAPI:
+        return FastAPI(title=settings.greeting)
+
+    fields: dict[str, Any] = {"name": "toy", "package": "sous_catalog", "settings": ToySettings, "app": app}
+    return ServiceDefinition(**{**fields, **over})
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in [n for n in os.environ if n.startswith("SOUS_")]:
+        monkeypatch.delenv(name)
+
+
+def test_settings_of_reads_keeps_or_carries_over_into_the_services_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    definition = toy()
+    monkeypatch.setenv("SOUS_GREETING", "from the environment")
+    assert definition.settings_of().greeting == "from the environment"
+    own = ToySettings(greeting="mine")
+    assert definition.settings_of(own) is own
+    shared = ServiceSettings(env="test", database_url="postgresql+asyncpg://db:5432/x", kafka_bootstrap="k:1")
+    converted = definition.settings_of(shared)
+    assert isinstance(converted, ToySettings)
+    assert (converted.env, converted.database_url, converted.kafka_bootstrap) == (
+        "test",
+        "postgresql+asyncpg://db:5432/x",
+        "k:1",
+    )
+    # What the shared settings left at their defaults takes the service's own defaults.
+    assert (converted.service_name, converted.port, converted.database_name) == ("toy", 8099, "sous_toy")
+
+
+def test_migrations_live_beside_the_packages_src() -> None:
+    import sous_catalog
+
+    root = Path(sous_catalog.__file__).resolve().parents[2]
+    assert package_migrations_dir("sous_catalog") == root / "migrations"
+    assert (root / "migrations" / "env.py").is_file()
+    assert toy().migrations_dir == root / "migrations"
+    with pytest.raises(LookupError):
+        package_migrations_dir("sous_no_such_package")
+
+
+def test_the_runtime_carries_the_declared_consumers_and_workers() -> None:
+    worker = Worker()
+
+    async def handle(session: Any, envelope: Any) -> None:
+        return None
+
+    def consumer(settings: ToySettings, runtime: ServiceRuntime) -> ConsumerSpec:
+        return ConsumerSpec(name=f"{settings.service_name}-group", topics=["sous.toy"], handler=handle)
+
+    definition = toy(consumers=[consumer], workers=[lambda settings, runtime: worker])
+    runtime = definition.runtime(ToySettings())
+    assert [c.name for c in runtime.consumers] == ["toy-group"]
+    assert runtime.background == [worker.start] and runtime.stoppers == [worker.stop]
+
+
+def test_the_command_line_offers_what_the_service_has() -> None:
+    async def rebuild(settings: ToySettings) -> int:
+        return 0
+
+    def commands(definition: ServiceDefinition[Any]) -> set[str]:
+        parser = cli.build_parser(definition)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return set(sub.choices)
+
+    assert commands(toy()) == {"serve", "migrate", "replay"}
+    assert commands(toy(rebuild=rebuild)) == {"serve", "migrate", "replay", "rebuild"}
+    gateway_like = toy(event_store=False, commands=[CliCommand("mint-jwt", "print a token", lambda s, a: None)])
+    assert commands(gateway_like) == {"serve", "migrate", "mint-jwt"}
+
+
+def test_each_command_runs_with_the_services_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    async def rebuild(settings: ToySettings) -> int:
+        seen.append(("rebuild", settings.greeting))
+        return 7
+
+    def own(settings: ToySettings, args: argparse.Namespace) -> int:
+        seen.append(("own", (settings.greeting, args.times)))
+        return 3
+
+    command = CliCommand("greet", "greet", own, arguments=lambda p: p.add_argument("--times", type=int, default=1))
+    definition = toy(rebuild=rebuild, commands=[command])
+    monkeypatch.setenv("SOUS_GREETING", "hi")
+    monkeypatch.setattr(ServiceDefinition, "migrate", lambda self, settings: seen.append(("migrate", settings.port)))
+    monkeypatch.setattr(cli, "serve", lambda app, settings, **kw: seen.append(("serve", (app.title, kw["port"]))))
+
+    assert cli.run_cli(definition, ["migrate"]) == 0
+    assert cli.run_cli(definition, ["serve", "--port", "9001"]) == 0
+    assert cli.run_cli(definition, ["rebuild"]) == 0
+    assert cli.run_cli(definition, ["greet", "--times", "2"]) == 3
+    assert seen == [("migrate", 8099), ("serve", ("hi", 9001)), ("rebuild", "hi"), ("own", ("hi", 2))]
