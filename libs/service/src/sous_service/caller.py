@@ -38,12 +38,19 @@ class Caller:
         )
 
     @classmethod
-    def from_event(cls, envelope: Envelope, *, user_id: str | None = None, workspace_id: str | None = None) -> Caller:
-        """The caller of a consumed event's reaction: its actor (or `user_id`), caused by that event."""
+    def from_event(
+        cls,
+        envelope: Envelope,
+        *,
+        user_id: str | None = None,
+        auth_type: AuthType | None = None,
+        workspace_id: str | None = None,
+    ) -> Caller:
+        """The caller of a consumed event's reaction: its actor (or the given user), caused by that event."""
         return cls(
             workspace_id=workspace_id or envelope.workspace_id,
             user_id=user_id or envelope.actor.user_id,
-            auth_type=envelope.actor.auth_type,
+            auth_type=auth_type or envelope.actor.auth_type,
             correlation_id=envelope.correlation_id or envelope.event_id,
             causation_id=envelope.event_id,
         )

@@ -29,13 +29,7 @@ def replicas_consumer(settings: MarketplaceSettings, runtime: ServiceRuntime) ->
         payload = event.typed()
         if isinstance(payload, QualityAssessed):
             # The platform flags a listing, caused by the assessment.
-            caller = Caller(
-                workspace_id=event.workspace_id,
-                user_id="system",
-                auth_type="system",
-                correlation_id=event.correlation_id,
-                causation_id=event.event_id,
-            )
+            caller = Caller.from_event(event, user_id="system", auth_type="system")
             command = FollowRecipeQuality(template_id=payload.recipe_id, execution_id=payload.execution_id)
             await handlers.follow_quality(command, uows.joined(session, caller))
 
