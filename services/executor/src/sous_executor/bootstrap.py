@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sous_events.projection import rebuild_projection
 from sous_executor.adapters.catalog_client import CatalogClient
 from sous_executor.adapters.event_notifications import EventNotifications
+from sous_executor.adapters.execution_stream import AGGREGATE
 from sous_executor.adapters.repositories import project_execution
 from sous_executor.adapters.tables import executions
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.execution import Execution
 from sous_executor.egress import EgressPolicy
-from sous_executor.engine.runner import AGGREGATE, Engine
 from sous_executor.engine.scheduler import CronScheduler
+from sous_executor.engine.step_engine import StepEngine
 from sous_executor.engine.sweeper import Sweeper
 from sous_executor.entrypoints.api import build_router
 from sous_executor.entrypoints.consumers import replica_consumer, runner_consumer
@@ -48,7 +49,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 class Executor:
     settings: ExecutorSettings
     runtime: ServiceRuntime
-    engine: Engine
+    engine: StepEngine
     service: ExecutorService
     sweeper: Sweeper
     scheduler: CronScheduler
@@ -75,7 +76,7 @@ def build_executor(settings: ExecutorSettings) -> Executor:
     router = build_tool_router(settings)
     secrets = SecretStore(runtime.sessions, Keyring.from_setting(settings.secrets_kek))
     credentials = Credentials(secrets, settings.env_grant_map)
-    engine = Engine(
+    engine = StepEngine(
         settings=settings,
         sessions=runtime.sessions,
         store=runtime.store,

@@ -16,14 +16,15 @@ from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict, EventStore
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.catalog_client import CatalogClient
+from sous_executor.adapters.execution_stream import AGGREGATE, PRODUCER
+from sous_executor.adapters.leases import Leases
 from sous_executor.adapters.tables import executions, recipe_replicas
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.execution import Execution
 from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.planning import build_plan, parse_steps
-from sous_executor.engine.leases import Leases
-from sous_executor.engine.runner import AGGREGATE, PRODUCER, Engine
+from sous_executor.engine.step_engine import StepEngine
 from sous_executor.quotas import check_graph, check_runs_per_day, quota_for, with_budget
 from sous_service.errors import ApiError, InputInvalid, not_found
 from sous_service.internal_context import InternalContext
@@ -47,7 +48,7 @@ class ExecutorService:
         sessions: async_sessionmaker[AsyncSession],
         store: EventStore,
         catalog: CatalogClient,
-        engine: Engine,
+        engine: StepEngine,
     ) -> None:
         self.settings = settings
         self.sessions = sessions

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sous_executor.engine.sweeper import Sweeper
 
 SERVICE = "executor"
+Outcome = TypeVar("Outcome", bound=str)
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
 
@@ -48,10 +49,10 @@ def run_span(execution_id: str, traceparent: str, correlation_id: str) -> Iterat
         correlation_id_var.reset(token)
 
 
-async def traced_step(step_id: str, attempt: int, running: Awaitable[str]) -> str:
+async def traced_step(step_id: str, attempt: int, running: Awaitable[Outcome]) -> Outcome:
     """A step's span and duration metric around its run (attempts and retries included)."""
     started = time.perf_counter()
-    outcome = "interrupted"
+    label = "interrupted"
     with tracer("sous.executor").start_as_current_span(
         f"step {step_id}",
         attributes={"sous.step_id": step_id, "sous.attempt": attempt},
@@ -60,13 +61,14 @@ async def traced_step(step_id: str, attempt: int, running: Awaitable[str]) -> st
     ) as span:
         try:
             outcome = await running
-            span.set_attribute("sous.outcome", outcome)
+            label = str(outcome)
+            span.set_attribute("sous.outcome", label)
             return outcome
         except BaseException as exc:
             fail(span, exc)
             raise
         finally:
-            STEP_DURATION.labels(SERVICE, outcome).observe(time.perf_counter() - started)
+            STEP_DURATION.labels(SERVICE, label).observe(time.perf_counter() - started)
 
 
 def model_label(prices: Mapping[str, Mapping[str, float]], model: str) -> str:

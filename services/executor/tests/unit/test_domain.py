@@ -10,7 +10,7 @@ from sous_executor.config import ExecutorSettings
 from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.domain.planning import PlanError, build_plan, parse_steps
 from sous_executor.domain.prompts import PromptContext, render
-from sous_executor.domain.retry import backoff_delay
+from sous_executor.domain.retry_policy import backoff_delay
 from sous_executor.llm.pricing import cost_usd
 from sous_executor.tools.builtin import ToolError, builtin_tools, calculate, json_extract, text_stats
 from sous_executor.tools.router import ToolNotAllowed, ToolRouter

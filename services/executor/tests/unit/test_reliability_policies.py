@@ -19,8 +19,9 @@ from sous_events.events.executor import (
     TokenUsage,
 )
 from sous_events.registry import make_event
-from sous_executor.domain.budget import Ledger, Limits, estimate_call, exceeded, exhausted
+from sous_executor.domain.budget_policy import Ledger, Limits, estimate_call, exceeded, exhausted
 from sous_executor.domain.execution import Execution
+from sous_executor.domain.outcomes import accepts_outcome
 from sous_executor.domain.outputs import (
     OutputSource,
     cut_to_bytes,
@@ -29,7 +30,7 @@ from sous_executor.domain.outputs import (
     summary_output_data,
     summary_result,
 )
-from sous_executor.domain.policy import accepts_outcome, after_failure, is_crash_loop
+from sous_executor.domain.retry_policy import after_failure, is_crash_loop
 from sous_executor.engine.capacity import Capacity
 
 pytestmark = pytest.mark.unit

@@ -181,3 +181,9 @@ def _check_acyclic(dependencies: Mapping[str, tuple[str, ...]]) -> None:
         path.append(node)
         node = next(dep for dep in dependencies[node] if dep in stuck)
     raise PlanError("depends_on has a cycle: " + " -> ".join([*path[seen[node] :], node]))
+
+
+def step_timeout(spec: StepSpec, execution_config: Mapping[str, Any]) -> float | None:
+    """A step's own timeout, else the recipe's timeout_per_step; None (or 0) for none."""
+    value = spec.timeout if spec.timeout is not None else execution_config.get("timeout_per_step")
+    return float(value) if value else None

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sous_executor.domain.execution import Execution
+from sous_executor.domain.planning import Plan, StepSpec
 from sous_service.json_path import MISSING, lookup
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)\}")
@@ -90,3 +92,19 @@ def render(template: str, ctx: PromptContext) -> Rendered:
 
     text = PLACEHOLDER.sub(substitute, template)
     return Rendered(text=text, unknown=tuple(dict.fromkeys(unknown)))
+
+
+def step_prompt(execution: Execution, plan: Plan, spec: StepSpec) -> Rendered:
+    """A step's prompt: its template (or a rerun's override) filled from the run's inputs and outputs."""
+    override = (execution.step_overrides.get(spec.step_id) or {}).get("prompt_template")
+    template = str(override) if override else spec.prompt_template
+    return render(
+        template,
+        PromptContext(
+            inputs=execution.input_data,
+            step_outputs={sid: s.output for sid, s in execution.steps.items()},
+            order=tuple(s.step_id for s in plan.steps),
+            output_keys={s.output_key: s.step_id for s in plan.steps if s.output_key},
+            current_step=spec.step_id,
+        ),
+    )

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sous_events.events.executor import StepUsageRecorded, TokenUsage
-from sous_executor.domain.budget import estimate_call
+from sous_executor.domain.budget_policy import estimate_call
 from sous_executor.domain.planning import StepSpec
 from sous_executor.engine.attempt import BudgetExceeded, InFlight, StepFailure
 from sous_executor.engine.budget_gate import BudgetRefused
@@ -76,7 +76,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
                 await run.emit([_usage_event(run, spec, rec, usage.prompt_tokens, usage.completion_tokens, cost)])
         finally:
             await run.budget.release(ticket)
-        over = run.over_budget()
+        over = run.budget.over()
         if over:
             raise BudgetExceeded(over)
         if not response.choices:

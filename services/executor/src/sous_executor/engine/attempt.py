@@ -7,12 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
 from sous_events.events.executor import TokenUsage, ToolCallRecord
+from sous_executor.domain.outcomes import AttemptSoFar
 from sous_executor.domain.outputs import json_size, preview
-from sous_executor.llm.client import ModelConfigError
-from sous_executor.llm.errors import upstream_message
+from sous_executor.llm.errors import model_failure
 from sous_executor.tools.router import ToolNotAllowed
 
 MAX_ERROR_CHARS = 4000
@@ -58,6 +56,18 @@ class InFlight:
     def duration_ms(self) -> float:
         return round((time.perf_counter() - self.t0) * 1000, 3)
 
+    def so_far(self) -> AttemptSoFar:
+        if not self.started:
+            return AttemptSoFar(attempt=self.attempt, started=False)
+        return AttemptSoFar(
+            attempt=self.attempt,
+            started=True,
+            tool_calls=self.records(),
+            duration_ms=self.duration_ms(),
+            tokens=self.tokens(),
+            cost_usd=self.cost,
+        )
+
 
 def _bounded(record: dict[str, Any]) -> dict[str, Any]:
     if json_size(repr(record)) <= MAX_TOOL_RECORD_BYTES:
@@ -78,12 +88,7 @@ def classify(error: BaseException, timeout: float | None) -> StepFailure:
         return StepFailure(f"step exceeded timeout_per_step of {timeout or 0:g}s", "timeout")
     if isinstance(error, ToolNotAllowed):
         return StepFailure(str(error), "tool_not_allowed")
-    if isinstance(error, ModelConfigError):
-        return StepFailure(str(error), "config_error")
-    if isinstance(error, openai.RateLimitError):
-        return StepFailure(f"model rate limited (429): {upstream_message(error)}", "rate_limited")
-    if isinstance(error, openai.APIStatusError):
-        return StepFailure(f"model error {error.status_code}: {upstream_message(error)}", "model_error")
-    if isinstance(error, openai.APIConnectionError):
-        return StepFailure(f"model unreachable: {error}", "model_unavailable")
+    model = model_failure(error)
+    if model is not None:
+        return StepFailure(model.message, model.error_type)
     return StepFailure(f"{type(error).__name__}: {error}", "error")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from sous_executor.domain.budget import Ledger, Limits
+from sous_executor.domain.budget_policy import Admission, Ledger, Limits, exceeded
 
 
 class BudgetRefused(Exception):
@@ -26,9 +26,9 @@ class BudgetGate:
             while True:
                 tokens, cost = self.spent()
                 verdict, ticket = self.ledger.admit(tokens, cost, estimate)
-                if verdict == "go" and ticket is not None:
+                if verdict == Admission.GO and ticket is not None:
                     return ticket
-                if verdict == "refuse":
+                if verdict == Admission.REFUSE:
                     limits = self.ledger.limits
                     raise BudgetRefused(
                         f"budget exhausted before a model call: {tokens} tokens of max_tokens {limits.max_tokens}, "
@@ -36,6 +36,10 @@ class BudgetGate:
                         f"this call would need about {estimate} more tokens"
                     )
                 await self._changed.wait()
+
+    def over(self) -> str | None:
+        """Why the run is over its budget (None while within it)."""
+        return exceeded(self.ledger.limits, *self.spent())
 
     async def release(self, ticket: int) -> None:
         async with self._changed:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import exc as sa_exc
 
-from sous_executor.engine.leases import LeaseLost, Leases
+from sous_executor.adapters.leases import LeaseLost, Leases
 
 logger = logging.getLogger("sous.executor.fence")
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (

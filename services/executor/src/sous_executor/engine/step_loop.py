@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import SQLAlchemyError
 
 from sous_events.events.executor import StepCompleted, StepFailed, StepRetryScheduled, StepStarted, TokenUsage
+from sous_executor.adapters.leases import LeaseLost
+from sous_executor.domain.outcomes import StepOutcome
 from sous_executor.domain.outputs import cut_to_bytes
 from sous_executor.domain.planning import StepSpec
-from sous_executor.domain.policy import after_failure, is_crash_loop
-from sous_executor.domain.retry import backoff_delay
+from sous_executor.domain.retry_policy import RetryRule, after_failure, is_crash_loop
 from sous_executor.engine.attempt import InFlight, StepFailure, classify
-from sous_executor.engine.leases import LeaseLost
 from sous_executor.engine.output_gate import OutputInvalid, checked_answer, contract_prompt
 from sous_service.text import clean_text
 
@@ -29,8 +29,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | None) -> str:
-    """Run the step to its outcome: "completed", "continue", "stop" or "budget"."""
+async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | None) -> StepOutcome:
+    """Run the step to its outcome, retrying as its RetryRule says."""
     sid = spec.step_id
     step = run.agg.steps[sid]
     if retry_at is not None:
@@ -98,8 +98,7 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
                 ]
             )
             run.inflight.pop(sid, None)
-            return "completed"
-        max_retries = spec.max_retries if spec.max_retries is not None else int(run.config.get("max_retries", 1))
+            return StepOutcome.COMPLETED
         failed = StepFailed(
             execution_id=run.execution_id,
             step_id=sid,
@@ -115,14 +114,10 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
             cost_usd=round(rec.cost, 8),
             failed_checks=failure.records() if isinstance(failure, OutputInvalid) else [],
         )
-        decision = after_failure(failure.error_type, spec.error_handling, attempt, max_retries)
+        rule = RetryRule.of(spec, run.config)
+        decision = rule.after_failure(failure.error_type, attempt)
         if decision.retry:
-            delay = backoff_delay(
-                float(spec.retry_delay if spec.retry_delay is not None else run.config.get("retry_delay", 5)),
-                attempt,
-                float(run.config.get("max_retry_delay", 300)),
-                jitter=run.settings.retry_jitter,
-            )
+            delay = rule.delay(attempt, jitter=run.settings.retry_jitter)
             when = utcnow() + timedelta(seconds=delay)
             await run.emit(
                 [
@@ -143,10 +138,11 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
             continue
         await run.emit([failed])
         run.inflight.pop(sid, None)
+        assert decision.outcome is not None
         return decision.outcome
 
 
-async def _crash_loop(run: Run, spec: StepSpec) -> str:
+async def _crash_loop(run: Run, spec: StepSpec) -> StepOutcome:
     """The step's last attempts each killed their runner: fail it instead of calling the model again."""
     step = run.agg.steps[spec.step_id]
     prompt, completion, cost = step.pending_usage.get(step.attempt, (0, 0, 0.0))
@@ -169,4 +165,6 @@ async def _crash_loop(run: Run, spec: StepSpec) -> str:
         ]
     )
     run.inflight.pop(spec.step_id, None)
-    return after_failure("crash_loop", spec.error_handling, step.attempt, 0).outcome
+    outcome = after_failure("crash_loop", spec.error_handling, step.attempt, 0).outcome
+    assert outcome is not None  # a crash loop is never retried
+    return outcome

@@ -10,13 +10,13 @@ import asyncio
 import contextlib
 import logging
 
-from sous_executor.engine.runner import Engine
+from sous_executor.engine.step_engine import StepEngine
 
 logger = logging.getLogger("sous.executor.sweeper")
 
 
 class Sweeper:
-    def __init__(self, engine: Engine, interval_s: float) -> None:
+    def __init__(self, engine: StepEngine, interval_s: float) -> None:
         self.engine = engine
         self.interval_s = interval_s
         # Requests younger than this are left to the consumer (it may simply not have read them yet).

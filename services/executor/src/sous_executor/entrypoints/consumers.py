@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import topics
 from sous_events.envelope import Envelope
-from sous_executor.engine.runner import Engine
+from sous_executor.engine.step_engine import StepEngine
 from sous_executor.handlers import ExecutorService
 from sous_service.runtime import ConsumerSpec
 
@@ -15,7 +15,7 @@ REPLICAS_GROUP = "executor-replicas"
 CATALOG_EVENTS = {"RecipeCreated", "RecipeUpdated", "RecipeDeleted", "AgentRegistered", "AgentUpdated", "AgentRemoved"}
 
 
-def runner_consumer(service: ExecutorService, engine: Engine) -> ConsumerSpec:
+def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpec:
     claimed: set[str] = set()
 
     async def handle(session: AsyncSession, envelope: Envelope) -> None:

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.tables import event_store
 from sous_executor.adapters.event_notifications import EventNotifications
+from sous_executor.adapters.execution_stream import AGGREGATE
 from sous_executor.adapters.tables import executions
-from sous_executor.engine.runner import AGGREGATE
 
 KEEPALIVE_S = 15.0
 _TERMINAL = ("completed", "failed", "cancelled")

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from sous_executor.adapters import repositories as repo
+from sous_executor.adapters.execution_stream import AGGREGATE
 from sous_executor.domain.execution import Execution
 from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.output_diff import StepRecord, Usage, replay_diff
 from sous_executor.domain.planning import PlanError
 from sous_executor.domain.replay_plan import apply_overrides, changed_steps, plan_replay
-from sous_executor.engine.runner import AGGREGATE
 from sous_executor.handlers import FINISHED, ExecutorService, actor_of
 from sous_executor.workflows.repository import get_signal
 from sous_service.errors import ApiError, InputInvalid, not_found

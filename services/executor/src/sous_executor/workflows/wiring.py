@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter
 
-from sous_executor.engine.runner import Engine
+from sous_executor.engine.step_engine import StepEngine
 from sous_executor.handlers import ExecutorService
 from sous_executor.workflows.api import build_workflow_router
 from sous_executor.workflows.consumers import quality_consumer, run_consumer
@@ -23,7 +23,7 @@ class Workflows:
 
 
 def install_workflows(
-    runtime: ServiceRuntime, service: ExecutorService, engine: Engine, timings: WorkflowTimings | None = None
+    runtime: ServiceRuntime, service: ExecutorService, engine: StepEngine, timings: WorkflowTimings | None = None
 ) -> Workflows:
     runner = WorkflowRunner(
         settings=service.settings,

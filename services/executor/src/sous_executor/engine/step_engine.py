@@ -1,0 +1,99 @@
+"""The step engine: what every run on this instance shares, and the runs it has under way.
+
+It starts a Run for each execution whose lease this instance holds, keeps them within the instance's
+capacity, signals cancels to them and stops them (releasing their leases) when the service stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sous_events.store import EventStore
+from sous_executor.adapters.execution_stream import ExecutionStream
+from sous_executor.adapters.leases import LeaseLost, Leases
+from sous_executor.config import ExecutorSettings
+from sous_executor.engine.capacity import Capacity
+from sous_executor.engine.runner import Run
+from sous_executor.llm.client import ClientFactory
+from sous_executor.tools.router import ToolRouter
+
+logger = logging.getLogger("sous.executor.runner")
+
+
+class StepEngine:
+    """Everything runs share: sessions, store, leases, model clients, tools; and the local runs."""
+
+    def __init__(
+        self,
+        *,
+        settings: ExecutorSettings,
+        sessions: async_sessionmaker[AsyncSession],
+        store: EventStore,
+        router: ToolRouter,
+        clients: ClientFactory,
+    ) -> None:
+        self.settings = settings
+        self.router = router
+        self.clients = clients
+        self.leases = Leases(sessions, settings.runner_id, settings.lease_ttl_s)
+        self.stream = ExecutionStream(sessions, store, self.leases)
+        self.capacity = Capacity(settings.max_inflight)
+        self.runs: dict[str, Run] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def spawn(self, execution_id: str) -> bool:
+        """Start running an execution whose lease this instance holds (no-op if already running here)."""
+        if execution_id in self._tasks:
+            return False
+        if self._stopping:
+            self.capacity.release(execution_id)
+            return False
+        self.capacity.occupy(execution_id)
+        run = Run(self, execution_id)
+        self.runs[execution_id] = run
+        task = asyncio.create_task(self._guarded(run), name=f"run-{execution_id}")
+        self._tasks[execution_id] = task
+        return True
+
+    async def _guarded(self, run: Run) -> None:
+        try:
+            await run.execute()
+        except LeaseLost:
+            logger.info("execution %s: lease lost, stopping", run.execution_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("execution %s: runner crashed; the sweeper will resume it", run.execution_id)
+            # Let a sweeper resume it now rather than after the ttl (a crash loop is caught by its counter).
+            with contextlib.suppress(Exception):
+                await self.leases.release(run.execution_id)
+        finally:
+            self.runs.pop(run.execution_id, None)
+            self._tasks.pop(run.execution_id, None)
+            self.capacity.release(run.execution_id)
+
+    def signal_cancel(self, execution_id: str) -> None:
+        run = self.runs.get(execution_id)
+        if run is not None:
+            run.cancel_event.set()
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = dict(self._tasks)
+        for task in tasks.values():
+            task.cancel()
+        for execution_id, task in tasks.items():
+            with contextlib.suppress(BaseException):
+                await task
+            with contextlib.suppress(Exception):
+                await self.leases.release(execution_id)
+        await self.clients.close()
