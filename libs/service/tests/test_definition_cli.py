@@ -132,3 +132,14 @@ def test_each_command_runs_with_the_services_settings(monkeypatch: pytest.Monkey
     assert cli.run_cli(definition, ["rebuild"]) == 0
     assert cli.run_cli(definition, ["greet", "--times", "2"]) == 3
     assert seen == [("migrate", 8099), ("serve", ("hi", 9001)), ("rebuild", "hi"), ("own", ("hi", 2))]
+
+
+def test_the_app_runs_on_the_runtime_and_answers_health() -> None:
+    from fastapi.testclient import TestClient
+
+    definition = toy()
+    settings = ToySettings()
+    runtime = definition.runtime(settings)
+    app = definition.create_app(settings, runtime, title="Toy", description="A toy service.")
+    assert app.state.runtime is runtime and app.title == "Toy"
+    assert TestClient(app).get("/healthz").json() == {"status": "ok"}

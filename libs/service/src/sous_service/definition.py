@@ -4,8 +4,8 @@ Each service's bootstrap declares one `ServiceDefinition`; its `__main__` hands 
 `sous_service.cli.run_cli`, which gives every service the same command line (serve, migrate, replay,
 rebuild, plus the service's own commands). The definition is also the one way to get the service's
 settings (`settings_of`), its migrations directory (`migrations_dir`: `<service>/migrations`, beside the
-package's `src/`), to migrate it (`migrate`, `migrate_async`) and to build its runtime with the declared
-consumers and background workers (`runtime`).
+package's `src/`), to migrate it (`migrate`, `migrate_async`), to build its runtime with the declared
+consumers and background workers (`runtime`) and the app on that runtime (`create_app`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from sous_service.config import ServiceSettings
 from sous_service.migrate import upgrade, upgrade_async
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
+from sous_service.web import create_service_app
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -94,6 +95,21 @@ class ServiceDefinition(Generic[S]):
             runtime.on_start(worker.start)
             runtime.on_stop(worker.stop)
         return runtime
+
+    def create_app(self, settings: S, runtime: ServiceRuntime, *, title: str, description: str) -> FastAPI:
+        """The service's app on its runtime (`app.state.runtime`): error mapping, the signed context, health
+        and readiness of the database and broker; the app's lifespan starts and stops the runtime."""
+        app = create_service_app(
+            title=title,
+            description=description,
+            internal_secret=settings.internal_secret,
+            context_max_age_s=settings.internal_context_max_age_s,
+            service_name=self.name,
+            lifespan=runtime.lifespan,
+            readiness=runtime.readiness(),
+        )
+        app.state.runtime = runtime
+        return app
 
     def migrate(self, settings: ServiceSettings) -> None:
         """Create the service's database if missing, then upgrade it to head (blocking, for the CLI)."""

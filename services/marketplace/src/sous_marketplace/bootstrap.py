@@ -12,21 +12,16 @@ from sous_marketplace.entrypoints.consumers import replicas_consumer
 from sous_marketplace.handlers import MarketplaceHandlers, unit_of_works
 from sous_service.db import create_engine, create_session_factory
 from sous_service.definition import ServiceDefinition
-from sous_service.web import create_service_app
 
 
 def build_app(settings: MarketplaceSettings) -> FastAPI:
     runtime = SERVICE.runtime(settings)
-    app = create_service_app(
+    app = SERVICE.create_app(
+        settings,
+        runtime,
         title="Sous marketplace",
         description="Submit recipes, moderate listings, browse the marketplace and install across workspaces.",
-        internal_secret=settings.internal_secret,
-        context_max_age_s=settings.internal_context_max_age_s,
-        service_name=SERVICE.name,
-        lifespan=runtime.lifespan,
-        readiness=runtime.readiness(),
     )
-    app.state.runtime = runtime
     app.state.marketplace = MarketplaceServices(
         uows=unit_of_works(runtime.sessions, runtime.store), handlers=MarketplaceHandlers.from_settings(settings)
     )

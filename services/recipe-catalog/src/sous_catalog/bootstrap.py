@@ -12,25 +12,20 @@ from sous_catalog.handlers import CatalogHandlers, unit_of_works
 from sous_catalog.projections import rebuild_read_models
 from sous_service.db import create_engine, create_session_factory
 from sous_service.definition import ServiceDefinition
-from sous_service.web import create_service_app
 
 
 def build_app(settings: CatalogSettings) -> FastAPI:
     runtime = SERVICE.runtime(settings)
-    app = create_service_app(
+    app = SERVICE.create_app(
+        settings,
+        runtime,
         title="Sous recipe catalog",
         description="Agents and event-sourced recipes: CRUD, versions, history and discovery.",
-        internal_secret=settings.internal_secret,
-        context_max_age_s=settings.internal_context_max_age_s,
-        service_name=SERVICE.name,
-        lifespan=runtime.lifespan,
-        readiness=runtime.readiness(),
     )
     app.state.catalog = CatalogServices(
         uows=unit_of_works(runtime.sessions, runtime.store, attempts=settings.update_retries),
         handlers=CatalogHandlers.create(settings.rules()),
     )
-    app.state.runtime = runtime
     for router in ROUTERS:
         app.include_router(router)
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
@@ -14,35 +13,36 @@ from sqlalchemy import (
     Table,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+
+from sous_service.tables import id_column, json_column, template_column, time_column, version_column, workspace_column
 
 metadata = MetaData()
 
 executions = Table(
     "executions",
     metadata,
-    Column("execution_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    id_column("execution_id", primary_key=True),
+    workspace_column(),
     Column("recipe_id", String(200), nullable=False),
     Column("recipe_name", String(300), nullable=False, server_default=""),
     Column("status", String(20), nullable=False),
     Column("current_step", Integer, nullable=False, server_default="0"),
     Column("total_steps", Integer, nullable=False, server_default="0"),
     Column("finished_steps", Integer, nullable=False, server_default="0"),
-    Column("step_results", JSONB, nullable=False, server_default="[]"),
-    Column("input_data", JSONB, nullable=False, server_default="{}"),
-    Column("output_data", JSONB, nullable=False, server_default="{}"),
+    json_column("step_results", server_default="[]"),
+    json_column("input_data", server_default="{}"),
+    json_column("output_data", server_default="{}"),
     Column("error_message", String, nullable=True),
     Column("triggered_by", String(30), nullable=False, server_default="manual"),
-    Column("execution_metadata", JSONB, nullable=False, server_default="{}"),
+    json_column("execution_metadata", server_default="{}"),
     Column("total_duration_ms", Float, nullable=False, server_default="0"),
     Column("total_tokens", Integer, nullable=False, server_default="0"),
     Column("total_cost_usd", Float, nullable=False, server_default="0"),
     Column("cancel_requested", Boolean, nullable=False, server_default="false"),
-    Column("version", Integer, nullable=False, server_default="0"),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=True),
-    Column("completed_at", DateTime(timezone=True), nullable=True),
+    version_column(server_default="0"),
+    time_column("created_at"),
+    time_column("started_at", nullable=True),
+    time_column("completed_at", nullable=True),
     Index("ix_executions_recipe", "workspace_id", "recipe_id", "created_at"),
     Index("ix_executions_status", "workspace_id", "status"),
     # The sweeper looks for requested executions nobody claimed (every instance was full).
@@ -52,11 +52,11 @@ executions = Table(
 leases = Table(
     "execution_leases",
     metadata,
-    Column("execution_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    id_column("execution_id", primary_key=True),
+    workspace_column(),
     Column("owner", String(200), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("heartbeat_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    time_column("expires_at"),
+    time_column("heartbeat_at", server_default=func.now()),
     Column("claims", Integer, nullable=False, server_default="1"),
     Column("finished", Boolean, nullable=False, server_default="false"),
     Index("ix_leases_open", "expires_at", postgresql_where="NOT finished"),
@@ -65,14 +65,14 @@ leases = Table(
 recipe_replicas = Table(
     "recipe_replicas",
     metadata,
-    Column("workspace_id", String(100), primary_key=True),
-    Column("template_id", String(200), primary_key=True),
-    Column("recipe_id", String(64), nullable=False),
-    Column("revision", Integer, nullable=False, server_default="0"),
+    workspace_column(primary_key=True),
+    template_column(primary_key=True),
+    id_column("recipe_id"),
+    version_column("revision", server_default="0"),
     Column("webhook_id", String(200), nullable=True, index=True),
     Column("schedule_type", String(20), nullable=False, server_default="manual"),
-    Column("recipe", JSONB, nullable=False),
-    Column("replicated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    json_column("recipe"),
+    time_column("replicated_at", server_default=func.now()),
     # A tombstone: the recipe was deleted; a late copy of it (an HTTP fallback) must not bring it back.
     Column("deleted", Boolean, nullable=False, server_default="false"),
 )
@@ -80,21 +80,21 @@ recipe_replicas = Table(
 agent_replicas = Table(
     "agent_replicas",
     metadata,
-    Column("agent_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("agent", JSONB, nullable=False),
-    Column("replicated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    id_column("agent_id", primary_key=True),
+    workspace_column(),
+    json_column("agent"),
+    time_column("replicated_at", server_default=func.now()),
     # The catalog's revision of this copy: an older copy never replaces a newer one.
-    Column("revision", Integer, nullable=False, server_default="0"),
+    version_column("revision", server_default="0"),
     Column("deleted", Boolean, nullable=False, server_default="false"),
 )
 
 schedule_runs = Table(
     "schedule_runs",
     metadata,
-    Column("workspace_id", String(100), primary_key=True),
-    Column("template_id", String(200), primary_key=True),
-    Column("due_at", DateTime(timezone=True), primary_key=True),
-    Column("execution_id", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    workspace_column(primary_key=True),
+    template_column(primary_key=True),
+    time_column("due_at", primary_key=True),
+    id_column("execution_id"),
+    time_column("created_at", server_default=func.now()),
 )

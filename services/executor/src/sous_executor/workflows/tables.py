@@ -6,7 +6,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Computed,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -15,40 +14,42 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import TSVECTOR
+
+from sous_service.tables import id_column, json_column, time_column, version_column, workspace_column
 
 metadata = MetaData()
 
 workflows = Table(
     "workflows",
     metadata,
-    Column("workflow_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    id_column("workflow_id", primary_key=True),
+    workspace_column(),
     Column("name", String(300), nullable=False),
     Column("description", Text, nullable=False, server_default=""),
     Column("owner", String(200), nullable=False, server_default=""),
-    Column("tags", JSONB, nullable=False, server_default="[]"),
+    json_column("tags", server_default="[]"),
     Column("status", String(20), nullable=False),
-    Column("doc", JSONB, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    json_column("doc"),
+    version_column(),
+    time_column("created_at"),
+    time_column("updated_at"),
     Index("ix_workflows_workspace", "workspace_id", "updated_at"),
 )
 
 workflow_runs = Table(
     "workflow_runs",
     metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("workflow_id", String(64), nullable=False),
+    id_column("run_id", primary_key=True),
+    workspace_column(),
+    id_column("workflow_id"),
     Column("status", String(20), nullable=False),
     Column("current_stage", Integer, nullable=True),
-    Column("execution_id", String(64), nullable=True, index=True),
-    Column("doc", JSONB, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("completed_at", DateTime(timezone=True), nullable=True),
+    id_column("execution_id", nullable=True, index=True),
+    json_column("doc"),
+    version_column(),
+    time_column("created_at"),
+    time_column("completed_at", nullable=True),
     Index("ix_workflow_runs_workflow", "workspace_id", "workflow_id", "created_at"),
     Index("ix_workflow_runs_status", "workspace_id", "status"),
 )
@@ -56,10 +57,10 @@ workflow_runs = Table(
 workflow_leases = Table(
     "workflow_run_leases",
     metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    id_column("run_id", primary_key=True),
+    workspace_column(),
     Column("owner", String(200), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    time_column("expires_at"),
     Column("claims", Integer, nullable=False, server_default="1"),
     Column("finished", Boolean, nullable=False, server_default="false"),
     Index("ix_workflow_leases_open", "expires_at", postgresql_where="NOT finished"),
@@ -68,12 +69,12 @@ workflow_leases = Table(
 workflow_memory = Table(
     "workflow_memory",
     metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("workflow_id", String(64), nullable=False),
+    id_column("run_id", primary_key=True),
+    workspace_column(),
+    id_column("workflow_id"),
     Column("task", Text, nullable=False),
     Column("content", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    time_column("created_at"),
     Column(
         "search",
         TSVECTOR,
@@ -87,20 +88,20 @@ workflow_memory = Table(
 quality_signals = Table(
     "workflow_quality_signals",
     metadata,
-    Column("execution_id", String(64), primary_key=True),
+    id_column("execution_id", primary_key=True),
     Column("kind", String(20), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    workspace_column(),
     Column("recipe_id", String(200), nullable=False),
-    Column("payload", JSONB, nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    json_column("payload"),
+    time_column("recorded_at", server_default=func.now()),
     Index("ix_quality_signals_recipe", "workspace_id", "recipe_id", "kind", "recorded_at"),
 )
 
 agent_metrics = Table(
     "workflow_agent_metrics",
     metadata,
-    Column("agent_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("metrics", JSONB, nullable=False),
-    Column("version", Integer, nullable=False, server_default="0"),
+    id_column("agent_id", primary_key=True),
+    workspace_column(),
+    json_column("metrics"),
+    version_column(server_default="0"),
 )

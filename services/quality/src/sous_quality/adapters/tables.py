@@ -15,8 +15,9 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import SchemaItem
+
+from sous_service.tables import id_column, json_column, template_column, time_column, version_column, workspace_column
 
 metadata = MetaData()
 
@@ -24,39 +25,39 @@ metadata = MetaData()
 recipes = Table(
     "recipe_copies",
     metadata,
-    Column("workspace_id", String(100), primary_key=True),
-    Column("template_id", String(200), primary_key=True),
-    Column("recipe_id", String(64), nullable=False),
+    workspace_column(primary_key=True),
+    template_column(primary_key=True),
+    id_column("recipe_id"),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("steps_count", Integer, nullable=False, default=0),
-    Column("steps", JSONB, nullable=False, default=list),
-    Column("inputs", JSONB, nullable=False, default=dict),
-    Column("outputs", JSONB, nullable=False, default=dict),
-    Column("execution_config", JSONB, nullable=False, default=dict),
-    Column("revision", Integer, nullable=False, default=0),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    json_column("steps", default=list),
+    json_column("inputs", default=dict),
+    json_column("outputs", default=dict),
+    json_column("execution_config", default=dict),
+    version_column("revision", default=0),
+    time_column("updated_at"),
 )
 
 # Copies of executions, from the executor's events.
 executions = Table(
     "execution_copies",
     metadata,
-    Column("execution_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("template_id", String(200), nullable=False),
+    id_column("execution_id", primary_key=True),
+    workspace_column(),
+    template_column(),
     Column("status", String(20), nullable=False),
-    Column("recipe", JSONB, nullable=False, default=dict),
-    Column("agents", JSONB, nullable=False, default=dict),
-    Column("input_data", JSONB, nullable=False, default=dict),
-    Column("output_data", JSONB, nullable=False, default=dict),
+    json_column("recipe", default=dict),
+    json_column("agents", default=dict),
+    json_column("input_data", default=dict),
+    json_column("output_data", default=dict),
     Column("error", Text, nullable=True),
     Column("total_duration_ms", Float, nullable=True),
     Column("total_tokens", BigInteger, nullable=True),
     Column("total_cost_usd", Float, nullable=False, default=0.0),
     Column("correlation_id", String(100), nullable=False, default=""),
-    Column("requested_at", DateTime(timezone=True), nullable=True),
-    Column("started_at", DateTime(timezone=True), nullable=True),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    time_column("requested_at", nullable=True),
+    time_column("started_at", nullable=True),
+    time_column("finished_at", nullable=True),
     Index("ix_execution_copies_recipe", "workspace_id", "template_id"),
 )
 
@@ -64,14 +65,14 @@ executions = Table(
 step_results = Table(
     "step_results",
     metadata,
-    Column("execution_id", String(64), primary_key=True),
+    id_column("execution_id", primary_key=True),
     Column("step_id", String(200), primary_key=True),
     Column("order", Integer, nullable=False, default=0),
-    Column("agent_id", String(64), nullable=False, default=""),
+    id_column("agent_id", default=""),
     Column("agent_name", String(200), nullable=False, default=""),
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=1),
-    Column("output", JSONB, nullable=True),
+    json_column("output", nullable=True),
     Column("duration_ms", Float, nullable=True),
     Column("tokens", BigInteger, nullable=True),
     Column("cost_usd", Float, nullable=False, default=0.0),
@@ -84,9 +85,9 @@ def per_execution(name: str, at: str, *items: SchemaItem) -> Table:
     return Table(
         name,
         metadata,
-        Column("execution_id", String(64), primary_key=True),
-        Column("workspace_id", String(100), nullable=False),
-        Column("template_id", String(200), nullable=False),
+        id_column("execution_id", primary_key=True),
+        workspace_column(),
+        template_column(),
         Column(at, DateTime(timezone=True), nullable=False),
         *items,
     )
@@ -98,11 +99,11 @@ assessments = per_execution(
     "assessed_at",
     Column("quality_score", Float, nullable=False),
     Column("rolling_score", Float, nullable=False),
-    Column("breakdown", JSONB, nullable=False),
+    json_column("breakdown"),
     Column("grade", String(2), nullable=False),
-    Column("bottlenecks", JSONB, nullable=False),
+    json_column("bottlenecks"),
     Column("recipe_revision", Integer, nullable=True),
-    Column("models", JSONB, nullable=False, default=list),
+    json_column("models", default=list),
     Index("ix_assessments_recipe", "workspace_id", "template_id", "assessed_at"),
 )
 
@@ -110,9 +111,9 @@ assessments = per_execution(
 analyses = per_execution(
     "analyses",
     "analyzed_at",
-    Column("patterns", JSONB, nullable=False),
-    Column("suggestions", JSONB, nullable=False),
-    Column("performance_metrics", JSONB, nullable=False),
+    json_column("patterns"),
+    json_column("suggestions"),
+    json_column("performance_metrics"),
     Index("ix_analyses_recipe", "workspace_id", "template_id"),
 )
 
@@ -120,24 +121,24 @@ analyses = per_execution(
 recipe_quality = Table(
     "recipe_quality",
     metadata,
-    Column("workspace_id", String(100), primary_key=True),
-    Column("template_id", String(200), primary_key=True),
+    workspace_column(primary_key=True),
+    template_column(primary_key=True),
     Column("quality_score", Float, nullable=True),
     Column("assessment_count", Integer, nullable=False, default=0),
-    Column("learning_data", JSONB, nullable=False, default=dict),
-    Column("version", Integer, nullable=False, default=0),
+    json_column("learning_data", default=dict),
+    version_column(default=0),
 )
 
 # The AgentMetrics aggregate's state.
 agent_metrics = Table(
     "agent_metrics",
     metadata,
-    Column("agent_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    id_column("agent_id", primary_key=True),
+    workspace_column(),
     Column("runs", Integer, nullable=False, default=0),
     Column("successes", Integer, nullable=False, default=0),
     Column("total_duration_ms", Float, nullable=False, default=0.0),
     Column("total_tokens", BigInteger, nullable=False, default=0),
     Column("total_cost_usd", Float, nullable=False, default=0.0),
-    Column("version", Integer, nullable=False, default=0),
+    version_column(default=0),
 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     Float,
     Index,
     Integer,
@@ -21,33 +20,35 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from sous_service.tables import id_column, json_column, template_column, time_column, version_column, workspace_column
 
 metadata = MetaData()
 
 recipes = Table(
     "recipes",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
-    Column("template_id", String(200), nullable=False),
+    id_column("id", primary_key=True),
+    workspace_column(),
+    template_column(),
     Column("name", Text, nullable=False),
     Column("description", Text, nullable=False),
     Column("search_text", Text, nullable=False),
     Column("category", Text, nullable=False),
-    Column("tags", JSONB, nullable=False),
+    json_column("tags"),
     Column("is_public", Boolean, nullable=False),
     Column("is_featured", Boolean, nullable=False),
     Column("is_system", Boolean, nullable=False),
     Column("created_by", String(200), nullable=False),
     Column("agent_ids", ARRAY(String(200)), nullable=False),
-    Column("doc", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("revision", Integer, nullable=False),
+    json_column("doc"),
+    time_column("created_at"),
+    time_column("updated_at"),
+    version_column("revision"),
     # statistics derived from consumed events
     Column("quality_score", Float, nullable=True),
-    Column("learning_data", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    json_column("learning_data", server_default=text("'{}'::jsonb")),
     Column("use_count", Integer, nullable=False, server_default=text("0")),
     Column("finished_count", Integer, nullable=False, server_default=text("0")),
     Column("success_count", Integer, nullable=False, server_default=text("0")),
@@ -55,7 +56,7 @@ recipes = Table(
     Column("popularity", Float, nullable=False, server_default=text("0")),
     Column("average_rating", Float, nullable=False, server_default=text("0")),
     Column("install_count", Integer, nullable=False, server_default=text("0")),
-    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    time_column("last_used_at", nullable=True),
     UniqueConstraint("workspace_id", "template_id", name="uq_recipes_workspace_template"),
     Index("ix_recipes_ws_popularity", "workspace_id", text("popularity DESC"), "id"),
     Index("ix_recipes_ws_created", "workspace_id", text("created_at DESC"), "id"),
@@ -74,16 +75,16 @@ recipes = Table(
 agents = Table(
     "agents",
     metadata,
-    Column("id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    id_column("id", primary_key=True),
+    workspace_column(),
     Column("name", Text, nullable=False),
     Column("search_text", Text, nullable=False),
     Column("status", String(20), nullable=False),
-    Column("doc", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("revision", Integer, nullable=False),
-    Column("metrics", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    json_column("doc"),
+    time_column("created_at"),
+    time_column("updated_at"),
+    version_column("revision"),
+    json_column("metrics", server_default=text("'{}'::jsonb")),
     Column("number", Integer, nullable=True),
     Index("ix_agents_ws_created", "workspace_id", "created_at", "id"),
     Index("ix_agents_ws_name", "workspace_id", "name"),
@@ -94,18 +95,18 @@ agents = Table(
 agent_numbers = Table(
     "agent_numbers",
     metadata,
-    Column("workspace_id", String(100), primary_key=True),
+    workspace_column(primary_key=True),
     Column("last_number", Integer, nullable=False),
 )
 
 executions = Table(
     "executions",
     metadata,
-    Column("execution_id", String(64), primary_key=True),
-    Column("workspace_id", String(100), nullable=False),
+    id_column("execution_id", primary_key=True),
+    workspace_column(),
     Column("recipe_id", String(200), nullable=False),
     Column("status", String(20), nullable=False),
-    Column("requested_at", DateTime(timezone=True), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    time_column("requested_at", nullable=True),
+    time_column("updated_at"),
     Index("ix_executions_ws_status", "workspace_id", "status"),
 )
