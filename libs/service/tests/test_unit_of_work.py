@@ -170,3 +170,17 @@ def test_the_caller_of_an_event_is_its_actor_caused_by_it() -> None:
     assert (caller.correlation_id, caller.causation_id) == ("corr", envelope.event_id)
     assert Caller.from_event(envelope).user_id == "u9"
     assert not caller.privileged and Caller("w", "s", auth_type="system").privileged
+
+
+async def test_a_service_may_word_the_final_refusal_itself() -> None:
+    sessions = Sessions()
+
+    async def handler(command: Ping, uow: UnitOfWork) -> None:
+        raise ConcurrencyConflict("Execution", "e1", 4)
+
+    def too_fast(error: BaseException) -> Conflict:
+        return Conflict("the execution is changing too fast; retry")
+
+    with pytest.raises(Conflict) as refused:
+        await uows(sessions, attempts=2).run(handler, Ping(value=1), CALLER, conflict=too_fast)
+    assert (refused.value.code, refused.value.detail) == ("conflict", "the execution is changing too fast; retry")

@@ -17,7 +17,7 @@ projection, all in that one transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -100,6 +100,41 @@ class UnitOfWork:
         self.recorded.append(envelope)
         return envelope
 
+    async def record_all(
+        self,
+        payloads: Sequence[EventPayload],
+        *,
+        aggregate_id: str,
+        expected_version: int,
+        workspace_id: str | None = None,
+    ) -> list[Envelope]:
+        """Append several events to one stream at once (versions `expected_version + 1, + 2, ...`)."""
+        envelopes = [
+            self.event(
+                payload,
+                aggregate_id=aggregate_id,
+                aggregate_version=expected_version + offset,
+                workspace_id=workspace_id,
+            )
+            for offset, payload in enumerate(payloads, start=1)
+        ]
+        await self.store.append(self.session, envelopes, expected_version=expected_version)
+        if self.projector is not None:
+            for envelope in envelopes:
+                await self.projector(self.session, envelope)
+        self.recorded.extend(envelopes)
+        return envelopes
+
+    async def publish(
+        self, payload: EventPayload, *, aggregate_id: str, aggregate_version: int, workspace_id: str | None = None
+    ) -> Envelope:
+        """Promise to publish an event that is not appended to a stream here (the outbox row only)."""
+        envelope = self.event(
+            payload, aggregate_id=aggregate_id, aggregate_version=aggregate_version, workspace_id=workspace_id
+        )
+        await self.store.enqueue(self.session, [envelope])
+        return envelope
+
     async def load(self, aggregate_type: str, aggregate_id: str) -> list[Envelope]:
         """The stream of one aggregate, oldest first (to rebuild it and decide)."""
         return await self.store.load(self.session, aggregate_type, aggregate_id)
@@ -134,8 +169,12 @@ class UnitOfWorks:
         caller: Caller,
         *,
         attempts: int | None = None,
+        conflict: Callable[[BaseException], Exception] | None = None,
     ) -> R:
-        """Run the handler in a transaction of its own, again on a write conflict; commit or roll back."""
+        """Run the handler in a transaction of its own, again on a write conflict; commit or roll back.
+
+        After the last attempt the race is refused with `conflict(error)` when given (a service's own wording),
+        else `Conflict("revision_conflict")`."""
         limit = max(1, attempts or self.attempts)
         for attempt in range(1, limit + 1):
             try:
@@ -145,7 +184,7 @@ class UnitOfWorks:
                 if not is_write_conflict(exc):
                     raise
                 if attempt == limit:
-                    raise _conflict(exc) from exc
+                    raise (conflict or _conflict)(exc) from exc
                 logger.info("%s: write conflict on attempt %d, running it again", type(command).__name__, attempt)
         raise AssertionError("unreachable: the last attempt returns or raises")
 

@@ -127,3 +127,24 @@ async def test_a_writer_that_keeps_losing_is_refused_with_nothing_written(sessio
         await uows.run(always_stale, PublishMetrics(agent_id="a4", metrics={}), who)
     assert refused.value.code == "revision_conflict"
     assert await counts(sessions, "a4") == (1, 1, 1)
+
+
+async def test_several_events_of_one_stream_and_an_outbox_only_event_in_one_transaction(sessions):
+    uows = UnitOfWorks(sessions, producer="test", projector=project)
+
+    async def publish_three(command: PublishMetrics, uow: UnitOfWork) -> list[Envelope]:
+        batch = [AgentMetricsUpdated(agent_id=command.agent_id, metrics={"n": n}) for n in (1, 2)]
+        recorded = await uow.record_all(batch, aggregate_id=command.agent_id, expected_version=0)
+        notice = AgentMetricsUpdated(agent_id="elsewhere", metrics={})
+        await uow.publish(notice, aggregate_id="elsewhere", aggregate_version=7)
+        return recorded
+
+    recorded = await uows.run(publish_three, PublishMetrics(agent_id="a5", metrics={}), caller())
+    assert [e.aggregate_version for e in recorded] == [1, 2]
+    assert await counts(sessions, "a5") == (2, 2, 2)
+    async with sessions() as s:
+        published = (await s.execute(text("SELECT count(*) FROM outbox WHERE key = 'elsewhere'"))).scalar_one()
+        stored = (
+            await s.execute(text("SELECT count(*) FROM event_store WHERE aggregate_id = 'elsewhere'"))
+        ).scalar_one()
+    assert (published, stored) == (1, 0)
