@@ -8,7 +8,6 @@ as a Bearer token and the organization's id as `X-Workspace-ID`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -137,14 +136,3 @@ def origin(gateway: httpx.AsyncClient, signing_key: Any) -> Callable[..., Origin
         return Origin(gateway, token, organization)
 
     return make
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import Origin, clerk_session_token, eventually
+from sous_local.testing import eventually
+
+from .conftest import Origin, clerk_session_token
 
 pytestmark = pytest.mark.e2e
 

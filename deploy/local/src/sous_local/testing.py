@@ -12,14 +12,16 @@ environment.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -130,3 +132,15 @@ async def fresh_database(infra: Infrastructure) -> AsyncIterator[str]:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0, what: str = "") -> Any:
+    """Poll until `check()` returns something truthy and return it (a condition, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
