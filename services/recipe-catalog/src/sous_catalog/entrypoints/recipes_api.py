@@ -21,8 +21,6 @@ from sous_catalog.entrypoints.dependencies import (
 )
 from sous_catalog.handlers.history import recipe_history
 from sous_catalog.schemas import (
-    CategoryList,
-    Dashboard,
     FeaturedList,
     RecipeCreate,
     RecipeDeletedOut,
@@ -33,6 +31,7 @@ from sous_catalog.schemas import (
     RecipeUpdate,
     RecipeUseOut,
 )
+from sous_catalog.statistics_schemas import CategoryList, Dashboard
 from sous_service.domain_errors import NotFound
 from sous_service.errors import responses
 
