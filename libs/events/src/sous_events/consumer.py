@@ -65,7 +65,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.runner._commit_pending()
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        return None
+        # The group answered: this member has its share (possibly none) and reads from here on.
+        self.runner.joined.set()
 
 
 class ConsumerRunner:
@@ -109,6 +110,8 @@ class ConsumerRunner:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
+        # Set once the current consumer has joined its group (first assignment); a restarted consumer joins anew.
+        self.joined = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
@@ -125,6 +128,7 @@ class ConsumerRunner:
         while not self._stopping.is_set():
             consumer = make_consumer(self.kafka, self.name)
             producer = make_producer(self.kafka)
+            self.joined.clear()
             try:
                 consumer.subscribe(self.topics, listener=_Rebalance(self))
                 await consumer.start()

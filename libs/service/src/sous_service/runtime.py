@@ -150,4 +150,8 @@ class ServiceRuntime:
         async def broker() -> bool:
             return await broker_is_ready(self.kafka)
 
-        return {"database": database, "broker": broker}
+        async def consumers() -> bool:
+            # Events published before a consumer joined wait until it does: not ready until every one has.
+            return all(consumer.joined.is_set() for consumer in self.consumers)
+
+        return {"database": database, "broker": broker, "consumers": consumers}

@@ -84,7 +84,7 @@ def health_router(
     @router.get(
         "/readyz",
         summary="Readiness",
-        description="Ready when every dependency (database, broker) answers.",
+        description="Ready when every dependency (database, broker) answers and every consumer has joined its group.",
         responses={503: {"description": "A dependency is not ready"}},
     )
     async def readyz() -> JSONResponse:

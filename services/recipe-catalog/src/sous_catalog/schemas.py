@@ -1,7 +1,9 @@
 """Request and response models of the public API (docs/api.md, Agents and Recipes).
 
-Inputs refuse non-finite numbers and ignore unknown keys; shapes and ranges are checked here, rules that
-span fields (step graph, cron, agent references) in `domain.validation`.
+Inputs refuse non-finite numbers and unknown keys (422 naming the field: nothing sent is silently dropped);
+the origin client's own fields are declared one by one (its spellings of Sous's fields are renamed by the
+gateway, `sous_gateway.compat`). Shapes and ranges are checked here, rules that span fields (step graph,
+cron, agent references) in `domain.validation`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ RAW_SECRET_MESSAGE = (
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, protected_namespaces=())
 
 
 def refuse_raw_secret(value: Any) -> Any:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_executor.secrets.crypto import Keyring, Sealed, SecretCryptoError
 from sous_executor.secrets.tables import workspace_secrets
+from sous_service.ordering import by_name
 
 logger = logging.getLogger("sous.executor.secrets")
 T = workspace_secrets.c
@@ -60,7 +61,9 @@ class SecretStore:
     async def list(self, workspace_id: str) -> list[dict[str, Any]]:
         async with self.sessions() as session:
             rows = (
-                await session.execute(select(workspace_secrets).where(T.workspace_id == workspace_id).order_by(T.name))
+                await session.execute(
+                    select(workspace_secrets).where(T.workspace_id == workspace_id).order_by(*by_name(T.name))
+                )
             ).all()
         return [_meta(r) for r in rows]
 

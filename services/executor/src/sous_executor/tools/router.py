@@ -51,7 +51,7 @@ class ToolRouter:
     def list_tools(self, workspace_id: str | None = None) -> list[dict[str, Any]]:
         return [
             {"name": t.name, "description": t.description, "provider": t.provider, "parameters": t.parameters}
-            for t in sorted(self._tools.values(), key=lambda t: t.name)
+            for t in sorted(self._tools.values(), key=lambda t: (t.name.casefold(), t.name))
             if self._get(t.name, workspace_id) is not None
         ]
 

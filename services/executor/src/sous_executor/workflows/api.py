@@ -47,8 +47,8 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
         BASE,
         dependencies=READ,
         summary="List workflows",
-        description="The workspace's workflows, newest change first; `q` searches name and description, `owner` "
-        "is the owner, `tag` a tag, `status` draft|active|archived.",
+        description="The workspace's workflows, newest change first (`sort_by=name`: by name, case-insensitive); `q` "
+        "searches name and description, `owner` is the owner, `tag` a tag, `status` draft|active|archived.",
         responses=responses(),
     )
     async def list_workflows(
@@ -59,8 +59,11 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
         status: Literal["draft", "active", "archived"] | None = None,
         skip: Skip = 0,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        sort_by: Literal["updated_at", "name"] = "updated_at",
     ) -> dict[str, Any]:
-        return await service.list_workflows(ctx, q=q, owner=owner, tag=tag, status=status, skip=skip, limit=limit)
+        return await service.list_workflows(
+            ctx, q=q, owner=owner, tag=tag, status=status, skip=skip, limit=limit, sort_by=sort_by
+        )
 
     @router.post(
         BASE,

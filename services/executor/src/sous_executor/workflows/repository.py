@@ -21,6 +21,7 @@ from sous_executor.workflows.tables import (
     workflow_runs,
     workflows,
 )
+from sous_service.ordering import by_name
 
 MAX_QUERY_WORDS = 32
 
@@ -69,6 +70,7 @@ async def list_workflows(
     status: str | None,
     skip: int,
     limit: int,
+    sort_by: str = "updated_at",
 ) -> tuple[list[dict[str, Any]], int]:
     w = workflows.c
     conditions = [w.workspace_id == workspace_id]
@@ -86,7 +88,7 @@ async def list_workflows(
         await session.execute(
             select(w.doc, w.version)
             .where(*conditions)
-            .order_by(w.updated_at.desc(), w.workflow_id)
+            .order_by(*(by_name(w.name, w.workflow_id) if sort_by == "name" else (w.updated_at.desc(), w.workflow_id)))
             .offset(skip)
             .limit(limit)
         )

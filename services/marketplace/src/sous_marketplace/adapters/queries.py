@@ -13,8 +13,9 @@ from sous_marketplace.adapters.replicas import quality_standings
 from sous_marketplace.adapters.tables import creator_approvals, listings, quality_scores
 from sous_marketplace.domain.quality_gate import QualityGate, QualityStanding
 from sous_marketplace.domain.snapshot import public_agent, public_recipe
+from sous_service.ordering import by_name
 
-SortBy = Literal["newest", "installs", "quality"]
+SortBy = Literal["newest", "installs", "quality", "name"]
 
 _score = quality_scores.c.score.label("quality_score")
 _joined = listings.outerjoin(
@@ -145,6 +146,8 @@ async def browse(
         )
     if sort_by == "installs":
         query = query.order_by(listings.c.install_count.desc(), listings.c.decided_at.desc(), listings.c.id.desc())
+    elif sort_by == "name":
+        query = query.order_by(*by_name(listings.c.name, listings.c.id))
     elif sort_by == "quality":
         query = query.order_by(_score.desc().nulls_last(), listings.c.decided_at.desc(), listings.c.id.desc())
     else:

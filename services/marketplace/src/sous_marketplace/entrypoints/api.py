@@ -28,7 +28,7 @@ MODERATOR_ROLE = "moderator"
 
 
 class SubmitBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     recipe_id: str = Field(min_length=1, max_length=200, description="The template_id of a recipe of this workspace")
     category: str | None = Field(default=None, max_length=100)
@@ -43,6 +43,8 @@ class SubmitResult(BaseModel):
 
 
 class RejectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
 
 
@@ -171,9 +173,10 @@ def build_router() -> APIRouter:
         summary="Browse approved listings",
         description=(
             "Approved listings of every workspace, filtered by category, search text and `featured` (approved and "
-            "meeting the quality gate; a listing flagged for its quality is not featured), sorted and paged. Each "
-            "listing shows its recipe's rolling `quality_score`, `assessed_runs`, `score_trend` (the latest rolling "
-            "scores, oldest first) and `quality_gate` (`min_score`, `min_runs`, `met`, `reason`)."
+            "meeting the quality gate; a listing flagged for its quality is not featured), sorted (newest first, most "
+            "installs, best quality, or by name, case-insensitive) and paged. Each listing shows its recipe's rolling "
+            "`quality_score`, `assessed_runs`, `score_trend` (the latest rolling scores, oldest first) and "
+            "`quality_gate` (`min_score`, `min_runs`, `met`, `reason`)."
         ),
         response_model=ListingPage,
         responses=responses(),
@@ -183,7 +186,7 @@ def build_router() -> APIRouter:
         request: Request,
         category: str | None = Query(None, max_length=100),
         search: str | None = Query(None, max_length=200),
-        sort_by: Literal["newest", "installs", "quality"] = Query("newest"),
+        sort_by: queries.SortBy = Query("newest"),
         featured: bool | None = Query(None, description="Only featured (true) or only not featured (false)"),
         skip: int = Skip,
         limit: int = Limit,

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import Actor
@@ -26,6 +26,8 @@ CONFLICT_RETRIES = 3
 
 
 class AssessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     execution_id: str = Field(min_length=1, max_length=64)
     # Learnings once came from the caller and could steer reliability; they are computed here only.
     learnings: None = Field(
@@ -35,6 +37,8 @@ class AssessRequest(BaseModel):
 
 
 class LearnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     execution_id: str = Field(min_length=1, max_length=64)
 
 

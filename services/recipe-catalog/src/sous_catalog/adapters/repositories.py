@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog.adapters.tables import agents, executions, recipes
 from sous_catalog.domain.recipe import popularity
+from sous_service.ordering import by_name
 
 SortKey = Literal["popularity", "created_at", "use_count", "average_rating", "name"]
+AgentSortKey = Literal["created_at", "name"]
 STATUSES = ("completed", "failed", "running", "pending", "cancelled")
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -63,7 +65,7 @@ _ORDER: dict[str, tuple[ColumnElement[Any], ...]] = {
     "created_at": (recipes.c.created_at.desc(), recipes.c.id),
     "use_count": (recipes.c.use_count.desc(), recipes.c.id),
     "average_rating": (recipes.c.average_rating.desc(), recipes.c.id),
-    "name": (recipes.c.name.asc(), recipes.c.id),
+    "name": by_name(recipes.c.name, recipes.c.id),
 }
 
 
@@ -108,7 +110,7 @@ class RecipeRepository:
             select(recipes.c.category, count)
             .where(recipes.c.workspace_id == workspace_id)
             .group_by(recipes.c.category)
-            .order_by(count.desc(), recipes.c.category)
+            .order_by(count.desc(), *by_name(recipes.c.category))
         )
         return [(r.category, int(r.n)) for r in rows]
 
@@ -287,16 +289,15 @@ class AgentRepository:
         return out
 
     async def page(
-        self, workspace_id: str, *, search: str | None, skip: int, limit: int
+        self, workspace_id: str, *, search: str | None, skip: int, limit: int, sort_by: AgentSortKey = "created_at"
     ) -> tuple[list[dict[str, Any]], int]:
         conditions: list[ColumnElement[bool]] = [agents.c.workspace_id == workspace_id]
         if search:
             conditions.append(agents.c.search_text.like(like_pattern(search), escape="\\"))
         where = and_(*conditions)
         total = (await self.session.execute(select(func.count()).select_from(agents).where(where))).scalar_one()
-        rows = await self.session.execute(
-            select(agents).where(where).order_by(agents.c.created_at.desc(), agents.c.id).offset(skip).limit(limit)
-        )
+        order = by_name(agents.c.name, agents.c.id) if sort_by == "name" else (agents.c.created_at.desc(), agents.c.id)
+        rows = await self.session.execute(select(agents).where(where).order_by(*order).offset(skip).limit(limit))
         return [agent_public(r) for r in rows], int(total)
 
     async def set_metrics(self, workspace_id: str, agent_id: str, metrics: dict[str, Any]) -> None:

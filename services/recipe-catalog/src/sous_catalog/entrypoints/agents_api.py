@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from sous_catalog.adapters import agent_numbers
-from sous_catalog.adapters.repositories import AgentRepository
+from sous_catalog.adapters.repositories import AgentRepository, AgentSortKey
 from sous_catalog.commands import RegisterAgent, RemoveAgent, UpdateAgent
 from sous_catalog.entrypoints.dependencies import MAX_SKIP, ReadCaller, ReadSession, Services, WriteCaller
 from sous_catalog.schemas import AgentCreate, AgentDeleted, AgentList, AgentPublic, AgentUpdate
@@ -20,7 +20,10 @@ agents_router = APIRouter(prefix="/api/agents", tags=["agents"])
 @agents_router.get(
     "",
     summary="List agents",
-    description="Agents of the caller's workspace, newest first; `search` matches name and description (case-insensitive).",
+    description=(
+        "Agents of the caller's workspace, newest first (`sort_by=name`: by name, case-insensitive); `search` "
+        "matches name and description (case-insensitive)."
+    ),
     response_model=AgentList,
     responses=responses(),
 )
@@ -30,8 +33,11 @@ async def list_agents(
     search: Annotated[str | None, Query(max_length=200)] = None,
     skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    sort_by: AgentSortKey = "created_at",
 ) -> dict[str, Any]:
-    items, total = await AgentRepository(session).page(caller.workspace_id, search=search, skip=skip, limit=limit)
+    items, total = await AgentRepository(session).page(
+        caller.workspace_id, search=search, skip=skip, limit=limit, sort_by=sort_by
+    )
     return {"items": items, "total": total, "skip": skip, "limit": limit}
 
 

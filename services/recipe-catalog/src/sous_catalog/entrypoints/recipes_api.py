@@ -44,7 +44,7 @@ recipes_router = APIRouter(prefix="/api/workflow-recipes", tags=["recipes"])
     description=(
         "Recipes of the caller's workspace. Filters: is_public (default true), is_featured, search (name and "
         "description, case-insensitive). Sort: popularity, created_at, use_count, average_rating (descending) or "
-        "name (ascending)."
+        "name (ascending, case-insensitive)."
     ),
     response_model=RecipeList,
     responses=responses(),

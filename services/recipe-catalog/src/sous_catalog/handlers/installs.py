@@ -21,6 +21,8 @@ from sous_service.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("sous.catalog")
 
+AGENT_INPUT_FIELDS = frozenset(f.alias or name for name, f in AgentCreate.model_fields.items())
+
 
 def errors_of(exc: ValidationError, prefix: str = "") -> list[FieldError]:
     out = []
@@ -64,8 +66,11 @@ class InstallHandler:
             if name in by_name:
                 mapping[old_id] = by_name[name]
                 continue
+            # A listing's agent also carries what described it in its source workspace (id, keys to bind...):
+            # only the fields a new agent is made of are taken from it.
+            fields_in = {k: v for k, v in snapshot.items() if k in AGENT_INPUT_FIELDS}
             try:
-                agent_in = AgentCreate.model_validate(snapshot)
+                agent_in = AgentCreate.model_validate(fields_in)
             except ValidationError as exc:
                 raise InputInvalid(errors_of(exc, "agents")) from exc
             created = await self.agents.register(

@@ -1,0 +1,31 @@
+"""Submit and reject bodies refuse unknown fields (422 naming the field) instead of ignoring them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from sous_marketplace.entrypoints.api import RejectBody, SubmitBody
+from sous_service.errors import field_path
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        (SubmitBody, {"recipe_id": "r1", "categroy": "News"}, "categroy"),
+        (RejectBody, {"reason": "spam", "notify": True}, "notify"),
+    ],
+)
+def test_an_unknown_field_is_refused_by_its_name(model: type[BaseModel], body: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(body)
+    assert [(field_path(e["loc"]), e["type"]) for e in caught.value.errors()] == [(field, "extra_forbidden")]
+
+
+def test_the_origin_clients_submit_body_is_accepted() -> None:
+    body = SubmitBody.model_validate({"recipe_id": "r1", "category": "News", "icon": "chef"})
+    assert (body.recipe_id, body.category, body.icon) == ("r1", "News", "chef")
