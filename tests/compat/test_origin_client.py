@@ -194,6 +194,8 @@ async def test_cook_watch_steps_logs_suggestions_and_active_panel(origin):
         return view if view["status"] in ("completed", "failed") else None
 
     view = await eventually(finished, timeout_s=90, what="the run to finish")
+    # the Execution Kitchen polls until `completed`/`failed` and titles the run from these
+    assert view["execution_id"] == execution_id and view["recipe_name"] == "Cooked"
     assert view["input_data"]["topic"] == ""
     assert isinstance(view["current_step"], int) and view["total_steps"] == 3
     results = {r["order"]: r for r in view["step_results"]}
