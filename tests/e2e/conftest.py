@@ -34,6 +34,9 @@ def stack() -> Iterator[Stack]:
     # The marketplace's quality gate: a recipe scored below 0.85 is refused; unassessed recipes pass (runs: 0),
     # so tests about other things approve listings of recipes that never ran.
     env |= {"SOUS_MARKETPLACE_GATE_MIN_SCORE": "0.85", "SOUS_MARKETPLACE_GATE_MIN_RUNS": "0"}
+    # Promotion: replays of an unchanged-quality version score within a few hundredths of the runs they replay
+    # (durations differ from run to run); a version that breaks a step scores far lower.
+    env |= {"SOUS_PROMOTION_QUALITY_TOLERANCE": "0.05"}
     running = Stack(state, broker=broker, env=env, durable_postgres=False, ports="auto", quiet=True)
     running.start()
     try:

@@ -116,6 +116,11 @@ def _build() -> list[Route]:
     r += [
         Route("POST", f"{recipes}/{{id}}/use", "catalog", s.RECIPES_WRITE),
         Route("GET", f"{recipes}/{{id}}/history", "catalog", s.RECIPES_READ),
+        Route("GET", f"{recipes}/{{id}}/versions", "catalog", s.RECIPES_READ),
+        Route("POST", f"{recipes}/{{id}}/versions", "catalog", s.RECIPES_WRITE),
+        Route("GET", f"{recipes}/{{id}}/versions/{{revision}}", "catalog", s.RECIPES_READ),
+        # Promotion replays executions as the caller: the catalog also checks executions:run.
+        Route("POST", f"{recipes}/{{id}}/versions/{{revision}}/promote", "catalog", s.RECIPES_WRITE),
         Route("GET", f"{recipes}/categories/list", "catalog", s.RECIPES_READ),
         Route("GET", f"{recipes}/featured/list", "catalog", s.RECIPES_READ),
         Route("GET", f"{recipes}/stats/dashboard", "catalog", s.RECIPES_READ),

@@ -23,7 +23,7 @@ def test_checked_in_schemas_match_the_models():
 
 
 def test_every_registered_event_has_an_exported_schema():
-    assert len(current_schemas()) == 36
+    assert len(current_schemas()) == 40
 
 
 def test_adding_an_optional_field_is_compatible():

@@ -39,6 +39,20 @@ class UpdateRecipe(Command):
     if_match: int | None = None
 
 
+class ProposeRecipeVersion(Command):
+    """Record changes as a new version of the recipe that is not current until promoted."""
+
+    template_id: str
+    changes: dict[str, Any]
+
+
+class PromoteRecipeVersion(Command):
+    """Make a proposed version current if its what-if replays are not worse (docs/marketplace.md)."""
+
+    template_id: str
+    revision: int
+
+
 class DeleteRecipe(Command):
     template_id: str
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sous_catalog.adapters import versions
 from sous_catalog.adapters.tables import agents, recipes
 from sous_catalog.domain import agent as agent_domain
 from sous_catalog.domain import recipe as recipe_domain
@@ -20,7 +21,7 @@ from sous_catalog.domain.validation import step_agent_ids
 from sous_events.envelope import Envelope
 from sous_events.store import EventStore
 
-AGGREGATE_TYPES = (recipe_domain.AGGREGATE, agent_domain.AGGREGATE)
+AGGREGATE_TYPES = (recipe_domain.AGGREGATE, agent_domain.AGGREGATE, versions.VERSION_AGGREGATE)
 
 
 def _time(value: Any) -> datetime:
@@ -79,6 +80,8 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
         )
     elif kind == "RecipeDeleted":
         await session.execute(delete(recipes).where(recipes.c.id == envelope.aggregate_id))
+    elif kind == "RecipeVersionProposed" or kind in versions.PROMOTION_EVENTS:
+        await versions.apply(session, envelope)
     elif kind == "AgentRegistered":
         await session.execute(insert(agents).values(id=envelope.aggregate_id, **agent_columns(payload["agent"])))
     elif kind == "AgentUpdated":
@@ -120,6 +123,7 @@ async def rebuild_read_models(sessions: async_sessionmaker[AsyncSession]) -> int
         await session.execute(
             text("CREATE TEMP TABLE kept_agent_metrics ON COMMIT DROP AS SELECT id, metrics, number FROM agents")
         )
+        await versions.reset(session)
         await session.execute(delete(recipes))
         await session.execute(delete(agents))
         async for envelope in store.replay(sessions, aggregate_types=AGGREGATE_TYPES):

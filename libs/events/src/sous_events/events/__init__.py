@@ -6,7 +6,11 @@ from sous_events.events.catalog import (
     AgentUpdated,
     RecipeCreated,
     RecipeDeleted,
+    RecipePromotionRefused,
+    RecipePromotionStarted,
     RecipeUpdated,
+    RecipeVersionPromoted,
+    RecipeVersionProposed,
 )
 from sous_events.events.executor import (
     ExecutionCancelRequested,
@@ -63,7 +67,11 @@ __all__ = [
     "RecipeCreated",
     "RecipeDeleted",
     "RecipeInstalled",
+    "RecipePromotionRefused",
+    "RecipePromotionStarted",
     "RecipeUpdated",
+    "RecipeVersionPromoted",
+    "RecipeVersionProposed",
     "StepCompleted",
     "StepFailed",
     "StepRetryScheduled",

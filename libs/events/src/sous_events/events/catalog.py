@@ -21,6 +21,43 @@ class RecipeDeleted(EventPayload):
     template_id: str = ""
 
 
+class RecipeVersionProposed(EventPayload):
+    """A version of the recipe that is not current until promoted: `recipe` is its full snapshot, with
+    `revision` = this event's stream version (what-if replays name it)."""
+
+    recipe: dict[str, Any]
+    changed_fields: list[str]
+    base_revision: int
+
+
+class RecipePromotionStarted(EventPayload):
+    """The replays a promotion of a proposed version started: `{execution_id, replay_execution_id}` each."""
+
+    recipe_id: str
+    template_id: str
+    revision: int
+    replays: list[dict[str, Any]] = []
+
+
+class RecipeVersionPromoted(EventPayload):
+    """The proposed version passed its replays and became current (the RecipeUpdated that follows)."""
+
+    recipe_id: str
+    template_id: str
+    revision: int
+    report: dict[str, Any]
+
+
+class RecipePromotionRefused(EventPayload):
+    """The proposed version's replays were worse on quality or over the cost ceiling: it stays proposed."""
+
+    recipe_id: str
+    template_id: str
+    revision: int
+    reasons: list[str]
+    report: dict[str, Any]
+
+
 class AgentRegistered(EventPayload):
     agent: dict[str, Any]
 

@@ -110,3 +110,26 @@ executions = Table(
     time_column("updated_at"),
     Index("ix_executions_ws_status", "workspace_id", "status"),
 )
+
+# Proposed versions of recipes and their promotions (RecipeVersionProposed on the Recipe stream, then the
+# RecipeVersion stream `<recipe id>:<revision>`): the version's snapshot, its status and its replay report.
+recipe_versions = Table(
+    "recipe_versions",
+    metadata,
+    id_column("recipe_id", primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    workspace_column(),
+    template_column(),
+    Column("status", String(20), nullable=False),
+    Column("base_revision", Integer, nullable=False),
+    json_column("changed_fields"),
+    json_column("recipe"),
+    Column("proposed_by", String(200), nullable=False),
+    time_column("proposed_at"),
+    json_column("replays", server_default=text("'[]'::jsonb")),
+    json_column("report", nullable=True),
+    time_column("decided_at", nullable=True),
+    # The version of the RecipeVersion stream this row reflects (0: proposed, no promotion event yet).
+    version_column(server_default=text("0")),
+    Index("ix_recipe_versions_template", "workspace_id", "template_id", "revision"),
+)

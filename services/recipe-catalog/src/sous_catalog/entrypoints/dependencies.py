@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog.handlers import CatalogHandlers
+from sous_catalog.handlers.versions import Promotions
 from sous_service.caller import Caller
 from sous_service.domain_errors import InputInvalid
 from sous_service.errors import ApiError
@@ -31,6 +32,7 @@ MAX_SKIP = 1_000_000
 class CatalogServices:
     uows: UnitOfWorks
     handlers: CatalogHandlers
+    promotions: Promotions
 
 
 def services(request: Request) -> CatalogServices:

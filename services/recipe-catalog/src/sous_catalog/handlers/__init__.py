@@ -15,6 +15,7 @@ from sous_catalog.domain.rules import RecipeRules
 from sous_catalog.handlers.agents import AgentHandlers
 from sous_catalog.handlers.installs import InstallHandler
 from sous_catalog.handlers.recipes import RecipeHandlers
+from sous_catalog.handlers.versions import VersionHandlers
 from sous_events.store import EventStore
 from sous_service.unit_of_work import DEFAULT_ATTEMPTS, UnitOfWorks
 
@@ -26,12 +27,15 @@ class CatalogHandlers:
     recipes: RecipeHandlers
     agents: AgentHandlers
     install: InstallHandler
+    versions: VersionHandlers
 
     @classmethod
     def create(cls, rules: RecipeRules | None = None) -> CatalogHandlers:
         rules = rules or RecipeRules()
         recipes, agents = RecipeHandlers(rules), AgentHandlers(rules)
-        return cls(recipes=recipes, agents=agents, install=InstallHandler(recipes, agents))
+        return cls(
+            recipes=recipes, agents=agents, install=InstallHandler(recipes, agents), versions=VersionHandlers(rules)
+        )
 
 
 def unit_of_works(
