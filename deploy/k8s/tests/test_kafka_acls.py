@@ -23,16 +23,12 @@ def consumer_specs() -> dict[str, list[Any]]:
     from sous_catalog.bootstrap import SERVICE as CATALOG
     from sous_executor.entrypoints.consumers import replica_consumer, runner_consumer
     from sous_marketplace.bootstrap import SERVICE as MARKETPLACE
-    from sous_quality.config import QualitySettings
-    from sous_quality.entrypoints.consumers import consumer_spec as quality_spec
-
-    def default(settings: type[Any]) -> str:
-        return str(settings.model_fields["consumer_group"].default)
+    from sous_quality.bootstrap import SERVICE as QUALITY
 
     return {
         "catalog": [consumer(CATALOG.settings.model_construct(), MagicMock()) for consumer in CATALOG.consumers],
         "executor": [runner_consumer(MagicMock(), MagicMock()), replica_consumer(MagicMock())],
-        "quality": [quality_spec(MagicMock(), default(QualitySettings))],
+        "quality": [consumer(QUALITY.settings.model_construct(), MagicMock()) for consumer in QUALITY.consumers],
         "marketplace": [
             consumer(MARKETPLACE.settings.model_construct(), MagicMock()) for consumer in MARKETPLACE.consumers
         ],

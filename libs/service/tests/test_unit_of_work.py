@@ -184,3 +184,16 @@ async def test_a_service_may_word_the_final_refusal_itself() -> None:
     with pytest.raises(Conflict) as refused:
         await uows(sessions, attempts=2).run(handler, Ping(value=1), CALLER, conflict=too_fast)
     assert (refused.value.code, refused.value.detail) == ("conflict", "the execution is changing too fast; retry")
+
+
+def test_an_event_can_name_the_moment_its_payload_already_carries() -> None:
+    from datetime import UTC, datetime
+
+    from sous_events.events import AgentRemoved
+
+    uow = uows(Sessions()).joined(cast(AsyncSession, object()), CALLER)
+    payload = AgentRemoved(agent_id="a1")
+    at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    named = uow.event(payload, aggregate_id="a1", aggregate_version=1, occurred_at=at)
+    assert named.occurred_at == at and (named.workspace_id, named.actor.user_id) == ("w1", "u1")
+    assert uow.event(payload, aggregate_id="a1", aggregate_version=1).occurred_at > at.replace(year=2020)

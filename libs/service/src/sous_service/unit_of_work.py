@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -72,10 +73,17 @@ class UnitOfWork:
         self.recorded: list[Envelope] = []
 
     def event(
-        self, payload: EventPayload, *, aggregate_id: str, aggregate_version: int, workspace_id: str | None = None
+        self,
+        payload: EventPayload,
+        *,
+        aggregate_id: str,
+        aggregate_version: int,
+        workspace_id: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> Envelope:
-        """The envelope of a payload, as this caller (the workspace defaults to the caller's)."""
-        return make_event(
+        """The envelope of a payload, as this caller (the workspace defaults to the caller's). `occurred_at`
+        (default: now) names a moment the payload itself already carries, so both say the same."""
+        envelope = make_event(
             payload,
             producer=self.producer,
             workspace_id=workspace_id or self.caller.workspace_id,
@@ -85,14 +93,25 @@ class UnitOfWork:
             correlation_id=self.caller.correlation_id,
             causation_id=self.caller.causation_id,
         )
+        return envelope if occurred_at is None else envelope.model_copy(update={"occurred_at": occurred_at})
 
     async def record(
-        self, payload: EventPayload, *, aggregate_id: str, expected_version: int, workspace_id: str | None = None
+        self,
+        payload: EventPayload,
+        *,
+        aggregate_id: str,
+        expected_version: int,
+        workspace_id: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> Envelope:
         """Append the event as version `expected_version + 1` of its stream, with its outbox row, and project
         it. Raises ConcurrencyConflict when the stream moved on (the runner retries the whole handler)."""
         envelope = self.event(
-            payload, aggregate_id=aggregate_id, aggregate_version=expected_version + 1, workspace_id=workspace_id
+            payload,
+            aggregate_id=aggregate_id,
+            aggregate_version=expected_version + 1,
+            workspace_id=workspace_id,
+            occurred_at=occurred_at,
         )
         await self.store.append(self.session, [envelope], expected_version=expected_version)
         if self.projector is not None:

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from sous_quality.bootstrap import MIGRATIONS_DIR, build_app, rebuild
-from sous_quality.config import QualitySettings
-from sous_service.cli import run_service_cli
+import sys
 
-
-def main() -> None:
-    run_service_cli(
-        settings_factory=QualitySettings,
-        app_factory=build_app,
-        migrations_dir=MIGRATIONS_DIR,
-        rebuild=rebuild,
-    )
-
+from sous_quality.bootstrap import SERVICE
+from sous_service.cli import run_cli
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(SERVICE))

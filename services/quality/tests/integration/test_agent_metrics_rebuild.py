@@ -1,7 +1,8 @@
-"""Agent metrics rebuilt from the event store equal the live ones, even mid-execution.
+"""The write models against their streams: rebuilt state equals the live one, and a stale one decides nothing.
 
 Each counted step attempt is recorded in the store, not only a summary when the execution finishes: a
-rebuild between two AgentMetricsUpdated events must not lose the attempts counted in between.
+rebuild between two AgentMetricsUpdated events must not lose the attempts counted in between. A decision
+is recorded at the version of the snapshot row it was made from, so a row behind its stream is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sous_events.events import (
     ExecutionFinished,
     ExecutionRequested,
     ExecutionStarted,
+    QualityAssessed,
     StepCompleted,
     StepFailed,
     StepStarted,
@@ -27,14 +29,17 @@ from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import EventStore
 from sous_local.testing import unique
+from sous_quality import handlers
 from sous_quality.adapters.tables import agent_metrics
-from sous_quality.bootstrap import MIGRATIONS_DIR, rebuild
+from sous_quality.bootstrap import SERVICE, rebuild
+from sous_quality.commands import AssessExecution
 from sous_quality.config import QualitySettings
+from sous_quality.domain import recipe_quality
 from sous_quality.domain.agents import AGGREGATE as AGENT_METRICS
-from sous_quality.entrypoints.consumers import consumer_spec
-from sous_quality.handlers import QualityHandlers
+from sous_quality.entrypoints.consumers import dispatcher
+from sous_service.caller import Caller
 from sous_service.db import create_engine, create_session_factory
-from sous_service.migrate import upgrade_async
+from sous_service.domain_errors import Conflict
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -120,7 +125,7 @@ async def quality(
         internal_secret="quality-rebuild-test-secret",
         database_pool_size=2,
     )
-    await upgrade_async(settings, MIGRATIONS_DIR)
+    await SERVICE.migrate_async(settings)
     engine = create_engine(settings)
     try:
         yield settings, create_session_factory(engine)
@@ -130,7 +135,7 @@ async def quality(
 
 async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Envelope]) -> None:
     """Each event as the consumer applies it, one transaction each."""
-    handle = consumer_spec(QualityHandlers(), "quality-rebuild-test").handler
+    handle = dispatcher(handlers.unit_of_works(sessions))
     for envelope in events:
         async with sessions() as session, session.begin():
             await handle(session, envelope)
@@ -165,3 +170,30 @@ async def test_a_rebuild_keeps_attempts_counted_since_the_last_metrics_event(qua
 
     await rebuild(settings)
     assert await _agent_rows(sessions) == live
+
+
+async def test_a_decision_from_a_snapshot_behind_its_stream_is_refused_until_a_rebuild(quality: Any) -> None:
+    settings, sessions = quality
+    ws = unique("ws")
+    run = Run(ws, new_id())
+    await _apply(sessions, [*run.begin(), *run.attempt(1, ok=True, tokens=30), run.finish()])  # no auto-learning
+    stream = recipe_quality.stream_id(ws, run.template_id)
+    # An earlier assessment is in the recipe's stream, but its recipe_quality row never saw it.
+    earlier = QualityAssessed(
+        recipe_id=run.template_id, execution_id=new_id(), quality_score=0.5, rolling_score=0.5, breakdown={}, grade="D"
+    )
+    async with sessions() as session, session.begin():
+        event = make_event(earlier, producer="quality", workspace_id=ws, aggregate_id=stream, aggregate_version=1)
+        await EventStore().append(session, [event], expected_version=0)
+
+    uows = handlers.unit_of_works(sessions)
+    caller = Caller(workspace_id=ws, user_id="user-1")
+    assess = AssessExecution(template_id=run.template_id, execution_id=run.execution_id)
+    with pytest.raises(Conflict):
+        await uows.run(handlers.assess, assess, caller)
+    async with sessions() as session:
+        assert len(await EventStore().load(session, recipe_quality.AGGREGATE, stream)) == 1
+
+    await rebuild(settings)  # the snapshot catches up with its stream, and the rolling score goes on from it
+    assessed = await uows.run(handlers.assess, assess, caller)
+    assert assessed["rolling_score"] == round(0.3 * assessed["quality_score"] + 0.7 * 0.5, 4)

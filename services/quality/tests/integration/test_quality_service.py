@@ -32,11 +32,10 @@ from sous_events.registry import make_event, topic_for
 from sous_events.tables import event_store
 from sous_local.testing import unique
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
-from sous_quality.bootstrap import MIGRATIONS_DIR, build_app, rebuild
+from sous_quality.bootstrap import SERVICE, build_app, rebuild
 from sous_quality.config import QualitySettings
 from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
-from sous_service.migrate import upgrade_async
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -74,7 +73,7 @@ async def harness(infra: Any, fresh_database: str) -> AsyncIterator[Harness]:
         internal_secret=SECRET,
         database_pool_size=3,
     )
-    await upgrade_async(settings, MIGRATIONS_DIR)
+    await SERVICE.migrate_async(settings)
     app = build_app(settings)
     producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
     async with app.router.lifespan_context(app):
@@ -477,7 +476,7 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
     assert again.json()["rolling_score"] == first_score
 
     # The read models rebuilt from the event store equal the live ones.
-    sessions = harness.app.state.sessions
+    sessions = harness.app.state.runtime.sessions
     agent_cols = [
         agent_metrics.c.agent_id,
         agent_metrics.c.runs,

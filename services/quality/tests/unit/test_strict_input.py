@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from sous_quality.entrypoints.api import AssessRequest, LearnRequest
+from sous_quality.schemas import AssessRequest, LearnRequest
 from sous_service.errors import field_path
 
 pytestmark = pytest.mark.unit
