@@ -11,21 +11,16 @@ from sous_quality.entrypoints.consumers import quality_consumer
 from sous_quality.projections import rebuild_read_models
 from sous_service.db import create_engine, create_session_factory
 from sous_service.definition import ServiceDefinition
-from sous_service.web import create_service_app
 
 
 def build_app(settings: QualitySettings) -> FastAPI:
     runtime = SERVICE.runtime(settings)
-    app = create_service_app(
+    app = SERVICE.create_app(
+        settings,
+        runtime,
         title="Sous quality",
         description="Quality assessment, learning, suggestions and agent metrics, learned from events.",
-        internal_secret=settings.internal_secret,
-        context_max_age_s=settings.internal_context_max_age_s,
-        service_name=SERVICE.name,
-        lifespan=runtime.lifespan,
-        readiness=runtime.readiness(),
     )
-    app.state.runtime = runtime
     app.state.quality = QualityServices(uows=handlers.unit_of_works(runtime.sessions, runtime.store))
     app.include_router(router)
     return app
