@@ -96,7 +96,7 @@ def test_the_runtime_carries_the_declared_consumers_and_workers() -> None:
 
 
 def test_the_command_line_offers_what_the_service_has() -> None:
-    async def rebuild(settings: ToySettings) -> int:
+    async def rebuild(sessions: Any) -> int:
         return 0
 
     def commands(definition: ServiceDefinition[Any]) -> set[str]:
@@ -113,8 +113,8 @@ def test_the_command_line_offers_what_the_service_has() -> None:
 def test_each_command_runs_with_the_services_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, Any]] = []
 
-    async def rebuild(settings: ToySettings) -> int:
-        seen.append(("rebuild", settings.greeting))
+    async def rebuild(sessions: Any) -> int:
+        seen.append(("rebuild", type(sessions).__name__))
         return 7
 
     def own(settings: ToySettings, args: argparse.Namespace) -> int:
@@ -131,7 +131,7 @@ def test_each_command_runs_with_the_services_settings(monkeypatch: pytest.Monkey
     assert cli.run_cli(definition, ["serve", "--port", "9001"]) == 0
     assert cli.run_cli(definition, ["rebuild"]) == 0
     assert cli.run_cli(definition, ["greet", "--times", "2"]) == 3
-    assert seen == [("migrate", 8099), ("serve", ("hi", 9001)), ("rebuild", "hi"), ("own", ("hi", 2))]
+    assert seen == [("migrate", 8099), ("serve", ("hi", 9001)), ("rebuild", "async_sessionmaker"), ("own", ("hi", 2))]
 
 
 def test_the_app_runs_on_the_runtime_and_answers_health() -> None:
@@ -143,3 +143,8 @@ def test_the_app_runs_on_the_runtime_and_answers_health() -> None:
     app = definition.create_app(settings, runtime, title="Toy", description="A toy service.")
     assert app.state.runtime is runtime and app.title == "Toy"
     assert TestClient(app).get("/healthz").json() == {"status": "ok"}
+
+
+async def test_a_service_without_read_models_has_nothing_to_rebuild() -> None:
+    with pytest.raises(LookupError):
+        await toy().rebuild_from_store(ToySettings())

@@ -55,8 +55,8 @@ def run_cli(definition: ServiceDefinition[S], argv: list[str] | None = None) -> 
         definition.migrate(settings)
     elif args.command == "replay":
         print(f"re-published {asyncio.run(replay(settings))} events")
-    elif args.command == "rebuild" and definition.rebuild is not None:
-        print(f"rebuilt read models from {asyncio.run(definition.rebuild(settings))} events")
+    elif args.command == "rebuild":
+        print(f"rebuilt read models from {asyncio.run(definition.rebuild_from_store(settings))} events")
     else:
         command = next(c for c in definition.commands if c.name == args.command)
         status = command.run(settings, args)

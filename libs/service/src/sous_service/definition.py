@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_service.config import ServiceSettings
+from sous_service.db import create_engine, create_session_factory
 from sous_service.migrate import upgrade, upgrade_async
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
 from sous_service.web import create_service_app
@@ -61,8 +63,8 @@ class ServiceDefinition(Generic[S]):
     app: Callable[[S], FastAPI]
     consumers: Sequence[Callable[[S, ServiceRuntime], ConsumerSpec]] = ()
     workers: Sequence[Callable[[S, ServiceRuntime], BackgroundWorker]] = ()
-    # Rebuilds the read models from the event store; returns the events replayed.
-    rebuild: Callable[[S], Coroutine[Any, Any, int]] | None = None
+    # Rebuilds the read models from the event store, given the service's sessions; returns the events replayed.
+    rebuild: Callable[[async_sessionmaker[AsyncSession]], Coroutine[Any, Any, int]] | None = None
     # Services with an event store can re-publish it (`replay`); the gateway keeps none.
     event_store: bool = True
     commands: Sequence[CliCommand[S]] = ()
@@ -110,6 +112,16 @@ class ServiceDefinition(Generic[S]):
         )
         app.state.runtime = runtime
         return app
+
+    async def rebuild_from_store(self, settings: ServiceSettings) -> int:
+        """Run the declared rebuild on the service's own database; returns the events replayed."""
+        if self.rebuild is None:
+            raise LookupError(f"the {self.name} service has no read models to rebuild")
+        engine = create_engine(settings)
+        try:
+            return await self.rebuild(create_session_factory(engine))
+        finally:
+            await engine.dispose()
 
     def migrate(self, settings: ServiceSettings) -> None:
         """Create the service's database if missing, then upgrade it to head (blocking, for the CLI)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.projection import rebuild_projection
 from sous_marketplace.adapters import projection
@@ -10,7 +11,6 @@ from sous_marketplace.config import MarketplaceSettings
 from sous_marketplace.entrypoints.api import MarketplaceServices, build_router
 from sous_marketplace.entrypoints.consumers import replicas_consumer
 from sous_marketplace.handlers import MarketplaceHandlers, unit_of_works
-from sous_service.db import create_engine, create_session_factory
 from sous_service.definition import ServiceDefinition
 
 
@@ -29,18 +29,11 @@ def build_app(settings: MarketplaceSettings) -> FastAPI:
     return app
 
 
-async def rebuild(settings: MarketplaceSettings) -> int:
+async def rebuild(sessions: async_sessionmaker[AsyncSession]) -> int:
     """Rebuild listings, creator trust and installs from the event store (replicas are kept)."""
-    engine = create_engine(settings)
-    try:
-        return await rebuild_projection(
-            create_session_factory(engine),
-            reset=projection.reset,
-            apply=projection.apply_event,
-            aggregate_types=projection.AGGREGATE_TYPES,
-        )
-    finally:
-        await engine.dispose()
+    return await rebuild_projection(
+        sessions, reset=projection.reset, apply=projection.apply_event, aggregate_types=projection.AGGREGATE_TYPES
+    )
 
 
 SERVICE = ServiceDefinition(

@@ -13,7 +13,7 @@ from sous_events.tables import inbox
 from sous_local.testing import unique
 from sous_marketplace.adapters import projection
 from sous_marketplace.adapters.tables import creator_approvals, installs, listings, quality_scores
-from sous_marketplace.bootstrap import rebuild
+from sous_marketplace.bootstrap import SERVICE
 
 from .conftest import Marketplace, consume_marketplace_events, wait_for
 
@@ -282,7 +282,7 @@ async def test_duplicate_deliveries_change_nothing_twice_and_rebuild_matches_liv
     ] == 1
 
     live = await _read_models(m)
-    assert await rebuild(m.settings) == 3  # ListingSubmitted, ListingApproved, RecipeInstalled
+    assert await SERVICE.rebuild_from_store(m.settings) == 3  # ListingSubmitted, ListingApproved, RecipeInstalled
     assert await _read_models(m) == live
 
 

@@ -9,7 +9,6 @@ from sous_quality.config import QualitySettings
 from sous_quality.entrypoints.api import QualityServices, router
 from sous_quality.entrypoints.consumers import quality_consumer
 from sous_quality.projections import rebuild_read_models
-from sous_service.db import create_engine, create_session_factory
 from sous_service.definition import ServiceDefinition
 
 
@@ -26,20 +25,11 @@ def build_app(settings: QualitySettings) -> FastAPI:
     return app
 
 
-async def rebuild(settings: QualitySettings) -> int:
-    """Rebuild assessments, analyses, recipe quality and agent metrics from this service's event store."""
-    engine = create_engine(settings)
-    try:
-        return await rebuild_read_models(create_session_factory(engine))
-    finally:
-        await engine.dispose()
-
-
 SERVICE = ServiceDefinition(
     name="quality",
     package="sous_quality",
     settings=QualitySettings,
     app=build_app,
     consumers=[quality_consumer],
-    rebuild=rebuild,
+    rebuild=rebuild_read_models,
 )

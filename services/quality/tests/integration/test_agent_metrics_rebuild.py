@@ -31,7 +31,7 @@ from sous_events.store import EventStore
 from sous_local.testing import unique
 from sous_quality import handlers
 from sous_quality.adapters.tables import agent_metrics
-from sous_quality.bootstrap import SERVICE, rebuild
+from sous_quality.bootstrap import SERVICE
 from sous_quality.commands import AssessExecution
 from sous_quality.config import QualitySettings
 from sous_quality.domain import recipe_quality
@@ -168,7 +168,7 @@ async def test_a_rebuild_keeps_attempts_counted_since_the_last_metrics_event(qua
         stored = len(await EventStore().load(session, AGENT_METRICS, agent))
     assert stored == row.version  # every change of the totals is an event the rebuild can replay
 
-    await rebuild(settings)
+    await SERVICE.rebuild_from_store(settings)
     assert await _agent_rows(sessions) == live
 
 
@@ -194,6 +194,8 @@ async def test_a_decision_from_a_snapshot_behind_its_stream_is_refused_until_a_r
     async with sessions() as session:
         assert len(await EventStore().load(session, recipe_quality.AGGREGATE, stream)) == 1
 
-    await rebuild(settings)  # the snapshot catches up with its stream, and the rolling score goes on from it
+    await SERVICE.rebuild_from_store(
+        settings
+    )  # the snapshot catches up with its stream, and the rolling score goes on from it
     assessed = await uows.run(handlers.assess, assess, caller)
     assert assessed["rolling_score"] == round(0.3 * assessed["quality_score"] + 0.7 * 0.5, 4)

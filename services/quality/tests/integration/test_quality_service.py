@@ -32,7 +32,7 @@ from sous_events.registry import make_event, topic_for
 from sous_events.tables import event_store
 from sous_local.testing import unique
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
-from sous_quality.bootstrap import SERVICE, build_app, rebuild
+from sous_quality.bootstrap import SERVICE, build_app
 from sous_quality.config import QualitySettings
 from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
@@ -514,5 +514,5 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
     async with sessions() as session:
         stored = (await session.execute(select(func.count()).select_from(event_store))).scalar_one()
     assert stored >= 8
-    assert await rebuild(harness.settings) == stored
+    assert await SERVICE.rebuild_from_store(harness.settings) == stored
     assert await snapshot() == live

@@ -12,7 +12,6 @@ from sous_catalog.entrypoints.dependencies import CatalogServices
 from sous_catalog.handlers import CatalogHandlers, unit_of_works
 from sous_catalog.handlers.versions import Promotions
 from sous_catalog.projections import rebuild_read_models
-from sous_service.db import create_engine, create_session_factory
 from sous_service.definition import ServiceDefinition
 
 
@@ -40,20 +39,11 @@ def build_app(settings: CatalogSettings) -> FastAPI:
     return app
 
 
-async def rebuild(settings: CatalogSettings) -> int:
-    """Rebuild the recipe and agent read models from the event store; returns the events replayed."""
-    engine = create_engine(settings)
-    try:
-        return await rebuild_read_models(create_session_factory(engine))
-    finally:
-        await engine.dispose()
-
-
 SERVICE = ServiceDefinition(
     name="catalog",
     package="sous_catalog",
     settings=CatalogSettings,
     app=build_app,
     consumers=[catalog_consumer],
-    rebuild=rebuild,
+    rebuild=rebuild_read_models,
 )
