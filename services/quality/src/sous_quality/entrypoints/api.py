@@ -6,11 +6,13 @@ are domain exceptions, answered by the one mapping in `sous_service.errors`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_quality import handlers
@@ -61,37 +63,48 @@ CallerOf = Annotated[Caller, Depends(_caller)]
 router = APIRouter(prefix=PREFIX, tags=["quality"])
 
 
-@router.post(
+def _decision(
+    path: str, response_model: type[BaseModel], summary: str, description: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A route that records a decision about a finished execution: the quality:write scope; 409 until it
+    has finished."""
+    return router.post(
+        path,
+        dependencies=[require_scope(QUALITY_WRITE)],
+        response_model=response_model,
+        summary=summary,
+        description=description,
+        responses=responses(409),
+    )
+
+
+@_decision(
     "/{recipe_id}/assess-quality",
-    dependencies=[require_scope(QUALITY_WRITE)],
-    response_model=AssessResponse,
-    summary="Assess the quality of a finished execution",
-    description=(
+    AssessResponse,
+    "Assess the quality of a finished execution",
+    (
         "Scores a finished execution of this recipe on completeness, accuracy, efficiency, reliability and "
         "cost; the overall score is their mean, with a grade (A>=0.9, B>=0.75, C>=0.6, D>=0.4, else F) and "
         "bottlenecks. Updates the recipe's rolling quality score (EMA, alpha 0.3) and appends QualityAssessed. "
         "Assessing the same execution again returns the stored assessment without moving the rolling score. "
         "Learning patterns are computed from the execution on the server; a `learnings` field is refused (422)."
     ),
-    responses=responses(409),
 )
 async def assess_quality(recipe_id: str, body: AssessRequest, caller: CallerOf, uows: Units) -> dict[str, Any]:
     command = AssessExecution(template_id=recipe_id, execution_id=body.execution_id)
     return await uows.run(handlers.assess, command, caller)
 
 
-@router.post(
+@_decision(
     "/{recipe_id}/learn",
-    dependencies=[require_scope(QUALITY_WRITE)],
-    response_model=LearnResponse,
-    summary="Learn from a finished execution",
-    description=(
+    LearnResponse,
+    "Learn from a finished execution",
+    (
         "Finds the execution's patterns (failure, step_failure, slow_step, empty_output, retry_needed, "
         "missing_input), turns them into suggestions and performance metrics, stores them in the recipe's "
         "learning_data (last 50 analyses, latest_* fields) and appends LearningRecorded. Learning from the "
         "same execution again returns the stored analysis."
     ),
-    responses=responses(409),
 )
 async def learn(recipe_id: str, body: LearnRequest, caller: CallerOf, uows: Units) -> dict[str, Any]:
     command = LearnFromExecution(template_id=recipe_id, execution_id=body.execution_id)
