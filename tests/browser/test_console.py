@@ -222,6 +222,38 @@ def test_rerun_from_a_chosen_step_reuses_the_steps_before_it(console: Console, m
     console.screenshot("rerun")
 
 
+def test_a_what_if_replay_shows_which_steps_ran_again_and_the_diff(console: Console, make_api):
+    api = make_api()
+    agent = create_agent(api)
+    recipe = create_recipe(
+        api,
+        slow_steps(agent["id"], 10),
+        name="Replayable",
+        inputs={"topic": {"type": "string", "required": False, "default": "rye"}},
+    )
+    wait_for_executor(api, recipe["template_id"])
+    console.sign_in(api.token)
+    page = console.page
+    console.goto(f"#/recipes/{recipe['template_id']}/run")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.locator(".status-line")).to_have_attribute("data-status", "completed")
+    first_url = page.url
+
+    page.get_by_label("Step to change (optional)").select_option("s2")
+    page.get_by_label("Its new prompt").fill("Step 2, shorter, about {input.topic}")
+    page.get_by_role("button", name="Replay", exact=True).click()
+    page.wait_for_url(lambda url: url != first_url and "#/executions/" in url)
+    report = page.locator('section[aria-labelledby="replay-title"]')
+    expect(report.get_by_role("heading", name="Replay report")).to_be_visible()
+    expect(report.locator('[data-step="s1"]')).to_contain_text("reused")
+    expect(report.locator('[data-step="s1"]')).to_have_attribute("data-changed", "false")
+    expect(report.locator('[data-step="s2"]')).to_contain_text("re-run")
+    expect(report.locator('[data-step="s2"]')).to_have_attribute("data-changed", "true")
+    expect(report.locator('[data-step="s2"] pre.code')).to_contain_text("+Offline answer: Step 2, shorter")
+    expect(report.locator('tr[data-row="delta"]')).to_be_visible()
+    console.screenshot("replay")
+
+
 def test_a_moderator_approves_a_listing_and_installs_it_into_a_second_workspace(console: Console, make_api, stack):
     creator = make_api()
     agent = create_agent(creator, name=f"summariser-{uuid.uuid4().hex[:4]}")

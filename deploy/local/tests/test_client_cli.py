@@ -144,6 +144,15 @@ inputs:
     assert re.search(r"words\s+reused from " + re.escape(execution_id), rerun.stdout)
     assert rerun.stdout.splitlines()[-1].startswith("completed:")
 
+    limerick = "haiku=A limerick from: {previous_output}"
+    replay = sous(profile, "executions", "replay", execution_id, "--prompt", limerick, "--wait")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "runs haiku; reuses words" in replay.stdout
+    assert re.search(r"^words\s+reused\s+same$", replay.stdout, re.M), replay.stdout
+    assert re.search(r"^haiku\s+rerun\s+changed$", replay.stdout, re.M), replay.stdout
+    assert "+Offline answer: A limerick from:" in replay.stdout
+    assert re.search(r"^completed: tokens [+-]\d+, cost", replay.stdout, re.M), replay.stdout
+
     listed_runs = sous(profile, "executions", "list", "--recipe", "cli-haiku")
     assert execution_id in listed_runs.stdout
 

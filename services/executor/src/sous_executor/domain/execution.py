@@ -51,7 +51,6 @@ class StepState:
     # attempt -> (prompt, completion, cost) reported by StepUsageRecorded, not yet superseded by an outcome.
     pending_usage: dict[int, tuple[int, int, float]] = field(default_factory=dict)
     output_format: str = "text"
-    failed_checks: list[dict[str, Any]] = field(default_factory=list)  # of the latest output_invalid attempt
     # Every attempt refused by the step's output checks: {attempt, error, failed_checks}.
     check_failures: list[dict[str, Any]] = field(default_factory=list)
 
@@ -218,10 +217,10 @@ class Execution:
             step.attempt = int(p.get("attempt", 1))
             step.error = p.get("error")
             step.error_type = p.get("error_type")
-            step.failed_checks = list(p.get("failed_checks") or [])
-            if step.failed_checks:
+            failed_checks = list(p.get("failed_checks") or [])
+            if failed_checks:
                 step.check_failures.append(
-                    {"attempt": step.attempt, "error": step.error, "failed_checks": step.failed_checks}
+                    {"attempt": step.attempt, "error": step.error, "failed_checks": failed_checks}
                 )
             step.tool_calls = list(p.get("tool_calls") or [])
             step.duration_ms = float(p.get("duration_ms", 0.0))

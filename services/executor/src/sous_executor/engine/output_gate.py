@@ -70,9 +70,10 @@ def contract_prompt(run: Run, spec: StepSpec, prompt: str) -> str:
     contract = _contract(run, spec)
     if not contract.declared:
         return prompt
-    step = run.agg.steps[spec.step_id]
-    if step.error_type == OUTPUT_INVALID and step.failed_checks:
-        return prompt + feedback(step.failed_checks, contract.output_schema)
+    refused = run.agg.steps[spec.step_id].check_failures
+    if refused:
+        # The latest refusal, even when a later attempt was interrupted before answering.
+        return prompt + feedback(refused[-1]["failed_checks"], contract.output_schema)
     if contract.output_schema is not None:
         return prompt + schema_instruction(contract.output_schema)
     return prompt

@@ -49,7 +49,7 @@ export async function render(root, [recipeId, executionId], { signal }) {
       ...fact("Tokens", String(totals ? totals.tokens : detail.total_tokens ?? "–")),
       ...fact("Cost", fmtCost(totals ? totals.cost_usd : detail.total_cost_usd)),
       ...fact("Triggered by", detail.triggered_by || "–"),
-      ...(run.rerunOf ? fact("Rerun of", h("code", { text: run.rerunOf })) : []),
+      ...(run.rerunOf ? fact(detail.triggered_by === "replay" ? "Replay of" : "Rerun of", h("code", { text: run.rerunOf })) : []),
       ...(run.fromStep ? fact("From step", run.fromStep) : []),
       ...(run.error || detail.error_message ? fact("Error", run.error || detail.error_message) : []),
     );
