@@ -116,6 +116,7 @@ steps:
     prompt_template: "A haiku from: {previous_output}"
 inputs:
   season: {type: string, required: true}
+  lines: {type: integer, required: true}
 """
     )
     created = sous(profile, "recipes", "create", "-f", str(recipe))
@@ -125,11 +126,12 @@ inputs:
     listed = sous(profile, "recipes", "list", "--search", "haiku")
     assert "cli-haiku" in listed.stdout and "1 recipe(s)" in listed.stdout
 
+    # A missing text input runs as the empty string; other types are refused.
     missing = sous(profile, "recipes", "run", "cli-haiku")
     assert missing.returncode == 1
-    assert "input_data.season: required input missing" in missing.stderr
+    assert "input_data.lines: required input missing" in missing.stderr
 
-    run = sous(profile, "recipes", "run", "cli-haiku", "--input", "season=winter")
+    run = sous(profile, "recipes", "run", "cli-haiku", "--input", "season=winter", "--input", "lines=3")
     assert run.returncode == 0, run.stderr
     execution_id = run.stdout.strip()
     shown = sous(profile, "executions", "show", execution_id, "--follow")
