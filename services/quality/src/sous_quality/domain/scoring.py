@@ -21,7 +21,6 @@ from typing import Any
 
 from sous_quality.domain.record import ExecutionRecord, StepRecord
 
-DIMENSIONS = ("completeness", "accuracy", "efficiency", "reliability", "cost")
 RUN_STATUS_TERM = {"completed": 1.0, "running": 0.3}
 STATUS_SCORE = {"completed": 1.0, "running": 0.7, "pending": 0.5, "cancelled": 0.2, "failed": 0.0}
 GRADES = ((0.9, "A"), (0.75, "B"), (0.6, "C"), (0.4, "D"))
