@@ -43,9 +43,11 @@ test: install ## All tests (unit, integration, e2e, fault) on embedded PostgreSQ
 		echo "== $$module"; $(PYTEST) $$module -q -p no:cacheprovider; done
 
 # The broker-sensitive part: the event pipeline (outages, parking, DLQ), the engine's flow and crash recovery,
-# and the two whole-system flows. CI runs it; the chaos soak covers the rest of the system on Apache Kafka.
+# the whole-system flows and a new user's read-your-writes flows. CI runs it; the chaos soak covers the rest
+# of the system on Apache Kafka.
 KAFKA_PATHS := libs services/executor/tests/integration/test_execution_flow.py \
-	services/executor/tests/integration/test_crash_recovery.py tests/e2e/test_recipe_flow.py tests/e2e/test_marketplace_flow.py
+	services/executor/tests/integration/test_crash_recovery.py tests/e2e/test_recipe_flow.py tests/e2e/test_marketplace_flow.py \
+	tests/e2e/test_new_user.py
 
 test-kafka: install ## The broker-sensitive tests on a single-node Apache Kafka (jars fetched once)
 	SOUS_TEST_BROKER=kafka $(PYTEST) $(KAFKA_PATHS) -q -p no:cacheprovider -m "integration or e2e or fault"

@@ -13,6 +13,7 @@ from sous_events.projection import rebuild_projection
 from sous_executor.adapters.catalog_client import CatalogClient
 from sous_executor.adapters.event_notifications import EventNotifications
 from sous_executor.adapters.execution_stream import AGGREGATE
+from sous_executor.adapters.quality_scores import QualityScores
 from sous_executor.adapters.repositories import project_execution
 from sous_executor.adapters.tables import executions
 from sous_executor.config import ExecutorSettings
@@ -39,6 +40,7 @@ from sous_executor.webhooks.route import build_webhook_router
 from sous_executor.workflows.rebuild import rebuild_workflow_read_models
 from sous_executor.workflows.wiring import install_workflows
 from sous_service.db import create_engine, create_session_factory
+from sous_service.owner_reads import OwnerReads
 from sous_service.runtime import ServiceRuntime
 from sous_service.web import create_service_app
 
@@ -89,6 +91,9 @@ def build_executor(settings: ExecutorSettings) -> Executor:
         store=runtime.store,
         catalog=CatalogClient(settings.catalog_url, settings.internal_secret),
         engine=engine,
+        quality_scores=QualityScores(
+            OwnerReads(settings.quality_url, settings.internal_secret, "quality", reader="executor", timeout_s=2.0)
+        ),
     )
     runtime.add_consumer(replica_consumer(service))
     runtime.add_consumer(runner_consumer(service, engine))

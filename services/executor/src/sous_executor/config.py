@@ -87,6 +87,8 @@ class ExecutorSettings(ServiceSettings):
     # JSON: {model: {prompt_per_1k, completion_per_1k}}, merged over the built-in table.
     price_table: str = ""
     catalog_url: str = "http://127.0.0.1:8001"
+    # The quality service, asked for a recipe's current score when executions are listed ("" = the copy only).
+    quality_url: str = "http://127.0.0.1:8003"
     # Comma-separated origins (scheme://host[:port]) the http_get tool may reach.
     http_tool_allowlist: str = ""
     tool_result_max_chars: int = 4000

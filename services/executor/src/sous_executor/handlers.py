@@ -18,6 +18,7 @@ from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.catalog_client import CatalogClient
 from sous_executor.adapters.execution_stream import AGGREGATE, PRODUCER
 from sous_executor.adapters.leases import Leases
+from sous_executor.adapters.quality_scores import QualityScores
 from sous_executor.adapters.tables import executions, recipe_replicas
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.execution import Execution
@@ -28,6 +29,7 @@ from sous_executor.engine.step_engine import StepEngine
 from sous_executor.quotas import check_graph, check_runs_per_day, quota_for, with_budget
 from sous_service.errors import ApiError, InputInvalid, not_found
 from sous_service.internal_context import InternalContext
+from sous_service.owner_reads import OwnerReads
 
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -49,12 +51,14 @@ class ExecutorService:
         store: EventStore,
         catalog: CatalogClient,
         engine: StepEngine,
+        quality_scores: QualityScores | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.store = store
         self.catalog = catalog
         self.engine = engine
+        self.quality_scores = quality_scores or QualityScores(OwnerReads("", "", "quality", reader="executor"))
         self.leases: Leases = engine.leases
 
     # ------------------------------------------------------------ replicas
@@ -297,13 +301,15 @@ class ExecutorService:
             recipe = await self.load_recipe(ctx.workspace_id, template_id)
             if recipe is None:
                 raise not_found("recipe", template_id)
+        async with self.sessions() as session:
+            score = await self.quality_scores.current(session, ctx.workspace_id, template_id, recipe)
         return {
             "items": [repo.execution_view(r) for r in rows],
             "total": total,
             "skip": skip,
             "limit": limit,
             "recipe_id": template_id,
-            "recipe_quality_score": (recipe or {}).get("quality_score"),
+            "recipe_quality_score": score,
         }
 
     async def active_workflows(self, ctx: InternalContext) -> dict[str, Any]:

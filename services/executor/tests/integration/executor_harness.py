@@ -89,6 +89,7 @@ def executor_settings(database_url: str, kafka: str, model: ModelServer, **overr
         "sse_poll_s": 0.05,
         "scheduler_interval_s": 3600.0,
         "catalog_url": "",
+        "quality_url": "",
         "runner_id": unique("runner"),
     }
     values.update(overrides)
@@ -271,6 +272,7 @@ def env_for_subprocess(settings: ExecutorSettings) -> dict[str, str]:
             "SOUS_SWEEPER_INTERVAL_S": str(settings.sweeper_interval_s),
             "SOUS_SCHEDULER_INTERVAL_S": "3600",
             "SOUS_CATALOG_URL": "",
+            "SOUS_QUALITY_URL": "",
             "SOUS_INTERNAL_SECRET": settings.internal_secret,
             "SOUS_LOG_LEVEL": "WARNING",
         }

@@ -18,6 +18,8 @@ class MarketplaceSettings(ServiceSettings):
     )
     # A creator with at least this many approved listings publishes without moderation.
     trusted_creator_threshold: int = Field(default=5, ge=1)
+    # The catalog, asked for a recipe or agent its events have not brought yet ("" = never ask).
+    catalog_url: str = "http://127.0.0.1:8001"
     # The consumer group of the replicas (catalog recipes and agents, quality scores).
     consumer_group: str = Field(default="marketplace", validation_alias=AliasChoices("SOUS_MARKETPLACE_CONSUMER_GROUP"))
     # The quality gate (docs/marketplace.md): approval needs the source recipe's rolling quality score to be at

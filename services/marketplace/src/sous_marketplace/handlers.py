@@ -22,6 +22,7 @@ from sous_events.events import ListingSubmitted, RecipeInstalled
 from sous_events.ids import new_id
 from sous_events.store import EventStore
 from sous_marketplace.adapters import projection, queries, replicas
+from sous_marketplace.adapters.catalog_reads import CatalogReads
 from sous_marketplace.adapters.quality_client import QualityClient
 from sous_marketplace.adapters.tables import listings
 from sous_marketplace.commands import (
@@ -45,6 +46,7 @@ from sous_marketplace.domain.quality_gate import QualityGate, QualityStanding
 from sous_marketplace.domain.snapshot import public_agent, public_recipe, step_agent_ids
 from sous_marketplace.domain.trust import is_trusted
 from sous_service.domain_errors import Conflict, InputInvalid, NotFound
+from sous_service.owner_reads import OwnerReads
 from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
 
 PRODUCER = "marketplace"
@@ -82,6 +84,7 @@ class MarketplaceHandlers:
     gate: QualityGate
     trend_points: int = 10
     quality: QualityClient | None = None
+    catalog: CatalogReads | None = None
 
     @classmethod
     def from_settings(cls, settings: MarketplaceSettings) -> MarketplaceHandlers:
@@ -90,6 +93,9 @@ class MarketplaceHandlers:
             gate=QualityGate(min_score=settings.gate_min_score, min_runs=settings.gate_min_runs),
             trend_points=settings.score_trend_points,
             quality=QualityClient(settings.quality_url, settings.internal_secret),
+            catalog=CatalogReads(
+                OwnerReads(settings.catalog_url, settings.internal_secret, "catalog", reader="marketplace")
+            ),
         )
 
     async def standing(self, session: AsyncSession, workspace_id: str, template_id: str) -> QualityStanding:
@@ -101,14 +107,26 @@ class MarketplaceHandlers:
         live = await self.quality.standing(workspace_id, template_id, self.trend_points)
         return replica if live is None else replica.fresher(live)
 
+    async def _agents_from_catalog(self, workspace_id: str, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        if self.catalog is None:
+            return found
+        for agent_id in agent_ids:
+            if (agent := await self.catalog.agent(workspace_id, agent_id)) is not None:
+                found[agent_id] = agent
+        return found
+
     async def submit(self, command: SubmitListing, uow: UnitOfWork) -> dict[str, Any]:
         session, caller, recipe_id = uow.session, uow.caller, command.recipe_id
         standing = await self.standing(session, caller.workspace_id, recipe_id)
         recipe = await replicas.find_recipe(session, caller.workspace_id, recipe_id)
+        if recipe is None and self.catalog is not None:  # created a moment ago: its event is on its way
+            recipe = await self.catalog.recipe(caller.workspace_id, recipe_id)
         if recipe is None:
             raise NotFound("recipe", recipe_id)
         agent_ids = step_agent_ids(recipe)
         known = await replicas.find_agents(session, caller.workspace_id, agent_ids)
+        known |= await self._agents_from_catalog(caller.workspace_id, [a for a in agent_ids if a not in known])
         missing = [a for a in agent_ids if a not in known]
         if missing:
             raise Conflict(f"the recipe's agents are not known yet: {', '.join(missing)}", code="agents_unavailable")

@@ -168,6 +168,7 @@ async def running_marketplace(infra: Any, fresh_database: str, **overrides: Any)
         consumer_group=unique("marketplace-test"),
         database_pool_size=4,
         quality_url="",
+        catalog_url="",
         **overrides,
     )
     await SERVICE.migrate_async(settings)

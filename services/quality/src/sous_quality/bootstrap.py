@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from sous_quality import handlers
+from sous_quality.adapters.executor_reads import ExecutionCatchUp
 from sous_quality.config import QualitySettings
 from sous_quality.entrypoints.api import QualityServices, router
 from sous_quality.entrypoints.consumers import quality_consumer
 from sous_quality.projections import rebuild_read_models
 from sous_service.definition import ServiceDefinition
+from sous_service.owner_reads import OwnerReads
 
 
 def build_app(settings: QualitySettings) -> FastAPI:
@@ -20,7 +22,11 @@ def build_app(settings: QualitySettings) -> FastAPI:
         title="Sous quality",
         description="Quality assessment, learning, suggestions and agent metrics, learned from events.",
     )
-    app.state.quality = QualityServices(uows=handlers.unit_of_works(runtime.sessions, runtime.store))
+    owner = OwnerReads(settings.executor_url, settings.internal_secret, "executor", reader="quality")
+    app.state.quality = QualityServices(
+        uows=handlers.unit_of_works(runtime.sessions, runtime.store),
+        catch_up=ExecutionCatchUp(owner, runtime.sessions, wait_s=settings.execution_catch_up_s),
+    )
     app.include_router(router)
     return app
 

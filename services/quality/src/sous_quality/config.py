@@ -16,3 +16,7 @@ class QualitySettings(ServiceSettings):
     port: int = Field(default=8003, validation_alias=AliasChoices("SOUS_QUALITY_PORT", "port"))
     # The consumer group (and inbox name) reading the executor and catalog recipe topics.
     consumer_group: str = "quality"
+    # The executor, asked about a run this service's copy does not have finished yet ("" = never ask), and
+    # how long a request waits for the run's events once the executor says it finished.
+    executor_url: str = "http://127.0.0.1:8002"
+    execution_catch_up_s: float = Field(default=10.0, ge=0, le=120)

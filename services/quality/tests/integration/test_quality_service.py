@@ -72,6 +72,7 @@ async def harness(infra: Any, fresh_database: str) -> AsyncIterator[Harness]:
         consumer_group=unique("quality"),
         internal_secret=SECRET,
         database_pool_size=3,
+        executor_url="",
     )
     await SERVICE.migrate_async(settings)
     app = build_app(settings)

@@ -77,6 +77,16 @@ recipe_replicas = Table(
     Column("deleted", Boolean, nullable=False, server_default="false"),
 )
 
+# Each recipe's rolling quality score, from the quality service's QualityAssessed events.
+recipe_quality_scores = Table(
+    "recipe_quality_scores",
+    metadata,
+    Column("workspace_id", String(100), primary_key=True),
+    Column("template_id", String(200), primary_key=True),
+    Column("score", Float, nullable=True),
+    Column("version", Integer, nullable=False, server_default="0"),
+)
+
 agent_replicas = Table(
     "agent_replicas",
     metadata,

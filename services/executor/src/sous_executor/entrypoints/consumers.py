@@ -1,4 +1,4 @@
-"""Consumers: runners claim requested executions; replicas follow the catalog."""
+"""Consumers: runners claim requested executions; replicas follow the catalog and the quality scores."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import topics
 from sous_events.envelope import Envelope
+from sous_executor.adapters.quality_scores import QUALITY_EVENTS, apply_quality_event
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.handlers import ExecutorService
 from sous_service.runtime import ConsumerSpec
@@ -43,9 +44,15 @@ def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpe
 
 
 def replica_consumer(service: ExecutorService) -> ConsumerSpec:
+    async def handle(session: AsyncSession, envelope: Envelope) -> None:
+        if envelope.event_type in QUALITY_EVENTS:
+            await apply_quality_event(session, envelope)
+        else:
+            await service.apply_catalog_event(session, envelope)
+
     return ConsumerSpec(
         name=REPLICAS_GROUP,
-        topics=[topics.CATALOG_RECIPES, topics.CATALOG_AGENTS],
-        handler=service.apply_catalog_event,
-        event_types=CATALOG_EVENTS,
+        topics=[topics.CATALOG_RECIPES, topics.CATALOG_AGENTS, topics.QUALITY],
+        handler=handle,
+        event_types=CATALOG_EVENTS | QUALITY_EVENTS,
     )

@@ -6,9 +6,9 @@ are domain exceptions, answered by the one mapping in `sous_service.errors`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.types import DecoratedCallable
@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_quality import handlers
 from sous_quality.adapters import views
+from sous_quality.adapters.executor_reads import ExecutionCatchUp
 from sous_quality.commands import AssessExecution, LearnFromExecution
+from sous_quality.domain.errors import ExecutionNotFinished, ExecutionNotFound
 from sous_quality.schemas import (
     AssessRequest,
     AssessResponse,
@@ -27,17 +29,31 @@ from sous_quality.schemas import (
     SuggestionsResponse,
 )
 from sous_service.caller import Caller
+from sous_service.domain_errors import Unavailable
 from sous_service.errors import responses
 from sous_service.scopes import QUALITY_WRITE, RECIPES_READ
 from sous_service.unit_of_work import UnitOfWorks
 from sous_service.web import Context, require_scope
 
 PREFIX = "/api/workflow-recipes"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class QualityServices:
     uows: UnitOfWorks
+    catch_up: ExecutionCatchUp | None = None
+
+
+CATCH_UP = (
+    " Right after a run ends, when the executor already says it finished, the request waits for the run's events "
+    "to reach this service (up to 10 s by default), then answers 503 with Retry-After if they still have not."
+)
+
+
+def _services(request: Request) -> QualityServices:
+    services: QualityServices = request.app.state.quality
+    return services
 
 
 def _uows(request: Request) -> UnitOfWorks:
@@ -51,6 +67,7 @@ async def _read_session(uows: Annotated[UnitOfWorks, Depends(_uows)]) -> AsyncIt
 
 
 Units = Annotated[UnitOfWorks, Depends(_uows)]
+Services = Annotated[QualityServices, Depends(_services)]
 ReadSession = Annotated[AsyncSession, Depends(_read_session)]
 
 
@@ -73,9 +90,29 @@ def _decision(
         dependencies=[require_scope(QUALITY_WRITE)],
         response_model=response_model,
         summary=summary,
-        description=description,
-        responses=responses(409),
+        description=description + CATCH_UP,
+        responses=responses(409, 503),
     )
+
+
+async def _on_finished_run(
+    services: QualityServices, caller: Caller, template_id: str, execution_id: str, work: Callable[[], Awaitable[T]]
+) -> T:
+    """Work on a finished run; when this copy does not have it finished but the executor does, wait for the
+    copy to catch up first (read-your-writes)."""
+    try:
+        return await work()
+    except (ExecutionNotFound, ExecutionNotFinished):
+        catch_up = services.catch_up
+        if catch_up is None or not await catch_up.finished_at_owner(caller.workspace_id, template_id, execution_id):
+            raise
+        if not await catch_up.copy_finished(caller.workspace_id, template_id, execution_id):
+            raise Unavailable(
+                f"execution '{execution_id}' finished; its events have not arrived yet, retry",
+                retry_after_s=1,
+                code="copy_behind",
+            ) from None
+    return await work()
 
 
 @_decision(
@@ -90,9 +127,11 @@ def _decision(
         "Learning patterns are computed from the execution on the server; a `learnings` field is refused (422)."
     ),
 )
-async def assess_quality(recipe_id: str, body: AssessRequest, caller: CallerOf, uows: Units) -> dict[str, Any]:
+async def assess_quality(recipe_id: str, body: AssessRequest, caller: CallerOf, services: Services) -> dict[str, Any]:
     command = AssessExecution(template_id=recipe_id, execution_id=body.execution_id)
-    return await uows.run(handlers.assess, command, caller)
+    return await _on_finished_run(
+        services, caller, recipe_id, body.execution_id, lambda: services.uows.run(handlers.assess, command, caller)
+    )
 
 
 @_decision(
@@ -106,9 +145,11 @@ async def assess_quality(recipe_id: str, body: AssessRequest, caller: CallerOf, 
         "same execution again returns the stored analysis."
     ),
 )
-async def learn(recipe_id: str, body: LearnRequest, caller: CallerOf, uows: Units) -> dict[str, Any]:
+async def learn(recipe_id: str, body: LearnRequest, caller: CallerOf, services: Services) -> dict[str, Any]:
     command = LearnFromExecution(template_id=recipe_id, execution_id=body.execution_id)
-    return await uows.run(handlers.learn, command, caller)
+    return await _on_finished_run(
+        services, caller, recipe_id, body.execution_id, lambda: services.uows.run(handlers.learn, command, caller)
+    )
 
 
 @router.get(

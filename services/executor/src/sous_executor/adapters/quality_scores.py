@@ -1,0 +1,69 @@
+"""The recipes' current quality scores: owned by the quality service, copied here from its events.
+
+Executions are listed with their recipe's current rolling score. The copy follows QualityAssessed events
+(newest stream version wins); a listing asks the quality service first, so a score assessed a moment ago
+shows at once, and uses the copy when the quality service cannot answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sous_events.envelope import Envelope
+from sous_executor.adapters.tables import recipe_quality_scores
+from sous_service.owner_reads import OwnerReads
+from sous_service.scopes import RECIPES_READ
+
+QUALITY_EVENTS = {"QualityAssessed"}
+
+
+async def apply_quality_event(session: AsyncSession, envelope: Envelope) -> None:
+    payload = envelope.payload
+    stmt = pg_insert(recipe_quality_scores).values(
+        workspace_id=envelope.workspace_id,
+        template_id=str(payload["recipe_id"]),
+        score=float(payload["rolling_score"]),
+        version=envelope.aggregate_version,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[recipe_quality_scores.c.workspace_id, recipe_quality_scores.c.template_id],
+            set_={"score": stmt.excluded.score, "version": stmt.excluded.version},
+            where=recipe_quality_scores.c.version < stmt.excluded.version,
+        )
+    )
+
+
+async def copied_score(session: AsyncSession, workspace_id: str, template_id: str) -> float | None:
+    row = (
+        await session.execute(
+            select(recipe_quality_scores.c.score).where(
+                recipe_quality_scores.c.workspace_id == workspace_id,
+                recipe_quality_scores.c.template_id == template_id,
+            )
+        )
+    ).first()
+    return float(row.score) if row is not None and row.score is not None else None
+
+
+class QualityScores:
+    """The owner's current score, or the copy's when the owner cannot answer."""
+
+    def __init__(self, owner: OwnerReads) -> None:
+        self.owner = owner
+
+    async def current(
+        self, session: AsyncSession, workspace_id: str, template_id: str, recipe: dict[str, Any] | None
+    ) -> float | None:
+        path = f"/api/workflow-recipes/{quote(template_id, safe='')}/suggestions"
+        answer = await self.owner.get(workspace_id, RECIPES_READ, path)
+        if answer is not None and answer.status in (200, 404):
+            score = answer.body.get("quality_score") if answer.status == 200 else None
+            return float(score) if isinstance(score, int | float) else None
+        copied = await copied_score(session, workspace_id, template_id)
+        return copied if copied is not None else (recipe or {}).get("quality_score")
