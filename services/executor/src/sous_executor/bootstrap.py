@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.projection import rebuild_projection
 from sous_executor.adapters.catalog_client import CatalogClient
@@ -40,11 +41,10 @@ from sous_executor.webhooks.route import build_webhook_router
 from sous_executor.workflows.rebuild import rebuild_workflow_read_models
 from sous_executor.workflows.wiring import install_workflows
 from sous_service.db import create_engine, create_session_factory
+from sous_service.definition import CliCommand, ServiceDefinition
 from sous_service.owner_reads import OwnerReads
 from sous_service.runtime import ServiceRuntime
 from sous_service.web import create_service_app
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
 @dataclass
@@ -74,7 +74,7 @@ def build_tool_router(settings: ExecutorSettings) -> ToolRouter:
 
 
 def build_executor(settings: ExecutorSettings) -> Executor:
-    runtime = ServiceRuntime.create(settings)
+    runtime = SERVICE.runtime(settings)
     router = build_tool_router(settings)
     secrets = SecretStore(runtime.sessions, Keyring.from_setting(settings.secrets_kek))
     credentials = Credentials(secrets, settings.env_grant_map)
@@ -111,14 +111,14 @@ def build_executor(settings: ExecutorSettings) -> Executor:
 
 
 def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
-    settings = settings or ExecutorSettings()
+    settings = SERVICE.settings_of(settings)
     executor = build_executor(settings)
     app = create_service_app(
         title="Sous executor",
         description="Durable recipe execution with LLM agents and tools.",
         internal_secret=settings.internal_secret,
         context_max_age_s=settings.internal_context_max_age_s,
-        service_name="executor",
+        service_name=SERVICE.name,
         lifespan=executor.runtime.lifespan,
         readiness=executor.runtime.readiness(),
     )
@@ -150,8 +150,10 @@ async def rewrap_secrets(settings: ExecutorSettings) -> int:
 
 async def rebuild_read_models(settings: ExecutorSettings) -> int:
     """Rebuild the executions and workflow read models from the event store."""
-    engine = create_engine(settings)
-    sessions = create_session_factory(engine)
+    return await SERVICE.rebuild_from_store(settings)
+
+
+async def _rebuild(sessions: async_sessionmaker[AsyncSession]) -> int:
     folded: dict[str, Execution] = {}
 
     async def reset(session: AsyncSession) -> None:
@@ -165,8 +167,30 @@ async def rebuild_read_models(settings: ExecutorSettings) -> int:
         execution.apply(envelope)
         await project_execution(session, execution)
 
-    try:
-        count = await rebuild_projection(sessions, reset=reset, apply=apply, aggregate_types=[AGGREGATE])
-        return count + await rebuild_workflow_read_models(sessions)
-    finally:
-        await engine.dispose()
+    count = await rebuild_projection(sessions, reset=reset, apply=apply, aggregate_types=[AGGREGATE])
+    return count + await rebuild_workflow_read_models(sessions)
+
+
+def _rewrap_command(settings: ExecutorSettings, _: argparse.Namespace) -> int:
+    changed = asyncio.run(rewrap_secrets(settings))
+    print(f"re-wrapped {changed} secrets with the active key-encryption key")
+    return 0
+
+
+# The consumers and background workers (runners, replicas, workflow runs, sweeper, cron) share the one
+# StepEngine of the process, so build_executor attaches them to the runtime it creates with that engine.
+SERVICE = ServiceDefinition(
+    name="executor",
+    package="sous_executor",
+    settings=ExecutorSettings,
+    app=build_app,
+    rebuild=_rebuild,
+    commands=[
+        CliCommand(
+            name="rewrap-secrets",
+            help="re-wrap every secret's data key with the active key-encryption key",
+            run=_rewrap_command,
+        )
+    ],
+)
+MIGRATIONS_DIR = SERVICE.migrations_dir

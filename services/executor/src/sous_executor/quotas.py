@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sous_executor.adapters.tables import executions
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.planning import PlanError, build_plan, check_size, parse_steps
-from sous_service.errors import ApiError, InputInvalid
+from sous_service.domain_errors import InputInvalid, RateLimited
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,9 @@ async def check_runs_per_day(session: AsyncSession, workspace_id: str, quota: Qu
         )
     ).scalar_one()
     if started >= quota.runs_per_day:
-        error = ApiError(
-            429,
-            "quota_exceeded",
+        raise RateLimited(
             f"this workspace started {started} executions today (limit {quota.runs_per_day} per day)",
+            retry_after_s=int((midnight + timedelta(days=1) - now).total_seconds()) + 1,
+            code="quota_exceeded",
             limits={"runs_per_day": quota.runs_per_day, "runs_today": int(started)},
         )
-        error.headers["Retry-After"] = str(int((midnight + timedelta(days=1) - now).total_seconds()) + 1)
-        raise error

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_executor.adapters.tables import agent_replicas, executions, recipe_replicas
+from sous_executor.adapters.tables import agent_replicas, executions, recipe_replicas, schedule_runs
 from sous_executor.domain.execution import Execution
 
 ACTIVE_STATUSES = ("pending", "running")
@@ -211,6 +211,19 @@ async def find_recipe_by_webhook(session: AsyncSession, webhook_id: str) -> tupl
     )
     row = result.first()
     return (row[0], dict(row[1])) if row is not None else None
+
+
+async def take_schedule_slot(
+    session: AsyncSession, workspace_id: str, template_id: str, due_at: datetime, execution_id: str
+) -> bool:
+    """Take the slot of a cron run due at `due_at` for this execution; False when another instance has it."""
+    taken = await session.execute(
+        pg_insert(schedule_runs)
+        .values(workspace_id=workspace_id, template_id=template_id, due_at=due_at, execution_id=execution_id)
+        .on_conflict_do_nothing()
+        .returning(schedule_runs.c.execution_id)
+    )
+    return taken.first() is not None
 
 
 async def cron_recipes(session: AsyncSession) -> list[tuple[str, dict[str, Any], datetime]]:

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    func,
-)
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, func
 
 from sous_service.tables import id_column, json_column, template_column, time_column, version_column, workspace_column
 

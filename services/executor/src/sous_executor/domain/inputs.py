@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sous_service.errors import FieldError, InputInvalid
+from sous_service.domain_errors import FieldError, InputInvalid
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),

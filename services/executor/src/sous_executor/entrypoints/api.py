@@ -8,11 +8,10 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sous_executor.adapters import repositories as repo
 from sous_executor.entrypoints.sse import stream_execution
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
-from sous_service.errors import not_found, responses
+from sous_service.errors import responses
 from sous_service.scopes import EXECUTIONS_READ, EXECUTIONS_RUN
 from sous_service.web import Context, require_scope
 
@@ -83,7 +82,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         skip: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
-        return await service.list_executions(ctx, template_id, status, skip, limit)
+        return await service.views.list_executions(ctx, template_id, status, skip, limit)
 
     @router.get(
         EXECUTION,
@@ -94,7 +93,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         tags=["executions"],
     )
     async def get_execution(template_id: str, execution_id: str, ctx: Context) -> dict[str, Any]:
-        return await service.get_execution(ctx, template_id, execution_id)
+        return await service.views.get_execution(ctx, template_id, execution_id)
 
     @router.post(
         EXECUTION + "/cancel",
@@ -142,13 +141,10 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         request: Request,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
-        async with service.sessions() as session:
-            row = await repo.get_execution_row(session, ctx.workspace_id, execution_id)
-        if row is None or row.recipe_id != template_id:
-            raise not_found("execution", execution_id)
+        await service.views.require_execution(ctx, template_id, execution_id)
         after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
         return StreamingResponse(
-            stream_execution(service.sessions, request.app.state.event_notifications, execution_id, after),
+            stream_execution(service.views.sessions, request.app.state.event_notifications, execution_id, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import topics
@@ -16,31 +18,43 @@ REPLICAS_GROUP = "executor-replicas"
 CATALOG_EVENTS = {"RecipeCreated", "RecipeUpdated", "RecipeDeleted", "AgentRegistered", "AgentUpdated", "AgentRemoved"}
 
 
-def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpec:
+def claiming_consumer(
+    name: str,
+    topic: str,
+    event_type: str,
+    claim: Callable[[AsyncSession, Envelope], Awaitable[bool]],
+    spawn: Callable[[str], object],
+) -> ConsumerSpec:
+    """Claims each requested run in the inbox transaction; starts the claimed ones once that has committed.
+
+    The claim commits with the inbox row and the offset right after: a run never holds up the partition.
+    """
     claimed: set[str] = set()
 
     async def handle(session: AsyncSession, envelope: Envelope) -> None:
-        # The claim commits with the inbox row; the offset is committed right after: the run never blocks it.
-        # A full instance does not claim: the execution stays pending until a sweeper with room takes it.
-        if engine.capacity.holds(envelope.aggregate_id) or not engine.capacity.reserve(envelope.aggregate_id):
-            return
-        if await service.claim_requested(session, envelope):
+        if await claim(session, envelope):
             claimed.add(envelope.aggregate_id)
-        else:
-            engine.capacity.unreserve(envelope.aggregate_id)
 
     async def after_commit(envelope: Envelope) -> None:
         if envelope.aggregate_id in claimed:
             claimed.discard(envelope.aggregate_id)
-            engine.spawn(envelope.aggregate_id)
+            spawn(envelope.aggregate_id)
 
-    return ConsumerSpec(
-        name=RUNNERS_GROUP,
-        topics=[topics.EXECUTOR_EXECUTIONS],
-        handler=handle,
-        event_types={"ExecutionRequested"},
-        after_commit=after_commit,
-    )
+    return ConsumerSpec(name=name, topics=[topic], handler=handle, event_types={event_type}, after_commit=after_commit)
+
+
+def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpec:
+    async def claim(session: AsyncSession, envelope: Envelope) -> bool:
+        # A full instance does not claim: the execution stays pending until a sweeper with room takes it.
+        execution_id = envelope.aggregate_id
+        if engine.capacity.holds(execution_id) or not engine.capacity.reserve(execution_id):
+            return False
+        if await service.claim_requested(session, envelope):
+            return True
+        engine.capacity.unreserve(execution_id)
+        return False
+
+    return claiming_consumer(RUNNERS_GROUP, topics.EXECUTOR_EXECUTIONS, "ExecutionRequested", claim, engine.spawn)
 
 
 def replica_consumer(service: ExecutorService) -> ConsumerSpec:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.execution_stream import AGGREGATE
+from sous_executor.commands import StartExecution
 from sous_executor.domain.execution import Execution
 from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.output_diff import StepRecord, Usage, replay_diff
@@ -19,7 +20,7 @@ from sous_executor.domain.planning import PlanError
 from sous_executor.domain.replay_plan import apply_overrides, changed_steps, plan_replay
 from sous_executor.handlers import FINISHED, ExecutorService, actor_of
 from sous_executor.workflows.repository import get_signal
-from sous_service.errors import ApiError, InputInvalid, not_found
+from sous_service.domain_errors import Conflict, InputInvalid, NotFound
 from sous_service.internal_context import InternalContext
 
 TRIGGER = "replay"
@@ -33,7 +34,7 @@ class ReplayService:
         async with self.executor.sessions() as session:
             row = await repo.get_execution_row(session, workspace_id, execution_id)
             if row is None or row.recipe_id != template_id:
-                raise not_found("execution", execution_id)
+                raise NotFound("execution", execution_id)
             events = await self.executor.store.load(session, AGGREGATE, execution_id)
         return Execution.from_events(events)
 
@@ -60,9 +61,7 @@ class ReplayService:
     ) -> dict[str, Any]:
         original = await self._load(ctx.workspace_id, template_id, execution_id)
         if not original.finished:
-            raise ApiError(
-                409, "conflict", f"execution '{execution_id}' is still {original.status}; replay a finished one"
-            )
+            raise Conflict(f"execution '{execution_id}' is still {original.status}; replay a finished one")
         candidate = await self._candidate_recipe(ctx, original, revision)
         steps = list(candidate.get("steps") or [])
         known = {str(s.get("step_id")) for s in steps}
@@ -85,18 +84,18 @@ class ReplayService:
         needed = sorted(referenced_agents(candidate["steps"]) - set(original.agents))
         loaded = await self.executor.load_agents(ctx.workspace_id, {"steps": [{"agent_id": a} for a in needed]})
         agents = {**original.agents, **loaded}
-        async with self.executor.sessions() as session, session.begin():
-            started = await self.executor.start_in(
-                session,
+        started = await self.executor.start(
+            StartExecution(
                 ctx.workspace_id,
                 candidate,
                 agents,
                 original.input_data,
-                triggered_by=TRIGGER,
-                actor=actor_of(ctx),
+                TRIGGER,
+                actor_of(ctx),
                 rerun_of=execution_id,
                 reused_results=reused,
             )
+        )
         replay_id = started["execution_id"]
         return {
             **started,
@@ -112,7 +111,7 @@ class ReplayService:
     async def report(self, ctx: InternalContext, template_id: str, replay_id: str) -> dict[str, Any]:
         replay = await self._load(ctx.workspace_id, template_id, replay_id)
         if replay.triggered_by != TRIGGER or not replay.rerun_of:
-            raise ApiError(409, "conflict", f"execution '{replay_id}' is not a replay")
+            raise Conflict(f"execution '{replay_id}' is not a replay")
         original = await self._load(ctx.workspace_id, template_id, replay.rerun_of)
         async with self.executor.sessions() as session:
             before = await get_signal(session, original.execution_id, "quality")

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_executor.webhooks.signing import TOLERANCE_S
 from sous_executor.webhooks.tables import webhook_deliveries
-from sous_service.errors import ApiError
+from sous_service.domain_errors import Conflict, RateLimited
 
 D = webhook_deliveries.c
 WINDOW = timedelta(seconds=60)
@@ -28,7 +28,7 @@ def _lock_key(webhook_id: str) -> int:
 
 
 async def admit(session: AsyncSession, webhook_id: str, message_id: str, per_minute: int) -> None:
-    """Raises 429 over the webhook's rate, 409 for a message id already delivered."""
+    """Refuses a delivery over the webhook's rate (RateLimited) or of a message id already delivered (Conflict)."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_lock_key(webhook_id)))
     now = datetime.now(UTC)
     await session.execute(delete(webhook_deliveries).where(D.webhook_id == webhook_id, D.received_at < now - RETENTION))
@@ -36,11 +36,9 @@ async def admit(session: AsyncSession, webhook_id: str, message_id: str, per_min
         await session.execute(select(func.count()).where(D.webhook_id == webhook_id, D.received_at > now - WINDOW))
     ).scalar_one()
     if recent >= per_minute:
-        error = ApiError(
-            429, "rate_limited", f"this webhook accepts {per_minute} deliveries per minute", limit=per_minute
+        raise RateLimited(
+            f"this webhook accepts {per_minute} deliveries per minute", retry_after_s=60, limit=per_minute
         )
-        error.headers["Retry-After"] = "60"
-        raise error
     inserted = (
         await session.execute(
             insert(webhook_deliveries)
@@ -50,4 +48,4 @@ async def admit(session: AsyncSession, webhook_id: str, message_id: str, per_min
         )
     ).first()
     if inserted is None:
-        raise ApiError(409, "webhook_replayed", "this webhook-id was already delivered")
+        raise Conflict("this webhook-id was already delivered", code="webhook_replayed")

@@ -8,10 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from sous_executor.adapters import repositories as repo
+from sous_executor.commands import StartFromWebhook
 from sous_executor.handlers import ExecutorService, actor_of
 from sous_executor.secrets.resolver import Credentials, CredentialUnavailable
-from sous_executor.webhooks.deliveries import admit
 from sous_executor.webhooks.signing import InvalidSignature, verify
 from sous_service.errors import ApiError, InputInvalid, not_found, responses
 from sous_service.web import Context
@@ -61,8 +60,7 @@ def build_webhook_router(service: ExecutorService, credentials: Credentials) -> 
         webhook_timestamp: Annotated[str | None, Header(alias="webhook-timestamp")] = None,
         webhook_signature: Annotated[str | None, Header(alias="webhook-signature")] = None,
     ) -> dict[str, Any]:
-        async with service.sessions() as session:
-            found = await repo.find_recipe_by_webhook(session, webhook_id)
+        found = await service.views.recipe_for_webhook(webhook_id)
         if found is None:
             raise not_found("webhook", webhook_id)
         workspace_id, recipe = found
@@ -94,12 +92,14 @@ def build_webhook_router(service: ExecutorService, credentials: Credentials) -> 
             raise _unauthorized() from None
         if len(message_id) > 200:
             raise InputInvalid.single("webhook-id", "at most 200 characters")
-        input_data = _input_data(raw)
-        agents = await service.load_agents(workspace_id, recipe)
-        async with service.sessions() as session, session.begin():
-            await admit(session, webhook_id, message_id, service.settings.webhook_rate_limit_per_minute)
-            return await service.start_in(
-                session, workspace_id, recipe, agents, input_data, triggered_by="webhook", actor=actor_of(ctx)
-            )
+        command = StartFromWebhook(
+            workspace_id=workspace_id,
+            recipe=recipe,
+            webhook_id=webhook_id,
+            message_id=message_id,
+            input_data=_input_data(raw),
+            actor=actor_of(ctx),
+        )
+        return await service.start_from_webhook(command)
 
     return router

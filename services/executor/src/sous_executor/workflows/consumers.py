@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import topics
 from sous_events.envelope import Envelope
+from sous_executor.entrypoints.consumers import claiming_consumer
 from sous_executor.workflows import repository as repo
 from sous_executor.workflows.runner import WorkflowRunner
 from sous_service.runtime import ConsumerSpec
@@ -16,27 +17,13 @@ QUALITY_EVENTS = {"QualityAssessed", "LearningRecorded", "AgentMetricsUpdated"}
 
 
 def run_consumer(runner: WorkflowRunner) -> ConsumerSpec:
-    claimed: set[str] = set()
-
-    async def handle(session: AsyncSession, envelope: Envelope) -> None:
-        # The claim commits with the inbox row: exactly one instance drives each run from its start.
-        if await repo.claim_new_lease(
+    async def claim(session: AsyncSession, envelope: Envelope) -> bool:
+        # Exactly one instance drives each run from its start.
+        return await repo.claim_new_lease(
             session, envelope.aggregate_id, envelope.workspace_id, runner.owner, runner.ttl_s
-        ):
-            claimed.add(envelope.aggregate_id)
+        )
 
-    async def after_commit(envelope: Envelope) -> None:
-        if envelope.aggregate_id in claimed:
-            claimed.discard(envelope.aggregate_id)
-            runner.spawn(envelope.aggregate_id)
-
-    return ConsumerSpec(
-        name=RUNNERS_GROUP,
-        topics=[topics.EXECUTOR_WORKFLOWS],
-        handler=handle,
-        event_types={"WorkflowRunRequested"},
-        after_commit=after_commit,
-    )
+    return claiming_consumer(RUNNERS_GROUP, topics.EXECUTOR_WORKFLOWS, "WorkflowRunRequested", claim, runner.spawn)
 
 
 async def record_quality_event(session: AsyncSession, envelope: Envelope) -> None:

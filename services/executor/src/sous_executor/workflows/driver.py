@@ -1,36 +1,25 @@
-"""The stage machine of one workflow run (see runner.py for leases and persistence)."""
+"""The stage machine of one workflow run (see runner.py for leases and persistence).
+
+What each stage does lives in stage_work.py (and execution_stage.py for stage 4); here the stages run in
+order, each once, and their outcomes, a cancel or a failure are recorded.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
 from typing import Any
 
-import openai
-
 from sous_events.events.workflows import (
-    WorkflowPlanRejected,
     WorkflowRunFinished,
     WorkflowStageCompleted,
     WorkflowStageFailed,
     WorkflowStageStarted,
 )
-from sous_events.ids import new_id
-from sous_executor.llm.client import ModelConfigError
 from sous_executor.workflows import repository as repo
-from sous_executor.workflows.context import generated_recipe, recipe_template_id, subtask_context
-from sous_executor.workflows.llm import Completion, complete
-from sous_executor.workflows.model import StageState, WorkflowRun
-from sous_executor.workflows.plan import (
-    PLAN_SCHEMA_NAME,
-    feedback_message,
-    plan_schema,
-    planner_messages,
-    validate_plan,
-)
-from sous_executor.workflows.runner import RunLeaseLost, WorkflowRunner
-from sous_executor.workflows.selection import NoAgent, select_agents
+from sous_executor.workflows.execution_stage import ExecutionStage
+from sous_executor.workflows.model import StageState
+from sous_executor.workflows.stage_work import StageError, utcnow
 from sous_executor.workflows.stages import (
     AGGREGATION,
     CONTEXT,
@@ -42,39 +31,10 @@ from sous_executor.workflows.stages import (
     RESPONSE,
     SELECTION,
 )
-from sous_service.errors import ApiError, InputInvalid
-from sous_service.internal_context import InternalContext
-
-DEFAULT_MAX_SUBTASKS = 6
-DEFAULT_PLANNER_ATTEMPTS = 3
-MODEL_ERROR_RETRIES = 3
-AGENT_REPLICA_WAIT_S = 30.0
-MAX_OUTPUT_IN_EVENT = 4000
 
 
-class StageError(Exception):
-    def __init__(self, message: str, code: str = "stage_failed", detail: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.detail = detail or {}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class RunDriver:
-    def __init__(self, runner: WorkflowRunner, run_id: str) -> None:
-        self.runner = runner
-        self.run_id = run_id
-        self.run = WorkflowRun()
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return dict(self.run.workflow.get("configuration") or {})
-
-    async def _emit(self, *payloads: Any, finish: bool = False, extra: Any = None) -> None:
-        self.run = await self.runner.append(self.run, payloads, finish=finish, extra=extra)
+class RunDriver(ExecutionStage):
+    """Runs the stages in order, each once, recording each outcome; cancels and failures end the run."""
 
     async def drive(self) -> None:
         self.run = await self.runner.load(self.run_id)
@@ -147,15 +107,6 @@ class RunDriver:
             else:
                 await self._emit(completed)
 
-    async def _cancel_requested(self) -> bool:
-        if not self.run.cancel_requested:
-            async with self.runner.sessions() as session:
-                row = await repo.get_run_row(session, self.run.workspace_id, self.run_id)
-            if row is None or not row.doc.get("cancel_requested"):
-                return False
-            self.run = await self.runner.load(self.run_id)
-        return True
-
     async def _cancel(self, stage: StageState) -> None:
         reason = self.run.cancel_reason or "cancelled by request"
         events: list[Any] = []
@@ -209,306 +160,3 @@ class RunDriver:
             RESPONSE: self._response,
         }
         return await handlers[stage.stage](stage)
-
-    # ------------------------------------------------------------ helpers
-    async def _agents(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-        allowed = [str(a) for a in self.config.get("agent_ids") or []]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + AGENT_REPLICA_WAIT_S
-        while True:
-            async with self.runner.sessions() as session:
-                agents, metrics = await repo.workspace_agents(session, self.run.workspace_id)
-            if not allowed:
-                return agents, metrics
-            by_id = {str(a.get("id")): a for a in agents}
-            missing = [i for i in allowed if i not in by_id]
-            if missing:
-                # An agent created just before the run may not have reached this replica yet: ask the catalog.
-                steps = [{"agent_id": i} for i in missing]
-                by_id.update(await self.runner.service.load_agents(self.run.workspace_id, {"steps": steps}))
-            if all(i in by_id for i in allowed) or loop.time() >= deadline:
-                return [by_id[i] for i in allowed if i in by_id], metrics
-            await asyncio.sleep(self.runner.timings.poll_s)
-
-    async def _planner_agent(self) -> dict[str, Any] | None:
-        agent_id = self.config.get("planner_agent_id")
-        if not agent_id:
-            return None
-        async with self.runner.sessions() as session:
-            agents, _ = await repo.workspace_agents(session, self.run.workspace_id)
-        found = next((a for a in agents if str(a.get("id")) == str(agent_id)), None)
-        if found is None:
-            raise StageError(f"planner agent '{agent_id}' is not an agent of this workspace", "planner_unavailable")
-        return found
-
-    async def _complete(self, agent: dict[str, Any] | None, messages: list[dict[str, Any]], **kw: Any) -> Completion:
-        last: Exception | None = None
-        for attempt in range(MODEL_ERROR_RETRIES):
-            try:
-                return await complete(
-                    self.runner.clients, self.runner.settings, self.run.workspace_id, agent, messages, **kw
-                )
-            except ModelConfigError as exc:
-                raise StageError(str(exc), "model_config") from exc
-            except (openai.APIStatusError, openai.APIConnectionError) as exc:
-                last = exc
-                await asyncio.sleep(0.5 * 2**attempt)
-        raise StageError(f"the model did not answer: {last}", "model_unavailable")
-
-    def _plan(self) -> dict[str, Any]:
-        return dict(self.run.stage(DECOMPOSITION).output.get("plan") or {})
-
-    # ------------------------------------------------------------ 1 decomposition
-    async def _decomposition(self, stage: StageState) -> dict[str, Any]:
-        max_subtasks = int(self.config.get("max_subtasks") or DEFAULT_MAX_SUBTASKS)
-        attempts = int(self.config.get("planner_max_attempts") or DEFAULT_PLANNER_ATTEMPTS)
-        agents, _ = await self._agents()
-        tools = [str(t) for t in self.config.get("tools") or []] or sorted(
-            {str(skill) for agent in agents for skill in agent.get("skills") or []}
-        )
-        planner = await self._planner_agent()
-        base = planner_messages(self.run.task, tools, agents, max_subtasks)
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": PLAN_SCHEMA_NAME, "schema": plan_schema(max_subtasks)},
-        }
-        tokens, cost = 0, 0.0
-        errors: list[str] = []
-        for attempt in range(len(stage.rejections) + 1, attempts + 1):
-            messages = list(base)
-            for rejected in self.run.stage(DECOMPOSITION).rejections:
-                messages.append({"role": "assistant", "content": rejected.get("reply") or ""})
-                messages.append(feedback_message(list(rejected.get("errors") or [])))
-            answer = await self._complete(planner, messages, response_format=response_format)
-            tokens, cost = tokens + answer.tokens, cost + answer.cost_usd
-            plan, errors = validate_plan(answer.content, max_subtasks)
-            if plan is not None and not errors:
-                return {"plan": plan, "attempts": attempt, "usage": {"tokens": tokens, "cost_usd": round(cost, 8)}}
-            await self._emit(
-                WorkflowPlanRejected(run_id=self.run_id, attempt=attempt, errors=errors, reply=answer.content[:2000])
-            )
-        last = self.run.stage(DECOMPOSITION).rejections
-        errors = errors or (list(last[-1].get("errors") or []) if last else [])
-        raise StageError(
-            f"the planner returned no valid plan in {attempts} attempts; last errors: {'; '.join(errors)}",
-            "invalid_plan",
-            {"errors": errors, "attempts": attempts},
-        )
-
-    # ------------------------------------------------------------ 2 agent selection
-    async def _selection(self, stage: StageState) -> dict[str, Any]:
-        agents, metrics = await self._agents()
-        tools = self.config.get("tools")
-        try:
-            assignments = select_agents(
-                self._plan().get("subtasks") or [], agents, metrics, [str(t) for t in tools] if tools else None
-            )
-        except NoAgent as exc:
-            raise StageError(str(exc), "no_agent") from exc
-        return {"assignments": assignments}
-
-    # ------------------------------------------------------------ 3 context engineering
-    async def _context(self, stage: StageState) -> dict[str, Any]:
-        recipe_id = recipe_template_id(self.run.workflow_id)
-        async with self.runner.sessions() as session:
-            suggestions = await repo.latest_suggestions(session, self.run.workspace_id, recipe_id)
-            memories = await repo.search_memory(session, self.run.workspace_id, self.run.task, exclude_run=self.run_id)
-        suggestions = suggestions[:5]
-        contexts = [
-            subtask_context(
-                task=self.run.task,
-                subtask=subtask,
-                inputs=self.run.input_data,
-                suggestions=suggestions,
-                memories=memories,
-            )
-            for subtask in self._plan().get("subtasks") or []
-        ]
-        return {
-            "contexts": contexts,
-            "memories": [{"run_id": m["run_id"], "rank": m["rank"], "task": m["task"]} for m in memories],
-            "suggestions": suggestions,
-        }
-
-    # ------------------------------------------------------------ 4 agent execution (on the engine)
-    async def _agent_execution(self, stage: StageState) -> dict[str, Any]:
-        if stage.status == "pending":
-            await self._start_execution(stage)
-        execution_id = self.run.execution_id
-        assert execution_id is not None
-        asked = False
-        while True:
-            async with self.runner.sessions() as session:
-                row = await repo.execution_row(session, execution_id)
-            if row is not None and row.status in ("completed", "failed", "cancelled"):
-                break
-            if not asked and await self._cancel_requested():
-                # The engine cancels the subtasks; the stage ends when the execution does.
-                asked = True
-                await self._cancel_execution(execution_id)
-            await asyncio.sleep(self.runner.timings.poll_s)
-        subtasks = [
-            {
-                "id": r.get("step_id"),
-                "status": r.get("status"),
-                "attempt": r.get("attempt"),
-                "agent_id": r.get("agent_id"),
-                "agent_name": r.get("agent_name"),
-                "output": str(r.get("output") or "")[:MAX_OUTPUT_IN_EVENT],
-                "error": r.get("error"),
-                "duration_ms": r.get("duration_ms"),
-                "tokens": (r.get("tokens_used") or {}).get("total", 0),
-            }
-            for r in row.step_results
-        ]
-        if row.status != "completed":
-            code = "cancelled" if row.status == "cancelled" else "execution_failed"
-            raise StageError(
-                f"the subtasks' execution {execution_id} {row.status}: {row.error_message or 'no detail'}",
-                code,
-                {"execution_id": execution_id, "subtasks": subtasks},
-            )
-        return {
-            "execution_id": execution_id,
-            "status": row.status,
-            "subtasks": subtasks,
-            "usage": {"tokens": int(row.total_tokens), "cost_usd": float(row.total_cost_usd)},
-            "duration_ms": float(row.total_duration_ms),
-        }
-
-    async def _cancel_execution(self, execution_id: str) -> None:
-        actor = self.run.actor
-        ctx = InternalContext(
-            workspace_id=self.run.workspace_id,
-            user_id=actor.user_id if actor else "system",
-            auth_type=actor.auth_type if actor else "system",
-        )
-        recipe_id = str(self.run.stage(EXECUTION).detail.get("recipe_id") or "")
-        with contextlib.suppress(ApiError):  # finished meanwhile: the stage records how
-            await self.runner.service.cancel(ctx, recipe_id, execution_id, self.run.cancel_reason or "cancelled")
-
-    async def _start_execution(self, stage: StageState) -> None:
-        recipe = generated_recipe(
-            workflow={**self.run.workflow, "id": self.run.workflow_id},
-            plan=self._plan(),
-            assignments=list(self.run.stage(SELECTION).output.get("assignments") or []),
-            contexts=list(self.run.stage(CONTEXT).output.get("contexts") or []),
-        )
-        service = self.runner.service
-        agents = await service.load_agents(self.run.workspace_id, recipe)
-        execution_id = new_id()
-        actor = self.run.actor
-        assert actor is not None
-
-        async def request_execution(session: Any) -> None:
-            await service.start_in(
-                session,
-                self.run.workspace_id,
-                recipe,
-                agents,
-                {},
-                triggered_by="workflow",
-                actor=actor,
-                execution_id=execution_id,
-            )
-
-        started = WorkflowStageStarted(
-            run_id=self.run_id,
-            stage=stage.stage,
-            name=stage.name,
-            detail={"execution_id": execution_id, "recipe_id": recipe["template_id"], "recipe": recipe},
-        )
-        while True:
-            try:
-                await self._emit(started, extra=request_execution)
-                return
-            except InputInvalid as exc:
-                raise StageError(f"the generated recipe is invalid: {exc}", "invalid_recipe") from exc
-            except ApiError as exc:
-                if exc.status_code != 429:
-                    raise StageError(exc.detail, exc.code) from exc
-                # The workspace runs as many executions as it may: wait for a slot, the stage stays pending.
-                await asyncio.sleep(self.runner.timings.busy_retry_s)
-            except RunLeaseLost:
-                raise
-
-    # ------------------------------------------------------------ 5 result aggregation
-    async def _aggregation(self, stage: StageState) -> dict[str, Any]:
-        subtasks = self._plan().get("subtasks") or []
-        results = {s["id"]: s for s in self.run.stage(EXECUTION).output.get("subtasks") or []}
-        needed = {d for s in subtasks for d in s.get("depends_on") or []}
-        sinks = [s["id"] for s in subtasks if s["id"] not in needed]
-        combined = "\n\n".join(f"[{sid}] {(results.get(sid) or {}).get('output') or ''}" for sid in sinks)
-        return {
-            "sinks": sinks,
-            "combined": combined[: MAX_OUTPUT_IN_EVENT * 2],
-            "completed": sum(1 for r in results.values() if r.get("status") == "completed"),
-            "failed": sum(1 for r in results.values() if r.get("status") == "failed"),
-            "retries": sum(max(0, int(r.get("attempt") or 1) - 1) for r in results.values()),
-        }
-
-    # ------------------------------------------------------------ 6, 7 through the quality service
-    async def _signal(self, kind: str) -> dict[str, Any] | None:
-        execution_id = self.run.execution_id or ""
-        deadline = asyncio.get_running_loop().time() + self.runner.timings.quality_wait_s
-        while True:
-            async with self.runner.sessions() as session:
-                found = await repo.get_signal(session, execution_id, kind)
-            if found is not None or asyncio.get_running_loop().time() >= deadline:
-                return found
-            if await self._cancel_requested():
-                raise StageError(self.run.cancel_reason or "cancelled by request", "cancelled")
-            await asyncio.sleep(self.runner.timings.poll_s)
-
-    def _unavailable(self) -> dict[str, Any]:
-        wait = self.runner.timings.quality_wait_s
-        return {"available": False, "reason": f"the quality service did not report within {wait:g}s"}
-
-    async def _learning(self, stage: StageState) -> dict[str, Any]:
-        found = await self._signal("learning")
-        if found is None:
-            return self._unavailable()
-        keys = ("patterns", "suggestions", "performance_metrics")
-        return {"available": True, **{k: found.get(k) for k in keys}}
-
-    async def _quality(self, stage: StageState) -> dict[str, Any]:
-        found = await self._signal("quality")
-        if found is None:
-            return self._unavailable()
-        keys = ("quality_score", "rolling_score", "grade", "breakdown", "bottlenecks")
-        return {"available": True, **{k: found.get(k) for k in keys}}
-
-    # ------------------------------------------------------------ 8 memory storage
-    async def _memory(self, stage: StageState) -> dict[str, Any]:
-        plan = self._plan()
-        quality = self.run.stage(QUALITY).output
-        content = "\n".join(
-            part
-            for part in (
-                f"Plan: {plan.get('summary') or ''}",
-                "Subtasks: " + "; ".join(str(s.get("title")) for s in plan.get("subtasks") or []),
-                f"Results: {self.run.stage(AGGREGATION).output.get('combined') or ''}",
-                f"Quality grade: {quality.get('grade')}" if quality.get("available") else "",
-            )
-            if part
-        )
-        return {"memory": {"task": self.run.task, "content": content}, "searchable": True}
-
-    # ------------------------------------------------------------ 9 response generation
-    async def _response(self, stage: StageState) -> dict[str, Any]:
-        planner = await self._planner_agent()
-        combined = self.run.stage(AGGREGATION).output.get("combined") or ""
-        messages = [
-            {
-                "role": "system",
-                "content": "You write the final answer of a multi-agent workflow from its subtasks' results.",
-            },
-            {"role": "user", "content": f"Task: {self.run.task}\nResults:\n{combined}\nWrite the final answer."},
-        ]
-        answer = await self._complete(planner, messages)
-        if not answer.content.strip():
-            raise StageError("the model returned an empty final answer", "empty_output")
-        return {
-            "final_answer": answer.content,
-            "usage": {"tokens": answer.tokens, "cost_usd": round(answer.cost_usd, 8)},
-        }

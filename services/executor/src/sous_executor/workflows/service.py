@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events.envelope import Actor
 from sous_events.events.workflows import (
     WorkflowCreated,
     WorkflowDeleted,
@@ -20,23 +20,22 @@ from sous_events.events.workflows import (
 from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict
+from sous_executor.commands import CancelWorkflowRun
 from sous_executor.domain.inputs import resolve_inputs
-from sous_executor.handlers import ExecutorService
+from sous_executor.handlers import ExecutorService, actor_of
 from sous_executor.workflows import catalog
 from sous_executor.workflows import repository as repo
 from sous_executor.workflows.model import WORKFLOW, WORKFLOW_RUN, WorkflowDefinition, WorkflowRun
 from sous_executor.workflows.schemas import SaveAsRecipe, WorkflowCreate, WorkflowUpdate
 from sous_executor.workflows.stages import EXECUTION, STAGES
-from sous_service.errors import ApiError, InputInvalid, not_found
+from sous_service.caller import Caller
+from sous_service.domain_errors import Conflict, InputInvalid, NotFound
 from sous_service.internal_context import InternalContext
+from sous_service.unit_of_work import UnitOfWork
 
 PRODUCER = "executor"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+)*)\}")
 ACTIVE = ("pending", "running")
-
-
-def _actor(ctx: InternalContext) -> Actor:
-    return Actor(user_id=ctx.user_id, auth_type=ctx.auth_type)
 
 
 def _now() -> str:
@@ -64,6 +63,14 @@ def render_task(template: str, data: dict[str, Any]) -> str:
     return PLACEHOLDER.sub(value, template)
 
 
+# A running workflow appends often: a cancel may lose a few races with its driver before it lands.
+CANCEL_ATTEMPTS = 10
+
+
+def _changing_fast(_: BaseException) -> Conflict:
+    return Conflict("the run is changing too fast; retry")
+
+
 class WorkflowService:
     def __init__(self, executor: ExecutorService) -> None:
         self.executor = executor
@@ -78,7 +85,7 @@ class WorkflowService:
         for envelope in events:
             definition.apply(envelope)
         if not events or definition.deleted or events[0].workspace_id != ctx.workspace_id:
-            raise not_found("workflow", workflow_id)
+            raise NotFound("workflow", workflow_id)
         return definition
 
     async def _append(
@@ -91,12 +98,12 @@ class WorkflowService:
             aggregate_id=workflow_id,
             aggregate_version=version + 1,
             correlation_id=workflow_id,
-            actor=_actor(ctx),
+            actor=actor_of(ctx),
         )
         try:
             await self.store.append(session, [envelope], expected_version=version)
         except ConcurrencyConflict as exc:
-            raise ApiError(409, "conflict", "the workflow changed meanwhile; retry") from exc
+            raise Conflict("the workflow changed meanwhile; retry") from exc
 
     async def create(self, ctx: InternalContext, body: WorkflowCreate) -> dict[str, Any]:
         inputs = {k: v.model_dump() for k, v in body.inputs.items()}
@@ -127,7 +134,7 @@ class WorkflowService:
         async with self.sessions() as session:
             found = await repo.get_workflow(session, ctx.workspace_id, workflow_id)
         if found is None:
-            raise not_found("workflow", workflow_id)
+            raise NotFound("workflow", workflow_id)
         return found
 
     async def list_workflows(self, ctx: InternalContext, **filters: Any) -> dict[str, Any]:
@@ -145,7 +152,7 @@ class WorkflowService:
         async with self.sessions() as session, session.begin():
             definition = await self._definition(session, ctx, workflow_id)
             if if_match is not None and if_match != definition.version:
-                raise ApiError(409, "revision_mismatch", f"the workflow is at revision {definition.version}")
+                raise Conflict(f"the workflow is at revision {definition.version}", code="revision_mismatch")
             doc = dict(definition.workflow)
             changed = [k for k, v in changes.items() if doc.get(k) != v]
             doc.update(changes)
@@ -172,7 +179,7 @@ class WorkflowService:
             definition = await self._definition(session, ctx, workflow_id)
             workflow = definition.workflow
             if workflow.get("status") == "archived":
-                raise ApiError(409, "workflow_archived", f"workflow '{workflow_id}' is archived; activate it to run it")
+                raise Conflict(f"workflow '{workflow_id}' is archived; activate it to run it", code="workflow_archived")
             data = resolve_inputs(workflow.get("inputs") or {}, input_data)
             task = render_task(str(workflow["task_template"]), data)
             run_id = new_id()
@@ -185,7 +192,7 @@ class WorkflowService:
                 aggregate_id=run_id,
                 aggregate_version=1,
                 correlation_id=run_id,
-                actor=_actor(ctx),
+                actor=actor_of(ctx),
             )
             await self.store.append(session, [envelope], expected_version=0)
             await repo.project_run(session, WorkflowRun.from_events([envelope]))
@@ -218,7 +225,7 @@ class WorkflowService:
         async with self.sessions() as session:
             row = await repo.get_run_row(session, ctx.workspace_id, run_id)
             if row is None or row.workflow_id != workflow_id:
-                raise not_found("workflow run", run_id)
+                raise NotFound("workflow run", run_id)
             return (await self._views(session, [row]))[0]
 
     async def list_runs(
@@ -226,7 +233,7 @@ class WorkflowService:
     ) -> dict[str, Any]:
         async with self.sessions() as session:
             if await repo.get_workflow(session, ctx.workspace_id, workflow_id) is None:
-                raise not_found("workflow", workflow_id)
+                raise NotFound("workflow", workflow_id)
             rows, total = await repo.list_run_rows(
                 session, ctx.workspace_id, workflow_id, [status] if status else None, skip, limit
             )
@@ -234,34 +241,34 @@ class WorkflowService:
         return {"items": items, "total": total, "skip": skip, "limit": limit, "workflow_id": workflow_id}
 
     async def cancel_run(self, ctx: InternalContext, workflow_id: str, run_id: str, reason: str) -> dict[str, Any]:
-        for _ in range(10):
-            async with self.sessions() as session, session.begin():
-                row = await repo.get_run_row(session, ctx.workspace_id, run_id)
-                if row is None or row.workflow_id != workflow_id:
-                    raise not_found("workflow run", run_id)
-                run = WorkflowRun.from_events(await self.store.load(session, WORKFLOW_RUN, run_id))
-                if run.finished:
-                    raise ApiError(409, "conflict", f"workflow run '{run_id}' already {run.status}")
-                if run.cancel_requested:
-                    return {"run_id": run_id, "status": "cancelling", "message": "cancellation already requested"}
-                envelope = make_event(
-                    WorkflowRunCancelRequested(run_id=run_id, reason=reason or "cancelled by user"),
-                    producer=PRODUCER,
-                    workspace_id=ctx.workspace_id,
-                    aggregate_id=run_id,
-                    aggregate_version=run.version + 1,
-                    correlation_id=run.correlation_id,
-                    actor=_actor(ctx),
-                )
-                try:
-                    await self.store.append(session, [envelope], expected_version=run.version)
-                except ConcurrencyConflict:
-                    continue
-                run.apply(envelope)
-                await repo.project_run(session, run)
+        command = CancelWorkflowRun(workflow_id=workflow_id, run_id=run_id, reason=reason)
+        answer, run = await self.executor.uows.run(
+            self.request_cancel, command, Caller.from_context(ctx), attempts=CANCEL_ATTEMPTS, conflict=_changing_fast
+        )
+        if run is not None:
             await self._cancel_execution(ctx, run, reason)
-            return {"run_id": run_id, "status": "cancelling", "message": "cancellation requested"}
-        raise ApiError(409, "conflict", "the run is changing too fast; retry")
+        return answer
+
+    async def request_cancel(
+        self, command: CancelWorkflowRun, uow: UnitOfWork
+    ) -> tuple[dict[str, Any], WorkflowRun | None]:
+        """The answer, and the run when this call requested its cancel (its stage 4 execution is then cancelled)."""
+        run_id = command.run_id
+        row = await repo.get_run_row(uow.session, uow.caller.workspace_id, run_id)
+        if row is None or row.workflow_id != command.workflow_id:
+            raise NotFound("workflow run", run_id)
+        run = WorkflowRun.from_events(await uow.load(WORKFLOW_RUN, run_id))
+        if run.finished:
+            raise Conflict(f"workflow run '{run_id}' already {run.status}")
+        if run.cancel_requested:
+            return {"run_id": run_id, "status": "cancelling", "message": "cancellation already requested"}, None
+        # The cancel joins the run's own correlation, whoever asks for it.
+        joined = self.executor.uows.joined(uow.session, replace(uow.caller, correlation_id=run.correlation_id))
+        payload = WorkflowRunCancelRequested(run_id=run_id, reason=command.reason or "cancelled by user")
+        envelope = await joined.record(payload, aggregate_id=run_id, expected_version=run.version)
+        run.apply(envelope)
+        await repo.project_run(uow.session, run)
+        return {"run_id": run_id, "status": "cancelling", "message": "cancellation requested"}, run
 
     async def _cancel_execution(self, ctx: InternalContext, run: WorkflowRun, reason: str) -> None:
         """In stage 4 the engine's own cancel stops the subtasks; the stage then ends cancelled."""
@@ -271,15 +278,14 @@ class WorkflowService:
             return
         try:
             await self.executor.cancel(ctx, str(recipe_id), run.execution_id, reason or "workflow run cancelled")
-        except ApiError as exc:
-            if exc.status_code != 409:  # already finished: the stage records how it ended
-                raise
+        except Conflict:
+            pass  # already finished: the stage records how it ended
 
     async def run_events_target(self, ctx: InternalContext, workflow_id: str, run_id: str) -> None:
         async with self.sessions() as session:
             row = await repo.get_run_row(session, ctx.workspace_id, run_id)
         if row is None or row.workflow_id != workflow_id:
-            raise not_found("workflow run", run_id)
+            raise NotFound("workflow run", run_id)
 
     # ------------------------------------------------------------ save as recipe
     async def save_as_recipe(
@@ -288,11 +294,11 @@ class WorkflowService:
         async with self.sessions() as session:
             row = await repo.get_run_row(session, ctx.workspace_id, run_id)
             if row is None or row.workflow_id != workflow_id:
-                raise not_found("workflow run", run_id)
+                raise NotFound("workflow run", run_id)
             run = WorkflowRun.from_events(await self.store.load(session, WORKFLOW_RUN, run_id))
         generated = run.stage(EXECUTION).detail.get("recipe")
         if run.status != "completed" or not isinstance(generated, dict):
-            raise ApiError(409, "run_not_finished", f"run '{run_id}' is {run.status}; save the plan of a completed run")
+            raise Conflict(f"run '{run_id}' is {run.status}; save the plan of a completed run", code="run_not_finished")
         recipe = {
             "template_id": body.template_id,
             "name": body.name or f"{run.workflow.get('name') or 'Workflow'} plan",
@@ -318,7 +324,7 @@ class WorkflowService:
         `active_workflows` keeps its recipe-execution items (clients follow them by execution id); a
         workflow run's stage 4 appears there as the execution it started.
         """
-        base = await self.executor.active_workflows(ctx)
+        base = await self.executor.views.active_workflows(ctx)
         async with self.sessions() as session:
             rows, total = await repo.list_run_rows(session, ctx.workspace_id, None, ACTIVE, 0, 100)
             runs = await self._views(session, rows)
@@ -346,7 +352,7 @@ class WorkflowService:
         return base
 
     async def dashboard(self, ctx: InternalContext) -> dict[str, Any]:
-        base = await self.executor.dashboard(ctx)
+        base = await self.executor.views.dashboard(ctx)
         async with self.sessions() as session:
             counts = await repo.run_status_counts(session, ctx.workspace_id)
             workflows = await repo.count_workflows(session, ctx.workspace_id)

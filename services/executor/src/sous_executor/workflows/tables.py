@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Computed,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-)
+from sqlalchemy import Boolean, Column, Computed, Index, Integer, MetaData, String, Table, Text, func
 from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from sous_service.tables import id_column, json_column, time_column, version_column, workspace_column
