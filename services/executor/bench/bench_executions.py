@@ -33,6 +33,7 @@ from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_executor.bootstrap import MIGRATIONS_DIR, build_app
 from sous_executor.config import ExecutorSettings
+from sous_executor.entrypoints.consumers import replica_consumer
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 from sous_service.migrate import upgrade_async
 
@@ -91,7 +92,7 @@ async def run_level(app: Any, settings: ExecutorSettings, concurrency: int, tota
         "revision": 1,
     }
     async with service.sessions() as session, session.begin():
-        await service.apply_catalog_event(
+        await replica_consumer(service).dispatch()(
             session,
             make_event(
                 AgentRegistered(agent=agent),
@@ -101,7 +102,7 @@ async def run_level(app: Any, settings: ExecutorSettings, concurrency: int, tota
                 aggregate_version=1,
             ),
         )
-        await service.apply_catalog_event(
+        await replica_consumer(service).dispatch()(
             session,
             make_event(
                 RecipeCreated(recipe=recipe),

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
+from sous_local.sync import run_async
+
 if TYPE_CHECKING:
     from sous_local.stack import Stack
 
@@ -204,8 +206,6 @@ async def seed_catalog(database_url: str, workspace: str = SEED_WORKSPACE) -> Se
 
 def seed_stack(stack: Stack, say: Callable[[str], None] = print) -> SeedResult | None:
     """Called by `Stack.start()` once every service is ready; a failure is reported, never fatal."""
-    from sous_local.stack import run_async
-
     database = stack._database_names().get("catalog", CATALOG_DATABASE)
     try:
         result = run_async(seed_catalog(catalog_database_url(stack.database_url, database)))

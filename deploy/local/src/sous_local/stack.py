@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -30,6 +30,7 @@ import httpx
 import psutil
 
 from sous_local.ports import free_port
+from sous_local.sync import run_async
 
 BrokerKind = Literal["embedded", "kafka"]
 T = TypeVar("T")
@@ -149,29 +150,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, even when the calling thread has a running loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    result: list[T] = []
-    error: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            result.append(asyncio.run(coro))
-        except BaseException as exc:
-            error.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
 
 
 def load_or_create_secrets(state_dir: Path, source: Mapping[str, str]) -> dict[str, str]:

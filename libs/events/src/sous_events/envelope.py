@@ -45,11 +45,7 @@ class Envelope(BaseModel):
     correlation_id: str = ""
     causation_id: str = ""
     actor: Actor = SYSTEM_ACTOR
+    # The payload as written, at `schema_version`: read it through sous_events.registry.payload_of, which
+    # upcasts it to the current version and returns its typed model.
     payload: dict[str, Any] = Field(default_factory=dict)
     traceparent: str = ""
-
-    def typed(self) -> EventPayload:
-        """The payload as its registered model (upcast to the current schema version)."""
-        from sous_events.registry import payload_of
-
-        return payload_of(self)

@@ -23,8 +23,12 @@ class EventSpec:
     schema_version: int = 1
 
 
-def _spec(payload: type[EventPayload], topic: str, aggregate_type: str) -> EventSpec:
-    return EventSpec(payload.__name__, payload, topic, aggregate_type)
+class UnknownEventType(KeyError):
+    """An event type this registry does not know (a newer producer, or a typo)."""
+
+
+def _spec(payload: type[EventPayload], topic: str, aggregate_type: str, version: int = 1) -> EventSpec:
+    return EventSpec(payload.__name__, payload, topic, aggregate_type, version)
 
 
 EVENT_SPECS: dict[str, EventSpec] = {
@@ -40,8 +44,8 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.AgentRegistered, topics.CATALOG_AGENTS, "Agent"),
         _spec(ev.AgentUpdated, topics.CATALOG_AGENTS, "Agent"),
         _spec(ev.AgentRemoved, topics.CATALOG_AGENTS, "Agent"),
-        _spec(ev.ExecutionRequested, topics.EXECUTOR_EXECUTIONS, "Execution"),
-        _spec(ev.ExecutionStarted, topics.EXECUTOR_EXECUTIONS, "Execution"),
+        _spec(ev.ExecutionRequested, topics.EXECUTOR_EXECUTIONS, "Execution", version=2),
+        _spec(ev.ExecutionStarted, topics.EXECUTOR_EXECUTIONS, "Execution", version=2),
         _spec(ev.StepStarted, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.StepCompleted, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.StepFailed, topics.EXECUTOR_EXECUTIONS, "Execution"),
@@ -49,9 +53,9 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.StepUsageRecorded, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.StepSkipped, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.ExecutionCancelRequested, topics.EXECUTOR_EXECUTIONS, "Execution"),
-        _spec(ev.ExecutionFinished, topics.EXECUTOR_EXECUTIONS, "Execution"),
-        _spec(ev.QualityAssessed, topics.QUALITY, "RecipeQuality"),
-        _spec(ev.LearningRecorded, topics.QUALITY, "RecipeQuality"),
+        _spec(ev.ExecutionFinished, topics.EXECUTOR_EXECUTIONS, "Execution", version=2),
+        _spec(ev.QualityAssessed, topics.QUALITY, "RecipeQuality", version=2),
+        _spec(ev.LearningRecorded, topics.QUALITY, "RecipeQuality", version=2),
         _spec(ev.AgentMetricsUpdated, topics.QUALITY, "AgentMetrics"),
         _spec(ev.ListingSubmitted, topics.MARKETPLACE, "Listing"),
         _spec(ev.ListingApproved, topics.MARKETPLACE, "Listing"),
@@ -85,18 +89,49 @@ def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster]
     return decorate
 
 
+def _renamed(old: str, new: str) -> Upcaster:
+    def rename(payload: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in payload.items() if k != old}
+        if old in payload:
+            out.setdefault(new, payload[old])
+        return out
+
+    return rename
+
+
+# v1 of these events called the recipe's template id `recipe_id`, the name RecipeDeleted uses for the
+# catalog's internal id; v2 calls it `template_id` (docs/glossary.md).
+for _event_type in (
+    "ExecutionRequested",
+    "ExecutionStarted",
+    "ExecutionFinished",
+    "QualityAssessed",
+    "LearningRecorded",
+):
+    register_upcaster(_event_type, 1)(_renamed("recipe_id", "template_id"))
+
+
 def spec_for(event_type: str) -> EventSpec | None:
     return EVENT_SPECS.get(event_type)
+
+
+def spec_of(payload: type[EventPayload]) -> EventSpec:
+    """The registered spec of a payload class."""
+    spec = EVENT_SPECS.get(payload.__name__)
+    if spec is None or spec.payload is not payload:
+        raise UnknownEventType(f"{payload.__name__} is not a registered event payload")
+    return spec
 
 
 def topic_for(event_type: str) -> str:
     spec = EVENT_SPECS.get(event_type)
     if spec is None:
-        raise KeyError(f"unknown event type {event_type!r}")
+        raise UnknownEventType(f"unknown event type {event_type!r}")
     return spec.topic
 
 
 def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """A stored payload of `version` brought to the registered version, one upcaster per step."""
     spec = EVENT_SPECS.get(event_type)
     target = spec.schema_version if spec else version
     while version < target:
@@ -106,9 +141,15 @@ def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, 
 
 
 def payload_of(envelope: Envelope) -> EventPayload:
+    """The envelope's payload as its registered model, upcast to the current schema version.
+
+    The one way to read a payload: every consumer, projection and aggregate goes through here, so an
+    upcaster applies wherever an old event is read. Raises UnknownEventType, or a pydantic ValidationError
+    for a payload its model refuses.
+    """
     spec = EVENT_SPECS.get(envelope.event_type)
     if spec is None:
-        raise KeyError(f"unknown event type {envelope.event_type!r}")
+        raise UnknownEventType(f"unknown event type {envelope.event_type!r}")
     return spec.payload.model_validate(upcast(envelope.event_type, envelope.schema_version, envelope.payload))
 
 

@@ -6,7 +6,7 @@ app starts the relay and the consumers, and stopping it stops them in order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +14,9 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from sous_events.consumer import AfterCommit, ConsumerRunner, Handler
+from sous_events.consumer import AfterCommit, ConsumerRunner
+from sous_events.dispatch import Dispatch, TypedHandler
+from sous_events.envelope import EventPayload
 from sous_events.kafka import KafkaConfig, broker_is_ready, ensure_topics
 from sous_events.outbox import OutboxRelay
 from sous_events.store import EventStore
@@ -46,11 +48,14 @@ def kafka_config(settings: ServiceSettings) -> KafkaConfig:
 
 @dataclass
 class ConsumerSpec:
+    """A consumer group: the payload classes it handles, each with its handler (topics follow from them)."""
+
     name: str
-    topics: Sequence[str]
-    handler: Handler
-    event_types: Collection[str] | None = None
+    handlers: Mapping[type[EventPayload], TypedHandler]
     after_commit: AfterCommit | None = None
+
+    def dispatch(self) -> Dispatch:
+        return Dispatch(self.handlers)
 
 
 @dataclass
@@ -80,13 +85,14 @@ class ServiceRuntime:
         )
 
     def add_consumer(self, spec: ConsumerSpec) -> ConsumerRunner:
+        dispatch = spec.dispatch()
         runner = ConsumerRunner(
             name=spec.name,
-            topics=spec.topics,
-            handler=observed_handler(self.settings.service_name, spec.name, spec.handler),
+            topics=dispatch.topics,
+            handler=observed_handler(self.settings.service_name, spec.name, dispatch),
             sessions=self.sessions,
             kafka=self.kafka,
-            event_types=spec.event_types,
+            event_types=dispatch.event_types,
             max_attempts=self.settings.consumer_max_attempts,
             backoff_s=self.settings.consumer_backoff_s,
             after_commit=spec.after_commit,

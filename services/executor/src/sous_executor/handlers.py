@@ -10,6 +10,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import Actor, Envelope
+from sous_events.events.catalog import (
+    AgentRegistered,
+    AgentRemoved,
+    AgentUpdated,
+    RecipeCreated,
+    RecipeDeleted,
+    RecipeUpdated,
+)
 from sous_events.events.executor import ExecutionCancelRequested, ExecutionRequested
 from sous_events.ids import new_id
 from sous_events.registry import make_event
@@ -78,24 +86,25 @@ class ExecutorService:
         )
 
     # ------------------------------------------------------------ replicas
-    async def apply_catalog_event(self, session: AsyncSession, envelope: Envelope) -> None:
-        p = envelope.payload
-        t = envelope.event_type
-        if t in ("RecipeCreated", "RecipeUpdated"):
-            recipe = dict(p["recipe"])
-            workspace = str(recipe.get("workspace_id") or envelope.workspace_id)
-            revision = int(recipe.get("revision") or envelope.aggregate_version)
-            await repo.upsert_recipe(session, workspace, recipe, revision)
-        elif t == "RecipeDeleted":
-            await repo.delete_recipe(
-                session, envelope.workspace_id, str(p["recipe_id"]), str(p.get("template_id") or "")
-            )
-        elif t in ("AgentRegistered", "AgentUpdated"):
-            agent = dict(p["agent"])
-            revision = int(agent.get("revision") or envelope.aggregate_version)
-            await repo.upsert_agent(session, str(agent.get("workspace_id") or envelope.workspace_id), agent, revision)
-        elif t == "AgentRemoved":
-            await repo.delete_agent(session, str(p["agent_id"]), envelope.workspace_id)
+    async def on_recipe_published(
+        self, session: AsyncSession, envelope: Envelope, payload: RecipeCreated | RecipeUpdated
+    ) -> None:
+        recipe = payload.recipe
+        workspace = recipe.workspace_id or envelope.workspace_id
+        await repo.upsert_recipe(session, workspace, recipe.as_dict(), recipe.revision or envelope.aggregate_version)
+
+    async def on_recipe_deleted(self, session: AsyncSession, envelope: Envelope, payload: RecipeDeleted) -> None:
+        await repo.delete_recipe(session, envelope.workspace_id, payload.recipe_id, payload.template_id)
+
+    async def on_agent_published(
+        self, session: AsyncSession, envelope: Envelope, payload: AgentRegistered | AgentUpdated
+    ) -> None:
+        agent = payload.agent
+        workspace = agent.workspace_id or envelope.workspace_id
+        await repo.upsert_agent(session, workspace, agent.as_dict(), agent.revision or envelope.aggregate_version)
+
+    async def on_agent_removed(self, session: AsyncSession, envelope: Envelope, payload: AgentRemoved) -> None:
+        await repo.delete_agent(session, payload.agent_id, envelope.workspace_id)
 
     async def load_recipe(self, workspace_id: str, template_id: str) -> dict[str, Any] | None:
         async with self.sessions() as session:
@@ -209,7 +218,7 @@ class ExecutorService:
         envelope = make_event(
             ExecutionRequested(
                 execution_id=execution_id,
-                recipe_id=str(recipe["template_id"]),
+                template_id=str(recipe["template_id"]),
                 recipe=recipe,
                 agents=command.agents,
                 input_data=data,

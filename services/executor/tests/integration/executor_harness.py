@@ -23,6 +23,7 @@ from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_executor.bootstrap import MIGRATIONS_DIR, build_app
 from sous_executor.config import ExecutorSettings
+from sous_executor.entrypoints.consumers import replica_consumer
 from sous_local.testing import unique
 from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
@@ -208,7 +209,7 @@ async def seed(running: Running, workspace_id: str, recipe: dict[str, Any], agen
     )
     async with service.sessions() as session, session.begin():
         for envelope in envelopes:
-            await service.apply_catalog_event(session, envelope)
+            await replica_consumer(service).dispatch()(session, envelope)
 
 
 async def start(running: Running, workspace_id: str, template_id: str, input_data: dict[str, Any] | None = None) -> str:

@@ -34,7 +34,7 @@ from sous_events.registry import make_event
 from sous_events.tables import inbox
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.tables import executions, leases
-from sous_executor.entrypoints.consumers import RUNNERS_GROUP
+from sous_executor.entrypoints.consumers import RUNNERS_GROUP, replica_consumer
 from sous_local.testing import Infrastructure, unique
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,7 @@ async def apply(running: Running, workspace_id: str, payload: EventPayload, aggr
         payload, producer="catalog", workspace_id=workspace_id, aggregate_id=aggregate_id, aggregate_version=version
     )
     async with service.sessions() as session, session.begin():
-        await service.apply_catalog_event(session, envelope)
+        await replica_consumer(service).dispatch()(session, envelope)
 
 
 async def test_a_stale_catalog_answer_brings_back_no_deleted_recipe_and_no_old_agent(

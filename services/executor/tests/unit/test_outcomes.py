@@ -46,10 +46,10 @@ def recipe(*handling: str) -> dict[str, Any]:
 
 
 def execution(raw_recipe: dict[str, Any], *payloads: EventPayload, **requested: Any) -> Execution:
-    first = ExecutionRequested(execution_id="e", recipe_id="r", recipe=raw_recipe, **requested)
+    first = ExecutionRequested(execution_id="e", template_id="r", recipe=raw_recipe, **requested)
     events = [
         make_event(p, producer="executor", workspace_id="w", aggregate_id="e", aggregate_version=i)
-        for i, p in enumerate([first, ExecutionStarted(execution_id="e", recipe_id="r"), *payloads], start=1)
+        for i, p in enumerate([first, ExecutionStarted(execution_id="e", template_id="r"), *payloads], start=1)
     ]
     return Execution.from_events(events)
 

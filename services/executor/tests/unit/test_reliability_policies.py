@@ -137,8 +137,8 @@ def _events(*payloads: EventPayload) -> list[Any]:
 
 
 def _requested() -> ExecutionRequested:
-    recipe = {"steps": [{"step_id": "s", "order": 1, "agent_id": "a", "prompt_template": "p"}]}
-    return ExecutionRequested(execution_id="e", recipe_id="r", recipe=recipe)
+    recipe = {"template_id": "r", "steps": [{"step_id": "s", "order": 1, "agent_id": "a", "prompt_template": "p"}]}
+    return ExecutionRequested(execution_id="e", template_id="r", recipe=recipe)
 
 
 def test_usage_of_an_interrupted_attempt_counts_and_an_outcome_supersedes_its_own() -> None:
@@ -148,7 +148,7 @@ def test_usage_of_an_interrupted_attempt_counts_and_an_outcome_supersedes_its_ow
     execution = Execution.from_events(
         _events(
             _requested(),
-            ExecutionStarted(execution_id="e", recipe_id="r"),
+            ExecutionStarted(execution_id="e", template_id="r"),
             StepStarted(execution_id="e", step_id="s", attempt=1),
             usage,
             StepStarted(execution_id="e", step_id="s", attempt=2),
@@ -165,7 +165,7 @@ def test_usage_of_an_interrupted_attempt_counts_and_an_outcome_supersedes_its_ow
         tokens=TokenUsage(prompt=7, completion=3, total=10),
         cost_usd=0.5,
     )
-    execution.apply(_events(*([ExecutionStarted(execution_id="e", recipe_id="r")] * 6), done)[-1])
+    execution.apply(_events(*([ExecutionStarted(execution_id="e", template_id="r")] * 6), done)[-1])
     assert execution.total_tokens == 20 and execution.total_cost_usd == pytest.approx(1.0)
     assert execution.steps["s"].unfinished_starts == 0
 

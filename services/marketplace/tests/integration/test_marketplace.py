@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from sous_events.events import ListingApproved, QualityAssessed, RecipeInstalled
 from sous_events.ids import new_id
-from sous_events.registry import make_event
+from sous_events.registry import make_event, payload_of
 from sous_events.tables import inbox
 from sous_local.testing import unique
 from sous_marketplace.adapters import projection
@@ -100,13 +100,13 @@ async def test_pending_listing_is_hidden_until_approved_then_installs_into_anoth
     by_install = {e.payload["install_id"]: e for e in events}
     assert set(by_install) == {one["install_id"], two["install_id"]}
     for event in events:
-        payload = event.typed()
+        payload = payload_of(event)
         assert isinstance(payload, RecipeInstalled)
         assert event.workspace_id == ws_b == payload.target_workspace_id
         assert (event.aggregate_type, event.aggregate_id, event.aggregate_version) == ("Install", payload.install_id, 1)
-        assert payload.recipe["template_id"] == f"{template}-{payload.install_id.replace('-', '')[:6]}"
-        assert payload.recipe["steps"][0]["agent_id"] == seeded["agent"]["id"]
-        assert [a["name"] for a in payload.agents] == ["Writer"]
+        assert payload.recipe.template_id == f"{template}-{payload.install_id.replace('-', '')[:6]}"
+        assert payload.recipe.steps[0].agent_id == seeded["agent"]["id"]
+        assert [a.name for a in payload.agents] == ["Writer"]
         assert ws_a not in json.dumps(payload.model_dump())
     assert {e.payload["recipe"]["template_id"] for e in events} == new_templates
 
@@ -245,7 +245,12 @@ async def test_duplicate_deliveries_change_nothing_twice_and_rebuild_matches_liv
     # QualityAssessed: v2 is delivered twice, then a late v1 arrives; the listing shows v2's score once.
     def assessed(version: int, score: float) -> Any:
         payload = QualityAssessed(
-            recipe_id=template, execution_id=new_id(), quality_score=score, rolling_score=score, breakdown={}, grade="B"
+            template_id=template,
+            execution_id=new_id(),
+            quality_score=score,
+            rolling_score=score,
+            breakdown={},
+            grade="B",
         )
         return make_event(
             payload, producer="quality", workspace_id=ws, aggregate_id=f"{ws}:{template}", aggregate_version=version
@@ -270,7 +275,7 @@ async def test_duplicate_deliveries_change_nothing_twice_and_rebuild_matches_liv
     async with m.runtime.sessions() as session, session.begin():
         stored = await m.runtime.store.load(session, "Listing", listing_id)
         approval = next(e for e in stored if e.event_type == "ListingApproved")
-        assert isinstance(approval.typed(), ListingApproved)
+        assert isinstance(payload_of(approval), ListingApproved)
         await projection.apply_event(session, approval)
         install_events = [e async for e in m.runtime.store.replay(m.runtime.sessions, aggregate_types=["Install"])]
         for event in install_events:
@@ -315,7 +320,7 @@ async def test_browse_filters_sorts_and_pages(marketplace: Marketplace) -> None:
     for _ in range(2):
         assert (await m.client.post(f"/api/workflow-recipes/install/{ids[0]}", headers=viewer)).status_code == 200
     score = QualityAssessed(
-        recipe_id=templates[1], execution_id=new_id(), quality_score=0.9, rolling_score=0.9, breakdown={}, grade="A"
+        template_id=templates[1], execution_id=new_id(), quality_score=0.9, rolling_score=0.9, breakdown={}, grade="A"
     )
     await m.publish(
         make_event(score, producer="quality", workspace_id=ws, aggregate_id=f"{ws}:{templates[1]}", aggregate_version=1)

@@ -36,7 +36,7 @@ class Recipe:
         for score in rolling_scores:
             self.version += 1
             payload = QualityAssessed(
-                recipe_id=self.template,
+                template_id=self.template,
                 execution_id=new_id(),
                 quality_score=score,
                 rolling_score=score,

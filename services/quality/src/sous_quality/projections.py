@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sous_events.envelope import Envelope
 from sous_events.events import AgentMetricsUpdated, LearningRecorded, QualityAssessed
 from sous_events.projection import rebuild_projection
+from sous_events.registry import payload_of
 from sous_quality.adapters import copies, repository
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
 from sous_quality.domain import agents
@@ -45,7 +46,7 @@ async def _recipe_quality(session: AsyncSession, workspace_id: str, template_id:
 
 async def apply(session: AsyncSession, envelope: Envelope) -> None:
     """Project one of this service's own events into its read models (live and on rebuild)."""
-    payload = envelope.typed()
+    payload = payload_of(envelope)
     ws = envelope.workspace_id
     if isinstance(payload, QualityAssessed):
         execution = await copies.get_execution(session, payload.execution_id)
@@ -54,7 +55,7 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             session,
             execution_id=payload.execution_id,
             workspace_id=ws,
-            template_id=payload.recipe_id,
+            template_id=payload.template_id,
             assessed_at=envelope.occurred_at,
             quality_score=payload.quality_score,
             rolling_score=payload.rolling_score,
@@ -69,14 +70,14 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             session,
             execution_id=payload.execution_id,
             workspace_id=ws,
-            template_id=payload.recipe_id,
+            template_id=payload.template_id,
             analyzed_at=envelope.occurred_at,
             patterns=payload.patterns,
             suggestions=payload.suggestions,
             performance_metrics=payload.performance_metrics,
         )
     if isinstance(payload, (QualityAssessed, LearningRecorded)):
-        quality = await _recipe_quality(session, ws, payload.recipe_id)
+        quality = await _recipe_quality(session, ws, payload.template_id)
         await repository.save_recipe_quality(session, quality.applied(payload, envelope.aggregate_version))
     elif isinstance(payload, AgentMetricsUpdated):
         metrics = await repository.lock_agent(session, payload.agent_id, ws)

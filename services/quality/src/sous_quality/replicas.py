@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events.envelope import Envelope
+from sous_events.contracts import StepResult
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import (
     ExecutionFinished,
     ExecutionRequested,
@@ -27,10 +28,11 @@ from sous_events.events import (
 from sous_quality.adapters import copies
 
 
-async def keep_recipe(session: AsyncSession, envelope: Envelope) -> None:
-    payload = envelope.typed()
+async def keep_recipe(
+    session: AsyncSession, envelope: Envelope, payload: RecipeCreated | RecipeUpdated | RecipeDeleted
+) -> None:
     if isinstance(payload, (RecipeCreated, RecipeUpdated)):
-        await copies.upsert_recipe(session, envelope.workspace_id, payload.recipe, envelope.occurred_at)
+        await copies.upsert_recipe(session, envelope.workspace_id, payload.recipe.as_dict(), envelope.occurred_at)
     elif isinstance(payload, RecipeDeleted):
         await copies.mark_recipe_deleted(session, envelope.workspace_id, payload.recipe_id, payload.template_id)
 
@@ -48,23 +50,22 @@ def _step_outcome(payload: StepCompleted | StepFailed) -> dict[str, Any]:
     }
 
 
-async def keep_execution(session: AsyncSession, envelope: Envelope) -> None:
-    payload = envelope.typed()
+async def keep_execution(session: AsyncSession, envelope: Envelope, payload: EventPayload) -> None:
     ws, at = envelope.workspace_id, envelope.occurred_at
     if isinstance(payload, ExecutionRequested):
         await copies.record_requested(
             session,
             workspace_id=ws,
             execution_id=payload.execution_id,
-            template_id=payload.recipe_id,
-            recipe=payload.recipe,
-            agents=payload.agents,
+            template_id=payload.template_id,
+            recipe=payload.recipe.as_dict(),
+            agents={agent_id: agent.as_dict() for agent_id, agent in payload.agents.items()},
             input_data=payload.input_data,
             correlation_id=envelope.correlation_id,
             at=at,
         )
     elif isinstance(payload, ExecutionStarted):
-        await copies.ensure_execution(session, ws, payload.execution_id, payload.recipe_id)
+        await copies.ensure_execution(session, ws, payload.execution_id, payload.template_id)
         await copies.record_started(session, payload.execution_id, at)
     elif isinstance(payload, StepStarted):
         await copies.upsert_step(
@@ -104,35 +105,33 @@ async def keep_execution(session: AsyncSession, envelope: Envelope) -> None:
         await _keep_finished(session, envelope, payload)
 
 
-def _step_result_values(result: dict[str, Any]) -> dict[str, Any]:
-    tokens = result.get("tokens_used") or {}
+def _step_result_values(result: StepResult) -> dict[str, Any]:
+    given = result.model_fields_set
     values: dict[str, Any] = {
-        "status": str(result.get("status") or "pending"),
-        "order": int(result.get("order") or 0),
-        "attempts": max(1, int(result.get("attempt") or 1)),
-        "agent_id": str(result.get("agent_id") or ""),
-        "agent_name": str(result.get("agent_name") or ""),
-        "duration_ms": result.get("duration_ms"),
-        "tokens": int(tokens.get("total") or 0) if isinstance(tokens, dict) and tokens else None,
-        "cost_usd": float(result.get("cost_usd") or 0.0),
-        "error": result.get("error"),
+        "status": result.status,
+        "order": result.order,
+        "attempts": max(1, result.attempt),
+        "agent_id": result.agent_id,
+        "agent_name": result.agent_name,
+        "duration_ms": result.duration_ms if "duration_ms" in given else None,
+        "tokens": result.tokens_used.total if "tokens_used" in given else None,
+        "cost_usd": result.cost_usd,
+        "error": result.error,
     }
-    if "output" in result:
+    if "output" in given:
         # Summaries (ExecutionFinished.summary) leave outputs to the steps' StepCompleted events.
-        values["output"] = result["output"]
+        values["output"] = result.output
     return values
 
 
 async def _keep_finished(session: AsyncSession, envelope: Envelope, payload: ExecutionFinished) -> None:
-    await copies.ensure_execution(session, envelope.workspace_id, payload.execution_id, payload.recipe_id)
+    await copies.ensure_execution(session, envelope.workspace_id, payload.execution_id, payload.template_id)
     for result in payload.step_results:
-        step_id = str(result.get("step_id") or "")
-        if step_id:
-            await copies.upsert_step(session, payload.execution_id, step_id, **_step_result_values(result))
+        if result.step_id:
+            await copies.upsert_step(session, payload.execution_id, result.step_id, **_step_result_values(result))
     row = await copies.get_execution(session, payload.execution_id)
     assert row is not None
-    totals_raw = envelope.payload.get("totals") or {}
-    duration = payload.totals.duration_ms if totals_raw.get("duration_ms") else None
+    duration = payload.totals.duration_ms or None
     if duration is None:
         began = row["started_at"] or row["requested_at"]
         duration = (envelope.occurred_at - began).total_seconds() * 1000 if began else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class AssessRequest(BaseModel):
@@ -24,6 +24,21 @@ class LearnRequest(BaseModel):
     execution_id: str = Field(min_length=1, max_length=64)
 
 
+class NamesTheRecipe(BaseModel):
+    """Answers name the recipe by `template_id`; `recipe_id` is its former name, kept for older clients."""
+
+    template_id: str = Field(description="The recipe's template id")
+    recipe_id: str = Field(deprecated=True, description="Former name of `template_id` (the same value)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _both_names(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            name = data.get("template_id") or data.get("recipe_id")
+            data = {**data, "template_id": name, "recipe_id": name}
+        return data
+
+
 class Breakdown(BaseModel):
     completeness: float
     accuracy: float
@@ -32,9 +47,8 @@ class Breakdown(BaseModel):
     cost: float
 
 
-class AssessResponse(BaseModel):
+class AssessResponse(NamesTheRecipe):
     execution_id: str
-    recipe_id: str
     assessed_at: str
     quality_score: float
     rolling_score: float
@@ -43,17 +57,15 @@ class AssessResponse(BaseModel):
     bottlenecks: list[dict[str, Any]]
 
 
-class LearnResponse(BaseModel):
+class LearnResponse(NamesTheRecipe):
     execution_id: str
-    recipe_id: str
     analyzed_at: str
     patterns: list[dict[str, Any]]
     suggestions: list[dict[str, Any]]
     performance_metrics: dict[str, Any]
 
 
-class SuggestionsResponse(BaseModel):
-    recipe_id: str
+class SuggestionsResponse(NamesTheRecipe):
     quality_score: float | None
     suggestions: list[dict[str, Any]]
     patterns: list[dict[str, Any]]
@@ -73,8 +85,7 @@ class HistoryPoint(BaseModel):
     models: list[str]
 
 
-class HistoryResponse(BaseModel):
-    recipe_id: str
+class HistoryResponse(NamesTheRecipe):
     quality_score: float | None
     assessment_count: int
     points: list[HistoryPoint]

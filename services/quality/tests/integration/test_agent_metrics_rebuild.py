@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sous_events.dispatch import Dispatch
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import (
     ExecutionFinished,
@@ -36,7 +37,7 @@ from sous_quality.commands import AssessExecution
 from sous_quality.config import QualitySettings
 from sous_quality.domain import recipe_quality
 from sous_quality.domain.agents import AGGREGATE as AGENT_METRICS
-from sous_quality.entrypoints.consumers import dispatcher
+from sous_quality.entrypoints.consumers import consumed
 from sous_service.caller import Caller
 from sous_service.db import create_engine, create_session_factory
 from sous_service.domain_errors import Conflict
@@ -66,16 +67,20 @@ class Run:
     def begin(self) -> list[Envelope]:
         recipe = {
             "template_id": self.template_id,
-            "steps": [{"id": "s1", "agent_id": self.agent_id}],
+            "steps": [{"step_id": "s1", "agent_id": self.agent_id}],
             "execution_config": {"auto_learning": False},
         }
         return [
             self.event(
                 ExecutionRequested(
-                    execution_id=self.execution_id, recipe_id=self.template_id, recipe=recipe, agents={}, input_data={}
+                    execution_id=self.execution_id,
+                    template_id=self.template_id,
+                    recipe=recipe,
+                    agents={},
+                    input_data={},
                 )
             ),
-            self.event(ExecutionStarted(execution_id=self.execution_id, recipe_id=self.template_id, total_steps=1)),
+            self.event(ExecutionStarted(execution_id=self.execution_id, template_id=self.template_id, total_steps=1)),
         ]
 
     def attempt(self, attempt: int, *, ok: bool, tokens: int) -> list[Envelope]:
@@ -104,7 +109,7 @@ class Run:
         return self.event(
             ExecutionFinished(
                 execution_id=self.execution_id,
-                recipe_id=self.template_id,
+                template_id=self.template_id,
                 status="completed",
                 output_data={"text": "done"},
                 totals=ExecutionTotals(duration_ms=2000.0, tokens=10, cost_usd=0.001, steps_completed=1, steps_total=1),
@@ -135,7 +140,7 @@ async def quality(
 
 async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Envelope]) -> None:
     """Each event as the consumer applies it, one transaction each."""
-    handle = dispatcher(handlers.unit_of_works(sessions))
+    handle = Dispatch(consumed(handlers.unit_of_works(sessions)))
     for envelope in events:
         async with sessions() as session, session.begin():
             await handle(session, envelope)
@@ -180,7 +185,12 @@ async def test_a_decision_from_a_snapshot_behind_its_stream_is_refused_until_a_r
     stream = recipe_quality.stream_id(ws, run.template_id)
     # An earlier assessment is in the recipe's stream, but its recipe_quality row never saw it.
     earlier = QualityAssessed(
-        recipe_id=run.template_id, execution_id=new_id(), quality_score=0.5, rolling_score=0.5, breakdown={}, grade="D"
+        template_id=run.template_id,
+        execution_id=new_id(),
+        quality_score=0.5,
+        rolling_score=0.5,
+        breakdown={},
+        grade="D",
     )
     async with sessions() as session, session.begin():
         event = make_event(earlier, producer="quality", workspace_id=ws, aggregate_id=stream, aggregate_version=1)

@@ -195,10 +195,14 @@ def scenario(run: Run, recipe: dict[str, Any], a1: str, a2: str) -> list[Envelop
     return [
         run.event(
             ExecutionRequested(
-                execution_id=eid, recipe_id=run.template_id, recipe=recipe, agents=agents, input_data={"topic": "tides"}
+                execution_id=eid,
+                template_id=run.template_id,
+                recipe=recipe,
+                agents=agents,
+                input_data={"topic": "tides"},
             )
         ),
-        run.event(ExecutionStarted(execution_id=eid, recipe_id=run.template_id, total_steps=3)),
+        run.event(ExecutionStarted(execution_id=eid, template_id=run.template_id, total_steps=3)),
         run.event(StepStarted(execution_id=eid, step_id="s1", order=1, agent_id=a1)),
         run.event(
             StepCompleted(
@@ -261,7 +265,7 @@ def scenario(run: Run, recipe: dict[str, Any], a1: str, a2: str) -> list[Envelop
         run.event(
             ExecutionFinished(
                 execution_id=eid,
-                recipe_id=run.template_id,
+                template_id=run.template_id,
                 status="completed",
                 output_data={"summary": "tides explained"},
                 totals=ExecutionTotals(
@@ -388,7 +392,7 @@ async def test_assess_learn_suggest_history_and_isolation(harness: Harness) -> N
     # The events on the real quality topic: QualityAssessed then LearningRecorded, once each.
     stream = await quality_events(harness.bootstrap, f"{ws}:{template}", want=2)
     assert [(e.event_type, e.aggregate_version) for e in stream] == [("QualityAssessed", 1), ("LearningRecorded", 2)]
-    assert stream[0].payload["rolling_score"] == 0.7933 and stream[0].payload["recipe_id"] == template
+    assert stream[0].payload["rolling_score"] == 0.7933 and stream[0].payload["template_id"] == template
     assert stream[1].payload["learning_data"]["analyses"][0]["execution_id"] == run.execution_id
     # Agent metrics: a1 ran s1 (ok) and s3 (failed); a2's first attempt will retry, so only its success is a run.
     # One AgentMetricsUpdated per counted attempt: a1 has two, a2 two (the retried failure spent tokens).

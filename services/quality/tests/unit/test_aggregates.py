@@ -25,7 +25,7 @@ def test_the_stream_is_named_per_workspace_and_template() -> None:
 def test_a_first_assessment_sets_the_rolling_score_and_later_ones_move_it() -> None:
     quality = RecipeQuality("ws", "t")
     first = quality.assess(finished("e1"))
-    assert (first.recipe_id, first.execution_id) == ("t", "e1")
+    assert (first.template_id, first.execution_id) == ("t", "e1")
     assert first.rolling_score == first.quality_score
     quality = quality.applied(first, version=1)
     assert (quality.rolling_score, quality.assessment_count, quality.version) == (first.quality_score, 1, 1)
@@ -63,7 +63,7 @@ def test_agent_metrics_count_an_attempt_into_an_event_carrying_the_whole_totals(
     metrics = AgentMetrics("agent-1", AgentTotals(runs=1, successes=1, total_duration_ms=100.0), version=4)
     event = metrics.count(final=True, success=False, duration_ms=300.0, tokens=7, cost_usd=0.5)
     assert event.agent_id == "agent-1"
-    assert (event.metrics["runs"], event.metrics["successes"], event.metrics["mean_duration_ms"]) == (2, 1, 200.0)
+    assert (event.metrics.runs, event.metrics.successes, event.metrics.mean_duration_ms) == (2, 1, 200.0)
     after = metrics.applied(event, version=5)
     assert after.totals == AgentTotals(runs=2, successes=1, total_duration_ms=400.0, total_tokens=7, total_cost_usd=0.5)
     assert after.version == 5

@@ -18,7 +18,9 @@ from sous_catalog.adapters.tables import agents, recipes
 from sous_catalog.domain import agent as agent_domain
 from sous_catalog.domain import recipe as recipe_domain
 from sous_catalog.domain.validation import step_agent_ids
+from sous_events import events as ev
 from sous_events.envelope import Envelope
+from sous_events.registry import payload_of
 from sous_events.store import EventStore
 
 AGGREGATE_TYPES = (recipe_domain.AGGREGATE, agent_domain.AGGREGATE, versions.VERSION_AGGREGATE)
@@ -70,25 +72,23 @@ def agent_columns(snapshot: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def apply(session: AsyncSession, envelope: Envelope) -> None:
-    kind = envelope.event_type
-    payload = envelope.payload
-    if kind == "RecipeCreated":
-        await session.execute(insert(recipes).values(id=envelope.aggregate_id, **recipe_columns(payload["recipe"])))
-    elif kind == "RecipeUpdated":
-        await session.execute(
-            update(recipes).where(recipes.c.id == envelope.aggregate_id).values(**recipe_columns(payload["recipe"]))
-        )
-    elif kind == "RecipeDeleted":
+    payload = payload_of(envelope)
+    if isinstance(payload, ev.RecipeCreated):
+        values = recipe_columns(payload.recipe.as_dict())
+        await session.execute(insert(recipes).values(id=envelope.aggregate_id, **values))
+    elif isinstance(payload, ev.RecipeUpdated):
+        values = recipe_columns(payload.recipe.as_dict())
+        await session.execute(update(recipes).where(recipes.c.id == envelope.aggregate_id).values(**values))
+    elif isinstance(payload, ev.RecipeDeleted):
         await session.execute(delete(recipes).where(recipes.c.id == envelope.aggregate_id))
-    elif kind == "RecipeVersionProposed" or kind in versions.PROMOTION_EVENTS:
+    elif envelope.event_type == "RecipeVersionProposed" or envelope.event_type in versions.PROMOTION_EVENTS:
         await versions.apply(session, envelope)
-    elif kind == "AgentRegistered":
-        await session.execute(insert(agents).values(id=envelope.aggregate_id, **agent_columns(payload["agent"])))
-    elif kind == "AgentUpdated":
-        await session.execute(
-            update(agents).where(agents.c.id == envelope.aggregate_id).values(**agent_columns(payload["agent"]))
-        )
-    elif kind == "AgentRemoved":
+    elif isinstance(payload, ev.AgentRegistered):
+        await session.execute(insert(agents).values(id=envelope.aggregate_id, **agent_columns(payload.agent.as_dict())))
+    elif isinstance(payload, ev.AgentUpdated):
+        values = agent_columns(payload.agent.as_dict())
+        await session.execute(update(agents).where(agents.c.id == envelope.aggregate_id).values(**values))
+    elif isinstance(payload, ev.AgentRemoved):
         await session.execute(delete(agents).where(agents.c.id == envelope.aggregate_id))
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sous_events.contracts import RecipeSnapshot
 from sous_service.output_checks import OutputCheck, OutputSchema
 
 TEMPLATE_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
@@ -285,43 +286,11 @@ class StepAgent(BaseModel):
     status: str | None
 
 
-class RecipePublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class RecipePublic(RecipeSnapshot):
+    """A recipe as the API answers it: the snapshot the catalog publishes in its events, statistics included."""
 
-    id: str
-    workspace_id: str
-    template_id: str
-    name: str
-    description: str
-    tags: list[str]
-    template_definition: dict[str, Any]
-    steps: list[dict[str, Any]]
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
-    execution_config: dict[str, Any]
-    schedule_config: dict[str, Any]
-    recommended_agents: list[str]
-    required_tools: list[str]
-    is_public: bool
-    is_featured: bool
-    is_system: bool
-    preview_image: str | None
-    documentation_url: str | None
-    version: str
-    changelog: list[Any]
-    cloned_from: dict[str, Any] | None
-    quality_score: float | None
-    learning_data: dict[str, Any]
-    use_count: int
-    success_rate: float
-    popularity: float
-    average_rating: float
-    install_count: int
-    created_by: str
-    created_at: str
-    updated_at: str
-    last_used_at: str | None
-    revision: int
+    # Every field is in every answer (recipe_public fills them all): the answer's schema says so.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class RecipeList(BaseModel):

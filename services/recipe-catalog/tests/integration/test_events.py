@@ -84,10 +84,10 @@ async def test_execution_events_update_statistics_once(catalog):
     recipe = await catalog.recipe()
     tid = recipe["template_id"]
     first, second = new_id(), new_id()
-    await catalog.publish(event(ev.ExecutionRequested(execution_id=first, recipe_id=tid, recipe=recipe), ws, first))
-    await catalog.publish(event(ev.ExecutionStarted(execution_id=first, recipe_id=tid), ws, first, 2))
+    await catalog.publish(event(ev.ExecutionRequested(execution_id=first, template_id=tid, recipe=recipe), ws, first))
+    await catalog.publish(event(ev.ExecutionStarted(execution_id=first, template_id=tid), ws, first, 2))
     await catalog.publish(
-        event(ev.ExecutionFinished(execution_id=first, recipe_id=tid, status="completed"), ws, first, 3)
+        event(ev.ExecutionFinished(execution_id=first, template_id=tid, status="completed"), ws, first, 3)
     )
 
     async def finished_once():
@@ -98,8 +98,8 @@ async def test_execution_events_update_statistics_once(catalog):
     assert after_first["use_count"] == 1 and after_first["last_used_at"]
     assert after_first["popularity"] > 0
 
-    await catalog.publish(event(ev.ExecutionRequested(execution_id=second, recipe_id=tid, recipe=recipe), ws, second))
-    failed = event(ev.ExecutionFinished(execution_id=second, recipe_id=tid, status="failed"), ws, second, 2)
+    await catalog.publish(event(ev.ExecutionRequested(execution_id=second, template_id=tid, recipe=recipe), ws, second))
+    failed = event(ev.ExecutionFinished(execution_id=second, template_id=tid, status="failed"), ws, second, 2)
     await catalog.publish(failed)
 
     async def finished_twice():
@@ -140,7 +140,7 @@ async def test_quality_learning_and_agent_metrics(catalog):
     stream = f"{ws}:{tid}"
     high = event(
         ev.QualityAssessed(
-            recipe_id=tid, execution_id=new_id(), quality_score=0.9, rolling_score=0.8, breakdown={}, grade="B"
+            template_id=tid, execution_id=new_id(), quality_score=0.9, rolling_score=0.8, breakdown={}, grade="B"
         ),
         ws,
         stream,
@@ -149,7 +149,7 @@ async def test_quality_learning_and_agent_metrics(catalog):
     await catalog.wait_for(lambda: _quality_is(catalog, tid, 0.8))
     low = event(
         ev.QualityAssessed(
-            recipe_id=tid, execution_id=new_id(), quality_score=0.2, rolling_score=0.6, breakdown={}, grade="D"
+            template_id=tid, execution_id=new_id(), quality_score=0.2, rolling_score=0.6, breakdown={}, grade="D"
         ),
         ws,
         stream,
@@ -164,7 +164,7 @@ async def test_quality_learning_and_agent_metrics(catalog):
 
     learning = {"patterns": [{"kind": "slow_step", "step_id": "fetch"}], "runs": 3}
     await catalog.publish(
-        event(ev.LearningRecorded(recipe_id=tid, execution_id=new_id(), learning_data=learning), ws, stream, 3)
+        event(ev.LearningRecorded(template_id=tid, execution_id=new_id(), learning_data=learning), ws, stream, 3)
     )
     metrics = {
         "runs": 3,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from sous_events.contracts import AgentSnapshot, RecipeSnapshot
 from sous_events.envelope import EventPayload
 
 
 class RecipeCreated(EventPayload):
-    recipe: dict[str, Any]
+    recipe: RecipeSnapshot
 
 
 class RecipeUpdated(EventPayload):
-    recipe: dict[str, Any]
+    recipe: RecipeSnapshot
     changed_fields: list[str]
 
 
 class RecipeDeleted(EventPayload):
+    # The catalog's internal id (the aggregate id); `template_id` is the name the recipe had in its workspace.
     recipe_id: str
     template_id: str = ""
 
@@ -59,11 +59,11 @@ class RecipePromotionRefused(EventPayload):
 
 
 class AgentRegistered(EventPayload):
-    agent: dict[str, Any]
+    agent: AgentSnapshot
 
 
 class AgentUpdated(EventPayload):
-    agent: dict[str, Any]
+    agent: AgentSnapshot
     changed_fields: list[str] = []
 
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sous_events.contracts import AgentSnapshot, RecipeSnapshot, StepOverride, StepResult, TokenUsage, ToolCallRecord
 from sous_events.envelope import EventPayload
 
-
-class TokenUsage(EventPayload):
-    prompt: int = 0
-    completion: int = 0
-    total: int = 0
-
-
-class ToolCallRecord(EventPayload):
-    name: str
-    arguments: dict[str, Any] = {}
-    result: Any = None
-    error: str | None = None
-    duration_ms: float = 0.0
+__all__ = [
+    "ExecutionCancelRequested",
+    "ExecutionFinished",
+    "ExecutionRequested",
+    "ExecutionStarted",
+    "ExecutionTotals",
+    "StepCompleted",
+    "StepFailed",
+    "StepRetryScheduled",
+    "StepSkipped",
+    "StepStarted",
+    "StepUsageRecorded",
+    "TokenUsage",
+    "ToolCallRecord",
+]
 
 
 class FailedCheck(EventPayload):
@@ -33,21 +36,25 @@ class FailedCheck(EventPayload):
 
 
 class ExecutionRequested(EventPayload):
+    """v2: `template_id` (v1 called it `recipe_id`); the recipe and its agents as they were at the request."""
+
     execution_id: str
-    recipe_id: str
-    recipe: dict[str, Any]
-    agents: dict[str, dict[str, Any]] = {}
+    template_id: str
+    recipe: RecipeSnapshot
+    agents: dict[str, AgentSnapshot] = {}
     input_data: dict[str, Any] = {}
     triggered_by: str = "manual"
     rerun_of: str | None = None
     from_step: str | None = None
-    reused_results: list[dict[str, Any]] = []
-    step_overrides: dict[str, dict[str, Any]] = {}
+    reused_results: list[StepResult] = []
+    step_overrides: dict[str, StepOverride] = {}
 
 
 class ExecutionStarted(EventPayload):
+    """v2: `template_id` (v1: `recipe_id`)."""
+
     execution_id: str
-    recipe_id: str
+    template_id: str
     runner_id: str = ""
     total_steps: int = 0
 
@@ -145,8 +152,10 @@ class ExecutionTotals(EventPayload):
 
 
 class ExecutionFinished(EventPayload):
+    """v2: `template_id` (v1: `recipe_id`)."""
+
     execution_id: str
-    recipe_id: str
+    template_id: str
     status: str
     output_data: dict[str, Any] = {}
     error: str | None = None
@@ -154,6 +163,6 @@ class ExecutionFinished(EventPayload):
     # Since `summary` is true: step results without `output` and `tool_calls` (each step's StepCompleted
     # holds them once) and `output_data` values cut to a short preview; `output_refs` names the step whose
     # StepCompleted holds each output in full.
-    step_results: list[dict[str, Any]] = []
+    step_results: list[StepResult] = []
     summary: bool = False
     output_refs: dict[str, str] = {}

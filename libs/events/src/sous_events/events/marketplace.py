@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import field_validator
+
+from sous_events.contracts import AgentDefinition, RecipeDefinition
 from sous_events.envelope import EventPayload
 
 
@@ -13,11 +16,19 @@ class ListingSubmitted(EventPayload):
     category: str
     creator_id: str
     source_workspace_id: str
+    # The template id of the listed recipe in its source workspace.
     recipe_id: str
     auto_approved: bool = False
     icon: str | None = None
-    recipe: dict[str, Any] = {}
-    agents: list[dict[str, Any]] = []
+    # The recipe and its agents as the listing carries them (nothing private to the source workspace).
+    recipe: RecipeDefinition | None = None
+    agents: list[AgentDefinition] = []
+
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # Listings submitted before listings carried their recipe hold `{}`.
+        return value or None
 
 
 class ListingApproved(EventPayload):
@@ -68,6 +79,6 @@ class RecipeInstalled(EventPayload):
     install_id: str
     listing_id: str
     target_workspace_id: str
-    recipe: dict[str, Any]
-    agents: list[dict[str, Any]] = []
+    recipe: RecipeDefinition
+    agents: list[AgentDefinition] = []
     installed_by: str = ""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from sous_events.contracts import AgentMetricsSnapshot
 from sous_events.envelope import EventPayload
 
 
 class QualityAssessed(EventPayload):
-    recipe_id: str
+    """v2: `template_id` (v1: `recipe_id`), the recipe assessed."""
+
+    template_id: str
     execution_id: str
     quality_score: float
     rolling_score: float
@@ -18,7 +21,9 @@ class QualityAssessed(EventPayload):
 
 
 class LearningRecorded(EventPayload):
-    recipe_id: str
+    """v2: `template_id` (v1: `recipe_id`)."""
+
+    template_id: str
     execution_id: str
     patterns: list[dict[str, Any]] = []
     suggestions: list[dict[str, Any]] = []
@@ -28,4 +33,4 @@ class LearningRecorded(EventPayload):
 
 class AgentMetricsUpdated(EventPayload):
     agent_id: str
-    metrics: dict[str, Any]
+    metrics: AgentMetricsSnapshot

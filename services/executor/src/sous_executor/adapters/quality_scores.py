@@ -15,19 +15,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events.envelope import Envelope
+from sous_events.events import QualityAssessed
 from sous_executor.adapters.tables import recipe_quality_scores
 from sous_service.owner_reads import OwnerReads
 from sous_service.scopes import RECIPES_READ
 
-QUALITY_EVENTS = {"QualityAssessed"}
 
-
-async def apply_quality_event(session: AsyncSession, envelope: Envelope) -> None:
-    payload = envelope.payload
+async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: QualityAssessed) -> None:
     stmt = pg_insert(recipe_quality_scores).values(
         workspace_id=envelope.workspace_id,
-        template_id=str(payload["recipe_id"]),
-        score=float(payload["rolling_score"]),
+        template_id=payload.template_id,
+        score=payload.rolling_score,
         version=envelope.aggregate_version,
     )
     await session.execute(

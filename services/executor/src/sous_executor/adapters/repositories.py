@@ -21,7 +21,7 @@ def execution_row(execution: Execution) -> dict[str, Any]:
     return {
         "execution_id": execution.execution_id,
         "workspace_id": execution.workspace_id,
-        "recipe_id": execution.recipe_id,
+        "recipe_id": execution.template_id,
         "recipe_name": execution.recipe_name,
         "status": execution.status,
         "current_step": execution.current_step,

@@ -6,7 +6,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sous_events.contracts import TokenUsage
 from sous_events.envelope import Envelope
+from sous_events.events.executor import (
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    StepCompleted,
+    StepFailed,
+    StepRetryScheduled,
+    StepSkipped,
+    StepStarted,
+    StepUsageRecorded,
+)
+from sous_events.registry import payload_of
 from sous_executor.domain.output_checks import output_views
 from sous_executor.domain.outputs import OutputSource, output_data
 from sous_executor.domain.planning import PlanError, parse_steps
@@ -15,13 +29,9 @@ FINISHED = frozenset({"completed", "failed", "cancelled"})
 STEP_FINISHED = frozenset({"completed", "failed", "skipped", "cancelled"})
 
 
-def _tokens(raw: Any) -> dict[str, int]:
-    raw = raw or {}
-    return {
-        "prompt": int(raw.get("prompt", 0)),
-        "completion": int(raw.get("completion", 0)),
-        "total": int(raw.get("total", 0)),
-    }
+def _tokens(usage: TokenUsage | None) -> dict[str, int]:
+    usage = usage or TokenUsage()
+    return {"prompt": usage.prompt, "completion": usage.completion, "total": usage.total}
 
 
 @dataclass
@@ -88,7 +98,7 @@ class StepState:
 class Execution:
     execution_id: str = ""
     workspace_id: str = ""
-    recipe_id: str = ""
+    template_id: str = ""
     recipe: dict[str, Any] = field(default_factory=dict)
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)
     input_data: dict[str, Any] = field(default_factory=dict)
@@ -127,7 +137,7 @@ class Execution:
 
     @property
     def recipe_name(self) -> str:
-        return str(self.recipe.get("name") or self.recipe_id)
+        return str(self.recipe.get("name") or self.template_id)
 
     def ordered_steps(self) -> list[StepState]:
         return sorted(self.steps.values(), key=lambda s: (s.order, s.step_id))
@@ -147,139 +157,143 @@ class Execution:
         return self.finished_steps
 
     def apply(self, event: Envelope) -> None:
-        p = event.payload
-        t = event.event_type
+        p = payload_of(event)
         self.version = event.aggregate_version
-        if t == "ExecutionRequested":
-            self.execution_id = p["execution_id"]
-            self.workspace_id = event.workspace_id
-            self.recipe_id = p["recipe_id"]
-            self.recipe = dict(p.get("recipe") or {})
-            self.agents = dict(p.get("agents") or {})
-            self.input_data = dict(p.get("input_data") or {})
-            self.triggered_by = p.get("triggered_by") or "manual"
-            self.rerun_of = p.get("rerun_of")
-            self.from_step = p.get("from_step")
-            self.reused_results = list(p.get("reused_results") or [])
-            self.step_overrides = dict(p.get("step_overrides") or {})
-            self.created_at = event.occurred_at
-            self.actor = event.actor.model_dump()
-            self.correlation_id = event.correlation_id or self.execution_id
-            for index, raw in enumerate(self.recipe.get("steps") or []):
-                sid = str(raw.get("step_id") or f"step_{index + 1}")
-                agent_id = str(raw.get("agent_id") or "")
-                agent = self.agents.get(agent_id) or {}
-                self.steps[sid] = StepState(
-                    step_id=sid,
-                    order=int(raw.get("order", index + 1)),
-                    agent_id=agent_id,
-                    agent_name=str(agent.get("name") or ""),
-                )
-        elif t == "ExecutionStarted":
+        if isinstance(p, ExecutionRequested):
+            self._requested(event, p)
+        elif isinstance(p, ExecutionStarted):
             self.status = "running"
-            self.runner_id = p.get("runner_id", "")
+            self.runner_id = p.runner_id
             if self.started_at is None:
                 self.started_at = event.occurred_at
-        elif t == "StepStarted":
-            step = self._step(p)
+        elif isinstance(p, StepStarted):
+            step = self._step(p.step_id, p.order, p.agent_id, p.agent_name)
             step.status = "running"
             step.in_flight = True
             step.unfinished_starts += 1
-            step.attempt = int(p.get("attempt", 1))
+            step.attempt = p.attempt
             step.started_at = event.occurred_at
             step.completed_at = None
             step.error = None
             step.error_type = None
             step.retry_at = None
             step.next_attempt = None
-        elif t == "StepCompleted":
-            step = self._step(p)
-            step.status = "completed"
-            step.in_flight = False
-            step.unfinished_starts = 0
-            step.attempt = int(p.get("attempt", 1))
-            step.output = p.get("output", "")
-            step.tool_calls = list(p.get("tool_calls") or [])
-            step.duration_ms = float(p.get("duration_ms", 0.0))
-            step.tokens_used = _tokens(p.get("tokens"))
-            step.cost_usd = float(p.get("cost_usd", 0.0))
-            step.reused = bool(p.get("reused", False))
-            step.output_format = str(p.get("output_format") or "text")
-            step.error = None
-            step.completed_at = event.occurred_at
-            if step.started_at is None:
-                step.started_at = event.occurred_at
-            self._settle_usage(step, step.tokens_used["total"], step.cost_usd)
-        elif t == "StepFailed":
-            step = self._step(p)
-            step.in_flight = False
-            step.unfinished_starts = 0
-            step.attempt = int(p.get("attempt", 1))
-            step.error = p.get("error")
-            step.error_type = p.get("error_type")
-            failed_checks = list(p.get("failed_checks") or [])
-            if failed_checks:
-                step.check_failures.append(
-                    {"attempt": step.attempt, "error": step.error, "failed_checks": failed_checks}
-                )
-            step.tool_calls = list(p.get("tool_calls") or [])
-            step.duration_ms = float(p.get("duration_ms", 0.0))
-            tokens = _tokens(p.get("tokens"))
-            step.tokens_used = tokens
-            step.cost_usd = float(p.get("cost_usd", 0.0))
-            self._settle_usage(step, tokens["total"], step.cost_usd)
-            if p.get("will_retry"):
-                step.status = "running"
-                step.retry_at = _dt(p.get("retry_at"))
-                step.next_attempt = step.attempt + 1
-            else:
-                step.status = "cancelled" if step.error_type == "cancelled" else "failed"
-                step.completed_at = event.occurred_at
-        elif t == "StepUsageRecorded":
-            step = self._step(p)
-            attempt = int(p.get("attempt", 1))
-            usage = _tokens(p.get("tokens"))
-            cost = float(p.get("cost_usd", 0.0))
-            before = step.pending_usage.get(attempt, (0, 0, 0.0))
-            step.pending_usage[attempt] = (
-                before[0] + usage["prompt"],
-                before[1] + usage["completion"],
-                before[2] + cost,
+        elif isinstance(p, StepCompleted):
+            self._completed(event, p)
+        elif isinstance(p, StepFailed):
+            self._failed(event, p)
+        elif isinstance(p, StepUsageRecorded):
+            step = self._step(p.step_id)
+            before = step.pending_usage.get(p.attempt, (0, 0, 0.0))
+            step.pending_usage[p.attempt] = (
+                before[0] + p.tokens.prompt,
+                before[1] + p.tokens.completion,
+                before[2] + p.cost_usd,
             )
-            self.total_tokens += usage["total"]
-            self.total_cost_usd += cost
-        elif t == "StepRetryScheduled":
-            step = self._step(p)
-            step.next_attempt = int(p["next_attempt"])
-            step.retry_at = _dt(p.get("retry_at"))
-        elif t == "StepSkipped":
-            step = self._step(p)
+            self.total_tokens += p.tokens.total
+            self.total_cost_usd += p.cost_usd
+        elif isinstance(p, StepRetryScheduled):
+            step = self._step(p.step_id)
+            step.next_attempt = p.next_attempt
+            step.retry_at = p.retry_at
+        elif isinstance(p, StepSkipped):
+            step = self._step(p.step_id)
             step.status = "skipped"
             step.in_flight = False
-            step.error = p.get("reason") or None
-        elif t == "ExecutionCancelRequested":
+            step.error = p.reason or None
+        elif isinstance(p, ExecutionCancelRequested):
             self.cancel_requested = True
-            self.cancel_reason = p.get("reason", "")
-        elif t == "ExecutionFinished":
-            self.status = p["status"]
-            # A summary carries previews only; the full outputs are the steps' own.
-            self.output_data = (
-                (self.full_output_data()[0] if self.status == "completed" else {})
-                if p.get("summary")
-                else dict(p.get("output_data") or {})
+            self.cancel_reason = p.reason
+        elif isinstance(p, ExecutionFinished):
+            self._finished(event, p)
+
+    def _requested(self, event: Envelope, p: ExecutionRequested) -> None:
+        self.execution_id = p.execution_id
+        self.workspace_id = event.workspace_id
+        self.template_id = p.template_id
+        self.recipe = p.recipe.as_dict()
+        self.agents = {agent_id: agent.as_dict() for agent_id, agent in p.agents.items()}
+        self.input_data = dict(p.input_data)
+        self.triggered_by = p.triggered_by or "manual"
+        self.rerun_of = p.rerun_of
+        self.from_step = p.from_step
+        self.reused_results = [result.as_dict() for result in p.reused_results]
+        self.step_overrides = {step_id: o.as_dict() for step_id, o in p.step_overrides.items()}
+        self.created_at = event.occurred_at
+        self.actor = event.actor.model_dump()
+        self.correlation_id = event.correlation_id or self.execution_id
+        for index, raw in enumerate(p.recipe.steps):
+            agent = p.agents.get(raw.agent_id)
+            order = raw.order if "order" in raw.model_fields_set else index + 1
+            sid = raw.step_id or f"step_{index + 1}"
+            self.steps[sid] = StepState(
+                step_id=sid, order=order, agent_id=raw.agent_id, agent_name=agent.name if agent else ""
             )
-            self.error = p.get("error")
-            self.completed_at = event.occurred_at
-            totals = p.get("totals") or {}
-            self.total_duration_ms = float(totals.get("duration_ms", 0.0))
-            self.total_tokens = int(totals.get("tokens", self.total_tokens))
-            self.total_cost_usd = float(totals.get("cost_usd", self.total_cost_usd))
-            for raw in p.get("step_results") or []:
-                final = self.steps.get(str(raw.get("step_id")))
-                if final is not None:
-                    final.status = raw.get("status", final.status)
-                    final.model_ms = float(raw.get("model_ms", final.model_ms) or 0.0)
-                    final.in_flight = False
+
+    def _completed(self, event: Envelope, p: StepCompleted) -> None:
+        step = self._step(p.step_id, p.order, p.agent_id, p.agent_name)
+        step.status = "completed"
+        step.in_flight = False
+        step.unfinished_starts = 0
+        step.attempt = p.attempt
+        step.output = p.output
+        step.tool_calls = [call.model_dump(mode="json") for call in p.tool_calls]
+        step.duration_ms = p.duration_ms
+        step.tokens_used = _tokens(p.tokens)
+        step.cost_usd = p.cost_usd
+        step.reused = p.reused
+        step.output_format = p.output_format or "text"
+        step.error = None
+        step.completed_at = event.occurred_at
+        if step.started_at is None:
+            step.started_at = event.occurred_at
+        self._settle_usage(step, p.tokens.total, step.cost_usd)
+
+    def _failed(self, event: Envelope, p: StepFailed) -> None:
+        step = self._step(p.step_id, p.order, p.agent_id, p.agent_name)
+        step.in_flight = False
+        step.unfinished_starts = 0
+        step.attempt = p.attempt
+        step.error = p.error
+        step.error_type = p.error_type
+        failed_checks = [check.model_dump(mode="json") for check in p.failed_checks]
+        if failed_checks:
+            step.check_failures.append({"attempt": step.attempt, "error": step.error, "failed_checks": failed_checks})
+        step.tool_calls = [call.model_dump(mode="json") for call in p.tool_calls]
+        step.duration_ms = p.duration_ms
+        step.tokens_used = _tokens(p.tokens)
+        step.cost_usd = p.cost_usd
+        self._settle_usage(step, p.tokens.total, step.cost_usd)
+        if p.will_retry:
+            step.status = "running"
+            step.retry_at = p.retry_at
+            step.next_attempt = step.attempt + 1
+        else:
+            step.status = "cancelled" if step.error_type == "cancelled" else "failed"
+            step.completed_at = event.occurred_at
+
+    def _finished(self, event: Envelope, p: ExecutionFinished) -> None:
+        self.status = p.status
+        # A summary carries previews only; the full outputs are the steps' own.
+        if p.summary:
+            self.output_data = self.full_output_data()[0] if self.status == "completed" else {}
+        else:
+            self.output_data = dict(p.output_data)
+        self.error = p.error
+        self.completed_at = event.occurred_at
+        self.total_duration_ms = p.totals.duration_ms
+        if "tokens" in p.totals.model_fields_set:
+            self.total_tokens = p.totals.tokens
+        if "cost_usd" in p.totals.model_fields_set:
+            self.total_cost_usd = p.totals.cost_usd
+        for result in p.step_results:
+            final = self.steps.get(result.step_id)
+            if final is not None:
+                if "status" in result.model_fields_set:
+                    final.status = result.status
+                if "model_ms" in result.model_fields_set:
+                    final.model_ms = result.model_ms
+                final.in_flight = False
 
     def _settle_usage(self, step: StepState, tokens: int, cost: float) -> None:
         """An outcome carries its attempt's whole usage: it replaces what StepUsageRecorded reported."""
@@ -297,20 +311,13 @@ class Execution:
         sources = [OutputSource(s.step_id, s.status, s.output) for s in self.ordered_steps()]
         return output_data(sources, keys, self.recipe.get("outputs") or {})
 
-    def _step(self, p: dict[str, Any]) -> StepState:
-        sid = str(p["step_id"])
-        step = self.steps.get(sid)
+    def _step(self, step_id: str, order: int | None = None, agent_id: str = "", agent_name: str = "") -> StepState:
+        step = self.steps.get(step_id)
         if step is None:
-            step = StepState(step_id=sid, order=int(p.get("order", len(self.steps) + 1)))
-            self.steps[sid] = step
-        if p.get("agent_id"):
-            step.agent_id = p["agent_id"]
-        if p.get("agent_name"):
-            step.agent_name = p["agent_name"]
+            step = StepState(step_id=step_id, order=len(self.steps) + 1 if order is None else order)
+            self.steps[step_id] = step
+        if agent_id:
+            step.agent_id = agent_id
+        if agent_name:
+            step.agent_name = agent_name
         return step
-
-
-def _dt(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))

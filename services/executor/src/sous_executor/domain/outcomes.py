@@ -250,7 +250,7 @@ def finished_event(
     steps = execution.steps.values()
     return ExecutionFinished(
         execution_id=execution.execution_id,
-        recipe_id=execution.recipe_id,
+        template_id=execution.template_id,
         status=ending.status.value,
         output_data=summary_output_data(full),
         error=ending.error,

@@ -133,13 +133,13 @@ class Run:
             self.plan = plan = build_plan(specs, self.config)
         except PlanError as exc:
             if agg.status == "pending":
-                await self.emit([ExecutionStarted(execution_id=self.execution_id, recipe_id=agg.recipe_id)])
+                await self.emit([ExecutionStarted(execution_id=self.execution_id, template_id=agg.template_id)])
             await self._finish(RunEnding.invalid_recipe(str(exc)))
             return
         if agg.status == "pending":
             started = ExecutionStarted(
                 execution_id=self.execution_id,
-                recipe_id=agg.recipe_id,
+                template_id=agg.template_id,
                 runner_id=self.settings.runner_id,
                 total_steps=len(specs),
             )

@@ -6,22 +6,20 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events import topics
-from sous_events.envelope import Envelope
-from sous_executor.adapters.quality_scores import QUALITY_EVENTS, apply_quality_event
+from sous_events import events as ev
+from sous_events.envelope import Envelope, EventPayload
+from sous_executor.adapters.quality_scores import on_quality_assessed
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.handlers import ExecutorService
 from sous_service.runtime import ConsumerSpec
 
 RUNNERS_GROUP = "executor-runners"
 REPLICAS_GROUP = "executor-replicas"
-CATALOG_EVENTS = {"RecipeCreated", "RecipeUpdated", "RecipeDeleted", "AgentRegistered", "AgentUpdated", "AgentRemoved"}
 
 
 def claiming_consumer(
     name: str,
-    topic: str,
-    event_type: str,
+    requested: type[EventPayload],
     claim: Callable[[AsyncSession, Envelope], Awaitable[bool]],
     spawn: Callable[[str], object],
 ) -> ConsumerSpec:
@@ -31,7 +29,7 @@ def claiming_consumer(
     """
     claimed: set[str] = set()
 
-    async def handle(session: AsyncSession, envelope: Envelope) -> None:
+    async def handle(session: AsyncSession, envelope: Envelope, _: EventPayload) -> None:
         if await claim(session, envelope):
             claimed.add(envelope.aggregate_id)
 
@@ -40,7 +38,7 @@ def claiming_consumer(
             claimed.discard(envelope.aggregate_id)
             spawn(envelope.aggregate_id)
 
-    return ConsumerSpec(name=name, topics=[topic], handler=handle, event_types={event_type}, after_commit=after_commit)
+    return ConsumerSpec(name=name, handlers={requested: handle}, after_commit=after_commit)
 
 
 def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpec:
@@ -54,19 +52,19 @@ def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpe
         engine.capacity.unreserve(execution_id)
         return False
 
-    return claiming_consumer(RUNNERS_GROUP, topics.EXECUTOR_EXECUTIONS, "ExecutionRequested", claim, engine.spawn)
+    return claiming_consumer(RUNNERS_GROUP, ev.ExecutionRequested, claim, engine.spawn)
 
 
 def replica_consumer(service: ExecutorService) -> ConsumerSpec:
-    async def handle(session: AsyncSession, envelope: Envelope) -> None:
-        if envelope.event_type in QUALITY_EVENTS:
-            await apply_quality_event(session, envelope)
-        else:
-            await service.apply_catalog_event(session, envelope)
-
     return ConsumerSpec(
         name=REPLICAS_GROUP,
-        topics=[topics.CATALOG_RECIPES, topics.CATALOG_AGENTS, topics.QUALITY],
-        handler=handle,
-        event_types=CATALOG_EVENTS | QUALITY_EVENTS,
+        handlers={
+            ev.RecipeCreated: service.on_recipe_published,
+            ev.RecipeUpdated: service.on_recipe_published,
+            ev.RecipeDeleted: service.on_recipe_deleted,
+            ev.AgentRegistered: service.on_agent_published,
+            ev.AgentUpdated: service.on_agent_published,
+            ev.AgentRemoved: service.on_agent_removed,
+            ev.QualityAssessed: on_quality_assessed,
+        },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events import topics
+from sous_events import events as ev
 from sous_events.envelope import Envelope
 from sous_executor.entrypoints.consumers import claiming_consumer
 from sous_executor.workflows import repository as repo
@@ -13,7 +13,6 @@ from sous_service.runtime import ConsumerSpec
 
 RUNNERS_GROUP = "executor-workflow-runners"
 QUALITY_GROUP = "executor-workflow-quality"
-QUALITY_EVENTS = {"QualityAssessed", "LearningRecorded", "AgentMetricsUpdated"}
 
 
 def run_consumer(runner: WorkflowRunner) -> ConsumerSpec:
@@ -23,28 +22,34 @@ def run_consumer(runner: WorkflowRunner) -> ConsumerSpec:
             session, envelope.aggregate_id, envelope.workspace_id, runner.owner, runner.ttl_s
         )
 
-    return claiming_consumer(RUNNERS_GROUP, topics.EXECUTOR_WORKFLOWS, "WorkflowRunRequested", claim, runner.spawn)
+    return claiming_consumer(RUNNERS_GROUP, ev.WorkflowRunRequested, claim, runner.spawn)
 
 
-async def record_quality_event(session: AsyncSession, envelope: Envelope) -> None:
-    p = envelope.payload
-    if envelope.event_type == "AgentMetricsUpdated":
-        await repo.save_agent_metrics(
-            session, str(p["agent_id"]), envelope.workspace_id, dict(p.get("metrics") or {}), envelope.aggregate_version
-        )
-        return
-    kind = "quality" if envelope.event_type == "QualityAssessed" else "learning"
+async def record_agent_metrics(session: AsyncSession, envelope: Envelope, payload: ev.AgentMetricsUpdated) -> None:
+    await repo.save_agent_metrics(
+        session, payload.agent_id, envelope.workspace_id, payload.metrics.as_dict(), envelope.aggregate_version
+    )
+
+
+async def record_quality_signal(
+    session: AsyncSession, envelope: Envelope, payload: ev.QualityAssessed | ev.LearningRecorded
+) -> None:
     await repo.record_signal(
         session,
-        execution_id=str(p["execution_id"]),
-        kind=kind,
+        execution_id=payload.execution_id,
+        kind="quality" if isinstance(payload, ev.QualityAssessed) else "learning",
         workspace_id=envelope.workspace_id,
-        recipe_id=str(p.get("recipe_id") or ""),
-        payload=dict(p),
+        recipe_id=payload.template_id,
+        payload=payload.model_dump(mode="json"),
     )
 
 
 def quality_consumer() -> ConsumerSpec:
     return ConsumerSpec(
-        name=QUALITY_GROUP, topics=[topics.QUALITY], handler=record_quality_event, event_types=QUALITY_EVENTS
+        name=QUALITY_GROUP,
+        handlers={
+            ev.QualityAssessed: record_quality_signal,
+            ev.LearningRecorded: record_quality_signal,
+            ev.AgentMetricsUpdated: record_agent_metrics,
+        },
     )

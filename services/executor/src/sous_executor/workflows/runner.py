@@ -22,16 +22,14 @@ from sous_executor.config import ExecutorSettings
 from sous_executor.handlers import ExecutorService
 from sous_executor.llm.client import ClientFactory
 from sous_executor.workflows import repository as repo
+from sous_executor.workflows.driver import RunDriver
+from sous_executor.workflows.errors import RunLeaseLost
 from sous_executor.workflows.model import WORKFLOW_RUN, WorkflowRun
 from sous_executor.workflows.projection import apply_run_side_effects
 
 logger = logging.getLogger("sous.executor.workflows")
 PRODUCER = "executor"
 Extra = Callable[[AsyncSession], Awaitable[None]]
-
-
-class RunLeaseLost(Exception):
-    """Another instance owns the run now; this one stops without writing."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +73,6 @@ class WorkflowRunner:
         return True
 
     async def _guarded(self, run_id: str) -> None:
-        from sous_executor.workflows.driver import RunDriver
-
         driver = RunDriver(self, run_id)
         try:
             await driver.drive()

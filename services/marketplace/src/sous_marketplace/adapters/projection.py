@@ -21,6 +21,7 @@ from sous_events.events import (
     ListingWithdrawn,
     RecipeInstalled,
 )
+from sous_events.registry import payload_of
 from sous_marketplace.adapters.tables import creator_approvals, installs, listings
 
 AGGREGATE_TYPES = ("Listing", "Install")
@@ -31,7 +32,7 @@ def name_key(name: str) -> str:
 
 
 async def apply_event(session: AsyncSession, event: Envelope) -> None:
-    payload = event.typed()
+    payload = payload_of(event)
     if isinstance(payload, ListingSubmitted):
         status = "approved" if payload.auto_approved else "pending"
         recipe = payload.recipe
@@ -41,15 +42,15 @@ async def apply_event(session: AsyncSession, event: Envelope) -> None:
                 id=payload.listing_id,
                 name=payload.name,
                 name_key=name_key(payload.name),
-                description=str(recipe.get("description") or ""),
+                description=recipe.description if recipe is not None else "",
                 category=payload.category,
                 icon=payload.icon,
-                tags=[t for t in recipe.get("tags") or [] if isinstance(t, str)],
+                tags=list(recipe.tags) if recipe is not None else [],
                 creator_id=payload.creator_id,
                 source_workspace_id=payload.source_workspace_id,
                 recipe_id=payload.recipe_id,
-                recipe=recipe,
-                agents=payload.agents,
+                recipe=recipe.as_dict() if recipe is not None else {},
+                agents=[agent.as_dict() for agent in payload.agents],
                 status=status,
                 featured=payload.auto_approved,
                 auto_approved=payload.auto_approved,
@@ -117,7 +118,7 @@ async def apply_event(session: AsyncSession, event: Envelope) -> None:
                 id=payload.install_id,
                 listing_id=payload.listing_id,
                 target_workspace_id=payload.target_workspace_id,
-                template_id=str(payload.recipe.get("template_id") or ""),
+                template_id=payload.recipe.template_id,
                 installed_by=payload.installed_by,
                 installed_at=event.occurred_at,
             )

@@ -12,7 +12,9 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events.envelope import Envelope
+from sous_events.contracts import AgentSnapshot, RecipeSnapshot
+from sous_events.dispatch import TypedHandler
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import (
     AgentRegistered,
     AgentRemoved,
@@ -25,66 +27,74 @@ from sous_events.events import (
 from sous_marketplace.adapters.tables import agent_replicas, quality_assessments, quality_scores, recipe_replicas
 from sous_marketplace.domain.quality_gate import QualityStanding
 
-CONSUMED_EVENT_TYPES = (
-    "RecipeCreated",
-    "RecipeUpdated",
-    "RecipeDeleted",
-    "AgentRegistered",
-    "AgentUpdated",
-    "AgentRemoved",
-    "QualityAssessed",
-)
+
+async def on_recipe_published(session: AsyncSession, event: Envelope, payload: RecipeCreated | RecipeUpdated) -> None:
+    await _upsert_recipe(session, event, payload.recipe)
 
 
-async def apply_consumed(session: AsyncSession, event: Envelope) -> None:
-    payload = event.typed()
-    if isinstance(payload, RecipeCreated | RecipeUpdated):
-        await _upsert_recipe(session, event, payload.recipe)
-    elif isinstance(payload, RecipeDeleted):
-        await session.execute(delete(recipe_replicas).where(recipe_replicas.c.recipe_id == event.aggregate_id))
-    elif isinstance(payload, AgentRegistered | AgentUpdated):
-        await _upsert_agent(session, event, payload.agent)
-    elif isinstance(payload, AgentRemoved):
-        await session.execute(delete(agent_replicas).where(agent_replicas.c.agent_id == event.aggregate_id))
-    elif isinstance(payload, QualityAssessed):
-        stmt = pg_insert(quality_scores).values(
+async def on_recipe_deleted(session: AsyncSession, event: Envelope, payload: RecipeDeleted) -> None:
+    await session.execute(delete(recipe_replicas).where(recipe_replicas.c.recipe_id == event.aggregate_id))
+
+
+async def on_agent_published(session: AsyncSession, event: Envelope, payload: AgentRegistered | AgentUpdated) -> None:
+    await _upsert_agent(session, event, payload.agent)
+
+
+async def on_agent_removed(session: AsyncSession, event: Envelope, payload: AgentRemoved) -> None:
+    await session.execute(delete(agent_replicas).where(agent_replicas.c.agent_id == event.aggregate_id))
+
+
+async def on_quality_assessed(session: AsyncSession, event: Envelope, payload: QualityAssessed) -> None:
+    stmt = pg_insert(quality_scores).values(
+        workspace_id=event.workspace_id,
+        template_id=payload.template_id,
+        score=payload.rolling_score,
+        grade=payload.grade,
+        version=event.aggregate_version,
+        assessed_at=event.occurred_at,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[quality_scores.c.workspace_id, quality_scores.c.template_id],
+            set_={
+                "score": stmt.excluded.score,
+                "grade": stmt.excluded.grade,
+                "version": stmt.excluded.version,
+                "assessed_at": stmt.excluded.assessed_at,
+            },
+            where=quality_scores.c.version < stmt.excluded.version,
+        )
+    )
+    await session.execute(
+        pg_insert(quality_assessments)
+        .values(
             workspace_id=event.workspace_id,
-            template_id=payload.recipe_id,
-            score=payload.rolling_score,
-            grade=payload.grade,
+            template_id=payload.template_id,
+            execution_id=payload.execution_id,
+            quality_score=payload.quality_score,
+            rolling_score=payload.rolling_score,
             version=event.aggregate_version,
             assessed_at=event.occurred_at,
         )
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[quality_scores.c.workspace_id, quality_scores.c.template_id],
-                set_={
-                    "score": stmt.excluded.score,
-                    "grade": stmt.excluded.grade,
-                    "version": stmt.excluded.version,
-                    "assessed_at": stmt.excluded.assessed_at,
-                },
-                where=quality_scores.c.version < stmt.excluded.version,
-            )
-        )
-        await session.execute(
-            pg_insert(quality_assessments)
-            .values(
-                workspace_id=event.workspace_id,
-                template_id=payload.recipe_id,
-                execution_id=payload.execution_id,
-                quality_score=payload.quality_score,
-                rolling_score=payload.rolling_score,
-                version=event.aggregate_version,
-                assessed_at=event.occurred_at,
-            )
-            .on_conflict_do_nothing()
-        )
+        .on_conflict_do_nothing()
+    )
 
 
-async def _upsert_recipe(session: AsyncSession, event: Envelope, recipe: dict[str, Any]) -> None:
-    workspace_id = str(recipe.get("workspace_id") or event.workspace_id)
-    template_id = str(recipe.get("template_id") or "")
+# What the marketplace's replicas consumer handles (entrypoints/consumers.py adds the listings' quality gate).
+HANDLERS: dict[type[EventPayload], TypedHandler] = {
+    RecipeCreated: on_recipe_published,
+    RecipeUpdated: on_recipe_published,
+    RecipeDeleted: on_recipe_deleted,
+    AgentRegistered: on_agent_published,
+    AgentUpdated: on_agent_published,
+    AgentRemoved: on_agent_removed,
+    QualityAssessed: on_quality_assessed,
+}
+
+
+async def _upsert_recipe(session: AsyncSession, event: Envelope, recipe: RecipeSnapshot) -> None:
+    workspace_id = recipe.workspace_id or event.workspace_id
+    template_id = recipe.template_id
     if not template_id:
         return
     recipe_id = event.aggregate_id
@@ -100,8 +110,8 @@ async def _upsert_recipe(session: AsyncSession, event: Envelope, recipe: dict[st
         recipe_id=recipe_id,
         workspace_id=workspace_id,
         template_id=template_id,
-        name=str(recipe.get("name") or template_id),
-        snapshot=recipe,
+        name=recipe.name or template_id,
+        snapshot=recipe.as_dict(),
         version=event.aggregate_version,
     )
     await session.execute(
@@ -118,12 +128,12 @@ async def _upsert_recipe(session: AsyncSession, event: Envelope, recipe: dict[st
     )
 
 
-async def _upsert_agent(session: AsyncSession, event: Envelope, agent: dict[str, Any]) -> None:
+async def _upsert_agent(session: AsyncSession, event: Envelope, agent: AgentSnapshot) -> None:
     stmt = pg_insert(agent_replicas).values(
         agent_id=event.aggregate_id,
-        workspace_id=str(agent.get("workspace_id") or event.workspace_id),
-        name=str(agent.get("name") or ""),
-        snapshot=agent,
+        workspace_id=agent.workspace_id or event.workspace_id,
+        name=agent.name,
+        snapshot=agent.as_dict(),
         version=event.aggregate_version,
     )
     await session.execute(

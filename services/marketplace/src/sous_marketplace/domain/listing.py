@@ -21,6 +21,7 @@ from sous_events.events import (
     ListingSubmitted,
     ListingWithdrawn,
 )
+from sous_events.registry import payload_of
 from sous_marketplace.domain.quality_gate import GateVerdict, QualityGate, QualityStanding
 
 Status = Literal["pending", "approved", "rejected", "withdrawn"]
@@ -94,7 +95,7 @@ class Listing:
         return self.version > 0
 
     def apply(self, event: Envelope) -> None:
-        payload = event.typed()
+        payload = payload_of(event)
         if isinstance(payload, ListingSubmitted):
             self.name = payload.name
             self.category = payload.category
@@ -103,8 +104,8 @@ class Listing:
             self.recipe_id = payload.recipe_id
             self.auto_approved = payload.auto_approved
             self.icon = payload.icon
-            self.recipe = dict(payload.recipe)
-            self.agents = list(payload.agents)
+            self.recipe = payload.recipe.as_dict() if payload.recipe is not None else {}
+            self.agents = [agent.as_dict() for agent in payload.agents]
             self.status = "approved" if payload.auto_approved else "pending"
         elif isinstance(payload, ListingApproved):
             self.status = "approved"

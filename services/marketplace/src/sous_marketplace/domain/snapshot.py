@@ -16,25 +16,11 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-# Recipe fields a listing keeps; everything else is workspace-private or recomputed by the target catalog.
-RECIPE_FIELDS = (
-    "template_id",
-    "name",
-    "description",
-    "tags",
-    "template_definition",
-    "steps",
-    "inputs",
-    "outputs",
-    "execution_config",
-    "schedule_config",
-    "recommended_agents",
-    "required_tools",
-    "preview_image",
-    "documentation_url",
-    "version",
-    "changelog",
-)
+from sous_events.contracts import RecipeDefinition
+
+# Recipe fields a listing keeps: the recipe's definition (the published contract); everything else is
+# workspace-private or recomputed by the target catalog.
+RECIPE_FIELDS = tuple(RecipeDefinition.model_fields)
 SCHEDULE_PRIVATE = ("webhook_id", "webhook_secret_env", "webhook_secret")
 MODEL_CONFIG_FIELDS = ("provider", "model_id", "base_url", "temperature", "max_tokens")
 KEY_REFERENCES = ("api_key_secret", "api_key_env")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,7 +30,12 @@ MODERATOR_ROLE = "moderator"
 class SubmitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipe_id: str = Field(min_length=1, max_length=200, description="The template_id of a recipe of this workspace")
+    template_id: str = Field(
+        min_length=1,
+        max_length=200,
+        validation_alias=AliasChoices("template_id", "recipe_id"),
+        description="The template id of a recipe of this workspace (formerly `recipe_id`, still accepted)",
+    )
     category: str | None = Field(default=None, max_length=100)
     icon: str | None = Field(default=None, max_length=300)
 
@@ -143,7 +148,7 @@ def build_router() -> APIRouter:
     )
     async def submit(body: SubmitBody, context: Context, request: Request) -> dict[str, Any]:
         svc = _marketplace(request)
-        command = SubmitListing(recipe_id=body.recipe_id, category=body.category, icon=body.icon)
+        command = SubmitListing(recipe_id=body.template_id, category=body.category, icon=body.icon)
         return await svc.uows.run(svc.handlers.submit, command, Caller.from_context(context))
 
     @router.post(

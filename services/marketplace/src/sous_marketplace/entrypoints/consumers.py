@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events import topics
 from sous_events.envelope import Envelope
 from sous_events.events import QualityAssessed
-from sous_marketplace.adapters.replicas import CONSUMED_EVENT_TYPES, apply_consumed
+from sous_marketplace.adapters import replicas
 from sous_marketplace.commands import FollowRecipeQuality
 from sous_marketplace.config import MarketplaceSettings
 from sous_marketplace.handlers import MarketplaceHandlers, unit_of_works
@@ -24,18 +23,11 @@ def replicas_consumer(settings: MarketplaceSettings, runtime: ServiceRuntime) ->
     handlers = MarketplaceHandlers.from_settings(settings)
     uows = unit_of_works(runtime.sessions, runtime.store)
 
-    async def handle(session: AsyncSession, event: Envelope) -> None:
-        await apply_consumed(session, event)
-        payload = event.typed()
-        if isinstance(payload, QualityAssessed):
-            # The platform flags a listing, caused by the assessment.
-            caller = Caller.from_event(event, user_id="system", auth_type="system")
-            command = FollowRecipeQuality(template_id=payload.recipe_id, execution_id=payload.execution_id)
-            await handlers.follow_quality(command, uows.joined(session, caller))
+    async def quality_assessed(session: AsyncSession, event: Envelope, payload: QualityAssessed) -> None:
+        await replicas.on_quality_assessed(session, event, payload)
+        # The platform flags a listing, caused by the assessment.
+        caller = Caller.from_event(event, user_id="system", auth_type="system")
+        command = FollowRecipeQuality(template_id=payload.template_id, execution_id=payload.execution_id)
+        await handlers.follow_quality(command, uows.joined(session, caller))
 
-    return ConsumerSpec(
-        name=settings.consumer_group,
-        topics=[topics.CATALOG_RECIPES, topics.CATALOG_AGENTS, topics.QUALITY],
-        handler=handle,
-        event_types=CONSUMED_EVENT_TYPES,
-    )
+    return ConsumerSpec(name=settings.consumer_group, handlers={**replicas.HANDLERS, QualityAssessed: quality_assessed})

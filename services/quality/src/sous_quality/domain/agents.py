@@ -7,10 +7,10 @@ because they were spent. Reused results (rerun from a step) are neither runs nor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sous_events.contracts import AgentMetricsSnapshot
 from sous_events.events import AgentMetricsUpdated
 
 AGGREGATE = "AgentMetrics"
@@ -25,16 +25,15 @@ class AgentTotals:
     total_cost_usd: float = 0.0
 
     @classmethod
-    def from_metrics(cls, metrics: Mapping[str, Any]) -> AgentTotals:
+    def from_metrics(cls, metrics: AgentMetricsSnapshot) -> AgentTotals:
         """The totals an AgentMetricsUpdated carries (older events had only the mean duration)."""
-        runs = int(metrics.get("runs", 0))
-        mean_duration_ms = float(metrics.get("mean_duration_ms", 0.0))
+        duration = metrics.total_duration_ms
         return cls(
-            runs=runs,
-            successes=int(metrics.get("successes", 0)),
-            total_duration_ms=float(metrics.get("total_duration_ms", mean_duration_ms * runs)),
-            total_tokens=int(metrics.get("total_tokens", 0)),
-            total_cost_usd=float(metrics.get("total_cost_usd", 0.0)),
+            runs=metrics.runs,
+            successes=metrics.successes,
+            total_duration_ms=duration if duration is not None else metrics.mean_duration_ms * metrics.runs,
+            total_tokens=metrics.total_tokens,
+            total_cost_usd=metrics.total_cost_usd,
         )
 
     def with_attempt(

@@ -44,7 +44,7 @@ class RecipeQuality:
         _require_finished(record)
         result = scoring.assess(record, learning.patterns(record))
         return QualityAssessed(
-            recipe_id=self.template_id,
+            template_id=self.template_id,
             execution_id=record.execution_id,
             quality_score=result.quality_score,
             rolling_score=next_rolling_score(self.rolling_score, result.quality_score),
@@ -58,7 +58,7 @@ class RecipeQuality:
         _require_finished(record)
         analysis = learning.analyse(record)
         return LearningRecorded(
-            recipe_id=self.template_id,
+            template_id=self.template_id,
             execution_id=record.execution_id,
             patterns=analysis.patterns,
             suggestions=analysis.suggestions,

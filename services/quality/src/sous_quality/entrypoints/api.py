@@ -116,7 +116,7 @@ async def _on_finished_run(
 
 
 @_decision(
-    "/{recipe_id}/assess-quality",
+    "/{template_id}/assess-quality",
     AssessResponse,
     "Assess the quality of a finished execution",
     (
@@ -127,15 +127,15 @@ async def _on_finished_run(
         "Learning patterns are computed from the execution on the server; a `learnings` field is refused (422)."
     ),
 )
-async def assess_quality(recipe_id: str, body: AssessRequest, caller: CallerOf, services: Services) -> dict[str, Any]:
-    command = AssessExecution(template_id=recipe_id, execution_id=body.execution_id)
+async def assess_quality(template_id: str, body: AssessRequest, caller: CallerOf, services: Services) -> dict[str, Any]:
+    command = AssessExecution(template_id=template_id, execution_id=body.execution_id)
     return await _on_finished_run(
-        services, caller, recipe_id, body.execution_id, lambda: services.uows.run(handlers.assess, command, caller)
+        services, caller, template_id, body.execution_id, lambda: services.uows.run(handlers.assess, command, caller)
     )
 
 
 @_decision(
-    "/{recipe_id}/learn",
+    "/{template_id}/learn",
     LearnResponse,
     "Learn from a finished execution",
     (
@@ -145,15 +145,15 @@ async def assess_quality(recipe_id: str, body: AssessRequest, caller: CallerOf, 
         "same execution again returns the stored analysis."
     ),
 )
-async def learn(recipe_id: str, body: LearnRequest, caller: CallerOf, services: Services) -> dict[str, Any]:
-    command = LearnFromExecution(template_id=recipe_id, execution_id=body.execution_id)
+async def learn(template_id: str, body: LearnRequest, caller: CallerOf, services: Services) -> dict[str, Any]:
+    command = LearnFromExecution(template_id=template_id, execution_id=body.execution_id)
     return await _on_finished_run(
-        services, caller, recipe_id, body.execution_id, lambda: services.uows.run(handlers.learn, command, caller)
+        services, caller, template_id, body.execution_id, lambda: services.uows.run(handlers.learn, command, caller)
     )
 
 
 @router.get(
-    "/{recipe_id}/suggestions",
+    "/{template_id}/suggestions",
     dependencies=[require_scope(RECIPES_READ)],
     response_model=SuggestionsResponse,
     summary="The recipe's latest suggestions",
@@ -163,12 +163,12 @@ async def learn(recipe_id: str, body: LearnRequest, caller: CallerOf, services: 
     ),
     responses=responses(),
 )
-async def suggestions(recipe_id: str, ctx: Context, session: ReadSession) -> dict[str, Any]:
-    return await views.suggestions(session, ctx.workspace_id, recipe_id)
+async def suggestions(template_id: str, ctx: Context, session: ReadSession) -> dict[str, Any]:
+    return await views.suggestions(session, ctx.workspace_id, template_id)
 
 
 @router.get(
-    "/{recipe_id}/quality/history",
+    "/{template_id}/quality/history",
     dependencies=[require_scope(RECIPES_READ)],
     response_model=HistoryResponse,
     summary="The recipe's quality over time",
@@ -179,9 +179,9 @@ async def suggestions(recipe_id: str, ctx: Context, session: ReadSession) -> dic
     responses=responses(),
 )
 async def history(
-    recipe_id: str,
+    template_id: str,
     ctx: Context,
     session: ReadSession,
     limit: int = Query(100, ge=1, le=1000, description="How many of the latest points"),
 ) -> dict[str, Any]:
-    return await views.history(session, ctx.workspace_id, recipe_id, limit)
+    return await views.history(session, ctx.workspace_id, template_id, limit)

@@ -7,13 +7,11 @@ assessment) runs in a unit of work joined to that transaction, its events going 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events import topics
-from sous_events.envelope import Envelope
-from sous_events.events import ExecutionFinished, StepCompleted, StepFailed
+from sous_events import events as ev
+from sous_events.dispatch import TypedHandler
+from sous_events.envelope import Envelope, EventPayload
 from sous_quality import handlers, replicas
 from sous_quality.commands import CountAgentAttempt, LearnFromFinishedRun
 from sous_quality.config import QualitySettings
@@ -21,40 +19,37 @@ from sous_service.caller import Caller
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
 from sous_service.unit_of_work import UnitOfWorks
 
-RECIPE_EVENTS = ("RecipeCreated", "RecipeUpdated", "RecipeDeleted")
-EXECUTION_EVENTS = (
-    "ExecutionRequested",
-    "ExecutionStarted",
-    "StepStarted",
-    "StepCompleted",
-    "StepFailed",
-    "StepRetryScheduled",
-    "StepSkipped",
-    "ExecutionFinished",
-)
+# Kept in the copies only; outcomes and finishes also count and learn (below).
+COPIED = (ev.ExecutionRequested, ev.ExecutionStarted, ev.StepStarted, ev.StepRetryScheduled, ev.StepSkipped)
 
 
-def dispatcher(uows: UnitOfWorks) -> Callable[[AsyncSession, Envelope], Awaitable[None]]:
-    async def handle(session: AsyncSession, envelope: Envelope) -> None:
-        if envelope.event_type in RECIPE_EVENTS:
-            await replicas.keep_recipe(session, envelope)
-            return
-        await replicas.keep_execution(session, envelope)
-        payload = envelope.typed()
+def consumed(uows: UnitOfWorks) -> dict[type[EventPayload], TypedHandler]:
+    """What the quality consumer handles: each payload class with its handler."""
+
+    async def step_outcome(
+        session: AsyncSession, envelope: Envelope, payload: ev.StepCompleted | ev.StepFailed
+    ) -> None:
+        await replicas.keep_execution(session, envelope, payload)
         uow = uows.joined(session, Caller.from_event(envelope))
-        if isinstance(payload, (StepCompleted, StepFailed)):
-            await handlers.count_agent_attempt(CountAgentAttempt(outcome=payload), uow)
-        elif isinstance(payload, ExecutionFinished):
-            command = LearnFromFinishedRun(template_id=payload.recipe_id, execution_id=payload.execution_id)
-            await handlers.learn_from_finished_run(command, uow)
+        await handlers.count_agent_attempt(CountAgentAttempt(outcome=payload), uow)
 
-    return handle
+    async def finished(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionFinished) -> None:
+        await replicas.keep_execution(session, envelope, payload)
+        uow = uows.joined(session, Caller.from_event(envelope))
+        command = LearnFromFinishedRun(template_id=payload.template_id, execution_id=payload.execution_id)
+        await handlers.learn_from_finished_run(command, uow)
+
+    return {
+        ev.RecipeCreated: replicas.keep_recipe,
+        ev.RecipeUpdated: replicas.keep_recipe,
+        ev.RecipeDeleted: replicas.keep_recipe,
+        **{payload: replicas.keep_execution for payload in COPIED},
+        ev.StepCompleted: step_outcome,
+        ev.StepFailed: step_outcome,
+        ev.ExecutionFinished: finished,
+    }
 
 
 def quality_consumer(settings: QualitySettings, runtime: ServiceRuntime) -> ConsumerSpec:
-    return ConsumerSpec(
-        name=settings.consumer_group,
-        topics=[topics.EXECUTOR_EXECUTIONS, topics.CATALOG_RECIPES],
-        handler=dispatcher(handlers.unit_of_works(runtime.sessions, runtime.store)),
-        event_types=(*RECIPE_EVENTS, *EXECUTION_EVENTS),
-    )
+    uows = handlers.unit_of_works(runtime.sessions, runtime.store)
+    return ConsumerSpec(name=settings.consumer_group, handlers=consumed(uows))

@@ -13,68 +13,25 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sous_events.contracts import RecipeDefinition, RecipeSnapshot, RecipeStatistics, Snapshot
+
 AGGREGATE = "Recipe"
 
+# The fields come from the published contract (sous_events.contracts.recipe), so a field added there is owned,
+# updatable, kept in the read model and carried by the events without being listed again here.
 # Fields the catalog owns: they change only through Recipe events.
-OWNED_FIELDS = (
-    "id",
-    "workspace_id",
-    "template_id",
-    "name",
-    "description",
-    "tags",
-    "template_definition",
-    "steps",
-    "inputs",
-    "outputs",
-    "execution_config",
-    "schedule_config",
-    "recommended_agents",
-    "required_tools",
-    "is_public",
-    "is_featured",
-    "is_system",
-    "preview_image",
-    "documentation_url",
-    "version",
-    "changelog",
-    "cloned_from",
-    "created_by",
-    "created_at",
-    "updated_at",
-    "revision",
-)
+OWNED_FIELDS = tuple(name for name in RecipeSnapshot.model_fields if name not in RecipeStatistics.model_fields)
 
 # Fields derived from consumed events (executions, quality, installs); read model only.
 STAT_DEFAULTS: dict[str, Any] = {
-    "quality_score": None,
-    "learning_data": {},
-    "use_count": 0,
-    "success_rate": 0.0,
-    "popularity": 0.0,
-    "average_rating": 0.0,
-    "install_count": 0,
-    "last_used_at": None,
+    name: field.get_default(call_default_factory=True) for name, field in RecipeStatistics.model_fields.items()
 }
 
+# What a recipe is (its definition) and its visibility may change; identity, provenance and stamps may not.
 UPDATABLE_FIELDS = (
-    "name",
-    "description",
-    "tags",
-    "template_definition",
-    "steps",
-    "inputs",
-    "outputs",
-    "execution_config",
-    "schedule_config",
-    "recommended_agents",
-    "required_tools",
+    *(name for name in RecipeDefinition.model_fields if name != "template_id"),
     "is_public",
     "is_featured",
-    "preview_image",
-    "documentation_url",
-    "version",
-    "changelog",
 )
 
 EXECUTION_DEFAULTS: dict[str, Any] = {
@@ -127,6 +84,11 @@ def owned_view(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(snapshot.get(k)) for k in OWNED_FIELDS}
 
 
+def _definition_default(name: str) -> Any:
+    default = RecipeDefinition.model_fields[name].get_default(call_default_factory=True)
+    return default.as_dict() if isinstance(default, Snapshot) else default
+
+
 def new_snapshot(
     *,
     recipe_id: str,
@@ -137,36 +99,28 @@ def new_snapshot(
     new_webhook_id: Callable[[], str],
     cloned_from: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A new recipe: every definition field as given (else its default), normalised where it needs it."""
     stamp = now.isoformat()
     snapshot: dict[str, Any] = {
-        "id": recipe_id,
-        "workspace_id": workspace_id,
-        "template_id": data["template_id"],
-        "name": data["name"],
-        "description": data.get("description") or "",
-        "tags": list(data.get("tags") or []),
-        "template_definition": dict(data.get("template_definition") or {}),
-        "steps": sorted((dict(s) for s in data["steps"]), key=lambda s: s.get("order", 0)),
-        "inputs": dict(data.get("inputs") or {}),
-        "outputs": dict(data.get("outputs") or {}),
-        "execution_config": normalize_execution(data.get("execution_config")),
-        "schedule_config": normalize_schedule(data.get("schedule_config"), None, new_webhook_id),
-        "recommended_agents": list(data.get("recommended_agents") or []),
-        "required_tools": list(data.get("required_tools") or []),
-        "is_public": data.get("is_public") is not False,
-        "is_featured": data.get("is_featured") is True,
-        "is_system": data.get("is_system") is True,
-        "preview_image": data.get("preview_image"),
-        "documentation_url": data.get("documentation_url"),
-        "version": data.get("version") or "1.0",
-        "changelog": list(data.get("changelog") or []),
-        "cloned_from": dict(cloned_from) if cloned_from else None,
-        "created_by": created_by,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "revision": 1,
+        name: copy.deepcopy(data[name]) if data.get(name) is not None else _definition_default(name)
+        for name in RecipeDefinition.model_fields
     }
-    return snapshot
+    snapshot.update(
+        id=recipe_id,
+        workspace_id=workspace_id,
+        steps=sorted((dict(s) for s in data["steps"]), key=lambda s: s.get("order", 0)),
+        execution_config=normalize_execution(data.get("execution_config")),
+        schedule_config=normalize_schedule(data.get("schedule_config"), None, new_webhook_id),
+        is_public=data.get("is_public") is not False,
+        is_featured=data.get("is_featured") is True,
+        is_system=data.get("is_system") is True,
+        cloned_from=dict(cloned_from) if cloned_from else None,
+        created_by=created_by,
+        created_at=stamp,
+        updated_at=stamp,
+        revision=1,
+    )
+    return {name: snapshot[name] for name in OWNED_FIELDS if name in snapshot}
 
 
 def apply_changes(

@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog.adapters.repositories import RecipeRepository
 from sous_catalog.domain import recipe as recipe_domain
+from sous_events import events as ev
+from sous_events.registry import payload_of
 from sous_events.store import EventStore
 from sous_service.domain_errors import NotFound
 
@@ -26,7 +28,8 @@ async def recipe_history(
         if event.event_type == "RecipeCreated":
             changed = [f for f in recipe_domain.OWNED_FIELDS if f not in ("revision",)]
         else:
-            changed = list(event.payload.get("changed_fields") or [])
+            payload = payload_of(event)
+            changed = list(payload.changed_fields) if isinstance(payload, ev.RecipeUpdated) else []
         entries.append(
             {
                 "revision": event.aggregate_version,
@@ -38,7 +41,9 @@ async def recipe_history(
             }
         )
         if revision is not None and event.aggregate_version == revision:
-            as_of = event.payload.get("recipe")
+            payload = payload_of(event)
+            if isinstance(payload, (ev.RecipeCreated, ev.RecipeUpdated)):
+                as_of = payload.recipe.as_dict()
     if revision is not None and as_of is None:
         raise NotFound("recipe", template_id, detail=f"recipe '{template_id}' has no revision {revision}")
     return {"template_id": template_id, "recipe_id": row.id, "revisions": entries, "recipe": as_of}

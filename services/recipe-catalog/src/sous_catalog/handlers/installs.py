@@ -46,8 +46,8 @@ class InstallHandler:
         await session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"install:{workspace_id}"}
         )
-        source = dict(installed.recipe)
-        template_id = str(source.get("template_id") or "")
+        source = installed.recipe
+        template_id = source.template_id
         recipes = RecipeRepository(session)
         existing = await recipes.get(workspace_id, template_id)
         if existing is not None:
@@ -57,18 +57,16 @@ class InstallHandler:
                     "install %s: template_id %s is taken in %s", installed.install_id, template_id, workspace_id
                 )
             return None
-        names = [str(a.get("name")) for a in installed.agents if a.get("name")]
+        names = [a.name for a in installed.agents if a.name]
         by_name = await AgentRepository(session).by_names(workspace_id, names)
         mapping: dict[str, str] = {}
         for snapshot in installed.agents:
-            old_id = str(snapshot.get("id") or "")
-            name = str(snapshot.get("name") or "")
-            if name in by_name:
-                mapping[old_id] = by_name[name]
+            if snapshot.name in by_name:
+                mapping[snapshot.id] = by_name[snapshot.name]
                 continue
             # A listing's agent also carries what described it in its source workspace (id, keys to bind...):
             # only the fields a new agent is made of are taken from it.
-            fields_in = {k: v for k, v in snapshot.items() if k in AGENT_INPUT_FIELDS}
+            fields_in = {k: v for k, v in snapshot.as_dict().items() if k in AGENT_INPUT_FIELDS}
             try:
                 agent_in = AgentCreate.model_validate(fields_in)
             except ValidationError as exc:
@@ -76,18 +74,13 @@ class InstallHandler:
             created = await self.agents.register(
                 RegisterAgent(agent=agent_in.model_dump(mode="json", by_alias=True)), uow
             )
-            mapping[old_id] = by_name[name] = str(created["id"])
-        steps = [
-            {**step, "agent_id": mapping.get(str(step.get("agent_id")), step.get("agent_id"))}
-            for step in source.get("steps") or []
-            if isinstance(step, dict)
-        ]
-        fields = {
-            k: source.get(k) for k in (*recipe_domain.UPDATABLE_FIELDS, "template_id") if source.get(k) is not None
-        }
+            mapping[snapshot.id] = by_name[snapshot.name] = str(created["id"])
+        steps = [{**step.as_dict(), "agent_id": mapping.get(step.agent_id, step.agent_id)} for step in source.steps]
+        given = source.as_dict()
+        fields = {k: given[k] for k in (*recipe_domain.UPDATABLE_FIELDS, "template_id") if given.get(k) is not None}
         fields.update(
             steps=steps,
-            name=recipe_domain.copy_name(str(source.get("name") or template_id), await recipes.names(workspace_id)),
+            name=recipe_domain.copy_name(source.name or template_id, await recipes.names(workspace_id)),
             is_featured=False,
         )
         try:

@@ -13,36 +13,41 @@ from sous_events import events as ev
 from sous_events.envelope import Envelope
 
 
-async def on_execution_event(session: AsyncSession, envelope: Envelope) -> None:
-    """ExecutionRequested counts a use; ExecutionFinished updates success_rate (pending/running: status)."""
-    payload = envelope.payload
-    execution_id = str(payload.get("execution_id") or envelope.aggregate_id)
-    template_id = str(payload.get("recipe_id") or "")
-    status = {"ExecutionRequested": "pending", "ExecutionStarted": "running"}.get(
-        envelope.event_type, str(payload.get("status") or "")
-    )
+async def on_execution_requested(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionRequested) -> None:
+    """A request counts a use of the recipe (once per execution)."""
+    previous, changed = await _execution_status(session, envelope, payload.execution_id, payload.template_id, "pending")
+    if changed and previous is None:
+        await RecipeRepository(session).record_use(envelope.workspace_id, payload.template_id, envelope.occurred_at)
+
+
+async def on_execution_started(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionStarted) -> None:
+    await _execution_status(session, envelope, payload.execution_id, payload.template_id, "running")
+
+
+async def on_execution_finished(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionFinished) -> None:
+    """A finish updates the recipe's success_rate (once per execution)."""
+    _, changed = await _execution_status(session, envelope, payload.execution_id, payload.template_id, payload.status)
+    if changed:
+        await RecipeRepository(session).record_finish(envelope.workspace_id, payload.template_id, payload.status)
+
+
+async def _execution_status(
+    session: AsyncSession, envelope: Envelope, execution_id: str, template_id: str, status: str
+) -> tuple[str | None, bool]:
     if not template_id or not status:
-        return
-    previous, changed = await ExecutionRepository(session).transition(
-        envelope.workspace_id, execution_id, template_id, status, envelope.occurred_at
+        return None, False
+    return await ExecutionRepository(session).transition(
+        envelope.workspace_id, execution_id or envelope.aggregate_id, template_id, status, envelope.occurred_at
     )
-    recipes = RecipeRepository(session)
-    if envelope.event_type == "ExecutionRequested" and changed and previous is None:
-        await recipes.record_use(envelope.workspace_id, template_id, envelope.occurred_at)
-    elif envelope.event_type == "ExecutionFinished" and changed:
-        await recipes.record_finish(envelope.workspace_id, template_id, status)
 
 
-async def on_quality_assessed(session: AsyncSession, envelope: Envelope) -> None:
-    payload = ev.QualityAssessed.model_validate(envelope.payload)
-    await RecipeRepository(session).set_quality(envelope.workspace_id, payload.recipe_id, payload.rolling_score)
+async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: ev.QualityAssessed) -> None:
+    await RecipeRepository(session).set_quality(envelope.workspace_id, payload.template_id, payload.rolling_score)
 
 
-async def on_learning_recorded(session: AsyncSession, envelope: Envelope) -> None:
-    payload = ev.LearningRecorded.model_validate(envelope.payload)
-    await RecipeRepository(session).set_learning(envelope.workspace_id, payload.recipe_id, payload.learning_data)
+async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payload: ev.LearningRecorded) -> None:
+    await RecipeRepository(session).set_learning(envelope.workspace_id, payload.template_id, payload.learning_data)
 
 
-async def on_agent_metrics(session: AsyncSession, envelope: Envelope) -> None:
-    payload = ev.AgentMetricsUpdated.model_validate(envelope.payload)
-    await AgentRepository(session).set_metrics(envelope.workspace_id, payload.agent_id, payload.metrics)
+async def on_agent_metrics(session: AsyncSession, envelope: Envelope, payload: ev.AgentMetricsUpdated) -> None:
+    await AgentRepository(session).set_metrics(envelope.workspace_id, payload.agent_id, payload.metrics.as_dict())
