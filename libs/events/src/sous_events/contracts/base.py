@@ -51,7 +51,7 @@ class Snapshot(BaseModel):
     def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         # The serializer above only leaves fields out: a written snapshot has the fields' own schema.
         if core_schema.get("serialization") is not None:
-            core_schema = {k: v for k, v in core_schema.items() if k != "serialization"}  # type: ignore[assignment]
+            core_schema = {k: v for k, v in core_schema.items() if k != "serialization"}
         return handler(core_schema)
 
     def as_dict(self) -> dict[str, Any]:
