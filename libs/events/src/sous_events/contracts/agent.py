@@ -51,6 +51,8 @@ class AgentDefinition(Snapshot):
 
 class AgentSnapshot(AgentDefinition):
     workspace_id: str = ""
+    # Stable per workspace; accepted wherever an agent id is (agents registered before numbers have none).
+    number: int | None = None
     status: str = "active"
     metrics: AgentMetricsSnapshot = Field(default_factory=AgentMetricsSnapshot)
     created_by: str = ""

@@ -32,6 +32,8 @@ class RecipeStep(Snapshot):
     output_key: str | None = None
     max_iterations: int | None = None
     depends_on: list[str] | None = None
+    # A later step this step's output is for (every later step gets every output).
+    pass_to: str | None = None
 
 
 class InputSpec(Snapshot):
