@@ -53,6 +53,9 @@ class StepResult(Snapshot):
     model_ms: float = 0.0
     output_chars: int | None = None
     tool_call_count: int | None = None
+    # A step whose answer must be JSON: the parsed output; attempts its output checks refused.
+    output_json: Any = None
+    check_failures: list[dict[str, Any]] | None = None
 
 
 class StepOverride(Snapshot):
