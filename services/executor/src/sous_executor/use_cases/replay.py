@@ -43,12 +43,12 @@ class ReplayService:
     ) -> dict[str, Any]:
         if revision is None:
             return dict(original.recipe)
-        current = await self.executor.load_recipe(ctx.workspace_id, original.recipe_id)
+        current = await self.executor.load_recipe(ctx.workspace_id, original.template_id)
         if current is not None and int(current.get("revision") or 0) == revision:
             return dict(current)
-        recipe = await self.executor.catalog.recipe_revision(ctx.workspace_id, original.recipe_id, revision)
+        recipe = await self.executor.catalog.recipe_revision(ctx.workspace_id, original.template_id, revision)
         if recipe is None:
-            raise InputInvalid.single("revision", f"recipe '{original.recipe_id}' has no revision {revision}")
+            raise InputInvalid.single("revision", f"recipe '{original.template_id}' has no revision {revision}")
         return recipe
 
     async def start(
