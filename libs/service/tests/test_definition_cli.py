@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from sous_events.events import AgentMetricsUpdated
 from sous_service import cli
 from sous_service.config import ServiceSettings
 from sous_service.definition import CliCommand, ServiceDefinition, package_migrations_dir
@@ -83,15 +84,16 @@ def test_migrations_live_beside_the_packages_src() -> None:
 def test_the_runtime_carries_the_declared_consumers_and_workers() -> None:
     worker = Worker()
 
-    async def handle(session: Any, envelope: Any) -> None:
+    async def handle(session: Any, envelope: Any, payload: Any) -> None:
         return None
 
     def consumer(settings: ToySettings, runtime: ServiceRuntime) -> ConsumerSpec:
-        return ConsumerSpec(name=f"{settings.service_name}-group", topics=["sous.toy"], handler=handle)
+        return ConsumerSpec(name=f"{settings.service_name}-group", handlers={AgentMetricsUpdated: handle})
 
     definition = toy(consumers=[consumer], workers=[lambda settings, runtime: worker])
     runtime = definition.runtime(ToySettings())
     assert [c.name for c in runtime.consumers] == ["toy-group"]
+    assert runtime.consumers[0].topics == ["sous.quality.v1"]  # from the registry
     assert runtime.background == [worker.start] and runtime.stoppers == [worker.stop]
 
 

@@ -42,7 +42,7 @@ def recipe(*handling: str) -> dict[str, Any]:
         {"step_id": f"s{i}", "order": i, "agent_id": "a", "prompt_template": "p", "error_handling": h}
         for i, h in enumerate(handling, start=1)
     ]
-    return {"steps": steps, "execution_config": {"mode": "parallel"}}
+    return {"template_id": "r", "steps": steps, "execution_config": {"mode": "parallel"}}
 
 
 def execution(raw_recipe: dict[str, Any], *payloads: EventPayload, **requested: Any) -> Execution:
@@ -138,7 +138,7 @@ def test_finish_carries_totals_and_outputs_only_when_completed() -> None:
     agg.started_at = T0
     done = finished_event(agg, RunEnding.completed(), {"s1": 12.34567}, T0 + timedelta(seconds=2))
     assert (done.status, done.totals.duration_ms, done.totals.steps_completed) == ("completed", 2000.0, 1)
-    assert done.output_data["final_output"] == "done" and done.step_results[0]["model_ms"] == 12.346
+    assert done.output_data["final_output"] == "done" and done.step_results[0].model_ms == 12.346
     failed = finished_event(agg, RunEnding.over_budget("token budget exceeded"), {}, T0)
     assert (failed.status, failed.error, failed.output_data) == ("failed", "token budget exceeded", {})
 
