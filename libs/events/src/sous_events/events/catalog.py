@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sous_events.contracts import AgentSnapshot, RecipeSnapshot
 from sous_events.envelope import EventPayload
 
@@ -25,7 +27,7 @@ class RecipeVersionProposed(EventPayload):
     """A version of the recipe that is not current until promoted: `recipe` is its full snapshot, with
     `revision` = this event's stream version (what-if replays name it)."""
 
-    recipe: dict[str, Any]
+    recipe: RecipeSnapshot
     changed_fields: list[str]
     base_revision: int
 

@@ -13,6 +13,9 @@ from sous_events.registry import payload_of
 from sous_events.store import EventStore
 from sous_service.domain_errors import NotFound
 
+# Events that carry a recipe snapshot and the fields it changed (a proposed version is a revision too).
+ProposedOrUpdated = (ev.RecipeUpdated, ev.RecipeVersionProposed)
+
 
 async def recipe_history(
     session: AsyncSession, store: EventStore, workspace_id: str, template_id: str, revision: int | None = None
@@ -29,7 +32,7 @@ async def recipe_history(
             changed = [f for f in recipe_domain.OWNED_FIELDS if f not in ("revision",)]
         else:
             payload = payload_of(event)
-            changed = list(payload.changed_fields) if isinstance(payload, ev.RecipeUpdated) else []
+            changed = list(payload.changed_fields) if isinstance(payload, ProposedOrUpdated) else []
         entries.append(
             {
                 "revision": event.aggregate_version,
@@ -42,7 +45,7 @@ async def recipe_history(
         )
         if revision is not None and event.aggregate_version == revision:
             payload = payload_of(event)
-            if isinstance(payload, (ev.RecipeCreated, ev.RecipeUpdated)):
+            if isinstance(payload, (ev.RecipeCreated, *ProposedOrUpdated)):
                 as_of = payload.recipe.as_dict()
     if revision is not None and as_of is None:
         raise NotFound("recipe", template_id, detail=f"recipe '{template_id}' has no revision {revision}")
