@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sous_events.events import AgentMetricsUpdated
 from sous_service.config import ServiceSettings
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
 
@@ -16,8 +17,8 @@ async def _nothing(*_: object) -> None:
 
 async def test_the_consumers_check_waits_for_every_consumer_to_join() -> None:
     runtime = ServiceRuntime.create(ServiceSettings(service_name="things"))
-    first = runtime.add_consumer(ConsumerSpec(name="things-a", topics=["t"], handler=_nothing))
-    second = runtime.add_consumer(ConsumerSpec(name="things-b", topics=["t"], handler=_nothing))
+    first = runtime.add_consumer(ConsumerSpec(name="things-a", handlers={AgentMetricsUpdated: _nothing}))
+    second = runtime.add_consumer(ConsumerSpec(name="things-b", handlers={AgentMetricsUpdated: _nothing}))
     consumers_joined = runtime.readiness()["consumers"]
     try:
         assert await consumers_joined() is False

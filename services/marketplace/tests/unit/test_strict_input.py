@@ -28,4 +28,10 @@ def test_an_unknown_field_is_refused_by_its_name(model: type[BaseModel], body: d
 
 def test_the_origin_clients_submit_body_is_accepted() -> None:
     body = SubmitBody.model_validate({"recipe_id": "r1", "category": "News", "icon": "chef"})
-    assert (body.recipe_id, body.category, body.icon) == ("r1", "News", "chef")
+    assert (body.template_id, body.category, body.icon) == ("r1", "News", "chef")
+
+
+def test_the_submit_body_names_the_recipe_by_its_template_id() -> None:
+    body = SubmitBody.model_validate({"template_id": "r1"})
+    assert body.template_id == "r1"
+    assert "template_id" in SubmitBody.model_json_schema()["properties"]
