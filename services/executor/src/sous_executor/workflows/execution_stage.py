@@ -11,8 +11,8 @@ from sous_events.ids import new_id
 from sous_executor.commands import StartExecution
 from sous_executor.workflows import repository as repo
 from sous_executor.workflows.context import generated_recipe
+from sous_executor.workflows.errors import RunLeaseLost
 from sous_executor.workflows.model import StageState
-from sous_executor.workflows.runner import RunLeaseLost
 from sous_executor.workflows.stage_work import MAX_OUTPUT_IN_EVENT, StageError, StageWork
 from sous_executor.workflows.stages import CONTEXT, EXECUTION, SELECTION
 from sous_service.domain_errors import Conflict, DomainError, InputInvalid, RateLimited

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sous_events.events.workflows import WorkflowPlanRejected
 from sous_executor.llm.errors import model_failure
@@ -19,9 +19,11 @@ from sous_executor.workflows.plan import (
     planner_messages,
     validate_plan,
 )
-from sous_executor.workflows.runner import WorkflowRunner
 from sous_executor.workflows.selection import NoAgent, select_agents
 from sous_executor.workflows.stages import AGGREGATION, DECOMPOSITION, EXECUTION, QUALITY
+
+if TYPE_CHECKING:
+    from sous_executor.workflows.runner import WorkflowRunner
 
 DEFAULT_MAX_SUBTASKS = 6
 DEFAULT_PLANNER_ATTEMPTS = 3
