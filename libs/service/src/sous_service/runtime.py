@@ -57,6 +57,11 @@ class ConsumerSpec:
     def dispatch(self) -> Dispatch:
         return Dispatch(self.handlers)
 
+    @property
+    def topics(self) -> list[str]:
+        """The topics its payload classes are published on (what the group must be allowed to read)."""
+        return self.dispatch().topics
+
 
 @dataclass
 class ServiceRuntime:
