@@ -17,6 +17,8 @@ WORKSPACE_LESS = {"/api/webhooks/recipe/{webhook_id}"}  # third parties call it;
 
 
 def _value_for(path: str, name: str, a: dict[str, str]) -> str:
+    if name in ("revision", "order"):
+        return "1"  # a number within A's own recipe or execution (A's template id is what B must not reach)
     if path.startswith("/api/agents/"):
         return a["agent_id"]
     if path.startswith("/api/api-keys/"):
