@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pytest
 
 from sous_gateway.tokens import mint_development_token
 from sous_local.stack import Stack
+from sous_local.testing import eventually
 
 
 @pytest.fixture(scope="session")
@@ -92,18 +91,6 @@ def make_api(stack: Stack, gateway: httpx.AsyncClient) -> Callable[..., Api]:
         return Api(gateway, token, ws)
 
     return make
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0, what: str = "") -> Any:
-    """Poll until check() returns something truthy; return it."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 async def create_agent(api: Api, name: str = "writer", skills: list[str] | None = None) -> dict[str, Any]:

@@ -7,14 +7,12 @@ a test: see SECURITY_ENV), `gateway` (an HTTP client on it), `make_api` (a calle
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest
 
 from sous_gateway.tokens import mint_development_token
 from sous_local.stack import Stack
+from sous_local.testing import eventually
 
 from .provider_double import ProviderDouble, free_port
 
@@ -137,18 +136,6 @@ def make_api(gateway: httpx.AsyncClient, token_for: Callable[..., str]) -> Calla
         return Api(gateway, {"Authorization": f"Bearer {token}", "X-Workspace-ID": ws}, ws)
 
     return make
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.0, what: str = "") -> Any:
-    """Poll until check() returns something truthy; return it."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 async def recipe_with_agent(api: Api, prompt: str = "Hello") -> str:
