@@ -13,8 +13,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sous_marketplace.domain.quality_gate import QualityStanding
-from sous_service.internal_client import ContextAuth
-from sous_service.internal_context import InternalContext
+from sous_service.owner_reads import OwnerReads
 from sous_service.scopes import RECIPES_READ
 
 logger = logging.getLogger("sous.marketplace.quality")
@@ -44,33 +43,18 @@ class QualityClient:
         timeout_s: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.secret = internal_secret
-        self.timeout_s = timeout_s
-        self.transport = transport
+        self.reads = OwnerReads(
+            base_url, internal_secret, "quality", reader="marketplace", timeout_s=timeout_s, transport=transport
+        )
 
     async def standing(self, workspace_id: str, template_id: str, trend_points: int) -> QualityStanding | None:
         """The recipe's standing as quality knows it now; None when quality cannot tell (the replica stands)."""
-        if not self.base_url:
-            return None
-        context = InternalContext(
-            workspace_id=workspace_id, user_id="marketplace", scopes=(RECIPES_READ,), auth_type="internal"
-        )
-        path = f"/api/workflow-recipes/{template_id}/quality/history"
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout_s, transport=self.transport) as client:
-                response = await client.get(
-                    f"{self.base_url}{path}",
-                    params={"limit": max(trend_points, 1)},
-                    auth=ContextAuth(context, self.secret, "quality"),
-                )
-        except httpx.HTTPError as exc:
-            logger.info("quality read-through for %s failed: %s", template_id, exc)
-            return None
-        if response.status_code != 200:
+        path = f"/api/workflow-recipes/{template_id}/quality/history?limit={max(trend_points, 1)}"
+        answer = await self.reads.get(workspace_id, RECIPES_READ, path)
+        if answer is None or answer.status != 200:
             return None
         try:
-            history = _History.model_validate_json(response.content)
+            history = _History.model_validate(answer.body)
         except ValidationError as exc:
             logger.warning("quality read-through for %s answered an unexpected body: %s", template_id, exc)
             return None
