@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sous_local.client.commands import Progress, load_recipe_file, parse_inputs
 from sous_local.client.http import ClientError, parse_sse
+from sous_local.client.inputs import load_recipe_file, parse_inputs
+from sous_local.client.runs import Progress
 from sous_local.seed import system_recipes
 
 pytestmark = pytest.mark.unit

@@ -9,232 +9,66 @@ stack so that another shell (`sous down`, `sous status`) can find and stop it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import os
-import re
-import secrets
-import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-
-import httpx
-import psutil
+from typing import Any, Literal
 
 from sous_local.ports import free_port
+from sous_local.processes import ManagedProcess, port_is_free, tail, wait_until_ready
+from sous_local.provisioning import (
+    SECRETS_FILE,
+    broker_messages,
+    create_databases,
+    ensure_topics,
+    event_store_sizes,
+    load_or_create_secrets,
+    migrate_all,
+    parse_replayed,
+    run_service_command,
+    start_broker,
+    start_postgres,
+)
+from sous_local.stack_file import (
+    STACK_FILE,
+    pid_record,
+    read_stack_file,
+    recorded_process,
+    refuse_if_running,
+    remove_stack_file,
+    stop_recorded_processes,
+    stop_running_stack,
+    supervisor_alive,
+    write_stack_file,
+)
+from sous_local.stack_spec import MODEL_SERVER, SERVICE_BY_NAME, SERVICES, BrokerKind, ServiceSpec, StackError
 from sous_local.sync import run_async
 
-BrokerKind = Literal["embedded", "kafka"]
-T = TypeVar("T")
-
-STACK_FILE = "stack.json"
-SECRETS_FILE = "secrets.json"
-MODEL_SERVER = "model"
-
-
-class StackError(RuntimeError):
-    """The stack could not start; the message names the part that failed and why."""
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    package: str
-    default_port: int
-    database_name: str
-    replays: bool = True
-
-    @property
-    def port_variable(self) -> str:
-        return f"SOUS_{self.name.upper()}_PORT"
-
-    @property
-    def url_variable(self) -> str:
-        return f"SOUS_{self.name.upper()}_URL"
-
-
-# Start order: the gateway last (its readiness includes every upstream's).
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("catalog", "sous_catalog", 8001, "sous_catalog"),
-    ServiceSpec("executor", "sous_executor", 8002, "sous_executor"),
-    ServiceSpec("quality", "sous_quality", 8003, "sous_quality"),
-    ServiceSpec("marketplace", "sous_marketplace", 8004, "sous_marketplace"),
-    ServiceSpec("gateway", "sous_gateway", 8000, "sous_gateway", replays=False),
-)
-SERVICE_BY_NAME: dict[str, ServiceSpec] = {spec.name: spec for spec in SERVICES}
-
-
-@dataclass
-class ManagedProcess:
-    name: str
-    argv: list[str]
-    log_path: Path
-    port: int | None = None
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self, env: Mapping[str, str], cwd: Path | None = None) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {' '.join(self.argv)}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=dict(env),
-                cwd=cwd,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL the process and everything in its group, at once."""
-        if self.process is None:
-            return
-        _signal_group(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
-
-    def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL after the grace period; reaps the process."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        # Whatever is left in the group (children of the service) goes too.
-        _signal_group(self.process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(10)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def load_or_create_secrets(state_dir: Path, source: Mapping[str, str]) -> dict[str, str]:
-    """SOUS_INTERNAL_SECRET, SOUS_JWT_SECRET and SOUS_SECRETS_KEK: from the environment, else kept under state_dir.
-
-    A secret generated once is reused by every later start, so API keys (hashed with a pepper derived from
-    the internal secret) and tokens minted earlier keep working.
-    """
-    path = state_dir / SECRETS_FILE
-    saved: dict[str, str] = {}
-    if path.is_file():
-        with contextlib.suppress(ValueError, OSError):
-            loaded = json.loads(path.read_text())
-            if isinstance(loaded, dict):
-                saved = {str(k): str(v) for k, v in loaded.items()}
-    changed = False
-    result: dict[str, str] = {}
-    # SOUS_SECRETS_KEK wraps the data keys of workspace secrets (the executor's secret store).
-    for variable in ("SOUS_INTERNAL_SECRET", "SOUS_JWT_SECRET", "SOUS_SECRETS_KEK"):
-        if source.get(variable):
-            result[variable] = source[variable]
-            continue
-        if not saved.get(variable):
-            saved[variable] = secrets.token_urlsafe(32)
-            changed = True
-        result[variable] = saved[variable]
-    if changed:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(saved, indent=2))
-        path.chmod(0o600)
-    return result
-
-
-def _database_url_for(server_url: str, database: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server_url).set(drivername="postgresql", database=database)
-    return url.render_as_string(hide_password=False)
-
-
-async def _create_databases(server_url: str, names: Iterable[str]) -> None:
-    from sous_service.db import create_database
-
-    for name in names:
-        await create_database(server_url, name, timeout_s=10)
-
-
-async def _event_store_sizes(server_url: str, databases: Mapping[str, str]) -> dict[str, int]:
-    import asyncpg
-
-    sizes: dict[str, int] = {}
-    for name, database in databases.items():
-        try:
-            conn = await asyncpg.connect(_database_url_for(server_url, database), timeout=10)
-        except asyncpg.InvalidCatalogNameError:
-            sizes[name] = 0
-            continue
-        try:
-            exists = await conn.fetchval("SELECT to_regclass('public.event_store') IS NOT NULL")
-            sizes[name] = int(await conn.fetchval("SELECT count(*) FROM event_store")) if exists else 0
-        finally:
-            await conn.close()
-    return sizes
-
-
-async def _ensure_topics(bootstrap: str) -> None:
-    from sous_events.kafka import KafkaConfig, ensure_topics
-
-    await asyncio.wait_for(ensure_topics(KafkaConfig(bootstrap)), 60)
-
-
-async def _broker_messages(bootstrap: str) -> int:
-    from sous_events.kafka import KafkaConfig, total_messages
-    from sous_events.topics import ALL_TOPICS
-
-    return await asyncio.wait_for(total_messages(KafkaConfig(bootstrap), ALL_TOPICS), 60)
-
-
-def _pid_record(pid: int | None) -> dict[str, float | int] | None:
-    if pid is None:
-        return None
-    try:
-        return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
-    except psutil.Error:
-        return None
+# The stack's public names, importable from here as before the helpers moved to their own modules.
+__all__ = [
+    "MODEL_SERVER",
+    "SECRETS_FILE",
+    "SERVICES",
+    "SERVICE_BY_NAME",
+    "STACK_FILE",
+    "BrokerKind",
+    "ManagedProcess",
+    "ServiceSpec",
+    "Stack",
+    "StackError",
+    "load_or_create_secrets",
+    "parse_replayed",
+    "port_is_free",
+    "read_stack_file",
+    "recorded_process",
+    "refuse_if_running",
+    "stop_recorded_processes",
+    "stop_running_stack",
+    "supervisor_alive",
+    "tail",
+]
 
 
 class Stack:
@@ -423,32 +257,15 @@ class Stack:
             self.database_url = external_db
             self._say("PostgreSQL: using SOUS_DATABASE_URL")
         else:
-            from sous_local.postgres import EmbeddedPostgres
-
-            self._say("starting embedded PostgreSQL ...")
-            postgres = EmbeddedPostgres(self.state_dir / "postgres", free_port(), durable=self.durable_postgres)
-            self._postgres = postgres
-            postgres.start()
-            self.database_url = postgres.url
+            self._postgres = start_postgres(self.state_dir / "postgres", self.durable_postgres, self._say)
+            self.database_url = self._postgres.url
         external_broker = self._source_env.get("SOUS_KAFKA_BOOTSTRAP", "")
         if external_broker:
             self.kafka_bootstrap = external_broker
             self._say("broker: using SOUS_KAFKA_BOOTSTRAP")
             return
-        broker: Any
-        if self.broker == "kafka":
-            from sous_local.kafka_lane import ApacheKafka
-
-            self._say("starting Apache Kafka (the first start fetches the broker jars) ...")
-            broker = ApacheKafka(self.state_dir / "kafka")
-        else:
-            from sous_local.broker import EmbeddedBroker
-
-            self._say("starting the embedded broker ...")
-            broker = EmbeddedBroker(self.state_dir / "broker")
-        self._broker = broker
-        broker.start()
-        self.kafka_bootstrap = broker.bootstrap
+        self._broker = start_broker(self.broker, self.state_dir, self._say)
+        self.kafka_bootstrap = self._broker.bootstrap
 
     def _start_model_server(self) -> None:
         self._say("starting the offline model server ...")
@@ -495,64 +312,23 @@ class Stack:
 
     def _create_databases_and_topics(self) -> None:
         self._say("creating databases and topics ...")
-        run_async(_create_databases(self.database_url, self._database_names().values()))
-        run_async(_ensure_topics(self.kafka_bootstrap))
+        run_async(create_databases(self.database_url, self._database_names().values()))
+        run_async(ensure_topics(self.kafka_bootstrap))
 
     def _run_command(self, spec: ServiceSpec, command: str, timeout_s: float) -> str:
         """`python -m <pkg> <command>`, output appended to the service's log; returns the output."""
-        log = self.log_path(spec.name)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            result = subprocess.run(
-                [sys.executable, "-m", spec.package, command],
-                env=self._service_env(spec),
-                capture_output=True,
-                timeout=timeout_s,
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise StackError(f"`python -m {spec.package} {command}` did not finish within {timeout_s:.0f}s") from exc
-        output = (result.stdout or b"").decode(errors="replace") + (result.stderr or b"").decode(errors="replace")
-        with log.open("a") as handle:
-            handle.write(f"\n--- python -m {spec.package} {command} (exit {result.returncode})\n{output}")
-        if result.returncode != 0:
-            last = "\n".join(output.splitlines()[-25:])
-            raise StackError(
-                f"{spec.name}: `python -m {spec.package} {command}` failed (exit {result.returncode}):\n{last}"
-            )
-        return output
+        return run_service_command(spec, command, self._service_env(spec), self.log_path(spec.name), timeout_s)
 
     def _migrate(self) -> None:
         self._say("running migrations ...")
-        # Alembic start-up is mostly import time; two at a time keeps a small machine responsive.
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-
-        def migrate(spec: ServiceSpec) -> None:
-            try:
-                self._run_command(spec, "migrate", 300)
-            except BaseException as exc:
-                with lock:
-                    errors.append(exc)
-
-        pending = list(SERVICES)
-        while pending:
-            batch, pending = pending[:2], pending[2:]
-            threads = [threading.Thread(target=migrate, args=(spec,), daemon=True) for spec in batch]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if errors:
-                raise errors[0]
+        migrate_all(SERVICES, lambda spec: self._run_command(spec, "migrate", 300))
 
     def _replay_if_broker_empty(self) -> None:
         databases = {spec.name: self._database_names()[spec.name] for spec in SERVICES if spec.replays}
-        sizes = run_async(_event_store_sizes(self.database_url, databases))
+        sizes = run_async(event_store_sizes(self.database_url, databases))
         if not any(sizes.values()):
             return
-        if run_async(_broker_messages(self.kafka_bootstrap)) > 0:
+        if run_async(broker_messages(self.kafka_bootstrap)) > 0:
             return
         self._say("the broker is empty but the event stores are not: re-publishing them ...")
         self.replayed_events = self.replay([name for name, size in sizes.items() if size > 0])
@@ -588,36 +364,14 @@ class Stack:
         self._say(f"  {name} ready on {self.urls[name]}")
 
     def _wait_http(self, name: str, url: str) -> None:
-        managed = self.processes[name]
-        deadline = time.monotonic() + self.ready_timeout_s
-        last = "no answer"
-        with httpx.Client(timeout=3.0) as client:
-            while time.monotonic() < deadline:
-                if not managed.alive():
-                    code = managed.process.returncode if managed.process is not None else None
-                    raise StackError(
-                        f"{name} exited (code {code}) before it was ready; last lines of {managed.log_path}:\n"
-                        f"{tail(managed.log_path)}"
-                    )
-                try:
-                    response = client.get(url)
-                    if response.status_code == 200:
-                        return
-                    last = f"HTTP {response.status_code}: {response.text[:300]}"
-                except httpx.HTTPError as exc:
-                    last = f"{type(exc).__name__}"
-                time.sleep(0.25)
-        raise StackError(
-            f"{name} was not ready after {self.ready_timeout_s:.0f}s ({url}: {last}); last lines of "
-            f"{managed.log_path}:\n{tail(managed.log_path)}"
-        )
+        wait_until_ready(self.processes[name], url, self.ready_timeout_s)
 
     # -- the stack file ------------------------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
         pids = self.pids()
         return {
-            "supervisor": _pid_record(os.getpid()),
+            "supervisor": pid_record(os.getpid()),
             "state_dir": str(self.state_dir),
             "broker": self.broker,
             "gateway_url": self.gateway_url,
@@ -628,119 +382,13 @@ class Stack:
             "kafka_bootstrap": self.kafka_bootstrap,
             "logs_dir": str(self.logs_dir),
             # Start order: `sous down` stops them in reverse.
-            "processes": {name: _pid_record(pid) for name, pid in pids.items()},
+            "processes": {name: pid_record(pid) for name, pid in pids.items()},
             "order": [name for name in ("postgres", "broker") if name in pids]
             + [name for name in self.processes if name in pids],
         }
 
     def _write_stack_file(self) -> None:
-        path = self.stack_file
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.describe(), indent=2))
-        temporary.chmod(0o600)
-        temporary.replace(path)
+        write_stack_file(self.stack_file, self.describe())
 
     def _remove_stack_file(self) -> None:
-        path = self.stack_file
-        with contextlib.suppress(OSError, ValueError):
-            recorded = json.loads(path.read_text())
-            supervisor = recorded.get("supervisor") or {}
-            if supervisor.get("pid") not in (None, os.getpid()):
-                return  # another stack's file
-        path.unlink(missing_ok=True)
-
-
-_REPLAYED = re.compile(r"re-published (\d+) events")
-
-
-def parse_replayed(output: str) -> int:
-    return sum(int(match) for match in _REPLAYED.findall(output))
-
-
-# -- a stack described by its stack.json, seen from another process ---------------------------------------
-
-
-def read_stack_file(state_dir: Path) -> dict[str, Any] | None:
-    path = Path(state_dir) / STACK_FILE
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def recorded_process(record: object) -> psutil.Process | None:
-    """The live process a {pid, create_time} record names, or None (gone, or the pid was reused)."""
-    if not isinstance(record, dict) or "pid" not in record:
-        return None
-    try:
-        process = psutil.Process(int(record["pid"]))
-        if abs(process.create_time() - float(record.get("create_time", 0))) > 1.0:
-            return None
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return process
-    except (psutil.Error, ValueError, TypeError):
-        return None
-
-
-def supervisor_alive(description: Mapping[str, Any]) -> bool:
-    return recorded_process(description.get("supervisor")) is not None
-
-
-def refuse_if_running(state_dir: Path) -> None:
-    """A live stack on this state folder is an error; the remains of a crashed one are cleaned up."""
-    description = read_stack_file(state_dir)
-    if description is None:
-        return
-    if supervisor_alive(description):
-        pid = description["supervisor"]["pid"]
-        raise StackError(f"a stack is already running from {state_dir} (pid {pid}); stop it with `sous down` first")
-    stop_recorded_processes(description)
-    (Path(state_dir) / STACK_FILE).unlink(missing_ok=True)
-
-
-def stop_recorded_processes(description: Mapping[str, Any], grace_s: float = 10.0) -> list[str]:
-    """Stops the processes a stack.json lists, in reverse start order; returns the names that were alive."""
-    records: Mapping[str, Any] = description.get("processes") or {}
-    order = list(description.get("order") or records)
-    stopped: list[str] = []
-    for name in reversed(order):
-        process = recorded_process(records.get(name))
-        if process is None:
-            continue
-        stopped.append(name)
-        # PostgreSQL's fast shutdown is SIGINT; everything else stops on SIGTERM.
-        first = signal.SIGINT if name == "postgres" else signal.SIGTERM
-        _signal_group(process.pid, first)
-        try:
-            process.wait(grace_s)
-        except psutil.TimeoutExpired:
-            _signal_group(process.pid, signal.SIGKILL)
-            with contextlib.suppress(psutil.Error):
-                process.wait(10)
-        except psutil.Error:
-            pass
-        if name != "postgres":
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)  # leftovers in the group
-    return stopped
-
-
-def stop_running_stack(state_dir: Path, timeout_s: float = 60.0) -> bool:
-    """`sous down`: asks the supervising `sous up` to stop, or stops the recorded processes itself.
-
-    Returns False when no stack was recorded under state_dir.
-    """
-    description = read_stack_file(state_dir)
-    if description is None:
-        return False
-    supervisor = recorded_process(description.get("supervisor"))
-    if supervisor is not None and supervisor.pid != os.getpid():
-        with contextlib.suppress(psutil.Error):
-            supervisor.send_signal(signal.SIGTERM)
-            supervisor.wait(timeout_s)
-    # Whatever the supervisor left behind (or everything, when it was SIGKILLed).
-    stop_recorded_processes(description)
-    (Path(state_dir) / STACK_FILE).unlink(missing_ok=True)
-    return True
+        remove_stack_file(self.stack_file)
