@@ -61,7 +61,7 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             rolling_score=payload.rolling_score,
             breakdown=payload.breakdown,
             grade=payload.grade,
-            bottlenecks=payload.bottlenecks,
+            bottlenecks=[bottleneck.as_dict() for bottleneck in payload.bottlenecks],
             recipe_revision=int(revision) if isinstance(revision, int) else None,
             models=models_of(execution),
         )
@@ -72,9 +72,9 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             workspace_id=ws,
             template_id=payload.template_id,
             analyzed_at=envelope.occurred_at,
-            patterns=payload.patterns,
-            suggestions=payload.suggestions,
-            performance_metrics=payload.performance_metrics,
+            patterns=[pattern.as_dict() for pattern in payload.patterns],
+            suggestions=[suggestion.as_dict() for suggestion in payload.suggestions],
+            performance_metrics=payload.performance_metrics.as_dict(),
         )
     if isinstance(payload, (QualityAssessed, LearningRecorded)):
         quality = await _recipe_quality(session, ws, payload.template_id)

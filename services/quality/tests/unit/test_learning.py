@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
+from sous_events.contracts import LearningData, Snapshot
 from sous_quality.domain import learning
 from sous_quality.domain.agents import AgentTotals
 from sous_quality.domain.record import ExecutionRecord, StepRecord
@@ -22,8 +25,10 @@ def run(*steps: StepRecord, **kw: object) -> ExecutionRecord:
     return ExecutionRecord(execution_id="e", template_id="r", steps=tuple(steps), **kw)  # type: ignore[arg-type]
 
 
-def kinds(items: list[dict[str, object]]) -> list[tuple[object, ...]]:
-    return [(i["type"], i.get("step_id"), i.get("severity", i.get("priority"))) for i in items]
+def kinds(items: Sequence[Snapshot]) -> list[tuple[object, ...]]:
+    # On the written form: a pattern or suggestion without a step has no `step_id` at all.
+    written = [i.as_dict() for i in items]
+    return [(i["type"], i.get("step_id"), i.get("severity", i.get("priority"))) for i in written]
 
 
 def test_clean_run_has_no_patterns() -> None:
@@ -58,7 +63,7 @@ def test_empty_output() -> None:
 def test_retry_needed_below_and_at_three_retries() -> None:
     found = learning.patterns(run(step("a", attempts=3), step("b", attempts=4)))
     assert kinds(found) == [("retry_needed", "a", "medium"), ("retry_needed", "b", "medium")]
-    assert [p["retries"] for p in found] == [2, 3]
+    assert [p.retries for p in found] == [2, 3]
     assert kinds(learning.suggestions(found)) == [
         ("tool_addition", "a", "medium"),
         ("model_upgrade", "b", "high"),
@@ -69,7 +74,7 @@ def test_retry_needed_below_and_at_three_retries() -> None:
 def test_missing_input_missing_or_null() -> None:
     rec = run(required_inputs=("topic", "tone", "audience"), input_data={"topic": "x", "tone": None})
     found = learning.patterns(rec)
-    assert [(p["type"], p["input"], p["severity"]) for p in found] == [
+    assert [(p.type, p.input, p.severity) for p in found] == [
         ("missing_input", "tone", "high"),
         ("missing_input", "audience", "high"),
     ]
@@ -83,7 +88,7 @@ def test_performance_metrics() -> None:
         total_duration_ms=200.0,
     )
     metrics = learning.performance_metrics(rec)
-    assert metrics == {
+    assert metrics.as_dict() == {
         "total_duration_ms": 200.0,
         "step_durations": [{"step_id": "a", "duration_ms": 100.0}, {"step_id": "b", "duration_ms": 50.0}],
         "success_rate": 0.5,
@@ -97,19 +102,20 @@ def test_performance_metrics() -> None:
 
 
 def test_learning_data_keeps_last_50_and_latest_fields() -> None:
-    data: dict[str, object] | None = None
+    learned: LearningData | None = None
     for i in range(52):
         analysis = learning.analyse(run(step("a", attempts=1 + i % 2)))
-        data = learning.updated_learning_data(data, execution_id=f"e{i}", analyzed_at=f"t{i}", analysis=analysis)
-    assert data is not None
+        learned = learning.updated_learning_data(learned, execution_id=f"e{i}", analyzed_at=f"t{i}", analysis=analysis)
+    assert learned is not None
+    data = learned.as_dict()
     analyses = data["analyses"]
     assert isinstance(analyses, list) and len(analyses) == 50
     assert analyses[0]["execution_id"] == "e2" and analyses[-1]["execution_id"] == "e51"
     # e51 had attempts 2: one retry_needed pattern, one tool_addition suggestion
     assert (analyses[-1]["pattern_count"], analyses[-1]["suggestion_count"]) == (1, 1)
     assert data["last_analyzed_at"] == "t51"
-    assert kinds(data["latest_patterns"]) == [("retry_needed", "a", "medium")]  # type: ignore[arg-type]
-    assert kinds(data["latest_suggestions"]) == [("tool_addition", "a", "medium")]  # type: ignore[arg-type]
+    assert kinds(learned.latest_patterns) == [("retry_needed", "a", "medium")]
+    assert kinds(learned.latest_suggestions) == [("tool_addition", "a", "medium")]
     assert data["latest_performance"] == analyses[-1]["performance_metrics"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sous_events.contracts import Pattern
 from sous_quality.domain import scoring
 from sous_quality.domain.learning import patterns as find_patterns
 from sous_quality.domain.record import ExecutionRecord, StepRecord, record_from_copies
@@ -63,7 +64,9 @@ def test_worked_example_every_dimension() -> None:
     # overall = (0.7333 + 0.6833 + 0.9217 + 0.78 + 0.848) / 5 = 3.9663 / 5 = 0.79326 -> 0.7933, grade B
     assert result.quality_score == 0.7933
     assert result.grade == "B"
-    assert [(b["type"], b["step_id"], b["step_index"], b["agent_id"]) for b in result.bottlenecks] == [
+    assert [
+        (b["type"], b["step_id"], b["step_index"], b["agent_id"]) for b in (b.as_dict() for b in result.bottlenecks)
+    ] == [
         ("slow_step", "s2", 1, "a2"),
         ("failed_step", "s3", 2, "a1"),
     ]
@@ -161,7 +164,7 @@ class TestReliability:
         assert scoring.reliability(run(step("a"), status=status), []) == pytest.approx(0.4 * score + 0.6)
 
     def test_pattern_score(self) -> None:
-        high, medium, low = {"severity": "high"}, {"severity": "medium"}, {"severity": "low"}
+        high, medium, low = Pattern(severity="high"), Pattern(severity="medium"), Pattern(severity="low")
         assert scoring.pattern_score([]) == 1.0
         assert scoring.pattern_score([high, medium, low]) == pytest.approx(0.6)
         assert scoring.pattern_score([medium, medium]) == pytest.approx(0.8)
@@ -170,7 +173,7 @@ class TestReliability:
     def test_failed_share(self) -> None:
         # failed run, 1 of 4 failed, one high pattern passed in: 0 + 0.3*0.7 + 0.3*0.75 = 0.435
         rec = run(step("a"), step("b"), step("c"), step("d", "failed"), status="failed")
-        assert scoring.reliability(rec, [{"severity": "high"}]) == pytest.approx(0.435)
+        assert scoring.reliability(rec, [Pattern(severity="high")]) == pytest.approx(0.435)
 
 
 class TestCost:
@@ -237,22 +240,22 @@ class TestBottlenecks:
             step("d", duration_ms=8000.0),
             step("e", duration_ms=5000.0),
         )
-        slow = [(b["step_id"], b["step_index"]) for b in scoring.bottlenecks(rec) if b["type"] == "slow_step"]
+        slow = [(b.step_id, b.step_index) for b in scoring.bottlenecks(rec) if b.type == "slow_step"]
         assert slow == [("b", 1), ("d", 3), ("c", 2)]
 
     def test_five_seconds_exactly_is_not_slow(self) -> None:
         assert scoring.bottlenecks(run(step("a", duration_ms=5000.0))) == []
-        assert [b["type"] for b in scoring.bottlenecks(run(step("a", duration_ms=5000.1)))] == ["slow_step"]
+        assert [b.type for b in scoring.bottlenecks(run(step("a", duration_ms=5000.1)))] == ["slow_step"]
 
     def test_each_failed_step(self) -> None:
         rec = run(step("a", "failed", error="x"), step("b"), step("c", "failed"), status="failed")
-        failed = [b for b in scoring.bottlenecks(rec) if b["type"] == "failed_step"]
-        assert [(b["step_id"], b["step_index"]) for b in failed] == [("a", 0), ("c", 2)]
-        assert "x" in failed[0]["description"]
+        failed = [b for b in scoring.bottlenecks(rec) if b.type == "failed_step"]
+        assert [(b.step_id, b.step_index) for b in failed] == [("a", 0), ("c", 2)]
+        assert "x" in failed[0].description
 
     def test_high_retry_from_two_retries(self) -> None:
         rec = run(step("a", attempts=2, agent_id="g1"), step("b", attempts=3, agent_id="g2"))
-        assert scoring.bottlenecks(rec) == [
+        assert [b.as_dict() for b in scoring.bottlenecks(rec)] == [
             {
                 "type": "high_retry_step",
                 "step_id": "b",

@@ -9,6 +9,15 @@ from sous_events.contracts.agent import (
 )
 from sous_events.contracts.base import Record, Snapshot
 from sous_events.contracts.execution import StepOverride, StepResult, StepStatus, TokenUsage, ToolCallRecord
+from sous_events.contracts.quality import (
+    AnalysisSummary,
+    Bottleneck,
+    LearningData,
+    Pattern,
+    PerformanceMetrics,
+    StepDuration,
+    Suggestion,
+)
 from sous_events.contracts.recipe import (
     ClonedFrom,
     ExecutionConfig,
@@ -26,11 +35,16 @@ __all__ = [
     "AgentDefinition",
     "AgentMetricsSnapshot",
     "AgentSnapshot",
+    "AnalysisSummary",
+    "Bottleneck",
     "ClonedFrom",
     "ExecutionConfig",
     "InputSpec",
+    "LearningData",
     "ModelConfig",
     "OutputSpec",
+    "Pattern",
+    "PerformanceMetrics",
     "RecipeDefinition",
     "RecipeSnapshot",
     "RecipeStatistics",
@@ -38,9 +52,11 @@ __all__ = [
     "Record",
     "ScheduleConfig",
     "Snapshot",
+    "StepDuration",
     "StepOverride",
     "StepResult",
     "StepStatus",
+    "Suggestion",
     "TokenUsage",
     "ToolCallRecord",
 ]

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from sous_events.contracts import AgentMetricsSnapshot
+from sous_events.contracts import (
+    AgentMetricsSnapshot,
+    Bottleneck,
+    LearningData,
+    Pattern,
+    PerformanceMetrics,
+    Suggestion,
+)
 from sous_events.envelope import EventPayload
 
 
@@ -17,7 +24,7 @@ class QualityAssessed(EventPayload):
     rolling_score: float
     breakdown: dict[str, float]
     grade: str
-    bottlenecks: list[dict[str, Any]] = []
+    bottlenecks: list[Bottleneck] = []
 
 
 class LearningRecorded(EventPayload):
@@ -25,10 +32,10 @@ class LearningRecorded(EventPayload):
 
     template_id: str
     execution_id: str
-    patterns: list[dict[str, Any]] = []
-    suggestions: list[dict[str, Any]] = []
-    performance_metrics: dict[str, Any] = {}
-    learning_data: dict[str, Any] = {}
+    patterns: list[Pattern] = []
+    suggestions: list[Suggestion] = []
+    performance_metrics: PerformanceMetrics = Field(default_factory=PerformanceMetrics)
+    learning_data: LearningData = Field(default_factory=LearningData)
 
 
 class AgentMetricsUpdated(EventPayload):

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events.contracts import LearningData
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
 from sous_quality.domain.agents import AgentMetrics, AgentTotals
 from sous_quality.domain.recipe_quality import RecipeQuality
@@ -53,7 +54,7 @@ def _recipe_quality(row: RowMapping) -> RecipeQuality:
         template_id=row["template_id"],
         rolling_score=row["quality_score"],
         assessment_count=row["assessment_count"],
-        learning_data=row["learning_data"] or {},
+        learning_data=LearningData.model_validate(row["learning_data"] or {}),
         version=row["version"],
     )
 
@@ -83,7 +84,7 @@ async def save_recipe_quality(session: AsyncSession, quality: RecipeQuality) -> 
     values = {
         "quality_score": quality.rolling_score,
         "assessment_count": quality.assessment_count,
-        "learning_data": quality.learning_data,
+        "learning_data": quality.learning_data.as_dict(),
         "version": quality.version,
     }
     stmt = pg_insert(recipe_quality).values(

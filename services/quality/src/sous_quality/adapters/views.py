@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events.contracts import LearningData
 from sous_quality.adapters import copies, repository
 from sous_quality.adapters.tables import analyses, assessments
 from sous_quality.domain.errors import RecipeNotFound
@@ -67,15 +68,15 @@ async def _known_recipe(session: AsyncSession, workspace_id: str, template_id: s
 
 async def suggestions(session: AsyncSession, workspace_id: str, template_id: str) -> dict[str, Any]:
     quality = await _known_recipe(session, workspace_id, template_id)
-    data = quality.learning_data if quality is not None else {}
+    data = quality.learning_data if quality is not None else LearningData()
     count = select(func.count()).where(analyses.c.workspace_id == workspace_id, analyses.c.template_id == template_id)
     return {
         "recipe_id": template_id,
         "quality_score": quality.rolling_score if quality is not None else None,
-        "suggestions": data.get("latest_suggestions", []),
-        "patterns": data.get("latest_patterns", []),
-        "performance_metrics": data.get("latest_performance", {}),
-        "last_analyzed_at": data.get("last_analyzed_at"),
+        "suggestions": [suggestion.as_dict() for suggestion in data.latest_suggestions],
+        "patterns": [pattern.as_dict() for pattern in data.latest_patterns],
+        "performance_metrics": data.latest_performance.as_dict(),
+        "last_analyzed_at": data.last_analyzed_at,
         "analysis_count": int((await session.execute(count)).scalar_one()),
     }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sous_events.contracts import AnalysisSummary, LearningData, Pattern, PerformanceMetrics, StepDuration, Suggestion
 from sous_quality.domain.record import ExecutionRecord
 
 SLOW_PATTERN_MS = 30_000.0
@@ -29,8 +30,8 @@ SEVERITY = {
 }
 
 
-def patterns(record: ExecutionRecord) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def patterns(record: ExecutionRecord) -> list[Pattern]:
+    out: list[Pattern] = []
     if record.status == "failed":
         out.append(_pattern("failure", None, f"The execution failed: {record.error_message or 'no error message'}"))
     for step in record.steps:
@@ -62,26 +63,22 @@ def patterns(record: ExecutionRecord) -> list[dict[str, Any]]:
     return out
 
 
-def _pattern(kind: str, step_id: str | None, description: str, **extra: Any) -> dict[str, Any]:
-    pattern: dict[str, Any] = {"type": kind, "severity": SEVERITY[kind], "description": description}
-    if step_id is not None:
-        pattern["step_id"] = step_id
-    pattern.update(extra)
-    return pattern
+def _pattern(kind: str, step_id: str | None, description: str, **extra: Any) -> Pattern:
+    # Only the fields a pattern of this kind has are given, so its written form has no nulls.
+    where = {} if step_id is None else {"step_id": step_id}
+    return Pattern(type=kind, severity=SEVERITY[kind], description=description, **where, **extra)
 
 
-def _suggestion(kind: str, step_id: str | None, priority: str, message: str) -> dict[str, Any]:
-    suggestion: dict[str, Any] = {"type": kind, "priority": priority, "message": message}
-    if step_id is not None:
-        suggestion["step_id"] = step_id
-    return suggestion
+def _suggestion(kind: str, step_id: str | None, priority: str, message: str) -> Suggestion:
+    where = {} if step_id is None else {"step_id": step_id}
+    return Suggestion(type=kind, priority=priority, message=message, **where)
 
 
-def suggestions(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def suggestions(found: list[Pattern]) -> list[Suggestion]:
+    out: list[Suggestion] = []
     for pattern in found:
-        kind = pattern["type"]
-        step_id = pattern.get("step_id")
+        kind = pattern.type
+        step_id = pattern.step_id
         where = f"step '{step_id}'" if step_id else "the recipe"
         if kind == "step_failure":
             out.append(
@@ -97,7 +94,7 @@ def suggestions(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 _suggestion("prompt_rewrite", step_id, "low", f"Make the prompt of {where} ask for explicit output")
             )
         elif kind == "retry_needed":
-            if int(pattern.get("retries", 0)) >= MODEL_UPGRADE_RETRIES:
+            if (pattern.retries or 0) >= MODEL_UPGRADE_RETRIES:
                 out.append(
                     _suggestion("model_upgrade", step_id, "high", f"{where} keeps retrying: use a stronger model")
                 )
@@ -109,30 +106,30 @@ def suggestions(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def performance_metrics(record: ExecutionRecord) -> dict[str, Any]:
+def performance_metrics(record: ExecutionRecord) -> PerformanceMetrics:
     total = len(record.steps)
     successful = record.completed
     step_tokens = [s.tokens for s in record.steps if s.tokens is not None]
     total_tokens = record.total_tokens if record.total_tokens is not None else sum(step_tokens)
     total_cost = record.total_cost_usd or sum(s.cost_usd for s in record.steps)
-    return {
-        "total_duration_ms": record.total_duration_ms,
-        "step_durations": [{"step_id": s.step_id, "duration_ms": s.duration_ms} for s in record.steps],
-        "success_rate": round(successful / total, 4) if total else 0.0,
-        "total_retries": record.retries,
-        "error_count": record.failed,
-        "total_steps": total,
-        "successful_steps": successful,
-        "total_tokens": total_tokens,
-        "total_cost_usd": round(total_cost, 6),
-    }
+    return PerformanceMetrics(
+        total_duration_ms=record.total_duration_ms,
+        step_durations=[StepDuration(step_id=s.step_id, duration_ms=s.duration_ms) for s in record.steps],
+        success_rate=round(successful / total, 4) if total else 0.0,
+        total_retries=record.retries,
+        error_count=record.failed,
+        total_steps=total,
+        successful_steps=successful,
+        total_tokens=total_tokens,
+        total_cost_usd=round(total_cost, 6),
+    )
 
 
 @dataclass(frozen=True)
 class Analysis:
-    patterns: list[dict[str, Any]]
-    suggestions: list[dict[str, Any]]
-    performance_metrics: dict[str, Any]
+    patterns: list[Pattern]
+    suggestions: list[Suggestion]
+    performance_metrics: PerformanceMetrics
 
 
 def analyse(record: ExecutionRecord) -> Analysis:
@@ -141,23 +138,23 @@ def analyse(record: ExecutionRecord) -> Analysis:
 
 
 def updated_learning_data(
-    previous: dict[str, Any] | None, *, execution_id: str, analyzed_at: str, analysis: Analysis
-) -> dict[str, Any]:
+    previous: LearningData | None, *, execution_id: str, analyzed_at: str, analysis: Analysis
+) -> LearningData:
     """The recipe's new learning_data: the analysis appended (last 50 kept) and the latest_* fields."""
-    analyses = list((previous or {}).get("analyses") or [])
+    analyses = list(previous.analyses) if previous is not None else []
     analyses.append(
-        {
-            "execution_id": execution_id,
-            "analyzed_at": analyzed_at,
-            "pattern_count": len(analysis.patterns),
-            "suggestion_count": len(analysis.suggestions),
-            "performance_metrics": analysis.performance_metrics,
-        }
+        AnalysisSummary(
+            execution_id=execution_id,
+            analyzed_at=analyzed_at,
+            pattern_count=len(analysis.patterns),
+            suggestion_count=len(analysis.suggestions),
+            performance_metrics=analysis.performance_metrics,
+        )
     )
-    return {
-        "analyses": analyses[-MAX_ANALYSES:],
-        "latest_patterns": analysis.patterns,
-        "latest_suggestions": analysis.suggestions,
-        "latest_performance": analysis.performance_metrics,
-        "last_analyzed_at": analyzed_at,
-    }
+    return LearningData(
+        analyses=analyses[-MAX_ANALYSES:],
+        latest_patterns=analysis.patterns,
+        latest_suggestions=analysis.suggestions,
+        latest_performance=analysis.performance_metrics,
+        last_analyzed_at=analyzed_at,
+    )

@@ -10,8 +10,8 @@ event appended from a snapshot that is behind the stream is refused by the store
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+from sous_events.contracts import LearningData
 from sous_events.events import LearningRecorded, QualityAssessed
 from sous_quality.domain import learning, scoring
 from sous_quality.domain.errors import ExecutionNotFinished
@@ -32,7 +32,7 @@ class RecipeQuality:
     template_id: str
     rolling_score: float | None = None
     assessment_count: int = 0
-    learning_data: dict[str, Any] = field(default_factory=dict)
+    learning_data: LearningData = field(default_factory=LearningData)
     version: int = 0
 
     @property

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from sous_events.contracts import Bottleneck, Pattern
 from sous_quality.domain.record import ExecutionRecord, StepRecord
 
 RUN_STATUS_TERM = {"completed": 1.0, "running": 0.3}
@@ -92,13 +92,13 @@ def efficiency(record: ExecutionRecord) -> float:
     return 0.4 * per_step + 0.3 * total + 0.3 * max(0.0, 1.0 - 0.25 * mean_retries)
 
 
-def pattern_score(patterns: Sequence[dict[str, Any]]) -> float:
-    high = sum(1 for p in patterns if p.get("severity") == "high")
-    medium = sum(1 for p in patterns if p.get("severity") == "medium")
+def pattern_score(patterns: Sequence[Pattern]) -> float:
+    high = sum(1 for p in patterns if p.severity == "high")
+    medium = sum(1 for p in patterns if p.severity == "medium")
     return max(0.0, 1.0 - 0.3 * high - 0.1 * medium)
 
 
-def reliability(record: ExecutionRecord, patterns: Sequence[dict[str, Any]]) -> float:
+def reliability(record: ExecutionRecord, patterns: Sequence[Pattern]) -> float:
     steps = record.steps
     failed_share = record.failed / len(steps) if steps else 0.0
     return 0.4 * STATUS_SCORE.get(record.status, 0.0) + 0.3 * pattern_score(patterns) + 0.3 * (1.0 - failed_share)
@@ -130,10 +130,10 @@ def grade(score: float) -> str:
     return "F"
 
 
-def bottlenecks(record: ExecutionRecord) -> list[dict[str, Any]]:
+def bottlenecks(record: ExecutionRecord) -> list[Bottleneck]:
     """slow_step (among the 3 slowest, those over 5 s), failed_step (each), high_retry_step (>= 2 retries)."""
     indexed = list(enumerate(record.steps))
-    out: list[dict[str, Any]] = []
+    out: list[Bottleneck] = []
     timed = [(i, s) for i, s in indexed if s.duration_ms is not None]
     slowest = sorted(timed, key=lambda item: (-(item[1].duration_ms or 0.0), item[0]))[:3]
     for i, step in slowest:
@@ -150,14 +150,10 @@ def bottlenecks(record: ExecutionRecord) -> list[dict[str, Any]]:
     return out
 
 
-def _bottleneck(kind: str, index: int, step: StepRecord, description: str) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "step_id": step.step_id,
-        "step_index": index,
-        "agent_id": step.agent_id,
-        "description": description,
-    }
+def _bottleneck(kind: str, index: int, step: StepRecord, description: str) -> Bottleneck:
+    return Bottleneck(
+        type=kind, step_id=step.step_id, step_index=index, agent_id=step.agent_id, description=description
+    )
 
 
 @dataclass(frozen=True)
@@ -165,10 +161,10 @@ class Assessment:
     quality_score: float
     breakdown: dict[str, float]
     grade: str
-    bottlenecks: list[dict[str, Any]]
+    bottlenecks: list[Bottleneck]
 
 
-def assess(record: ExecutionRecord, patterns: Sequence[dict[str, Any]]) -> Assessment:
+def assess(record: ExecutionRecord, patterns: Sequence[Pattern]) -> Assessment:
     """The five dimensions (4 decimals), their plain mean, its grade and the bottlenecks."""
     breakdown = {
         "completeness": r4(completeness(record)),

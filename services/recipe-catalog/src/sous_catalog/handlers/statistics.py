@@ -46,7 +46,9 @@ async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload
 
 
 async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payload: ev.LearningRecorded) -> None:
-    await RecipeRepository(session).set_learning(envelope.workspace_id, payload.template_id, payload.learning_data)
+    await RecipeRepository(session).set_learning(
+        envelope.workspace_id, payload.template_id, payload.learning_data.as_dict()
+    )
 
 
 async def on_agent_metrics(session: AsyncSession, envelope: Envelope, payload: ev.AgentMetricsUpdated) -> None:
