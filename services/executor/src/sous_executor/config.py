@@ -84,6 +84,9 @@ class ExecutorSettings(ServiceSettings):
     sse_poll_s: float = Field(default=0.2, gt=0)
     retry_jitter: float = Field(default=0.1, ge=0, le=1)
     llm_request_timeout_s: float = Field(default=120.0, gt=0)
+    # Open connections to one model endpoint (per base_url and key), all kept alive between calls; unset:
+    # twice max_inflight, at least 100, so runs in flight never queue for a connection or reopen one per call.
+    llm_max_connections: int | None = Field(default=None, ge=1)
     # JSON: {model: {prompt_per_1k, completion_per_1k}}, merged over the built-in table.
     price_table: str = ""
     catalog_url: str = "http://127.0.0.1:8001"
@@ -159,6 +162,12 @@ class ExecutorSettings(ServiceSettings):
         if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
             raise ValueError("SOUS_WORKSPACE_QUOTAS must be a JSON object of objects")
         return {str(ws): {str(k): float(v) for k, v in limits.items()} for ws, limits in raw.items()}
+
+    @property
+    def llm_connection_limit(self) -> int:
+        if self.llm_max_connections is not None:
+            return self.llm_max_connections
+        return max(100, 2 * self.max_inflight)
 
     @property
     def http_allowlist(self) -> list[str]:

@@ -39,9 +39,12 @@ class ModelTarget:
 class _EgressTransport(httpx2.AsyncBaseTransport):
     """The openai client's HTTP stack is httpx2; every request it sends, redirects included, is checked."""
 
-    def __init__(self, policy: EgressPolicy) -> None:
+    def __init__(self, policy: EgressPolicy, max_connections: int) -> None:
         self.policy = policy
-        self.inner = httpx2.AsyncHTTPTransport()
+        # httpx's default pool (100 connections, 20 kept alive) would queue runs past 100 and reopen a
+        # connection for most calls once more than 20 are in flight.
+        limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.inner = httpx2.AsyncHTTPTransport(limits=limits)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         await self.policy.check(str(request.url))
@@ -149,7 +152,7 @@ class ClientFactory:
                 timeout=self.settings.llm_request_timeout_s,
                 # Redirect hops go through the same policy as the first request.
                 http_client=httpx2.AsyncClient(
-                    transport=_EgressTransport(self.policy),
+                    transport=_EgressTransport(self.policy, self.settings.llm_connection_limit),
                     timeout=self.settings.llm_request_timeout_s,
                     follow_redirects=True,
                 ),
