@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench bench-peer k8s-validate chaos chaos-short
+.PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench bench-peer bench-stack k8s-validate chaos chaos-short
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,7 +63,7 @@ lint: install ## ruff (lint + format check) and the event schema compatibility c
 typecheck: install ## mypy --strict over every package
 	$(VENV)/bin/mypy $(addprefix -p ,$(PACKAGES))
 
-bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gateway overhead
+bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gateway overhead, stack start and idle footprint
 	$(PY) bench/bench_pipeline.py --broker embedded
 	$(PY) bench/bench_pipeline.py --broker kafka
 	$(PY) gateway/bench/bench_gateway.py --concurrency 8
@@ -71,11 +71,16 @@ bench: install ## Benchmarks (not tests): pipeline, catalog list, executor, gate
 	$(PY) services/recipe-catalog/bench/bench_list.py
 	$(PY) services/executor/bench/bench_executions.py --broker embedded
 	$(PY) services/executor/bench/bench_executions.py --broker kafka
+	$(PY) bench/bench_stack.py
 
+# BENCH_PEER_ARGS narrows a run, e.g. BENCH_PEER_ARGS="--engines sous --levels 10 --skip-high" (bench/bench_peer.py -h).
 bench-peer: install ## Sous vs DBOS on one PostgreSQL and model server: exec/s, step overhead, start latency
 	bash scripts/bench-peer-env.sh
-	$(PY) bench/bench_peer.py --broker embedded
-	$(PY) bench/bench_peer.py --broker kafka --skip-high
+	$(PY) bench/bench_peer.py --broker embedded $(BENCH_PEER_ARGS)
+	$(PY) bench/bench_peer.py --broker kafka --skip-high $(BENCH_PEER_ARGS)
+
+bench-stack: install ## make up's warm start time, the idle stack's memory (RSS) and CPU
+	$(PY) bench/bench_stack.py
 
 k8s-validate: install ## Offline check of deploy/k8s: kustomize render, schema validation, policy scan
 	bash scripts/k8s-validate.sh

@@ -7,12 +7,21 @@ the gateway, then starts and follows executions on the executor's public API dir
 internal caller, so the gateway's per-caller rate limits do not shape the result). DBOS runs the recipe as a
 DBOS workflow in an environment of its own (`bench/peer/dbos_recipe.py`, see `scripts/bench-peer-env.sh`).
 
-Per level it prints executions/s, per-step engine overhead p50/p99 (step wall time minus time inside the
-model call), engine CPU per step (the executor process for Sous, the DBOS process for DBOS; PostgreSQL and
-the broker are not counted for either) and Sous/DBOS; for Sous also execute -> first StepStarted p50/p99.
+Fair by construction: while one engine is measured the other one's processes are stopped (SIGSTOP; Sous's
+services and broker, or the DBOS process), so neither pays for the other's idle loops; both may hold the
+same number of database connections (`--db-connections`) and model connections; CPU is read the same way
+for both, from outside, with psutil, over the measured runs only (a warm-up of a few runs per level is not
+counted).
 
-    make bench-peer                      # levels 1, 10, 50 at latency 0, then 500 runs at 1 s latency
-    .venv/bin/python bench/bench_peer.py --broker kafka --levels 1 10 --skip-high
+Per level it prints executions/s, per-step engine overhead p50/p99 (step wall time minus time inside the
+model call), CPU per step of the engine process (Sous's executor, the DBOS process), of Sous's whole stack
+(every service and the broker) and of PostgreSQL, the peak number of runs in flight at once, Sous's
+execute -> first StepStarted p50/p99, and Sous/DBOS executions/s. Every figure also goes to a JSON file
+(default .sous/bench-peer/<broker>-<UTC time>.json).
+
+    make bench-peer                                     # embedded broker (all levels), then Apache Kafka
+    .venv/bin/python bench/bench_peer.py --engines sous --levels 10 --skip-high     # one side, one level
+    .venv/bin/python bench/bench_peer.py --levels --runs-per-level 20               # only the 500-run level
 """
 
 from __future__ import annotations
@@ -20,245 +29,276 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
+import os
+import signal
 import subprocess
 import tempfile
-import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
+from peer.sous_side import STEP_COUNT, sous_level
 
-from sous_gateway.tokens import mint_development_token
 from sous_local.stack import Stack
-from sous_service.internal_client import rebind_hook
-from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_context
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER_PYTHON = ROOT / ".sous" / "bench-peer" / "venv" / "bin" / "python"
-STEP_COUNT = 3
-FINISHED = ("completed", "failed", "cancelled")
+RESULTS = ROOT / ".sous" / "bench-peer"
+PEER_PYTHON = RESULTS / "venv" / "bin" / "python"
+NOT_SOUS = ("postgres", "model")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, its live descendants and the descendants it has reaped."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            try:
+                child_times = child.cpu_times()
+                total += child_times.user + child_times.system
+            except psutil.NoSuchProcess:
+                continue
+    except psutil.NoSuchProcess:
         return 0.0
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+    return total
 
 
-@dataclass
-class SousSample:
-    overheads_ms: list[float] = field(default_factory=list)
-    first_step_ms: list[float] = field(default_factory=list)
+class CpuMeter:
+    """CPU seconds spent by named process trees between start() and stop()."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.before: dict[str, float] = {}
+        self.spent: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        return {name: sum(tree_cpu_s(pid) for pid in pids) for name, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self.before = self._read()
+
+    def stop(self) -> None:
+        after = self._read()
+        self.spent = {name: after[name] - self.before[name] for name in after}
+
+    def per_step_ms(self, name: str, runs: int) -> float:
+        return self.spent[name] * 1000 / max(1, runs * STEP_COUNT)
 
 
-def parse_sse(text: str) -> list[dict[str, Any]]:
-    envelopes = []
-    for block in text.split("\n\n"):
-        data = [line[5:].lstrip() for line in block.splitlines() if line.startswith("data:")]
-        if data:
-            envelopes.append(json.loads("\n".join(data)))
-    return envelopes
+@contextmanager
+def paused(pids: list[int]) -> Iterator[None]:
+    """Stops the processes (and their children) for the block, so their idle work costs the other side nothing."""
+    stopped: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for process in [root, *root.children(recursive=True)]:
+                process.send_signal(signal.SIGSTOP)
+                stopped.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    try:
+        yield
+    finally:
+        for process in stopped:
+            try:
+                process.send_signal(signal.SIGCONT)
+            except psutil.NoSuchProcess:
+                continue
 
 
-def timestamp(envelope: dict[str, Any]) -> float:
-    return datetime.fromisoformat(str(envelope["occurred_at"]).replace("Z", "+00:00")).timestamp()
+class DbosSide:
+    """The DBOS process (bench/peer/dbos_recipe.py), fed one level at a time."""
 
-
-def record_execution(sample: SousSample, envelopes: list[dict[str, Any]], submitted_at: float) -> None:
-    starts: dict[str, float] = {}
-    completions: dict[str, float] = {}
-    model_ms: dict[str, float] = {}
-    for envelope in envelopes:
-        kind, payload = envelope["event_type"], envelope["payload"]
-        if kind == "StepStarted":
-            starts.setdefault(payload["step_id"], timestamp(envelope))
-        elif kind == "StepCompleted":
-            completions[payload["step_id"]] = timestamp(envelope)
-        elif kind == "ExecutionFinished":
-            if payload.get("status") != "completed":
-                raise RuntimeError(f"execution ended {payload.get('status')}: {payload.get('error')}")
-            for result in payload.get("step_results", []):
-                model_ms[result["step_id"]] = float(result.get("model_ms") or 0.0)
-    if starts:
-        sample.first_step_ms.append((min(starts.values()) - submitted_at) * 1000)
-    for step_id, done in completions.items():
-        sample.overheads_ms.append((done - starts[step_id]) * 1000 - model_ms.get(step_id, 0.0))
-
-
-async def prepare_recipe(stack: Stack, latency_ms: int) -> tuple[str, str]:
-    """A workspace with one agent and one 3-step recipe, created through the gateway; (workspace, template)."""
-    workspace = f"peer-{uuid.uuid4().hex[:8]}"
-    token = mint_development_token("bench", [workspace], roles=("admin",), secret=stack.jwt_secret)
-    prefix = f"[[latency:{latency_ms}]] " if latency_ms else ""
-    headers = {"Authorization": f"Bearer {token}", "X-Workspace-ID": workspace}
-    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=60) as gateway:
-        agent = (
-            (
-                await gateway.post(
-                    "/api/agents",
-                    json={"name": "peer", "model_config": {"provider": "offline", "model_id": "gpt-4o-mini"}},
-                )
-            )
-            .raise_for_status()
-            .json()
+    def __init__(self, stack: Stack, db_connections: int, llm_connections: int) -> None:
+        if not PEER_PYTHON.exists():
+            raise SystemExit("the DBOS environment is missing: run `bash scripts/bench-peer-env.sh`")
+        server_url = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        self.process = subprocess.Popen(
+            [
+                str(PEER_PYTHON),
+                str(ROOT / "bench" / "peer" / "dbos_recipe.py"),
+                f"--database-url={server_url}",
+                f"--model-url={stack.model_url}",
+                f"--db-connections={db_connections}",
+                f"--llm-connections={llm_connections}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        template_id = f"peer-{uuid.uuid4().hex[:8]}"
-        steps = [
-            {
-                "step_id": f"s{i}",
-                "order": i,
-                "agent_id": agent["id"],
-                "prompt_template": f"{prefix}step {i} {{previous_output}}",
-            }
-            for i in range(1, STEP_COUNT + 1)
-        ]
-        body = {
-            "template_id": template_id,
-            "name": "peer benchmark",
-            "description": "3 sequential steps, one model call each",
-            "template_definition": {},
-            "steps": steps,
-            "execution_config": {"mode": "sequential", "timeout_per_step": 120, "total_timeout": 600},
-        }
-        created = await gateway.post("/api/workflow-recipes", json=body)
-        if created.status_code != 201:
-            raise RuntimeError(f"recipe refused: {created.status_code} {created.text}")
-        for _ in range(600):
-            if (await gateway.get(f"/api/workflow-recipes/{template_id}/executions")).status_code == 200:
-                return workspace, template_id
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"the executor never saw recipe {template_id}")
+        self.postgres_pid = stack.pids()["postgres"]
+        self._expect("ready")
+
+    def _expect(self, key: str) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        while line := self.process.stdout.readline():
+            if line.startswith("{"):
+                message: dict[str, Any] = json.loads(line)
+                if key in message:
+                    return message
+        raise RuntimeError(f"the DBOS process ended (exit {self.process.wait()}) before saying {key!r}")
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def level(self, concurrency: int, total: int, latency_ms: int) -> dict[str, Any]:
+        self._send({"concurrency": concurrency, "runs": total, "latency_ms": latency_ms})
+        self._expect("measuring")
+        meter = CpuMeter({"engine": [self.process.pid], "postgres": [self.postgres_pid]})
+        meter.start()
+        self._send({"go": True})
+        result = self._expect("engine")
+        meter.stop()
+        result["cpu_ms_per_step"] = meter.per_step_ms("engine", total)
+        result["postgres_cpu_ms_per_step"] = meter.per_step_ms("postgres", total)
+        return result
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
 
 
-async def sous_level(stack: Stack, concurrency: int, total: int, latency_ms: int) -> dict[str, Any]:
-    workspace, template_id = await prepare_recipe(stack, latency_ms)
-    context = InternalContext(workspace_id=workspace, user_id="bench", roles=("admin",), scopes=("*",))
-    secret = stack.internal_secret
-    limits = httpx.Limits(max_connections=concurrency * 2 + 10, max_keepalive_connections=concurrency * 2 + 10)
-    sample = SousSample()
-    executor = psutil.Process(stack.pids()["executor"])
-    async with httpx.AsyncClient(
-        base_url=stack.urls["executor"],
-        headers={CONTEXT_HEADER: sign_context(context, secret)},
-        event_hooks={"request": [rebind_hook(secret, "executor")]},
-        limits=limits,
-        timeout=httpx.Timeout(600, connect=30),
-    ) as client:
-        base = f"/api/workflow-recipes/{template_id}"
-        semaphore = asyncio.Semaphore(concurrency)
-
-        async def one() -> None:
-            async with semaphore:
-                submitted_at = time.time()
-                response = (await client.post(f"{base}/execute", json={"input_data": {}})).raise_for_status()
-                execution_id = response.json()["recipe_execution_id"]
-                # The live stream ends with ExecutionFinished: it is both the wait and the measurement.
-                stream = (await client.get(f"{base}/executions/{execution_id}/events")).raise_for_status()
-                record_execution(sample, parse_sse(stream.text), submitted_at)
-
-        await asyncio.gather(*(one() for _ in range(min(5, total))))  # warm-up, not counted
-        sample.overheads_ms.clear()
-        sample.first_step_ms.clear()
-        cpu_before = executor.cpu_times()
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(total)))
-        elapsed = time.perf_counter() - started
-        cpu_after = executor.cpu_times()
-    cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
-    return {
-        "engine": "sous",
-        "concurrency": concurrency,
-        "runs": total,
-        "latency_ms": latency_ms,
-        "executions_per_s": total / elapsed,
-        "overhead_p50_ms": percentile(sample.overheads_ms, 0.5),
-        "overhead_p99_ms": percentile(sample.overheads_ms, 0.99),
-        "cpu_ms_per_step": cpu_s * 1000 / max(1, total * STEP_COUNT),
-        "first_step_p50_ms": percentile(sample.first_step_ms, 0.5),
-        "first_step_p99_ms": percentile(sample.first_step_ms, 0.99),
-        "first_step_mean_ms": statistics.fmean(sample.first_step_ms) if sample.first_step_ms else 0.0,
-    }
-
-
-def dbos_level(stack: Stack, concurrency: int, total: int, latency_ms: int) -> dict[str, Any]:
-    if not PEER_PYTHON.exists():
-        raise SystemExit("the DBOS environment is missing: run `bash scripts/bench-peer-env.sh` (make bench-peer does)")
-    server_url = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
-    command = [
-        str(PEER_PYTHON),
-        str(ROOT / "bench" / "peer" / "dbos_recipe.py"),
-        "--database-url",
-        server_url,
-        "--model-url",
-        stack.model_url,
-        "--levels",
-        str(concurrency),
-        "--runs-per-level",
-        str(total),
-        "--latency-ms",
-        str(latency_ms),
-    ]
-    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=3600).stdout
-    return dict(json.loads(output.strip().splitlines()[-1]))
-
-
-def print_row(sous: dict[str, Any], dbos: dict[str, Any]) -> None:
-    ratio = sous["executions_per_s"] / dbos["executions_per_s"] if dbos["executions_per_s"] else 0.0
+def print_header() -> None:
     print(
-        f"{sous['concurrency']:>6} {sous['runs']:>5} {sous['latency_ms']:>6} | "
-        f"{dbos['executions_per_s']:>8.2f} {dbos['overhead_p50_ms']:>7.1f} {dbos['overhead_p99_ms']:>7.1f} "
-        f"{dbos['cpu_ms_per_step']:>6.2f} | "
-        f"{sous['executions_per_s']:>8.2f} {sous['overhead_p50_ms']:>7.1f} {sous['overhead_p99_ms']:>7.1f} "
-        f"{sous['cpu_ms_per_step']:>6.2f} {sous['first_step_p50_ms']:>7.1f} {sous['first_step_p99_ms']:>7.1f} | "
-        f"{ratio:>5.2f}",
+        f"{'conc':>5} {'runs':>5} {'lat':>5} | {'DBOS x/s':>8} {'ovh p50':>7} {'p99':>7} {'cpu':>5} {'pg':>5} "
+        f"{'peak':>4} | {'Sous x/s':>8} {'ovh p50':>7} {'p99':>7} {'cpu':>5} {'stack':>5} {'pg':>5} {'peak':>4} "
+        f"{'1st p50':>7} {'p99':>7} | {'ratio':>5} {'load':>5}",
         flush=True,
     )
+
+
+def print_row(level: tuple[int, int, int], dbos: dict[str, Any] | None, sous: dict[str, Any] | None) -> None:
+    concurrency, total, latency_ms = level
+    left = (
+        f"{dbos['executions_per_s']:>8.2f} {dbos['overhead_p50_ms']:>7.1f} {dbos['overhead_p99_ms']:>7.1f} "
+        f"{dbos['cpu_ms_per_step']:>5.1f} {dbos['postgres_cpu_ms_per_step']:>5.1f} {dbos['peak_concurrent_runs']:>4}"
+        if dbos
+        else f"{'-':>8} {'':>7} {'':>7} {'':>5} {'':>5} {'':>4}"
+    )
+    right = (
+        f"{sous['executions_per_s']:>8.2f} {sous['overhead_p50_ms']:>7.1f} {sous['overhead_p99_ms']:>7.1f} "
+        f"{sous['cpu_ms_per_step']:>5.1f} {sous['stack_cpu_ms_per_step']:>5.1f} "
+        f"{sous['postgres_cpu_ms_per_step']:>5.1f} {sous['peak_concurrent_runs']:>4} "
+        f"{sous['first_step_p50_ms']:>7.1f} {sous['first_step_p99_ms']:>7.1f}"
+        if sous
+        else f"{'-':>8} {'':>7} {'':>7} {'':>5} {'':>5} {'':>5} {'':>4} {'':>7} {'':>7}"
+    )
+    ratio = f"{sous['executions_per_s'] / dbos['executions_per_s']:>5.2f}" if sous and dbos else f"{'-':>5}"
+    print(
+        f"{concurrency:>5} {total:>5} {latency_ms:>5} | {left} | {right} | {ratio} {os.getloadavg()[0]:>5.1f}",
+        flush=True,
+    )
+
+
+def write_results(path: Path, settings: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    ratios = {
+        f"{s['concurrency']}@{s['latency_ms']}ms": s["executions_per_s"] / d["executions_per_s"]
+        for s in results
+        if s["engine"] == "sous"
+        for d in results
+        if d["engine"] == "dbos" and (d["concurrency"], d["latency_ms"]) == (s["concurrency"], s["latency_ms"])
+    }
+    path.write_text(json.dumps({**settings, "results": results, "sous_over_dbos": ratios}, indent=2))
+
+
+def sous_environment(highest: int, db_connections: int, llm_connections: int) -> dict[str, str]:
+    """Limits that would otherwise cap the benchmark below its concurrency rather than measure the engine."""
+    return {
+        "SOUS_LOG_LEVEL": "WARNING",
+        # One instance carries every run of the highest level at once, none waits for a slot ...
+        "SOUS_EXECUTOR_MAX_INFLIGHT": str(highest + 50),
+        "SOUS_MAX_CONCURRENT_EXECUTIONS_PER_WORKSPACE": str(highest * 2 + 50),
+        # ... a level of 500 starts more than the default 1,000 runs per workspace and day ...
+        "SOUS_DEFAULT_RUNS_PER_DAY": "0",
+        # ... and holds as many database and model connections as DBOS may (a pool plus as much overflow).
+        "SOUS_DATABASE_POOL_SIZE": str(max(1, db_connections // 2)),
+        "SOUS_LLM_MAX_CONNECTIONS": str(llm_connections),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded")
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--runs-per-level", type=int, default=40)
+    parser.add_argument("--engines", nargs="+", choices=["sous", "dbos"], default=["dbos", "sous"])
+    parser.add_argument("--levels", type=int, nargs="*", default=[1, 10, 50], help="concurrency levels at latency 0")
+    parser.add_argument("--runs-per-level", type=int, default=40, help="at least; a level runs 2x its concurrency")
     parser.add_argument("--high-concurrency", type=int, default=500)
     parser.add_argument("--high-latency-ms", type=int, default=1000)
+    parser.add_argument("--high-runs", type=int, default=0, help="runs of the high level (default 2x concurrency)")
     parser.add_argument("--skip-high", action="store_true", help="leave out the high-concurrency level")
-    parser.add_argument("--json", type=Path, help="also write every result to this file")
+    parser.add_argument("--db-connections", type=int, default=64, help="database connections each engine may hold")
+    parser.add_argument("--json", type=Path, help="result file (default .sous/bench-peer/<broker>-<time>.json)")
+    parser.add_argument(
+        "--state-dir", type=Path, help="keep the stack's state and logs here (default: a temporary one)"
+    )
     args = parser.parse_args()
-    high = args.high_concurrency
-    env = {
-        "SOUS_LOG_LEVEL": "WARNING",
-        "SOUS_EXECUTOR_MAX_INFLIGHT": str(max(high, max(args.levels)) + 50),
-        "SOUS_MAX_CONCURRENT_EXECUTIONS_PER_WORKSPACE": str(max(high, max(args.levels)) * 2 + 50),
-        "SOUS_DATABASE_POOL_SIZE": "40",
-    }
     levels = [(level, max(args.runs_per_level, level * 2), 0) for level in args.levels]
     if not args.skip_high:
-        levels.append((high, high * 2, args.high_latency_ms))
+        high = args.high_concurrency
+        levels.append((high, args.high_runs or high * 2, args.high_latency_ms))
+    if not levels:
+        parser.error("no level to run")
+    highest = max(concurrency for concurrency, _, _ in levels)
+    llm_connections = max(100, 2 * (highest + 50))
+    env = sous_environment(highest, args.db_connections, llm_connections)
+    started_at = datetime.now(UTC)
     results: list[dict[str, Any]] = []
+    path = args.json or RESULTS / f"{args.broker}-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "broker": args.broker,
+        "started_at": started_at.isoformat(),
+        "cpu_count": os.cpu_count(),
+        "db_connections": args.db_connections,
+        "llm_connections": llm_connections,
+        "sous_environment": env,
+    }
+    dbos: DbosSide | None = None
     with (
-        tempfile.TemporaryDirectory(prefix="sous-bench-peer-") as state,
-        Stack(Path(state), broker=args.broker, env=env, ports="auto", quiet=True) as stack,
+        tempfile.TemporaryDirectory(prefix="sous-bench-peer-") as scratch,
+        Stack(args.state_dir or Path(scratch), broker=args.broker, env=env, ports="auto", quiet=True) as stack,
     ):
-        print(f"Sous ({args.broker} broker) vs DBOS, 3-step sequential recipe, same PostgreSQL and model server")
-        print(
-            f"{'conc':>6} {'runs':>5} {'lat ms':>6} | {'DBOS x/s':>8} {'ovh p50':>7} {'ovh p99':>7} {'cpu ms':>6} | "
-            f"{'Sous x/s':>8} {'ovh p50':>7} {'ovh p99':>7} {'cpu ms':>6} {'1st p50':>7} {'1st p99':>7} | "
-            f"{'ratio':>5}"
+        sous_pids = [pid for name, pid in stack.pids().items() if name not in NOT_SOUS]
+        sous_meter = CpuMeter(
+            {"engine": [stack.pids()["executor"]], "stack": sous_pids, "postgres": [stack.pids()["postgres"]]}
         )
-        for concurrency, total, latency_ms in levels:
-            dbos = dbos_level(stack, concurrency, total, latency_ms)
-            sous = asyncio.run(sous_level(stack, concurrency, total, latency_ms))
-            print_row(sous, dbos)
-            results += [dbos, sous]
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        try:
+            if "dbos" in args.engines:
+                with paused(sous_pids):
+                    dbos = DbosSide(stack, args.db_connections, llm_connections)
+            print(f"Sous ({args.broker} broker) vs DBOS, 3-step sequential recipe, same PostgreSQL and model server")
+            print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+            print_header()
+            for concurrency, total, latency_ms in levels:
+                dbos_result = sous_result = None
+                if dbos is not None:
+                    with paused(sous_pids):
+                        dbos_result = dbos.level(concurrency, total, latency_ms)
+                    dbos_result["load_average"] = os.getloadavg()[0]
+                    results.append(dbos_result)
+                    write_results(path, settings, results)
+                if "sous" in args.engines:
+                    with paused([dbos.process.pid] if dbos else []):
+                        sous_result = asyncio.run(sous_level(stack, concurrency, total, latency_ms, sous_meter))
+                    sous_result["load_average"] = os.getloadavg()[0]
+                    results.append(sous_result)
+                print_row((concurrency, total, latency_ms), dbos_result, sous_result)
+                write_results(path, settings, results)  # after every level: a failure later keeps these
+        finally:
+            if dbos is not None:
+                dbos.close()
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":

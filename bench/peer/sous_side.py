@@ -1,0 +1,179 @@
+"""The Sous side of `make bench-peer`: one level of executions on a running stack, measured.
+
+The recipe (3 sequential steps, one model call each) is created through the gateway; executions are started
+and followed on the executor's public API, signed as an internal caller. The live event stream of each
+execution ends with ExecutionFinished: it is both the wait and the measurement (StepStarted/StepCompleted
+times, the model time each step reports).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from sous_gateway.tokens import mint_development_token
+from sous_local.stack import Stack
+from sous_service.internal_client import ContextAuth
+from sous_service.internal_context import InternalContext
+
+STEP_COUNT = 3
+WARM_UP_RUNS = 5
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def peak_overlap(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals open at one instant."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    peak = current = 0
+    for _, delta in edges:
+        current += delta
+        peak = max(peak, current)
+    return peak
+
+
+@dataclass
+class SousSample:
+    overheads_ms: list[float] = field(default_factory=list)
+    first_step_ms: list[float] = field(default_factory=list)
+    spans: list[tuple[float, float]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.overheads_ms.clear()
+        self.first_step_ms.clear()
+        self.spans.clear()
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    envelopes = []
+    for block in text.split("\n\n"):
+        data = [line[5:].lstrip() for line in block.splitlines() if line.startswith("data:")]
+        if data:
+            envelopes.append(json.loads("\n".join(data)))
+    return envelopes
+
+
+def timestamp(envelope: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(envelope["occurred_at"]).replace("Z", "+00:00")).timestamp()
+
+
+def record_execution(sample: SousSample, envelopes: list[dict[str, Any]], submitted_at: float) -> None:
+    starts: dict[str, float] = {}
+    completions: dict[str, float] = {}
+    model_ms: dict[str, float] = {}
+    finished_at = 0.0
+    for envelope in envelopes:
+        kind, payload = envelope["event_type"], envelope["payload"]
+        if kind == "StepStarted":
+            starts.setdefault(payload["step_id"], timestamp(envelope))
+        elif kind == "StepCompleted":
+            completions[payload["step_id"]] = timestamp(envelope)
+        elif kind == "ExecutionFinished":
+            if payload.get("status") != "completed":
+                raise RuntimeError(f"execution ended {payload.get('status')}: {payload.get('error')}")
+            finished_at = timestamp(envelope)
+            for result in payload.get("step_results", []):
+                model_ms[result["step_id"]] = float(result.get("model_ms") or 0.0)
+    if starts:
+        sample.first_step_ms.append((min(starts.values()) - submitted_at) * 1000)
+        sample.spans.append((min(starts.values()), finished_at or max(completions.values(), default=0.0)))
+    for step_id, done in completions.items():
+        sample.overheads_ms.append((done - starts[step_id]) * 1000 - model_ms.get(step_id, 0.0))
+
+
+async def prepare_recipe(stack: Stack, latency_ms: int) -> tuple[str, str]:
+    """A workspace with one agent and one 3-step recipe, created through the gateway; (workspace, template)."""
+    workspace = f"peer-{uuid.uuid4().hex[:8]}"
+    token = mint_development_token("bench", [workspace], roles=("admin",), secret=stack.jwt_secret)
+    prefix = f"[[latency:{latency_ms}]] " if latency_ms else ""
+    headers = {"Authorization": f"Bearer {token}", "X-Workspace-ID": workspace}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=60) as gateway:
+        model_config = {"provider": "offline", "model_id": "gpt-4o-mini"}
+        created_agent = await gateway.post("/api/agents", json={"name": "peer", "model_config": model_config})
+        agent = created_agent.raise_for_status().json()
+        template_id = f"peer-{uuid.uuid4().hex[:8]}"
+        steps = [
+            {
+                "step_id": f"s{i}",
+                "order": i,
+                "agent_id": agent["id"],
+                "prompt_template": f"{prefix}step {i} {{previous_output}}",
+            }
+            for i in range(1, STEP_COUNT + 1)
+        ]
+        body = {
+            "template_id": template_id,
+            "name": "peer benchmark",
+            "description": "3 sequential steps, one model call each",
+            "template_definition": {},
+            "steps": steps,
+            "execution_config": {"mode": "sequential", "timeout_per_step": 120, "total_timeout": 600},
+        }
+        created = await gateway.post("/api/workflow-recipes", json=body)
+        if created.status_code != 201:
+            raise RuntimeError(f"recipe refused: {created.status_code} {created.text}")
+        for _ in range(600):
+            if (await gateway.get(f"/api/workflow-recipes/{template_id}/executions")).status_code == 200:
+                return workspace, template_id
+            await asyncio.sleep(0.05)
+    raise RuntimeError(f"the executor never saw recipe {template_id}")
+
+
+async def sous_level(stack: Stack, concurrency: int, total: int, latency_ms: int, meter: Any) -> dict[str, Any]:
+    """`total` executions, `concurrency` at a time, after a warm-up; `meter` is started and stopped around them."""
+    workspace, template_id = await prepare_recipe(stack, latency_ms)
+    context = InternalContext(workspace_id=workspace, user_id="bench", roles=("admin",), scopes=("*",))
+    limits = httpx.Limits(max_connections=concurrency * 2 + 10, max_keepalive_connections=concurrency * 2 + 10)
+    sample = SousSample()
+    async with httpx.AsyncClient(
+        base_url=stack.urls["executor"],
+        auth=ContextAuth(context, stack.internal_secret, "executor"),  # signed per request: levels last minutes
+        limits=limits,
+        timeout=httpx.Timeout(600, connect=30),
+    ) as client:
+        base = f"/api/workflow-recipes/{template_id}"
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one() -> None:
+            async with semaphore:
+                submitted_at = time.time()
+                response = (await client.post(f"{base}/execute", json={"input_data": {}})).raise_for_status()
+                execution_id = response.json()["recipe_execution_id"]
+                stream = (await client.get(f"{base}/executions/{execution_id}/events")).raise_for_status()
+                record_execution(sample, parse_sse(stream.text), submitted_at)
+
+        await asyncio.gather(*(one() for _ in range(min(WARM_UP_RUNS, total))))  # not counted
+        sample.clear()
+        meter.start()
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(total)))
+        elapsed = time.perf_counter() - started
+        meter.stop()
+    return {
+        "engine": "sous",
+        "concurrency": concurrency,
+        "runs": total,
+        "latency_ms": latency_ms,
+        "elapsed_s": elapsed,
+        "executions_per_s": total / elapsed,
+        "overhead_p50_ms": percentile(sample.overheads_ms, 0.5),
+        "overhead_p99_ms": percentile(sample.overheads_ms, 0.99),
+        "cpu_ms_per_step": meter.per_step_ms("engine", total),
+        "stack_cpu_ms_per_step": meter.per_step_ms("stack", total),
+        "postgres_cpu_ms_per_step": meter.per_step_ms("postgres", total),
+        "peak_concurrent_runs": peak_overlap(sample.spans),
+        "first_step_p50_ms": percentile(sample.first_step_ms, 0.5),
+        "first_step_p99_ms": percentile(sample.first_step_ms, 0.99),
+    }
