@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sous_events import jsontext
 from sous_events.codec import encode, kafka_headers
 from sous_events.envelope import Envelope
 from sous_events.registry import topic_for
-from sous_events.tables import event_store, outbox
+from sous_events.tables import event_store
 
 OUTBOX_CHANNEL = "sous_outbox"
 # Below the broker's default 1 MiB message limit with room for the record's framing: an event the broker
@@ -66,6 +67,78 @@ def encoded_size(row: dict[str, object]) -> int:
     return len(value) + len(str(row["key"]).encode()) + sum(len(k) + len(v.encode()) for k, v in headers)
 
 
+# One statement writes a batch: its events, their outbox rows and the relay's wake-up. The arrays keep the
+# statement's text the same whatever the batch size, so each connection prepares it once. `{gate}` lets a
+# caller make the writes conditional on a row of its own CTE (the executor's lease), `{ctes}` adds them.
+EVENT_ARRAYS = (
+    "unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int[], "
+    "$8::timestamptz[], $9::text[]) AS e(event_id, event_type, schema_version, workspace_id, aggregate_type, "
+    "aggregate_id, aggregate_version, occurred_at, envelope)"
+)
+OUTBOX_ARRAYS = (
+    "unnest($1::text[], $10::text[], $11::text[], $12::bytea[], $13::text[]) AS o(event_id, topic, key, value, headers)"
+)
+APPEND_PARAMETERS = 13
+APPEND_SQL = f"""
+WITH {{ctes}}appended AS (
+    INSERT INTO event_store (event_id, event_type, schema_version, workspace_id, aggregate_type, aggregate_id,
+                             aggregate_version, occurred_at, envelope)
+    SELECT e.event_id, e.event_type, e.schema_version, e.workspace_id, e.aggregate_type, e.aggregate_id,
+           e.aggregate_version, e.occurred_at, e.envelope::jsonb
+    FROM {{gate}}{EVENT_ARRAYS}
+), published AS (
+    INSERT INTO outbox (event_id, topic, key, value, headers)
+    SELECT o.event_id, o.topic, o.key, o.value, o.headers::jsonb FROM {{gate}}{OUTBOX_ARRAYS}
+)
+SELECT pg_notify('{OUTBOX_CHANNEL}', ''){{result}}
+"""
+ENQUEUE_SQL = f"""
+WITH published AS (
+    INSERT INTO outbox (event_id, topic, key, value, headers)
+    SELECT o.event_id, o.topic, o.key, o.value, o.headers::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[]) AS o(event_id, topic, key, value, headers)
+)
+SELECT pg_notify('{OUTBOX_CHANNEL}', '')
+"""
+
+
+def append_sql(*, ctes: str = "", gate: str = "", result: str = "") -> str:
+    """The append statement; `ctes` (ending with a comma) run beside it, `gate` (e.g. "lease, ") is a FROM item
+    every written row is joined with, `result` adds to the select list (e.g. " FROM lease")."""
+    return APPEND_SQL.format(ctes=ctes, gate=gate, result=result)
+
+
+def append_parameters(events: Sequence[Envelope], outbox_rows: Sequence[dict[str, object]]) -> list[object]:
+    """The 13 positional parameters of the append statement, column by column."""
+    return [
+        [e.event_id for e in events],
+        [e.event_type for e in events],
+        [e.schema_version for e in events],
+        [e.workspace_id for e in events],
+        [e.aggregate_type for e in events],
+        [e.aggregate_id for e in events],
+        [e.aggregate_version for e in events],
+        [e.occurred_at for e in events],
+        # The outbox value is the envelope's JSON already: encoded once, stored twice.
+        [_text(row["value"]) for row in outbox_rows],
+        *_outbox_columns(outbox_rows),
+    ]
+
+
+def _text(value: object) -> str:
+    assert isinstance(value, bytes)
+    return value.decode()
+
+
+def _outbox_columns(rows: Sequence[dict[str, object]]) -> list[list[object]]:
+    return [
+        [row["topic"] for row in rows],
+        [row["key"] for row in rows],
+        [row["value"] for row in rows],
+        [jsontext.dumps(row["headers"]) for row in rows],
+    ]
+
+
 class EventStore:
     def __init__(self, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
@@ -78,51 +151,44 @@ class EventStore:
                 raise EventTooLarge(event.event_type, event.aggregate_id, size, self.max_event_bytes)
         return rows
 
-    async def append(self, session: AsyncSession, events: Sequence[Envelope], *, expected_version: int) -> None:
-        """Append events of one stream whose current version must be `expected_version`.
-
-        The events must carry versions expected_version+1, +2, ...; the unique stream-version constraint
-        turns a concurrent append into ConcurrencyConflict instead of a silent overwrite.
-        """
-        if not events:
-            return
+    def checked(self, events: Sequence[Envelope], *, expected_version: int) -> list[dict[str, object]]:
+        """Validate a batch for one stream (versions follow `expected_version`, sizes within the limit) and
+        return its outbox rows; raises before anything is written, so a refused batch leaves no trace."""
         first = events[0]
         for offset, event in enumerate(events, start=1):
             if (event.aggregate_type, event.aggregate_id) != (first.aggregate_type, first.aggregate_id):
                 raise ValueError("one append covers one stream")
             if event.aggregate_version != expected_version + offset:
                 raise ValueError(f"event version {event.aggregate_version} does not follow expected {expected_version}")
-        # Checked before anything is written, so a refused event leaves the caller's transaction clean.
-        outbox_rows = self._outbox_rows(events)
-        rows = [
-            {
-                "event_id": e.event_id,
-                "event_type": e.event_type,
-                "schema_version": e.schema_version,
-                "workspace_id": e.workspace_id,
-                "aggregate_type": e.aggregate_type,
-                "aggregate_id": e.aggregate_id,
-                "aggregate_version": e.aggregate_version,
-                "occurred_at": e.occurred_at,
-                "envelope": e.model_dump(mode="json"),
-            }
-            for e in events
-        ]
+        return self._outbox_rows(events)
+
+    async def append(self, session: AsyncSession, events: Sequence[Envelope], *, expected_version: int) -> None:
+        """Append events of one stream whose current version must be `expected_version`.
+
+        The events must carry versions expected_version+1, +2, ...; the unique stream-version constraint
+        turns a concurrent append into ConcurrencyConflict instead of a silent overwrite. Events, outbox rows
+        and the relay's wake-up are one statement; the savepoint around it leaves the caller's transaction
+        usable after a conflict.
+        """
+        if not events:
+            return
+        outbox_rows = self.checked(events, expected_version=expected_version)
+        first = events[0]
         try:
             async with session.begin_nested():
-                await session.execute(insert(event_store), rows)
+                connection = await session.connection()
+                await connection.exec_driver_sql(append_sql(), tuple(append_parameters(events, outbox_rows)))
         except IntegrityError as exc:
             raise ConcurrencyConflict(first.aggregate_type, first.aggregate_id, expected_version) from exc
-        await self._insert_outbox(session, outbox_rows)
 
     async def enqueue(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Promise to publish events (already recorded, or not event-sourced) via the outbox."""
         if events:
-            await self._insert_outbox(session, self._outbox_rows(events))
-
-    async def _insert_outbox(self, session: AsyncSession, rows: list[dict[str, object]]) -> None:
-        await session.execute(insert(outbox), rows)
-        await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+            rows = self._outbox_rows(events)
+            connection = await session.connection()
+            await connection.exec_driver_sql(
+                ENQUEUE_SQL, tuple([[r["event_id"] for r in rows], *_outbox_columns(rows)])
+            )
 
     async def load(self, session: AsyncSession, aggregate_type: str, aggregate_id: str) -> list[Envelope]:
         result = await session.execute(

@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from sous_events import jsontext
 from sous_service.config import ServiceSettings
+
+# Connections older than this are replaced at checkout: a server or a middlebox that drops idle connections
+# without a word never hands the pool a connection that old.
+POOL_RECYCLE_S = 1800
 
 
 def create_engine(settings: ServiceSettings) -> AsyncEngine:
-    return create_async_engine(
+    """The service's engine. No ping per checkout (it cost a round trip on every transaction): a connection
+    the server closed (a restart, a terminated backend, a proxy that cut it) is already known closed to the
+    driver and is replaced at checkout without a round trip; one that dies while in use fails that
+    statement, and the pool invalidates every connection it had (SQLAlchemy's disconnect handling), so the
+    caller's retry (the run journal's, the consumers') gets a fresh one."""
+    engine = create_async_engine(
         settings.service_database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_S,
+        json_serializer=jsontext.dumps,
+        json_deserializer=jsontext.loads,
     )
+    event.listen(engine.sync_engine, "checkout", refuse_closed_connection)
+    return engine
+
+
+def refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """At checkout: a connection whose socket the driver saw closed is replaced (the pool tries a new one)."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the pooled connection was closed by the server")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,20 +1,26 @@
 """A run's reads and writes of its execution: the stream, the fenced append, the cancel flag.
 
-Every append checks (and, while the run goes on, extends) the lease in the same transaction as the
-events and the read-model row, so a runner that lost its lease cannot write.
+A step boundary is one statement, committed on its own (synchronous commit, as every transaction): it
+checks and extends the lease (or, with the run's last events, closes it), appends the events with their
+outbox rows, wakes the relay and upserts the read-model row. Every write is joined with the lease row the
+statement just locked, so a runner that lost its lease writes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Boolean, DateTime, Float, Integer, Table, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sous_events import jsontext
 from sous_events.envelope import Envelope
-from sous_events.store import EventStore
-from sous_executor.adapters.leases import Leases
-from sous_executor.adapters.repositories import project_execution
+from sous_events.store import APPEND_PARAMETERS, ConcurrencyConflict, EventStore, append_parameters, append_sql
+from sous_executor.adapters.leases import LeaseLost, Leases
+from sous_executor.adapters.repositories import execution_row
 from sous_executor.adapters.tables import executions
 from sous_executor.domain.execution import Execution
 
@@ -22,11 +28,67 @@ PRODUCER = "executor"
 AGGREGATE = "Execution"
 
 
+def _placeholder(table: Table, column: str, number: int) -> str:
+    kind = table.c[column].type
+    if isinstance(kind, JSONB):
+        return f"${number}::text::jsonb"
+    if isinstance(kind, DateTime):
+        return f"${number}::timestamptz"
+    if isinstance(kind, Boolean):
+        return f"${number}::boolean"
+    if isinstance(kind, Integer):
+        return f"${number}::int"
+    if isinstance(kind, Float):
+        return f"${number}::float8"
+    return f"${number}::text"
+
+
+def _projection_cte(first: int) -> tuple[str, tuple[str, ...]]:
+    """The read-model upsert, its parameters numbered from `first`, in the order of `execution_row`."""
+    columns = tuple(execution_row(Execution()).keys())
+    values = ", ".join(_placeholder(executions, c, first + i) for i, c in enumerate(columns))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "execution_id")
+    cte = (
+        f"projected AS (INSERT INTO executions ({', '.join(columns)}) SELECT {values} FROM lease "
+        f"ON CONFLICT (execution_id) DO UPDATE SET {updates} WHERE executions.version <= EXCLUDED.version), "
+    )
+    return cte, columns
+
+
+def _boundary_sql(*, finish: bool) -> tuple[str, tuple[str, ...]]:
+    execution_id, owner = APPEND_PARAMETERS + 1, APPEND_PARAMETERS + 2
+    if finish:
+        lease = f"UPDATE execution_leases SET finished = true WHERE execution_id = ${execution_id} AND owner = ${owner}"
+        first = owner + 1
+    else:
+        lease = (
+            f"UPDATE execution_leases SET expires_at = now() + make_interval(secs => ${owner + 1}::float8), "
+            f"heartbeat_at = now() WHERE execution_id = ${execution_id} AND owner = ${owner}"
+        )
+        first = owner + 2
+    projection, columns = _projection_cte(first)
+    ctes = f"lease AS ({lease} AND NOT finished RETURNING execution_id), {projection}"
+    return append_sql(ctes=ctes, gate="lease, ", result=" FROM lease"), columns
+
+
+RENEWING_SQL, PROJECTED_COLUMNS = _boundary_sql(finish=False)
+FINISHING_SQL, _ = _boundary_sql(finish=True)
+
+
+def _projection_parameters(execution: Execution) -> list[Any]:
+    row = execution_row(execution)
+    return [jsontext.dumps(row[c]) if isinstance(executions.c[c].type, JSONB) else row[c] for c in PROJECTED_COLUMNS]
+
+
 class ExecutionStream:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], store: EventStore, leases: Leases) -> None:
         self.sessions = sessions
         self.store = store
         self.leases = leases
+        bind = sessions.kw["bind"]
+        assert isinstance(bind, AsyncEngine)
+        # The boundary is a single statement: committed by the server on its own, no BEGIN/COMMIT round trips.
+        self.statements = bind.execution_options(isolation_level="AUTOCOMMIT")
 
     async def load(self, execution_id: str) -> list[Envelope]:
         async with self.sessions() as session:
@@ -35,17 +97,28 @@ class ExecutionStream:
     async def append(self, execution: Execution, envelopes: Sequence[Envelope], *, finish: bool) -> None:
         """Append under the lease and fold into `execution`; `finish` closes the lease with the last event.
 
-        Raises ConcurrencyConflict when someone else appended first (`execution` is then stale).
+        Raises ConcurrencyConflict when someone else appended first and LeaseLost when the lease is no longer
+        this runner's (`execution` is then stale: reload it).
         """
+        if not envelopes:
+            raise ValueError("a step boundary appends at least one event")
         execution_id = execution.execution_id
-        async with self.sessions() as session, session.begin():
-            await self.leases.assert_owner(session, execution_id, renew=not finish)
-            await self.store.append(session, envelopes, expected_version=execution.version)
-            for envelope in envelopes:
-                execution.apply(envelope)
-            await project_execution(session, execution)
-            if finish:
-                await self.leases.mark_finished(session, execution_id)
+        expected_version = execution.version
+        outbox_rows = self.store.checked(envelopes, expected_version=expected_version)
+        for envelope in envelopes:
+            execution.apply(envelope)
+        parameters = [*append_parameters(envelopes, outbox_rows), execution_id, self.leases.owner]
+        if not finish:
+            parameters.append(self.leases.ttl_s)
+        parameters += _projection_parameters(execution)
+        try:
+            async with self.statements.connect() as conn:
+                result = await conn.exec_driver_sql(FINISHING_SQL if finish else RENEWING_SQL, tuple(parameters))
+                owned = result.first() is not None
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(AGGREGATE, execution_id, expected_version) from exc
+        if not owned:
+            raise LeaseLost(execution_id)
 
     async def close(self, execution_id: str) -> None:
         """Close the lease of an execution there is nothing to run for."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, bindparam, select, text, update
+from sqlalchemy import Float, bindparam, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,25 +46,6 @@ class Leases:
                 .returning(leases.c.execution_id)
             )
             return result.first() is not None
-
-    async def assert_owner(self, session: AsyncSession, execution_id: str, *, renew: bool = False) -> None:
-        """Inside an append transaction: lock the lease row and check it is still ours (and extend it)."""
-        if renew:
-            renewed = await session.execute(
-                update(leases)
-                .where(leases.c.execution_id == execution_id, leases.c.owner == self.owner, ~leases.c.finished)
-                .values(expires_at=self._expires(), heartbeat_at=text("now()"))
-                .returning(leases.c.execution_id)
-            )
-            if renewed.first() is None:
-                raise LeaseLost(execution_id)
-            return
-        result = await session.execute(
-            select(leases.c.owner, leases.c.finished).where(leases.c.execution_id == execution_id).with_for_update()
-        )
-        row = result.first()
-        if row is None or row.owner != self.owner or row.finished:
-            raise LeaseLost(execution_id)
 
     async def mark_finished(self, session: AsyncSession, execution_id: str) -> None:
         await session.execute(update(leases).where(leases.c.execution_id == execution_id).values(finished=True))
