@@ -57,7 +57,7 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.QualityAssessed, topics.QUALITY, "RecipeQuality", version=2),
         _spec(ev.LearningRecorded, topics.QUALITY, "RecipeQuality", version=2),
         _spec(ev.AgentMetricsUpdated, topics.QUALITY, "AgentMetrics"),
-        _spec(ev.ListingSubmitted, topics.MARKETPLACE, "Listing"),
+        _spec(ev.ListingSubmitted, topics.MARKETPLACE, "Listing", version=2),
         _spec(ev.ListingApproved, topics.MARKETPLACE, "Listing"),
         _spec(ev.ListingRejected, topics.MARKETPLACE, "Listing"),
         _spec(ev.ListingFlagged, topics.MARKETPLACE, "Listing"),
@@ -107,6 +107,7 @@ for _event_type in (
     "ExecutionFinished",
     "QualityAssessed",
     "LearningRecorded",
+    "ListingSubmitted",
 ):
     register_upcaster(_event_type, 1)(_renamed("recipe_id", "template_id"))
 

@@ -107,7 +107,7 @@ def test_a_listing_submitted_before_listings_carried_recipes_reads_without_one()
         "category": "c",
         "creator_id": "u",
         "source_workspace_id": "w",
-        "recipe_id": "menu",
+        "template_id": "menu",
         "recipe": {},
     }
     assert ListingSubmitted.model_validate(old).recipe is None

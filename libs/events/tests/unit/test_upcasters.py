@@ -8,7 +8,14 @@ from sous_events.registry import EVENT_SPECS, UPCASTERS, make_event, payload_of,
 
 pytestmark = pytest.mark.unit
 
-RENAMED = ("ExecutionRequested", "ExecutionStarted", "ExecutionFinished", "QualityAssessed", "LearningRecorded")
+RENAMED = (
+    "ExecutionRequested",
+    "ExecutionStarted",
+    "ExecutionFinished",
+    "QualityAssessed",
+    "LearningRecorded",
+    "ListingSubmitted",
+)
 
 
 def _stored(event_type: str, payload: dict) -> Envelope:
@@ -56,6 +63,24 @@ def test_a_stored_v1_assessment_reads_as_v2():
     payload = payload_of(stored)
     assert isinstance(payload, ev.QualityAssessed)
     assert payload.template_id == "menu"
+
+
+def test_a_stored_v1_listing_reads_as_v2():
+    stored = _stored(
+        "ListingSubmitted",
+        {
+            "listing_id": "l",
+            "name": "Menu",
+            "category": "Food",
+            "creator_id": "u",
+            "source_workspace_id": "w",
+            "recipe_id": "menu",
+            "recipe": {},
+        },
+    )
+    payload = payload_of(stored)
+    assert isinstance(payload, ev.ListingSubmitted)
+    assert (payload.template_id, payload.recipe) == ("menu", None)
 
 
 def test_new_events_are_written_as_v2_and_read_unchanged():

@@ -149,7 +149,7 @@ class MarketplaceHandlers:
             category=choose_category(command.category, recipe.get("tags") or []),
             creator_id=caller.user_id,
             source_workspace_id=caller.workspace_id,
-            recipe_id=recipe_id,
+            template_id=recipe_id,
             auto_approved=auto,
             icon=command.icon,
             recipe=public_recipe(recipe),

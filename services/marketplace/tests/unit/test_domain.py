@@ -23,7 +23,7 @@ def submitted(auto: bool = False) -> Listing:
         category="News",
         creator_id="u1",
         source_workspace_id="wa",
-        recipe_id="digest",
+        template_id="digest",
         auto_approved=auto,
     )
     event = make_event(payload, producer="t", workspace_id="wa", aggregate_id="L1", aggregate_version=1)

@@ -17,7 +17,7 @@ GATE = QualityGate(min_score=0.7, min_runs=3)
 
 def listing() -> Listing:
     payload = ListingSubmitted(
-        listing_id="L1", name="Digest", category="News", creator_id="u1", source_workspace_id="wa", recipe_id="d"
+        listing_id="L1", name="Digest", category="News", creator_id="u1", source_workspace_id="wa", template_id="d"
     )
     return Listing.from_events(
         "L1", [make_event(payload, producer="t", workspace_id="wa", aggregate_id="L1", aggregate_version=1)]

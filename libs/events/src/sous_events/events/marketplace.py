@@ -11,13 +11,14 @@ from sous_events.envelope import EventPayload
 
 
 class ListingSubmitted(EventPayload):
+    """v2: `template_id` (v1: `recipe_id`), the listed recipe's template id in its source workspace."""
+
     listing_id: str
     name: str
     category: str
     creator_id: str
     source_workspace_id: str
-    # The template id of the listed recipe in its source workspace.
-    recipe_id: str
+    template_id: str
     auto_approved: bool = False
     icon: str | None = None
     # The recipe and its agents as the listing carries them (nothing private to the source workspace).

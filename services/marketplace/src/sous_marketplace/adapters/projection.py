@@ -48,7 +48,7 @@ async def apply_event(session: AsyncSession, event: Envelope) -> None:
                 tags=list(recipe.tags) if recipe is not None else [],
                 creator_id=payload.creator_id,
                 source_workspace_id=payload.source_workspace_id,
-                recipe_id=payload.recipe_id,
+                recipe_id=payload.template_id,
                 recipe=recipe.as_dict() if recipe is not None else {},
                 agents=[agent.as_dict() for agent in payload.agents],
                 status=status,

@@ -101,7 +101,7 @@ class Listing:
             self.category = payload.category
             self.creator_id = payload.creator_id
             self.source_workspace_id = payload.source_workspace_id
-            self.recipe_id = payload.recipe_id
+            self.recipe_id = payload.template_id
             self.auto_approved = payload.auto_approved
             self.icon = payload.icon
             self.recipe = payload.recipe.as_dict() if payload.recipe is not None else {}
