@@ -29,6 +29,7 @@ from sous_events.contracts.recipe import (
     RecipeStep,
     ScheduleConfig,
 )
+from sous_events.contracts.workflow import WorkflowSnapshot, WorkflowTotals
 
 __all__ = [
     "AgentConfiguration",
@@ -59,4 +60,6 @@ __all__ = [
     "Suggestion",
     "TokenUsage",
     "ToolCallRecord",
+    "WorkflowSnapshot",
+    "WorkflowTotals",
 ]

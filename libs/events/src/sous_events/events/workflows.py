@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
+from sous_events.contracts import WorkflowSnapshot, WorkflowTotals
 from sous_events.envelope import EventPayload
 
 
 class WorkflowCreated(EventPayload):
-    workflow: dict[str, Any]
+    workflow: WorkflowSnapshot
 
 
 class WorkflowUpdated(EventPayload):
-    workflow: dict[str, Any]
+    workflow: WorkflowSnapshot
     changed_fields: list[str] = []
 
 
@@ -23,7 +26,7 @@ class WorkflowDeleted(EventPayload):
 class WorkflowRunRequested(EventPayload):
     run_id: str
     workflow_id: str
-    workflow: dict[str, Any]
+    workflow: WorkflowSnapshot
     task: str
     input_data: dict[str, Any] = {}
 
@@ -72,4 +75,4 @@ class WorkflowRunFinished(EventPayload):
     status: str
     final_answer: str | None = None
     error: str | None = None
-    totals: dict[str, Any] = {}
+    totals: WorkflowTotals = Field(default_factory=WorkflowTotals)

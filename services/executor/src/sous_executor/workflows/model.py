@@ -7,6 +7,19 @@ from datetime import datetime
 from typing import Any
 
 from sous_events.envelope import Actor, Envelope
+from sous_events.events.workflows import (
+    WorkflowCreated,
+    WorkflowDeleted,
+    WorkflowPlanRejected,
+    WorkflowRunCancelRequested,
+    WorkflowRunFinished,
+    WorkflowRunRequested,
+    WorkflowStageCompleted,
+    WorkflowStageFailed,
+    WorkflowStageStarted,
+    WorkflowUpdated,
+)
+from sous_events.registry import payload_of
 from sous_executor.workflows.stages import STAGES
 
 WORKFLOW = "Workflow"
@@ -22,9 +35,10 @@ class WorkflowDefinition:
 
     def apply(self, envelope: Envelope) -> None:
         self.version = envelope.aggregate_version
-        if envelope.event_type in ("WorkflowCreated", "WorkflowUpdated"):
-            self.workflow = dict(envelope.payload["workflow"])
-        elif envelope.event_type == "WorkflowDeleted":
+        payload = payload_of(envelope)
+        if isinstance(payload, (WorkflowCreated, WorkflowUpdated)):
+            self.workflow = payload.workflow.as_dict()
+        elif isinstance(payload, WorkflowDeleted):
             self.deleted = True
 
 
@@ -111,43 +125,43 @@ class WorkflowRun:
         return running[-1] if running else None
 
     def apply(self, envelope: Envelope) -> None:
-        p = envelope.payload
-        t = envelope.event_type
+        p = payload_of(envelope)
         self.version = envelope.aggregate_version
         at = envelope.occurred_at
-        if t == "WorkflowRunRequested":
-            self.run_id = str(p["run_id"])
-            self.workflow_id = str(p["workflow_id"])
+        if isinstance(p, WorkflowRunRequested):
+            self.run_id = p.run_id
+            self.workflow_id = p.workflow_id
             self.workspace_id = envelope.workspace_id
-            self.workflow = dict(p.get("workflow") or {})
-            self.task = str(p.get("task") or "")
-            self.input_data = dict(p.get("input_data") or {})
+            self.workflow = p.workflow.as_dict()
+            self.task = p.task
+            self.input_data = dict(p.input_data)
             self.correlation_id = envelope.correlation_id
             self.actor = envelope.actor
             self.created_at = at
-            return
-        stage = self.stage(int(p["stage"])) if "stage" in p else None
-        if t == "WorkflowStageStarted" and stage is not None:
+        elif isinstance(p, WorkflowStageStarted):
+            stage = self.stage(p.stage)
             stage.status, stage.started_at = "running", at
-            stage.detail = dict(p.get("detail") or {})
+            stage.detail = dict(p.detail)
             if self.status == "pending":
                 self.status, self.started_at = "running", at
-        elif t == "WorkflowPlanRejected":
-            self.stage(1).rejections.append({"attempt": p.get("attempt"), "errors": list(p.get("errors") or [])})
-        elif t == "WorkflowStageCompleted" and stage is not None:
+        elif isinstance(p, WorkflowPlanRejected):
+            self.stage(1).rejections.append({"attempt": p.attempt, "errors": list(p.errors)})
+        elif isinstance(p, WorkflowStageCompleted):
+            stage = self.stage(p.stage)
             stage.status, stage.completed_at = "completed", at
-            stage.output = dict(p.get("output") or {})
-            stage.duration_ms = float(p.get("duration_ms") or 0.0)
-        elif t == "WorkflowStageFailed" and stage is not None:
+            stage.output = dict(p.output)
+            stage.duration_ms = p.duration_ms
+        elif isinstance(p, WorkflowStageFailed):
+            stage = self.stage(p.stage)
             stage.status, stage.completed_at = "failed", at
-            stage.error, stage.code = str(p.get("error") or ""), str(p.get("code") or "stage_failed")
-        elif t == "WorkflowRunCancelRequested":
-            self.cancel_requested, self.cancel_reason = True, str(p.get("reason") or "")
-        elif t == "WorkflowRunFinished":
-            self.status = str(p["status"])
-            self.final_answer = p.get("final_answer")
-            self.error = p.get("error")
-            self.totals = dict(p.get("totals") or {})
+            stage.error, stage.code = p.error, p.code
+        elif isinstance(p, WorkflowRunCancelRequested):
+            self.cancel_requested, self.cancel_reason = True, p.reason
+        elif isinstance(p, WorkflowRunFinished):
+            self.status = p.status
+            self.final_answer = p.final_answer
+            self.error = p.error
+            self.totals = p.totals.as_dict()
             self.completed_at = at
 
     def view(self) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events.envelope import Envelope
+from sous_events.events.workflows import WorkflowStageCompleted
+from sous_events.registry import payload_of
 from sous_executor.workflows import repository as repo
 from sous_executor.workflows.model import WorkflowRun
 from sous_executor.workflows.stages import MEMORY
@@ -12,9 +14,10 @@ from sous_executor.workflows.stages import MEMORY
 
 async def apply_run_side_effects(session: AsyncSession, envelope: Envelope, run: WorkflowRun) -> None:
     """Stage 8's output is the memory entry; the memory table is its searchable projection."""
-    p = envelope.payload
-    if envelope.event_type == "WorkflowStageCompleted" and int(p.get("stage") or 0) == MEMORY:
-        memory = (p.get("output") or {}).get("memory") or {}
+    payload = payload_of(envelope)
+    if isinstance(payload, WorkflowStageCompleted) and payload.stage == MEMORY:
+        # Stage 8's output is free-form like every stage's; its `memory` holds the task and the content.
+        memory = payload.output.get("memory") or {}
         await repo.store_memory(
             session,
             run_id=run.run_id,
