@@ -9,6 +9,7 @@ from sous_events.contracts.agent import (
 )
 from sous_events.contracts.base import Record, Snapshot
 from sous_events.contracts.execution import StepOverride, StepResult, StepStatus, TokenUsage, ToolCallRecord
+from sous_events.contracts.promotion import PromotionReplay, PromotionReport, ReplayOutcome
 from sous_events.contracts.quality import (
     AnalysisSummary,
     Bottleneck,
@@ -46,11 +47,14 @@ __all__ = [
     "OutputSpec",
     "Pattern",
     "PerformanceMetrics",
+    "PromotionReplay",
+    "PromotionReport",
     "RecipeDefinition",
     "RecipeSnapshot",
     "RecipeStatistics",
     "RecipeStep",
     "Record",
+    "ReplayOutcome",
     "ScheduleConfig",
     "Snapshot",
     "StepDuration",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from sous_events.contracts import AgentSnapshot, RecipeSnapshot
+from sous_events.contracts import AgentSnapshot, PromotionReplay, PromotionReport, RecipeSnapshot
 from sous_events.envelope import EventPayload
 
 
@@ -33,12 +31,12 @@ class RecipeVersionProposed(EventPayload):
 
 
 class RecipePromotionStarted(EventPayload):
-    """The replays a promotion of a proposed version started: `{execution_id, replay_execution_id}` each."""
+    """The replays a promotion of a proposed version started."""
 
     recipe_id: str
     template_id: str
     revision: int
-    replays: list[dict[str, Any]] = []
+    replays: list[PromotionReplay] = []
 
 
 class RecipeVersionPromoted(EventPayload):
@@ -47,7 +45,7 @@ class RecipeVersionPromoted(EventPayload):
     recipe_id: str
     template_id: str
     revision: int
-    report: dict[str, Any]
+    report: PromotionReport
 
 
 class RecipePromotionRefused(EventPayload):
@@ -57,7 +55,7 @@ class RecipePromotionRefused(EventPayload):
     template_id: str
     revision: int
     reasons: list[str]
-    report: dict[str, Any]
+    report: PromotionReport
 
 
 class AgentRegistered(EventPayload):

@@ -15,11 +15,12 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog.adapters.tables import recipe_versions, recipes
+from sous_events import events as ev
 from sous_events.envelope import Envelope
+from sous_events.registry import payload_of
 
 VERSION_AGGREGATE = "RecipeVersion"
 PROMOTION_EVENTS = ("RecipePromotionStarted", "RecipeVersionPromoted", "RecipePromotionRefused")
-DECIDED = {"RecipeVersionPromoted": "promoted", "RecipePromotionRefused": "refused"}
 
 
 def version_stream_id(recipe_id: str, revision: int) -> str:
@@ -27,21 +28,21 @@ def version_stream_id(recipe_id: str, revision: int) -> str:
 
 
 async def apply(session: AsyncSession, envelope: Envelope) -> None:
-    kind, payload = envelope.event_type, envelope.payload
-    if kind == "RecipeVersionProposed":
-        recipe = payload["recipe"]
+    payload = payload_of(envelope)
+    if isinstance(payload, ev.RecipeVersionProposed):
+        recipe = payload.recipe
         revision = envelope.aggregate_version
         await session.execute(
             pg_insert(recipe_versions)
             .values(
                 recipe_id=envelope.aggregate_id,
                 revision=revision,
-                workspace_id=str(recipe.get("workspace_id") or envelope.workspace_id),
-                template_id=str(recipe.get("template_id") or ""),
+                workspace_id=recipe.workspace_id or envelope.workspace_id,
+                template_id=recipe.template_id,
                 status="proposed",
-                base_revision=int(payload["base_revision"]),
-                changed_fields=list(payload.get("changed_fields") or []),
-                recipe=recipe,
+                base_revision=payload.base_revision,
+                changed_fields=list(payload.changed_fields),
+                recipe=recipe.as_dict(),
                 proposed_by=envelope.actor.user_id,
                 proposed_at=envelope.occurred_at,
             )
@@ -53,15 +54,16 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             .where(recipes.c.id == envelope.aggregate_id, recipes.c.revision < revision)
             .values(revision=revision, doc=recipes.c.doc.op("||")(func.jsonb_build_object("revision", revision)))
         )
-    elif kind in PROMOTION_EVENTS:
-        key = (recipe_versions.c.recipe_id == payload["recipe_id"]) & (
-            recipe_versions.c.revision == int(payload["revision"])
-        )
+    elif isinstance(payload, (ev.RecipePromotionStarted, ev.RecipeVersionPromoted, ev.RecipePromotionRefused)):
+        key = (recipe_versions.c.recipe_id == payload.recipe_id) & (recipe_versions.c.revision == payload.revision)
         values: dict[str, Any] = {"version": envelope.aggregate_version}
-        if kind == "RecipePromotionStarted":
-            values |= {"status": "replaying", "replays": list(payload.get("replays") or []), "report": None}
+        if isinstance(payload, ev.RecipePromotionStarted):
+            replays = [replay.model_dump(mode="json") for replay in payload.replays]
+            values |= {"status": "replaying", "replays": replays, "report": None}
         else:
-            values |= {"status": DECIDED[kind], "report": payload["report"], "decided_at": envelope.occurred_at}
+            decided = "promoted" if isinstance(payload, ev.RecipeVersionPromoted) else "refused"
+            report = payload.report.model_dump(mode="json")
+            values |= {"status": decided, "report": report, "decided_at": envelope.occurred_at}
         await session.execute(
             update(recipe_versions).where(key, recipe_versions.c.version < envelope.aggregate_version).values(**values)
         )

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from sous_events.contracts import PromotionReport, ReplayOutcome
+
+__all__ = ["PromotionPolicy", "PromotionReport", "ReplayOutcome", "cost_ceiling", "decide", "outcome_from_report"]
 
 
 @dataclass(frozen=True)
@@ -25,45 +27,6 @@ class PromotionPolicy:
     quality_tolerance: float = 0.0
     cost_ceiling_ratio: float = 1.2
     max_cost_usd: float | None = None
-
-
-class ReplayOutcome(BaseModel):
-    """One replay as the promotion saw it: the execution replayed, the replay, their quality and cost."""
-
-    execution_id: str
-    replay_execution_id: str
-    status: str
-    finished: bool
-    error: str | None = None
-    original_quality: float | None = None
-    replay_quality: float | None = None
-    original_cost_usd: float = 0.0
-    replay_cost_usd: float = 0.0
-    changed_steps: list[str] = []
-    rerun_steps: list[str] = []
-    changed_outputs: list[str] = []
-
-    @property
-    def complete(self) -> bool:
-        """Finished, with a quality score for both sides: enough to be compared."""
-        return self.finished and self.original_quality is not None and self.replay_quality is not None
-
-
-class PromotionReport(BaseModel):
-    """What the promotion decided and why: kept on the version and returned by the promote route."""
-
-    revision: int
-    promoted: bool
-    reasons: list[str]
-    executions_replayed: int
-    baseline_quality: float | None
-    candidate_quality: float | None
-    quality_delta: float | None
-    quality_tolerance: float
-    baseline_cost_usd: float
-    candidate_cost_usd: float
-    cost_ceiling_usd: float
-    replays: list[ReplayOutcome]
 
 
 def _mean(values: Sequence[float]) -> float | None:

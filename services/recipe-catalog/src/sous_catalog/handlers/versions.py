@@ -26,6 +26,7 @@ from sous_catalog.domain.validation import validate_recipe_fields
 from sous_catalog.handlers.clock import now
 from sous_catalog.handlers.recipes import agent_errors, system_recipe
 from sous_events import events as ev
+from sous_events.contracts import PromotionReplay
 from sous_events.ids import new_id
 from sous_service.caller import Caller
 from sous_service.commands import Command
@@ -83,7 +84,7 @@ class _LoadVersion(Command):
 class _RecordStarted(Command):
     template_id: str
     revision: int
-    replays: list[dict[str, Any]]
+    replays: list[PromotionReplay]
     # The version's promotion stream as the replays were started against it: another promotion that
     # started meanwhile wins, and this one is refused rather than recorded twice.
     expected_version: int
@@ -92,7 +93,7 @@ class _RecordStarted(Command):
 class _RecordDecision(Command):
     template_id: str
     revision: int
-    report: dict[str, Any]
+    report: PromotionReport
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ async def _record_decision(command: _RecordDecision, uow: UnitOfWork) -> dict[st
     """Promoted: the version's stream records it and the recipe's stream makes it current. The recipe must
     not have changed since the version was proposed (a promotion would silently undo that change)."""
     row, version = await _version_row(uow, command.template_id, command.revision)
-    report = PromotionReport.model_validate(command.report)
+    report = command.report
     stream = versions.version_stream_id(row.id, command.revision)
     if not report.promoted:
         await uow.record(
@@ -152,7 +153,7 @@ async def _record_decision(command: _RecordDecision, uow: UnitOfWork) -> dict[st
                 template_id=command.template_id,
                 revision=command.revision,
                 reasons=report.reasons,
-                report=command.report,
+                report=report,
             ),
             aggregate_id=stream,
             expected_version=int(version["version"]),
@@ -168,7 +169,7 @@ async def _record_decision(command: _RecordDecision, uow: UnitOfWork) -> dict[st
         )
     await uow.record(
         ev.RecipeVersionPromoted(
-            recipe_id=row.id, template_id=command.template_id, revision=command.revision, report=command.report
+            recipe_id=row.id, template_id=command.template_id, revision=command.revision, report=report
         ),
         aggregate_id=stream,
         expected_version=int(version["version"]),
@@ -204,12 +205,13 @@ class Promotions:
         caller = Caller.from_context(context)
         template_id, revision = command.template_id, command.revision
         version = await self.uows.run(_load, _LoadVersion(template_id=template_id, revision=revision), caller)
-        started: list[dict[str, Any]] = list(version["replays"]) if version["status"] == "replaying" else []
+        replaying = version["status"] == "replaying"
+        started = [PromotionReplay.model_validate(r) for r in version["replays"] or []] if replaying else []
         if not started:
             executions = await self.replays.latest_finished(context, template_id, self.policy.executions)
             for execution_id in executions:
                 replay_id = await self.replays.start_replay(context, template_id, execution_id, revision)
-                started.append({"execution_id": execution_id, "replay_execution_id": replay_id})
+                started.append(PromotionReplay(execution_id=execution_id, replay_execution_id=replay_id))
             record = _RecordStarted(
                 template_id=template_id,
                 revision=revision,
@@ -224,7 +226,7 @@ class Promotions:
         report = decide(self.policy, revision, outcomes)
         recipe = await self.uows.run(
             _record_decision,
-            _RecordDecision(template_id=template_id, revision=revision, report=report.model_dump(mode="json")),
+            _RecordDecision(template_id=template_id, revision=revision, report=report),
             caller,
         )
         async with self.uows.sessions() as session:
@@ -237,11 +239,11 @@ class Promotions:
         )
 
     async def _outcomes(
-        self, context: InternalContext, template_id: str, started: list[dict[str, Any]]
+        self, context: InternalContext, template_id: str, started: list[PromotionReplay]
     ) -> list[ReplayOutcome]:
         """Each replay's outcome once finished and scored, or as far as it got when `wait_s` ran out."""
         deadline = time.monotonic() + self.wait_s
-        pending = {r["replay_execution_id"]: str(r["execution_id"]) for r in started}
+        pending = {r.replay_execution_id: r.execution_id for r in started}
         done: dict[str, ReplayOutcome] = {}
         while True:
             for replay_id, execution_id in list(pending.items()):
@@ -252,7 +254,7 @@ class Promotions:
                 if outcome.complete:
                     del pending[replay_id]
             if not pending or time.monotonic() >= deadline:
-                return [done[r["replay_execution_id"]] for r in started]
+                return [done[r.replay_execution_id] for r in started]
             await asyncio.sleep(self.poll_s)
 
     async def _scored(self, context: InternalContext, template_id: str, outcome: ReplayOutcome) -> ReplayOutcome:
