@@ -6,19 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sous_events import events as ev
 from sous_events.envelope import Actor, Envelope
-from sous_events.events.workflows import (
-    WorkflowCreated,
-    WorkflowDeleted,
-    WorkflowPlanRejected,
-    WorkflowRunCancelRequested,
-    WorkflowRunFinished,
-    WorkflowRunRequested,
-    WorkflowStageCompleted,
-    WorkflowStageFailed,
-    WorkflowStageStarted,
-    WorkflowUpdated,
-)
 from sous_events.registry import payload_of
 from sous_executor.workflows.stages import STAGES
 
@@ -36,9 +25,9 @@ class WorkflowDefinition:
     def apply(self, envelope: Envelope) -> None:
         self.version = envelope.aggregate_version
         payload = payload_of(envelope)
-        if isinstance(payload, (WorkflowCreated, WorkflowUpdated)):
+        if isinstance(payload, (ev.WorkflowCreated, ev.WorkflowUpdated)):
             self.workflow = payload.workflow.as_dict()
-        elif isinstance(payload, WorkflowDeleted):
+        elif isinstance(payload, ev.WorkflowDeleted):
             self.deleted = True
 
 
@@ -128,7 +117,7 @@ class WorkflowRun:
         p = payload_of(envelope)
         self.version = envelope.aggregate_version
         at = envelope.occurred_at
-        if isinstance(p, WorkflowRunRequested):
+        if isinstance(p, ev.WorkflowRunRequested):
             self.run_id = p.run_id
             self.workflow_id = p.workflow_id
             self.workspace_id = envelope.workspace_id
@@ -138,26 +127,26 @@ class WorkflowRun:
             self.correlation_id = envelope.correlation_id
             self.actor = envelope.actor
             self.created_at = at
-        elif isinstance(p, WorkflowStageStarted):
+        elif isinstance(p, ev.WorkflowStageStarted):
             stage = self.stage(p.stage)
             stage.status, stage.started_at = "running", at
             stage.detail = dict(p.detail)
             if self.status == "pending":
                 self.status, self.started_at = "running", at
-        elif isinstance(p, WorkflowPlanRejected):
+        elif isinstance(p, ev.WorkflowPlanRejected):
             self.stage(1).rejections.append({"attempt": p.attempt, "errors": list(p.errors)})
-        elif isinstance(p, WorkflowStageCompleted):
+        elif isinstance(p, ev.WorkflowStageCompleted):
             stage = self.stage(p.stage)
             stage.status, stage.completed_at = "completed", at
             stage.output = dict(p.output)
             stage.duration_ms = p.duration_ms
-        elif isinstance(p, WorkflowStageFailed):
+        elif isinstance(p, ev.WorkflowStageFailed):
             stage = self.stage(p.stage)
             stage.status, stage.completed_at = "failed", at
             stage.error, stage.code = p.error, p.code
-        elif isinstance(p, WorkflowRunCancelRequested):
+        elif isinstance(p, ev.WorkflowRunCancelRequested):
             self.cancel_requested, self.cancel_reason = True, p.reason
-        elif isinstance(p, WorkflowRunFinished):
+        elif isinstance(p, ev.WorkflowRunFinished):
             self.status = p.status
             self.final_answer = p.final_answer
             self.error = p.error
