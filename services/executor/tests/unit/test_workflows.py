@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from sous_events.contracts import Suggestion
 from sous_events.envelope import Envelope
 from sous_events.events.workflows import (
     WorkflowPlanRejected,
@@ -81,7 +82,7 @@ def test_contexts_carry_dependencies_memory_and_lessons_and_the_recipe_is_a_vali
             task="Use {this}",
             subtask=s,
             inputs={"topic": "bread"},
-            suggestions=[{"message": "add a tool"}],
+            suggestions=[Suggestion(message="add a tool")],
             memories=[{"run_id": "r0", "snippet": "old {thing}"}],
         )
         for s in subtasks

@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from sous_events.contracts import Suggestion
+
 # The engine substitutes `{name}` placeholders; user text must not be read as one.
 _PLACEHOLDER_LIKE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.\-]*)\}")
 MAX_MEMORY_CHARS = 600
@@ -24,7 +26,7 @@ def subtask_context(
     task: str,
     subtask: dict[str, Any],
     inputs: dict[str, Any],
-    suggestions: list[dict[str, Any]],
+    suggestions: list[Suggestion],
     memories: list[dict[str, Any]],
 ) -> dict[str, Any]:
     deps = [str(d) for d in subtask.get("depends_on") or []]
@@ -39,14 +41,14 @@ def subtask_context(
     for dep in deps:
         lines.append(f"Result of subtask {dep}: {{steps.{dep}.output}}")
     for suggestion in suggestions:
-        lines.append(f"Lesson from earlier runs: {neutral(str(suggestion.get('message') or ''))}")
+        lines.append(f"Lesson from earlier runs: {neutral(suggestion.message)}")
     for memory in memories:
         lines.append(f"From memory (run {memory['run_id']}): {neutral(str(memory['snippet'])[:MAX_MEMORY_CHARS])}")
     return {
         "subtask_id": subtask["id"],
         "depends_on": deps,
         "inputs": sorted(inputs),
-        "suggestions": [str(s.get("message") or "") for s in suggestions],
+        "suggestions": [s.message for s in suggestions],
         "memories": [m["run_id"] for m in memories],
         "prompt": "\n".join(line for line in lines if line),
     }

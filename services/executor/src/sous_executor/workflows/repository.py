@@ -11,6 +11,7 @@ from sqlalchemy import Float, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events.contracts import Suggestion
 from sous_executor.adapters.tables import agent_replicas, executions
 from sous_executor.workflows.model import WorkflowRun
 from sous_executor.workflows.tables import (
@@ -316,7 +317,8 @@ async def get_signal(session: AsyncSession, execution_id: str, kind: str) -> dic
     return dict(row.payload) if row is not None else None
 
 
-async def latest_suggestions(session: AsyncSession, workspace_id: str, recipe_id: str) -> list[dict[str, Any]]:
+async def latest_suggestions(session: AsyncSession, workspace_id: str, recipe_id: str) -> list[Suggestion]:
+    """The suggestions of the recipe's latest LearningRecorded (its payload is kept whole as the signal)."""
     q = quality_signals.c
     row = (
         await session.execute(
@@ -328,7 +330,7 @@ async def latest_suggestions(session: AsyncSession, workspace_id: str, recipe_id
     ).first()
     if row is None:
         return []
-    return [s for s in row.payload.get("suggestions") or [] if isinstance(s, dict)]
+    return [Suggestion.model_validate(s) for s in row.payload.get("suggestions") or [] if isinstance(s, dict)]
 
 
 async def save_agent_metrics(
