@@ -197,3 +197,45 @@ def test_an_event_can_name_the_moment_its_payload_already_carries() -> None:
     named = uow.event(payload, aggregate_id="a1", aggregate_version=1, occurred_at=at)
     assert named.occurred_at == at and (named.workspace_id, named.actor.user_id) == ("w1", "u1")
     assert uow.event(payload, aggregate_id="a1", aggregate_version=1).occurred_at > at.replace(year=2020)
+
+
+async def test_after_commit_runs_once_committed_and_after_rollback_for_each_attempt_that_did_not() -> None:
+    sessions = Sessions()
+    attempts = 0
+
+    async def handler(command: Ping, uow: UnitOfWork) -> int:
+        nonlocal attempts
+        attempts += 1
+        tried = attempts
+        uow.after_commit(lambda: sessions.log.append(f"started {tried}"))
+        uow.after_rollback(lambda: sessions.log.append(f"released {tried}"))
+        if tried == 1:
+            raise ConcurrencyConflict("Execution", "e1", 0)
+        return command.value
+
+    assert await uows(sessions).run(handler, Ping(value=7), CALLER) == 7
+    assert sessions.log == ["rollback", "released 1", "commit", "started 2"]
+
+
+async def test_a_refused_handler_runs_its_rollback_actions_and_never_its_commit_actions() -> None:
+    sessions = Sessions()
+
+    async def handler(command: Ping, uow: UnitOfWork) -> int:
+        uow.after_commit(lambda: sessions.log.append("started"))
+        uow.after_rollback(lambda: sessions.log.append("released"))
+        raise NotFound("recipe", "r1")
+
+    with pytest.raises(NotFound):
+        await uows(sessions).run(handler, Ping(value=1), CALLER)
+    assert sessions.log == ["rollback", "released"]
+
+
+def test_a_joined_unit_settles_its_actions_once_when_its_owner_says_how_the_transaction_ended() -> None:
+    log: list[str] = []
+    uow = uows(Sessions()).joined(cast(AsyncSession, object()), CALLER)
+    uow.after_commit(lambda: log.append("started"))
+    uow.after_rollback(lambda: log.append("released"))
+    uow.committed()
+    uow.committed()
+    uow.rolled_back()
+    assert log == ["started"]

@@ -71,6 +71,28 @@ class UnitOfWork:
         self.store = store
         self.projector = projector
         self.recorded: list[Envelope] = []
+        self._on_commit: list[Callable[[], object]] = []
+        self._on_rollback: list[Callable[[], object]] = []
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Do `action` once this unit's transaction has committed (never, if it does not)."""
+        self._on_commit.append(action)
+
+    def after_rollback(self, action: Callable[[], object]) -> None:
+        """Undo with `action` what the handler did outside the database, when the transaction does not commit."""
+        self._on_rollback.append(action)
+
+    def committed(self) -> None:
+        """The transaction committed: run the `after_commit` actions, once."""
+        actions, self._on_commit, self._on_rollback = self._on_commit, [], []
+        for action in actions:
+            action()
+
+    def rolled_back(self) -> None:
+        """The transaction did not commit (or may not have): run the `after_rollback` actions, once."""
+        actions, self._on_commit, self._on_rollback = self._on_rollback, [], []
+        for action in actions:
+            action()
 
     def event(
         self,
@@ -196,15 +218,22 @@ class UnitOfWorks:
         else `Conflict("revision_conflict")`."""
         limit = max(1, attempts or self.attempts)
         for attempt in range(1, limit + 1):
+            uow: UnitOfWork | None = None
             try:
                 async with self.sessions() as session, session.begin():
-                    return await handler(command, self.joined(session, caller))
-            except (ConcurrencyConflict, DBAPIError) as exc:
-                if not is_write_conflict(exc):
+                    uow = self.joined(session, caller)
+                    result = await handler(command, uow)
+            except BaseException as exc:
+                if uow is not None:
+                    uow.rolled_back()
+                if not isinstance(exc, ConcurrencyConflict | DBAPIError) or not is_write_conflict(exc):
                     raise
                 if attempt == limit:
                     raise (conflict or _conflict)(exc) from exc
                 logger.info("%s: write conflict on attempt %d, running it again", type(command).__name__, attempt)
+            else:
+                uow.committed()
+                return result
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 

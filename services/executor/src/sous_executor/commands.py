@@ -1,20 +1,23 @@
-"""The executor's commands: what a caller asks of it, as frozen typed values (one use case each)."""
+"""The executor's commands: what a caller asks of it, as frozen typed models (one use case each).
+
+Who asks travels beside the command, as the unit of work's `Caller`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sous_events.envelope import Actor
+from pydantic import Field
+
+from sous_service.commands import Command
 
 
-@dataclass(frozen=True)
-class StartExecution:
+class StartExecution(Command):
     """Start a recipe snapshot with its agents: validated, held to the workspace's limits, then requested.
 
     A rerun names the run it repeats, the step it restarts from, the results it keeps and the prompts it
-    overrides; a cron start brings the execution id its schedule slot was taken under.
+    overrides; a cron or workflow start brings the execution id it reserved for the run.
     """
 
     workspace_id: str
@@ -22,26 +25,22 @@ class StartExecution:
     agents: dict[str, dict[str, Any]]
     input_data: dict[str, Any] | None
     triggered_by: str
-    actor: Actor
     rerun_of: str | None = None
     from_step: str | None = None
-    reused_results: list[dict[str, Any]] = field(default_factory=list)
-    step_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reused_results: list[dict[str, Any]] = Field(default_factory=list)
+    step_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     execution_id: str | None = None
 
 
-@dataclass(frozen=True)
-class StartScheduledRun:
+class StartScheduledRun(Command):
     """Start a cron recipe's run due at `due_at`, once across every executor instance."""
 
     workspace_id: str
     recipe: dict[str, Any]
     due_at: datetime
-    actor: Actor
 
 
-@dataclass(frozen=True)
-class StartFromWebhook:
+class StartFromWebhook(Command):
     """Start a recipe for a verified webhook delivery, at most once per delivery id and within its rate."""
 
     workspace_id: str
@@ -49,11 +48,9 @@ class StartFromWebhook:
     webhook_id: str
     message_id: str
     input_data: dict[str, Any]
-    actor: Actor
 
 
-@dataclass(frozen=True)
-class CancelExecution:
+class CancelExecution(Command):
     """Ask a running execution to stop; its runner ends the steps under way and records the run cancelled."""
 
     template_id: str
@@ -61,8 +58,7 @@ class CancelExecution:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class CancelWorkflowRun:
+class CancelWorkflowRun(Command):
     """Ask a workflow run to stop; in stage 4 its execution is cancelled too."""
 
     workflow_id: str

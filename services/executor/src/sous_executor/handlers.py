@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events.envelope import Actor, Envelope
+from sous_events.envelope import Envelope
 from sous_events.events.catalog import (
     AgentRegistered,
     AgentRemoved,
@@ -47,11 +47,6 @@ FINISHED = ("completed", "failed", "cancelled")
 CANCEL_REQUESTED = "cancellation requested"
 # A running execution appends often: a cancel may lose a few races with its runner before it lands.
 CANCEL_ATTEMPTS = 20
-
-
-def actor_of(ctx: InternalContext) -> Actor:
-    """The actor an HTTP caller's events name (the Caller's, as every service names it)."""
-    return Caller.from_context(ctx).actor
 
 
 def _changing_fast(_: BaseException) -> Conflict:
@@ -155,47 +150,62 @@ class ExecutorService:
         if recipe is None:
             raise NotFound("recipe", template_id)
         agents = await self.load_agents(workspace, recipe)
-        return await self.start(StartExecution(workspace, recipe, agents, input_data, triggered_by, actor_of(ctx)))
+        command = StartExecution(
+            workspace_id=workspace, recipe=recipe, agents=agents, input_data=input_data, triggered_by=triggered_by
+        )
+        return await self.start(command, Caller.from_context(ctx))
 
-    async def start(self, command: StartExecution) -> dict[str, Any]:
-        """Start an execution in a transaction of its own."""
-        async with self.sessions() as session, session.begin():
-            return await self.start_in(session, command)
+    async def start(self, command: StartExecution, caller: Caller) -> dict[str, Any]:
+        """Start an execution in a unit of work of its own."""
+        return await self.uows.run(self.request_execution, command, caller)
 
-    async def start_scheduled(self, command: StartScheduledRun) -> str | None:
+    async def start_scheduled(self, command: StartScheduledRun, caller: Caller) -> str | None:
         """The execution id of the cron run started for that due time; None when another instance took it."""
         agents = await self.load_agents(command.workspace_id, command.recipe)
         execution_id = new_id()
-        async with self.sessions() as session, session.begin():
-            template_id = str(command.recipe["template_id"])
+        start = StartExecution(
+            workspace_id=command.workspace_id,
+            recipe=command.recipe,
+            agents=agents,
+            input_data={},
+            triggered_by="cron",
+            execution_id=execution_id,
+        )
+
+        async def in_its_slot(start: StartExecution, uow: UnitOfWork) -> str | None:
+            template_id = str(start.recipe["template_id"])
             if not await repo.take_schedule_slot(
-                session, command.workspace_id, template_id, command.due_at, execution_id
+                uow.session, start.workspace_id, template_id, command.due_at, execution_id
             ):
                 return None
-            start = StartExecution(
-                command.workspace_id,
-                command.recipe,
-                agents,
-                {},
-                "cron",
-                command.actor,
-                execution_id=execution_id,
-            )
-            await self.start_in(session, start)
-        return execution_id
+            await self.request_execution(start, uow)
+            return execution_id
 
-    async def start_from_webhook(self, command: StartFromWebhook) -> dict[str, Any]:
+        return await self.uows.run(in_its_slot, start, caller)
+
+    async def start_from_webhook(self, command: StartFromWebhook, caller: Caller) -> dict[str, Any]:
         agents = await self.load_agents(command.workspace_id, command.recipe)
-        async with self.sessions() as session, session.begin():
-            limit = self.settings.webhook_rate_limit_per_minute
-            await admit(session, command.webhook_id, command.message_id, limit)
-            start = StartExecution(
-                command.workspace_id, command.recipe, agents, command.input_data, "webhook", command.actor
-            )
-            return await self.start_in(session, start)
+        start = StartExecution(
+            workspace_id=command.workspace_id,
+            recipe=command.recipe,
+            agents=agents,
+            input_data=command.input_data,
+            triggered_by="webhook",
+        )
 
-    async def start_in(self, session: AsyncSession, command: StartExecution) -> dict[str, Any]:
-        """Validate and append ExecutionRequested with its read-model row, in the caller's transaction."""
+        async def once_admitted(start: StartExecution, uow: UnitOfWork) -> dict[str, Any]:
+            limit = self.settings.webhook_rate_limit_per_minute
+            await admit(uow.session, command.webhook_id, command.message_id, limit)
+            return await self.request_execution(start, uow)
+
+        return await self.uows.run(once_admitted, start, caller)
+
+    async def request_execution(self, command: StartExecution, uow: UnitOfWork) -> dict[str, Any]:
+        """Validate and append ExecutionRequested with its read-model row; claim the run here if there is room.
+
+        Every start (execute, rerun, replay, cron, webhook, a workflow's stage) goes through here: the claim
+        is written in the same transaction, and the run starts once it commits (StepEngine.claim_here).
+        """
         workspace_id = command.workspace_id
         recipe = command.recipe
         steps = recipe.get("steps") or []
@@ -203,6 +213,7 @@ class ExecutorService:
         quota = quota_for(self.settings, workspace_id)
         recipe = with_budget(recipe, quota)
         data = resolve_inputs(recipe.get("inputs") or {}, command.input_data, missing_text_as_empty=True)
+        session = uow.session
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_lock_key(workspace_id)))
         active = await repo.count_active(session, workspace_id)
         limit = self.settings.max_concurrent_executions_per_workspace
@@ -233,10 +244,11 @@ class ExecutorService:
             aggregate_id=execution_id,
             aggregate_version=1,
             correlation_id=execution_id,
-            actor=command.actor,
+            actor=uow.caller.actor,
         )
         await self.store.append(session, [envelope], expected_version=0)
         await repo.project_execution(session, Execution.from_events([envelope]))
+        await self.engine.claim_here(uow, envelope)
         return {
             "recipe_execution_id": execution_id,
             "execution_id": execution_id,
@@ -309,15 +321,14 @@ class ExecutorService:
                 if step.step_id not in rerun_set and step.status == "completed" and step.step_id not in overrides:
                     reused.append(step.result())
         command = StartExecution(
-            ctx.workspace_id,
-            original.recipe,
-            original.agents,
-            original.input_data,
-            "rerun",
-            actor_of(ctx),
+            workspace_id=ctx.workspace_id,
+            recipe=original.recipe,
+            agents=original.agents,
+            input_data=original.input_data,
+            triggered_by="rerun",
             rerun_of=eid,
             from_step=from_step,
             reused_results=reused,
             step_overrides=overrides,
         )
-        return await self.start(command)
+        return await self.start(command, Caller.from_context(ctx))

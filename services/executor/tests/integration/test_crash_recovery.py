@@ -23,9 +23,13 @@ from executor_harness import (
     running_executor,
     seed,
     step,
+    wait_finished,
 )
+from sqlalchemy import select
 
+from sous_executor.adapters.tables import leases
 from sous_local.testing import Infrastructure, unique
+from sous_service.db import create_engine, create_session_factory
 from sous_service.internal_client import rebind_hook
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -138,3 +142,59 @@ async def test_sigkill_during_step_two_resumes_without_repeating_step_one(
     # Step one reached the model once; step two twice (the interrupted attempt and the resumed one).
     assert await model_server.calls(m1) == 1
     assert await model_server.calls(m2) == 2
+
+
+async def test_a_run_whose_accepting_process_died_after_the_claim_is_resumed_by_the_sweeper(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    """The accepting instance claims the run in the request's transaction; killed right after answering,
+    it leaves a lease that expires, and another instance's sweeper (not its consumer) resumes the run."""
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    recipe = recipe_snapshot(
+        ws,
+        [
+            step("one", 1, agent["id"], f"one {unique('m')} [[latency:1500]]"),
+            step("two", 2, agent["id"], f"two {unique('m')}"),
+        ],
+    )
+    async with running_executor(settings) as running:
+        await seed(running, ws, recipe, [agent])
+    env = env_for_subprocess(settings)
+    first_runner = unique("accepting")
+    env["SOUS_RUNNER_ID"] = first_runner
+    headers = context_header(settings, ws)
+    first_port = free_port()
+    first = await spawn(env, first_port)
+    try:
+        async with signing_client(settings.internal_secret, 10) as client:
+            response = await client.post(
+                f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/execute",
+                json={},
+                headers=headers,
+            )
+        assert response.status_code == 202, response.text
+        eid = response.json()["recipe_execution_id"]
+        # Answered: the run is claimed already, by the instance that accepted it.
+        database = create_engine(settings)
+        try:
+            async with create_session_factory(database)() as session:
+                owner = await session.scalar(select(leases.c.owner).where(leases.c.execution_id == eid))
+        finally:
+            await database.dispose()
+        assert owner == first_runner
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    other = executor_settings(fresh_database, infra.kafka_bootstrap, model_server, runner_id=unique("sweeping"))
+    async with running_executor(other, migrate=False) as running:
+        service = running.executor.service
+        body = await wait_finished(running, ws, recipe["template_id"], eid, within=90)
+        assert body["status"] == "completed", body
+        assert running.executor.sweeper.resumed >= 1
+        async with service.sessions() as session:
+            owner, claims = (
+                await session.execute(select(leases.c.owner, leases.c.claims).where(leases.c.execution_id == eid))
+            ).one()
+        assert owner == other.runner_id and claims == 2

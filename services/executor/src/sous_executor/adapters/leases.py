@@ -23,14 +23,21 @@ class Leases:
         return text("now() + make_interval(secs => :ttl)").bindparams(bindparam("ttl", self.ttl_s, type_=Float))
 
     async def claim_new(self, session: AsyncSession, execution_id: str, workspace_id: str) -> bool:
-        """In the consumer's inbox transaction: the first claim of a requested execution."""
+        """The first claim of a requested execution: in the transaction that requests it (on the instance that
+        accepts it) or in a runner consumer's inbox transaction; False when it is claimed already.
+
+        The expiry counts from the statement (`clock_timestamp()`), not from the transaction's start, so a
+        claimer may count the ttl from any moment before it sent the statement."""
+        expires = text("clock_timestamp() + make_interval(secs => :ttl)").bindparams(
+            bindparam("ttl", self.ttl_s, type_=Float)
+        )
         result = await session.execute(
             pg_insert(leases)
             .values(
                 execution_id=execution_id,
                 workspace_id=workspace_id,
                 owner=self.owner,
-                expires_at=self._expires(),
+                expires_at=expires,
             )
             .on_conflict_do_nothing()
             .returning(leases.c.execution_id)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from sous_events.envelope import EventPayload
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict
 from sous_executor.adapters.execution_stream import PRODUCER, ExecutionStream
@@ -39,7 +39,10 @@ class RunJournal:
         self._lock = asyncio.Lock()
 
     async def reload(self) -> None:
-        events = await self.stream.load(self.execution_id)
+        self.replay(await self.stream.load(self.execution_id))
+
+    def replay(self, events: list[Envelope]) -> None:
+        """Fold the execution from its stream's events (loaded, or just appended by this instance)."""
         self.execution = Execution.from_events(events)
         self.traceparent = events[0].traceparent if events else ""
 

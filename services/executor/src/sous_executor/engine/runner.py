@@ -2,7 +2,9 @@
 
 A run can start on any instance that holds the execution's lease. It rebuilds the Execution from its
 stream (engine/journal.py), so a run resumed after a crash keeps completed steps and re-runs an
-interrupted step as a new attempt. Every append checks the lease in the same transaction, and every
+interrupted step as a new attempt; a run its accepting instance has just claimed starts from the
+ExecutionRequested it wrote, which is the whole stream at that moment (an append that finds the stream
+moved on, a cancel request, reloads it). Every append checks the lease in the same transaction, and every
 model or tool call first checks the lease guard (engine/fence.py): a runner that may have lost the
 lease neither writes nor acts. What a step's failure means and how a run's end is recorded are
 domain rules (domain/retry_policy.py, domain/budget_policy.py, domain/outcomes.py); this is the loop.
@@ -14,10 +16,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sous_events.envelope import EventPayload
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.events.executor import ExecutionStarted
 from sous_executor.adapters.leases import LeaseLost
 from sous_executor.domain.budget_policy import Limits
@@ -49,9 +52,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A run this instance claimed in the transaction that requested it.
+
+    `requested` is the ExecutionRequested that transaction appended; `sent` a monotonic time taken before
+    the lease was written, which lasts the lease ttl from then at least.
+    """
+
+    requested: Envelope
+    sent: float
+
+
 class Run:
-    def __init__(self, engine: StepEngine, execution_id: str) -> None:
+    def __init__(self, engine: StepEngine, execution_id: str, *, claimed: Claimed | None = None) -> None:
         self.engine = engine
+        self.claimed = claimed
         self.settings = s = engine.settings
         self.execution_id = execution_id
         self.cancel_event = asyncio.Event()
@@ -108,8 +124,12 @@ class Run:
 
     # ------------------------------------------------------------ the run
     async def execute(self) -> None:
-        await self.guard.beat()
-        await self.journal.reload()
+        if self.claimed is None:
+            await self.guard.beat()
+            await self.journal.reload()
+        else:
+            self.guard.renewed(self.claimed.sent)
+            self.journal.replay([self.claimed.requested])
         if not self.agg.execution_id or self.agg.finished:
             # Finished already, or requested in another database (nothing to run here): close the lease.
             await self.engine.stream.close(self.execution_id)

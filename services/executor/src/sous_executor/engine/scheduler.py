@@ -12,14 +12,15 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from sous_events.envelope import Actor
 from sous_executor.commands import StartScheduledRun
 from sous_executor.engine.periodic import Periodic
 from sous_executor.handlers import ExecutorService
+from sous_service.caller import Caller
 from sous_service.domain_errors import DomainError
 
 logger = logging.getLogger("sous.executor.scheduler")
-CRON_ACTOR = Actor(user_id="scheduler", auth_type="system")
+# Cron runs act for the platform, as this user.
+CRON_USER = "scheduler"
 # A missed tick older than this is not caught up (the next one will run).
 MAX_LATENESS = timedelta(minutes=10)
 
@@ -54,9 +55,10 @@ class CronScheduler(Periodic):
             due = last_due(expression, now, schedule.get("timezone"))
             if due is None or due < replicated_at - timedelta(seconds=1) or now - due > MAX_LATENESS:
                 continue
-            command = StartScheduledRun(workspace_id=workspace_id, recipe=recipe, due_at=due, actor=CRON_ACTOR)
+            command = StartScheduledRun(workspace_id=workspace_id, recipe=recipe, due_at=due)
+            caller = Caller(workspace_id=workspace_id, user_id=CRON_USER, auth_type="system")
             try:
-                execution_id = await self.service.start_scheduled(command)
+                execution_id = await self.service.start_scheduled(command, caller)
             except DomainError as exc:  # a refusal (limits, an invalid recipe): the next due time may run
                 logger.warning(
                     "cron run of %s/%s at %s not started: %s", workspace_id, recipe.get("template_id"), due, exc

@@ -2,6 +2,12 @@
 
 It starts a Run for each execution whose lease this instance holds, keeps them within the instance's
 capacity, signals cancels to them and stops them (releasing their leases) when the service stops.
+
+A run is claimed by the instance that accepts its request, in the transaction that appends its
+ExecutionRequested (`claim_here`), when that instance has room; it starts as soon as that transaction
+commits, with no trip through the broker. The runner consumer still reads every ExecutionRequested: it
+finds the lease taken and skips, or claims the runs no accepting instance could take. If the accepting
+process dies after the commit, the lease expires and the sweeper of any instance resumes the run.
 """
 
 from __future__ import annotations
@@ -9,17 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sous_events.envelope import Envelope
 from sous_events.store import EventStore
 from sous_executor.adapters.execution_stream import ExecutionStream
 from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.config import ExecutorSettings
 from sous_executor.engine.capacity import Capacity
-from sous_executor.engine.runner import Run
+from sous_executor.engine.runner import Claimed, Run
 from sous_executor.llm.client import ClientFactory
 from sous_executor.tools.router import ToolRouter
+from sous_service.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("sous.executor.runner")
 
@@ -46,15 +55,35 @@ class StepEngine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
-    def spawn(self, execution_id: str) -> bool:
-        """Start running an execution whose lease this instance holds (no-op if already running here)."""
+    async def claim_here(self, uow: UnitOfWork, requested: Envelope) -> bool:
+        """Claim the run `requested` asks for, in the unit of work that records it, and start it on commit.
+
+        False when this instance is full or stopping: the run then waits for the runner consumer or the
+        sweeper of an instance with room. A transaction that does not commit gives the slot back.
+        """
+        execution_id = requested.aggregate_id
+        if self._stopping or self.capacity.holds(execution_id) or not self.capacity.reserve(execution_id):
+            return False
+        uow.after_rollback(lambda: self.capacity.unreserve(execution_id))
+        sent = time.monotonic()
+        if not await self.leases.claim_new(uow.session, execution_id, requested.workspace_id):
+            self.capacity.unreserve(execution_id)
+            return False
+        uow.after_commit(lambda: self.spawn(execution_id, claimed=Claimed(requested, sent)))
+        return True
+
+    def spawn(self, execution_id: str, *, claimed: Claimed | None = None) -> bool:
+        """Start running an execution whose lease this instance holds (no-op if already running here).
+
+        `claimed`: this instance has just claimed it, with the request it wrote (the run need not reload it).
+        """
         if execution_id in self._tasks:
             return False
         if self._stopping:
             self.capacity.release(execution_id)
             return False
         self.capacity.occupy(execution_id)
-        run = Run(self, execution_id)
+        run = Run(self, execution_id, claimed=claimed)
         self.runs[execution_id] = run
         task = asyncio.create_task(self._guarded(run), name=f"run-{execution_id}")
         self._tasks[execution_id] = task

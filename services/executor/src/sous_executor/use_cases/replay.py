@@ -18,8 +18,9 @@ from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.output_diff import StepRecord, Usage, replay_diff
 from sous_executor.domain.planning import PlanError
 from sous_executor.domain.replay_plan import apply_overrides, changed_steps, plan_replay
-from sous_executor.handlers import FINISHED, ExecutorService, actor_of
+from sous_executor.handlers import FINISHED, ExecutorService
 from sous_executor.workflows.repository import get_signal
+from sous_service.caller import Caller
 from sous_service.domain_errors import Conflict, InputInvalid, NotFound
 from sous_service.internal_context import InternalContext
 
@@ -84,18 +85,16 @@ class ReplayService:
         needed = sorted(referenced_agents(candidate["steps"]) - set(original.agents))
         loaded = await self.executor.load_agents(ctx.workspace_id, {"steps": [{"agent_id": a} for a in needed]})
         agents = {**original.agents, **loaded}
-        started = await self.executor.start(
-            StartExecution(
-                ctx.workspace_id,
-                candidate,
-                agents,
-                original.input_data,
-                TRIGGER,
-                actor_of(ctx),
-                rerun_of=execution_id,
-                reused_results=reused,
-            )
+        command = StartExecution(
+            workspace_id=ctx.workspace_id,
+            recipe=candidate,
+            agents=agents,
+            input_data=original.input_data,
+            triggered_by=TRIGGER,
+            rerun_of=execution_id,
+            reused_results=reused,
         )
+        started = await self.executor.start(command, Caller.from_context(ctx))
         replay_id = started["execution_id"]
         return {
             **started,

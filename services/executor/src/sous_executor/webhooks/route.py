@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 
 from sous_executor.commands import StartFromWebhook
-from sous_executor.handlers import ExecutorService, actor_of
+from sous_executor.handlers import ExecutorService
 from sous_executor.secrets.resolver import Credentials, CredentialUnavailable
 from sous_executor.webhooks.signing import InvalidSignature, verify
+from sous_service.caller import Caller
 from sous_service.errors import ApiError, InputInvalid, not_found, responses
 from sous_service.web import Context
 
@@ -98,8 +99,7 @@ def build_webhook_router(service: ExecutorService, credentials: Credentials) -> 
             webhook_id=webhook_id,
             message_id=message_id,
             input_data=_input_data(raw),
-            actor=actor_of(ctx),
         )
-        return await service.start_from_webhook(command)
+        return await service.start_from_webhook(command, Caller.from_context(ctx))
 
     return router

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from sous_events.events.workflows import WorkflowStageStarted
 from sous_events.ids import new_id
 from sous_executor.commands import StartExecution
@@ -15,8 +17,10 @@ from sous_executor.workflows.errors import RunLeaseLost
 from sous_executor.workflows.model import StageState
 from sous_executor.workflows.stage_work import MAX_OUTPUT_IN_EVENT, StageError, StageWork
 from sous_executor.workflows.stages import CONTEXT, EXECUTION, SELECTION
+from sous_service.caller import Caller
 from sous_service.domain_errors import Conflict, DomainError, InputInvalid, RateLimited
 from sous_service.internal_context import InternalContext
+from sous_service.unit_of_work import UnitOfWork
 
 
 class ExecutionStage(StageWork):
@@ -90,11 +94,22 @@ class ExecutionStage(StageWork):
         assert actor is not None
 
         command = StartExecution(
-            self.run.workspace_id, recipe, agents, {}, "workflow", actor, execution_id=execution_id
+            workspace_id=self.run.workspace_id,
+            recipe=recipe,
+            agents=agents,
+            input_data={},
+            triggered_by="workflow",
+            execution_id=execution_id,
         )
+        caller = Caller(workspace_id=self.run.workspace_id, user_id=actor.user_id, auth_type=actor.auth_type)
+        # The request joins the stage's transaction; its claim is settled by how that transaction ends.
+        requests: list[UnitOfWork] = []
 
-        async def request_execution(session: Any) -> None:
-            await service.start_in(session, command)
+        async def request_execution(session: AsyncSession) -> None:
+            for earlier in requests:  # called again: the transaction of the earlier call rolled back
+                earlier.rolled_back()
+            requests.append(service.uows.joined(session, caller))
+            await service.request_execution(command, requests[-1])
 
         started = WorkflowStageStarted(
             run_id=self.run_id,
@@ -103,8 +118,10 @@ class ExecutionStage(StageWork):
             detail={"execution_id": execution_id, "recipe_id": recipe["template_id"], "recipe": recipe},
         )
         while True:
+            committed = False
             try:
                 await self._emit(started, extra=request_execution)
+                committed = True
                 return
             except InputInvalid as exc:
                 raise StageError(f"the generated recipe is invalid: {exc}", "invalid_recipe") from exc
@@ -115,3 +132,7 @@ class ExecutionStage(StageWork):
                 raise StageError(exc.detail, exc.code) from exc
             except RunLeaseLost:
                 raise
+            finally:
+                for index, request in enumerate(requests, start=1):
+                    request.committed() if committed and index == len(requests) else request.rolled_back()
+                requests.clear()

@@ -22,7 +22,7 @@ from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict
 from sous_executor.commands import CancelWorkflowRun
 from sous_executor.domain.inputs import resolve_inputs
-from sous_executor.handlers import ExecutorService, actor_of
+from sous_executor.handlers import ExecutorService
 from sous_executor.workflows import catalog
 from sous_executor.workflows import repository as repo
 from sous_executor.workflows.model import WORKFLOW, WORKFLOW_RUN, WorkflowDefinition, WorkflowRun
@@ -98,7 +98,7 @@ class WorkflowService:
             aggregate_id=workflow_id,
             aggregate_version=version + 1,
             correlation_id=workflow_id,
-            actor=actor_of(ctx),
+            actor=Caller.from_context(ctx).actor,
         )
         try:
             await self.store.append(session, [envelope], expected_version=version)
@@ -192,7 +192,7 @@ class WorkflowService:
                 aggregate_id=run_id,
                 aggregate_version=1,
                 correlation_id=run_id,
-                actor=actor_of(ctx),
+                actor=Caller.from_context(ctx).actor,
             )
             await self.store.append(session, [envelope], expected_version=0)
             await repo.project_run(session, WorkflowRun.from_events([envelope]))

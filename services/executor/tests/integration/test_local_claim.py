@@ -1,0 +1,105 @@
+"""The instance that accepts an execute claims the run in the request's transaction and starts it at once.
+
+The runner consumer still reads the ExecutionRequested: it finds the lease taken and skips, holding no slot.
+"""
+
+from __future__ import annotations
+
+import pytest
+from executor_harness import (
+    Running,
+    agent_snapshot,
+    context_header,
+    events_of,
+    recipe_snapshot,
+    seed,
+    start,
+    step,
+    wait_finished,
+    wait_for,
+)
+from sqlalchemy import select
+
+from sous_executor.adapters.leases import Leases
+from sous_executor.adapters.tables import leases
+from sous_executor.entrypoints.consumers import RUNNERS_GROUP, runner_consumer
+from sous_local.testing import unique
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_accepting_instance_claims_the_run_with_its_request_and_the_consumer_then_skips_it(
+    executor: Running,
+) -> None:
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    recipe = recipe_snapshot(ws, [step("slow", 1, agent["id"], f"wait {unique('claim')} [[latency:60000]]")])
+    await seed(executor, ws, recipe, [agent])
+    service = executor.executor.service
+    engine = executor.executor.engine
+
+    # With the runners' consumer stopped, only the request's own transaction can have claimed the run.
+    for runner in executor.executor.runtime.consumers:
+        if runner.name == RUNNERS_GROUP:
+            await runner.stop()
+
+    eid = await start(executor, ws, recipe["template_id"])
+
+    async with service.sessions() as session:
+        lease = (
+            await session.execute(select(leases.c.owner, leases.c.claims).where(leases.c.execution_id == eid))
+        ).one()
+    assert lease.owner == executor.settings.runner_id
+    assert engine.capacity.holds(eid) and engine.capacity.used == 1
+
+    # The consumer path finds it claimed: nobody else can take it, and this instance does not hold it twice.
+    requested = (await events_of(executor, eid))[0]
+    async with service.sessions() as session, session.begin():
+        assert not await Leases(service.sessions, unique("other-runner"), 30.0).claim_new(session, eid, ws)
+    consumer = runner_consumer(service, engine)
+    assert consumer.after_commit is not None
+    async with service.sessions() as session, session.begin():
+        await consumer.dispatch()(session, requested)
+    await consumer.after_commit(requested)
+    assert engine.capacity.used == 1 and engine.active == 1
+
+    response = await executor.client.post(
+        f"/api/workflow-recipes/{recipe['template_id']}/executions/{eid}/cancel",
+        headers=context_header(executor.settings, ws),
+    )
+    assert response.status_code == 202, response.text
+    body = await wait_finished(executor, ws, recipe["template_id"], eid)
+    assert body["status"] == "cancelled"
+
+    async def released() -> bool:
+        return engine.capacity.used == 0
+
+    await wait_for(released)
+    # A late delivery of the request, once the run is over, reserves nothing and leaks nothing.
+    async with service.sessions() as session, session.begin():
+        await consumer.dispatch()(session, requested)
+    await consumer.after_commit(requested)
+    assert engine.capacity.used == 0 and engine.active == 0
+    async with service.sessions() as session:
+        owner, claims = (
+            await session.execute(select(leases.c.owner, leases.c.claims).where(leases.c.execution_id == eid))
+        ).one()
+    assert owner == executor.settings.runner_id and claims == lease.claims
+
+
+async def test_a_run_claimed_on_accept_completes_from_the_request_it_was_handed(executor: Running) -> None:
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    recipe = recipe_snapshot(
+        ws,
+        [step("one", 1, agent["id"], "first {input.topic}"), step("two", 2, agent["id"], "then {steps.one.output}")],
+        inputs={"topic": {"type": "string", "required": True}},
+    )
+    await seed(executor, ws, recipe, [agent])
+    eid = await start(executor, ws, recipe["template_id"], {"topic": "claims"})
+    body = await wait_finished(executor, ws, recipe["template_id"], eid)
+    assert body["status"] == "completed", body
+    assert [r["status"] for r in body["step_results"]] == ["completed", "completed"]
+    kinds = [e.event_type for e in await events_of(executor, eid)]
+    assert kinds[:3] == ["ExecutionRequested", "ExecutionStarted", "StepStarted"]
+    assert kinds.count("ExecutionStarted") == 1
