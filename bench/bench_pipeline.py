@@ -1,28 +1,36 @@
 """Benchmark: events/s and end-to-end latency through outbox -> broker -> inbox.
 
-Starts its own PostgreSQL and broker (embedded by default, `--broker kafka` for Apache Kafka), appends
-N events over 50 aggregates while a relay and a consumer run in this process, and reports throughput
-and the p50/p99 of (applied_at - occurred_at).
+Starts its own PostgreSQL and broker (embedded by default, `--broker kafka` for Apache Kafka). Several
+writer processes (`--writers`) append events, 10 per transaction over their own aggregates, while the
+relay runs in this process and an idempotent consumer in its own process, as in a deployment. Reports the
+append rate, the end-to-end rate (first append -> last event applied), the relay's p50 and the p50/p99 of
+(applied_at - occurred_at) at saturation and paced (one writer at `--paced-rate` events/s).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import shutil
 import statistics
 import tempfile
 import time
 import uuid
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from sous_events.kafka import KafkaConfig, ensure_topics
 from sous_events.outbox import OutboxRelay
 from sous_local.pipeline import consumer_runner, prepare, produce, stats
 from sous_local.testing import create_database
+
+CONSUMER = "bench-consumer"
+AGGREGATES_PER_WRITER = 20
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -30,13 +38,53 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(broker_kind: str, events: int) -> None:
+def _consumer_process(url: str, bootstrap: str, workspace: str, batch: bool, ready: ProcessEvent) -> None:
+    async def consume() -> None:
+        runner = consumer_runner(url, bootstrap, CONSUMER, workspace, batch=batch)
+        runner.start()
+        await runner.joined.wait()
+        ready.set()
+        while True:
+            await asyncio.sleep(3600)
+
+    asyncio.run(consume())
+
+
+def _writer_process(url: str, workspace: str, index: int, per_aggregate: int, go: ProcessEvent, done: Any) -> None:
+    async def write() -> None:
+        engine = create_async_engine(url, pool_size=2)
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        go.wait()
+        began = time.perf_counter()
+        count = await produce(
+            sessions,
+            workspace,
+            aggregates=AGGREGATES_PER_WRITER,
+            per_aggregate=per_aggregate,
+            stream_prefix=f"{workspace}-w{index}",
+        )
+        done.put((count, time.perf_counter() - began))
+        await engine.dispose()
+
+    asyncio.run(write())
+
+
+async def _latencies(engine: AsyncEngine, after_seq: int = 0) -> list[float]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT extract(epoch FROM applied_at - occurred_at) * 1000 FROM pipeline_applied WHERE seq > :m"),
+            {"m": after_seq},
+        )
+        return [float(r) for r in rows.scalars()]
+
+
+async def run(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="sous-bench-"))
     from sous_local.postgres import EmbeddedPostgres
 
     pg = EmbeddedPostgres(root / "pg", durable=False)
     pg.start()
-    if broker_kind == "kafka":
+    if args.broker == "kafka":
         from sous_local.kafka_lane import ApacheKafka
 
         broker = ApacheKafka(root / "kafka")
@@ -45,68 +93,96 @@ async def run(broker_kind: str, events: int) -> None:
 
         broker = EmbeddedBroker(root / "broker")  # type: ignore[assignment]
     broker.start()
+    spawn = multiprocessing.get_context("spawn")
+    consumer = None
     try:
         url = await create_database(pg.url, "bench")
-        engine = create_async_engine(url, pool_size=10)
+        engine = create_async_engine(url, pool_size=4)
         await prepare(engine)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        kafka = KafkaConfig(bootstrap=broker.bootstrap, idempotence=broker_kind == "kafka")
+        kafka = KafkaConfig(bootstrap=broker.bootstrap, idempotence=args.broker == "kafka")
         await ensure_topics(kafka)
         workspace = f"bench-{uuid.uuid4().hex[:6]}"
         relay = OutboxRelay(name="bench", database_url=url, kafka=kafka)
-        runner = consumer_runner(url, broker.bootstrap, "bench-consumer", workspace)
         relay.start()
-        runner.start()
+        ready = spawn.Event()
+        consumer = spawn.Process(
+            target=_consumer_process, args=(url, broker.bootstrap, workspace, args.handler == "batch", ready)
+        )
+        consumer.start()
+        await asyncio.to_thread(ready.wait, 120)
+
+        per_aggregate = max(1, args.events // (args.writers * AGGREGATES_PER_WRITER))
+        go, done = spawn.Event(), spawn.Queue()
+        writers = [
+            spawn.Process(target=_writer_process, args=(url, workspace, i, per_aggregate, go, done))
+            for i in range(args.writers)
+        ]
+        for writer in writers:
+            writer.start()
+        await asyncio.sleep(3)  # let the writers import and connect before the clock starts
+        go.set()
         started = time.perf_counter()
-        produced = await produce(sessions, workspace, aggregates=50, per_aggregate=events // 50)
-        produce_s = time.perf_counter() - started
-        while (await stats(engine, "bench-consumer")).distinct < produced:
-            await asyncio.sleep(0.05)
+        reports = [await asyncio.to_thread(done.get) for _ in writers]
+        produced = sum(count for count, _ in reports)
+        append_s = max(elapsed for _, elapsed in reports)
+        while (await stats(engine, CONSUMER)).distinct < produced:
+            await asyncio.sleep(0.02)
         total_s = time.perf_counter() - started
+        for writer in writers:
+            writer.join()
+        saturated = await _latencies(engine)
         async with engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        text("SELECT extract(epoch FROM applied_at - occurred_at) * 1000 FROM pipeline_applied")
-                    )
-                )
-                .scalars()
-                .all()
-            )
             relay_ms = (
                 await conn.execute(
                     text(
-                        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM sent_at - created_at) * 1000) "
-                        "FROM outbox"
+                        "SELECT percentile_cont(0.5) WITHIN GROUP "
+                        "(ORDER BY extract(epoch FROM sent_at - created_at) * 1000) FROM outbox"
                     )
                 )
             ).scalar_one()
-        latencies = [float(r) for r in rows]
-        paced = await _paced_latency(engine, sessions, workspace, rate=200, seconds=10)
-        await runner.stop()
+            mark = (await conn.execute(text("SELECT coalesce(max(seq), 0) FROM pipeline_applied"))).scalar_one()
+        paced = await _paced_latency(engine, sessions, workspace, mark, rate=args.paced_rate, seconds=10)
+        final = await stats(engine, CONSUMER)
         await relay.stop()
         await engine.dispose()
-        print(f"broker={broker_kind} events={produced}")
-        print(f"  append rate:          {produced / produce_s:,.0f} events/s")
-        print(f"  end-to-end throughput: {produced / total_s:,.0f} events/s (append -> applied, {total_s:.1f}s)")
+        print(
+            f"broker={args.broker} events={produced} writers={args.writers} (10 events per transaction) "
+            f"handler={args.handler}"
+        )
+        print(f"  append rate:           {produced / append_s:,.0f} events/s")
+        print(
+            f"  end-to-end throughput: {produced / total_s:,.0f} events/s (first append -> all applied, {total_s:.1f}s)"
+        )
         print(f"  outbox -> broker (relay) p50: {float(relay_ms):.1f} ms")
         print(
-            f"  latency at saturation p50: {statistics.median(latencies):.1f} ms  "
-            f"p99: {_percentile(latencies, 0.99):.1f} ms"
+            f"  latency at saturation p50: {statistics.median(saturated):.1f} ms  "
+            f"p99: {_percentile(saturated, 0.99):.1f} ms"
         )
         print(
-            f"  latency at 200 events/s p50: {statistics.median(paced):.1f} ms  p99: {_percentile(paced, 0.99):.1f} ms"
+            f"  latency at {args.paced_rate} events/s p50: {statistics.median(paced):.1f} ms  "
+            f"p99: {_percentile(paced, 0.99):.1f} ms"
         )
+        print(f"  applied exactly once: {final.applied == final.distinct}, order violations: {final.violations}")
     finally:
+        if consumer is not None:
+            consumer.terminate()
+            consumer.join(10)
         broker.stop()
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def _paced_latency(engine, sessions, workspace: str, *, rate: int, seconds: int) -> list[float]:  # type: ignore[no-untyped-def]
+async def _paced_latency(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    workspace: str,
+    mark: int,
+    *,
+    rate: int,
+    seconds: int,
+) -> list[float]:
     """End-to-end latency when the pipeline is not saturated: one 10-event transaction every 10/rate s."""
-    async with engine.connect() as conn:
-        mark = (await conn.execute(text("SELECT coalesce(max(seq), 0) FROM pipeline_applied"))).scalar_one()
     for tick in range(rate * seconds // 10):
         began = time.perf_counter()
         await produce(
@@ -119,31 +195,24 @@ async def _paced_latency(engine, sessions, workspace: str, *, rate: int, seconds
         )
         await asyncio.sleep(max(0.0, 10 / rate - (time.perf_counter() - began)))
     expected = rate * seconds
-    while True:
-        async with engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        text(
-                            "SELECT extract(epoch FROM applied_at - occurred_at) * 1000 FROM pipeline_applied WHERE seq > :m"
-                        ),
-                        {"m": mark},
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        if len(rows) >= expected:
-            return [float(r) for r in rows]
+    while len(latencies := await _latencies(engine, mark)) < expected:
         await asyncio.sleep(0.1)
+    return latencies
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded")
-    parser.add_argument("--events", type=int, default=10_000)
-    args = parser.parse_args()
-    asyncio.run(run(args.broker, args.events))
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--writers", type=int, default=4, help="appending processes")
+    parser.add_argument(
+        "--handler",
+        choices=["batch", "per-event"],
+        default="batch",
+        help="the consumer applies a fetched batch with one batch handler call, or one handler call per event",
+    )
+    parser.add_argument("--paced-rate", type=int, default=200)
+    asyncio.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

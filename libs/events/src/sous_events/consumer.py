@@ -4,6 +4,10 @@ For each record the handler runs in a transaction that also inserts `inbox(consu
 duplicate finds its inbox row and is skipped. Offsets are committed only after that transaction, so a
 crash replays at most the uncommitted tail, which the inbox absorbs.
 
+A partition's fetched records are applied together: one transaction claims all their inbox rows in one
+statement and runs the handler (or a batch handler) for the records claimed. If it fails, nothing of it
+is applied and the batch is split in halves, in order, down to the record that fails (treated as below).
+
 Failures are sorted by class (sous_events.failures):
 - transient (the database or the broker is away, a deadlock, a lock or statement timeout): the record is
   retried without limit, with backoff capped at `max_backoff_s`; its partition stalls (paused, nothing
@@ -12,8 +16,9 @@ Failures are sorted by class (sous_events.failures):
 - permanent (undecodable, invalid, or a handler that keeps failing): after `max_attempts` the record goes to
   `<topic>.dlq` with the reason, the attempt count and its original topic/partition/offset; the partition
   moves on.
-Each partition is worked on by one task at a time (the partition is paused meanwhile), so records within a
-partition are applied strictly in order while other partitions, and polling, carry on.
+Each partition is worked on by one task at a time (records fetched meanwhile queue behind it; only a long
+backlog pauses the partition), so records within a partition are applied strictly in order while other
+partitions, and polling, carry on.
 """
 
 from __future__ import annotations
@@ -29,20 +34,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.codec import decode
-from sous_events.dlq import H_TRACEBACK, dead_letter_headers
+from sous_events.dlq import dead_letter_headers, send_dead_letter
 from sous_events.envelope import Envelope
-from sous_events.failures import describe, is_transient, is_unsendable
+from sous_events.failures import describe, is_transient
+from sous_events.inbox_claim import claim
 from sous_events.kafka import KafkaConfig, make_consumer, make_producer
-from sous_events.tables import inbox
-from sous_events.topics import dlq_topic
 
 logger = logging.getLogger("sous.consumer")
 
 Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+# Applies several envelopes (in partition order, already claimed in the inbox) in the caller's transaction.
+BatchHandler = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 AfterCommit = Callable[[Envelope], Awaitable[None]]
 # (consumer name, partition, consecutive transient failures, the error): a metric or alert hook.
 StallHook = Callable[[str, TopicPartition, int, BaseException], None]
@@ -75,7 +80,8 @@ class ConsumerRunner:
         *,
         name: str,
         topics: Sequence[str],
-        handler: Handler,
+        handler: Handler | None = None,
+        batch_handler: BatchHandler | None = None,
         sessions: async_sessionmaker[AsyncSession],
         kafka: KafkaConfig,
         event_types: Collection[str] | None = None,
@@ -85,10 +91,14 @@ class ConsumerRunner:
         after_commit: AfterCommit | None = None,
         on_stall: StallHook | None = None,
         revoke_grace_s: float = 5.0,
+        max_backlog: int = 5000,
     ) -> None:
         self.name = name
         self.topics = list(topics)
+        if handler is not None and batch_handler is not None:
+            raise ValueError("give a handler or a batch_handler, not both")
         self.handler = handler
+        self.batch_handler = batch_handler
         self.sessions = sessions
         self.kafka = kafka
         self.event_types = set(event_types) if event_types is not None else None
@@ -98,6 +108,7 @@ class ConsumerRunner:
         self.after_commit = after_commit
         self.on_stall = on_stall
         self.revoke_grace_s = revoke_grace_s
+        self.max_backlog = max_backlog
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -106,6 +117,8 @@ class ConsumerRunner:
         self.stalled: dict[TopicPartition, Stall] = {}
         self._pending: dict[TopicPartition, int] = {}
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
+        # Records fetched while their partition's worker was busy; the worker takes them up next, in order.
+        self._backlog: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -139,9 +152,9 @@ class ConsumerRunner:
                 while not self._stopping.is_set():
                     # While partitions are being worked on, poll briefly so a finished one resumes at once.
                     batches = await consumer.getmany(timeout_ms=20 if self._workers else 500, max_records=500)
+                    self._reap(consumer)
                     for tp, records in batches.items():
                         self._dispatch(consumer, tp, records, producer)
-                    self._reap(consumer)
                     await self._commit_pending()
             except asyncio.CancelledError:
                 raise
@@ -155,6 +168,7 @@ class ConsumerRunner:
                 await self._settle_workers(None, grace_s=0.0)
                 self._consumer = None
                 self._pending.clear()
+                self._backlog.clear()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.stop(), 10)
                 with contextlib.suppress(Exception):
@@ -163,11 +177,22 @@ class ConsumerRunner:
     def _dispatch(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]], producer: Any
     ) -> None:
-        # Paused until its worker is done: the fetcher holds the partition's next records back meanwhile.
-        consumer.pause(tp)
+        if tp in self._workers:
+            # The partition is not paused while it is worked on: a paused partition would wait for the
+            # fetch in flight (up to fetch_max_wait) once resumed. Only a long backlog pauses it.
+            backlog = self._backlog.setdefault(tp, [])
+            backlog.extend(records)
+            if len(backlog) >= self.max_backlog:
+                consumer.pause(tp)
+            return
         self._workers[tp] = asyncio.create_task(
-            self._process_partition(tp, records, producer), name=f"consumer-{self.name}-{tp.topic}-{tp.partition}"
+            self._work(tp, records, producer), name=f"consumer-{self.name}-{tp.topic}-{tp.partition}"
         )
+
+    async def _work(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]], producer: Any) -> None:
+        while records:
+            await self._process_partition(tp, records, producer)
+            records = self._backlog.pop(tp, [])
 
     def _reap(self, consumer: AIOKafkaConsumer) -> None:
         for tp, task in list(self._workers.items()):
@@ -192,6 +217,7 @@ class ConsumerRunner:
         await asyncio.gather(*chosen.values(), return_exceptions=True)
         for tp in chosen:
             self._workers.pop(tp, None)
+            self._backlog.pop(tp, None)
             self.stalled.pop(tp, None)
 
     async def _commit_pending(self) -> None:
@@ -211,14 +237,16 @@ class ConsumerRunner:
     async def _process_partition(
         self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]], producer: Any
     ) -> None:
-        # Fast path: the whole partition batch in one transaction. Any failure rolls it back and the
-        # records are replayed one by one, so retries and the DLQ work per record.
-        if len(records) > 1 and await self._apply_batch(records):
-            self._pending[tp] = records[-1].offset + 1
+        # Fast path: the whole partition batch in one transaction. A failure rolls it back and the batch is
+        # split in halves, in order, so retries and the DLQ work on the one record that fails.
+        if len(records) == 1:
+            await self._process(tp, records[0], producer)
+        elif not await self._apply_batch(records):
+            middle = len(records) // 2
+            await self._process_partition(tp, records[:middle], producer)
+            await self._process_partition(tp, records[middle:], producer)
             return
-        for record in records:
-            await self._process(tp, record, producer)
-            self._pending[tp] = record.offset + 1
+        self._pending[tp] = records[-1].offset + 1
 
     async def _apply_batch(self, records: list[ConsumerRecord[Any, Any]]) -> bool:
         try:
@@ -228,11 +256,11 @@ class ConsumerRunner:
         wanted = [e for e in envelopes if self.event_types is None or e.event_type in self.event_types]
         applied: list[Envelope] = []
         try:
-            async with self.sessions() as session, session.begin():
-                for envelope in wanted:
-                    if await self._claim(session, envelope):
-                        await self.handler(session, envelope)
-                        applied.append(envelope)
+            if wanted:
+                async with self.sessions() as session, session.begin():
+                    applied = await claim(session, self.name, wanted)
+                    if applied:
+                        await self._handle(session, applied)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -242,21 +270,20 @@ class ConsumerRunner:
         await self._after_commit(applied)
         return True
 
+    async def _handle(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        if self.batch_handler is not None:
+            await self.batch_handler(session, envelopes)
+            return
+        assert self.handler is not None
+        for envelope in envelopes:
+            await self.handler(session, envelope)
+
     async def _after_commit(self, envelopes: Sequence[Envelope]) -> None:
         if self.after_commit is None:
             return
         for envelope in envelopes:
             with contextlib.suppress(Exception):
                 await self.after_commit(envelope)
-
-    async def _claim(self, session: AsyncSession, envelope: Envelope) -> bool:
-        inserted = await session.execute(
-            pg_insert(inbox)
-            .values(consumer=self.name, event_id=envelope.event_id)
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
-        )
-        return inserted.first() is not None
 
     async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], producer: Any) -> None:
         try:
@@ -303,10 +330,10 @@ class ConsumerRunner:
 
     async def _apply(self, envelope: Envelope) -> bool:
         async with self.sessions() as session, session.begin():
-            if not await self._claim(session, envelope):
+            if not await claim(session, self.name, [envelope]):
                 self.duplicates += 1
                 return False
-            await self.handler(session, envelope)
+            await self._handle(session, [envelope])
         self.applied += 1
         return True
 
@@ -353,27 +380,11 @@ class ConsumerRunner:
         reason: str,
     ) -> None:
         headers = dead_letter_headers(record, consumer=self.name, error=error, attempts=attempts, reason=reason)
-        failures = 0
-        while True:
-            try:
-                await asyncio.wait_for(
-                    producer.send_and_wait(
-                        dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
-                    ),
-                    self.kafka.send_timeout_s,
-                )
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if is_unsendable(exc) and any(k == H_TRACEBACK for k, _ in headers):
-                    headers = [(k, v) for k, v in headers if k != H_TRACEBACK]  # room for a record near the limit
-                    continue
-                if not is_transient(exc):
-                    raise
-                # The broker is away: the record waits (uncommitted) rather than being lost.
-                failures += 1
-                await self._stall(tp, failures, exc)
+
+        async def stall(failures: int, exc: BaseException) -> None:
+            await self._stall(tp, failures, exc)
+
+        await send_dead_letter(producer, record, headers, timeout_s=self.kafka.send_timeout_s, on_transient=stall)
         self._unstall(tp)
         self.dead_lettered += 1
         self.dead_lettered_by_topic[record.topic] = self.dead_lettered_by_topic.get(record.topic, 0) + 1

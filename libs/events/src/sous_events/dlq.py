@@ -6,9 +6,13 @@ came from, so it can be inspected and re-driven to its original topic unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from sous_events.failures import is_transient, is_unsendable
+from sous_events.topics import dlq_topic
 
 H_CONSUMER = "dlq_consumer"
 H_ERROR = "dlq_error"
@@ -48,3 +52,36 @@ def source_topic(dlq_topic_name: str, headers: Sequence[tuple[str, bytes]]) -> s
         if key == H_SOURCE:
             return value.decode().rsplit("/", 2)[0]
     return dlq_topic_name.removesuffix(".dlq")
+
+
+async def send_dead_letter(
+    producer: Any,
+    record: Any,
+    headers: list[tuple[str, bytes]],
+    *,
+    timeout_s: float,
+    on_transient: Callable[[int, BaseException], Awaitable[None]],
+) -> None:
+    """Send the record to its DLQ; while the broker is away, report it (and wait) through `on_transient`.
+
+    A record near the size limit loses its traceback header rather than its place in the DLQ.
+    """
+    failures = 0
+    while True:
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(dlq_topic(record.topic), value=record.value, key=record.key, headers=headers),
+                timeout_s,
+            )
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_unsendable(exc) and any(k == H_TRACEBACK for k, _ in headers):
+                headers = [(k, v) for k, v in headers if k != H_TRACEBACK]
+                continue
+            if not is_transient(exc):
+                raise
+            # The broker is away: the record waits (uncommitted) rather than being lost.
+            failures += 1
+            await on_transient(failures, exc)

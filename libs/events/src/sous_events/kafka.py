@@ -78,7 +78,9 @@ def make_consumer(config: KafkaConfig, group_id: str) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
-        fetch_max_wait_ms=50,
+        # A long poll: both brokers answer a fetch as soon as a record arrives, so this bounds only how often
+        # an idle consumer asks (partitions are not paused while worked on, see sous_events.consumer).
+        fetch_max_wait_ms=500,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
         metadata_max_age_ms=5_000,

@@ -1,9 +1,10 @@
 """The outbox relay: publishes committed outbox rows to Kafka, in order, exactly as recorded.
 
 One relay per service is the leader (a Postgres advisory lock held on a dedicated connection); others
-wait. The leader wakes on NOTIFY from the appending transaction and falls back to a slow poll, sends each
-batch keyed by aggregate id with a bounded timeout (sends can hang while the broker is down), marks the
-rows sent only after the broker acknowledged them, and backs off while the broker is unavailable.
+wait. The leader wakes on NOTIFY from the appending transaction (a slow poll is only a safety net), sends
+each batch keyed by aggregate id all at once and awaits the acknowledgements together, with a bounded
+timeout (sends can hang while the broker is down), and backs off while the broker is unavailable. Rows are
+marked sent only after the broker acknowledged them, in the same statement that fetches the next batch.
 A row the broker refuses for good is parked (`parked_at`, `last_error`) instead of retried forever; only
 the later rows of its key wait behind it, until an operator re-sends or discards it (sous_events.parking).
 """
@@ -31,9 +32,11 @@ logger = logging.getLogger("sous.outbox")
 
 # The oldest unsent rows that are not parked and do not queue behind a parked row of their key: a row the
 # broker refuses holds back only its own aggregate, every other aggregate keeps flowing.
+# $2 are the rows the broker acknowledged in the previous pass: marked sent by the same round trip.
 _NEXT_ROWS = """
+WITH marked AS (UPDATE outbox SET sent_at = now() WHERE id = ANY($2::bigint[]))
 SELECT o.id, o.topic, o.key, o.value, o.headers FROM outbox o
-WHERE o.sent_at IS NULL AND o.parked_at IS NULL
+WHERE o.sent_at IS NULL AND o.parked_at IS NULL AND o.id <> ALL($2::bigint[])
   AND NOT EXISTS (
     SELECT 1 FROM outbox p
     WHERE p.parked_at IS NOT NULL AND p.sent_at IS NULL AND p.key = o.key AND p.id < o.id)
@@ -56,8 +59,8 @@ class OutboxRelay:
         name: str,
         database_url: str,
         kafka: KafkaConfig,
-        batch_size: int = 500,
-        fallback_poll_s: float = 5.0,
+        batch_size: int = 2000,
+        fallback_poll_s: float = 30.0,
         max_backoff_s: float = 5.0,
         keep_sent_s: float = 3600.0,
         purge_every_s: float = 300.0,
@@ -90,6 +93,8 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._producer: AIOKafkaProducer | None = None
+        # Acknowledged by the broker, not yet marked sent (the next fetch marks them; a crash resends them).
+        self._acked: list[int] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.name}")
@@ -130,14 +135,16 @@ class OutboxRelay:
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             while not self._stopping.is_set():
                 await self._purge_if_due(conn)
-                sent = await self._publish_batch(conn)
-                if sent < self.batch_size:
-                    self._wake.clear()
-                    # A NOTIFY may have arrived between the query and clear(); the short poll covers it.
+                # Cleared before the query: a NOTIFY of a commit the query does not see wakes the next wait.
+                self._wake.clear()
+                fetched = await self._publish_batch(conn)
+                if fetched == 0:
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.fallback_poll_s if sent == 0 else 0.01)
+                        await asyncio.wait_for(self._wake.wait(), self.fallback_poll_s)
         finally:
             self.is_leader = False
+            with contextlib.suppress(Exception):
+                await self._mark_acked(conn)
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
@@ -186,21 +193,30 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.stop(), 5)
 
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(_NEXT_ROWS, self.batch_size)
+        """Mark the previous pass's rows sent and fetch the next ones; send those. Returns the rows fetched."""
+        acked = self._acked
+        rows = await conn.fetch(_NEXT_ROWS, self.batch_size, acked)
+        self._acked = []
+        self.published += len(acked)
         if not rows:
             return 0
         producer = await self._ensure_producer()
         outcome = await asyncio.wait_for(send_rows(producer, rows), self.kafka.send_timeout_s)
         if outcome.parked:
             await self._park(conn, outcome.parked)
-        if outcome.sent:
-            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", outcome.sent)
-            self.published += len(outcome.sent)
+        self._acked = outcome.sent
         if outcome.error is not None:
-            # Broker trouble: what was acknowledged is recorded above, the rest is sent again after a backoff.
+            # Broker trouble: what was acknowledged is recorded now, the rest is sent again after a backoff.
+            await self._mark_acked(conn)
             raise outcome.error
         # Rows held behind a parked one in this batch count as handled: the next query skips them.
         return len(rows)
+
+    async def _mark_acked(self, conn: asyncpg.Connection) -> None:
+        if self._acked:
+            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", self._acked)
+            self.published += len(self._acked)
+            self._acked = []
 
     async def _park(self, conn: asyncpg.Connection, parked: list[tuple[int, str]]) -> None:
         await conn.executemany(
