@@ -83,7 +83,9 @@ def make_consumer(config: KafkaConfig, group_id: str) -> AIOKafkaConsumer:
         fetch_max_wait_ms=500,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
-        metadata_max_age_ms=5_000,
+        # Topics are created before consumers start and a broker error forces a refresh at once, so the
+        # periodic refresh is only a safety net (it was the largest idle request load on the embedded broker).
+        metadata_max_age_ms=30_000,
         **security_options(config),
     )
 
