@@ -40,7 +40,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _consumer_process(url: str, bootstrap: str, workspace: str, batch: bool, ready: ProcessEvent) -> None:
     async def consume() -> None:
-        runner = consumer_runner(url, bootstrap, CONSUMER, workspace, batch=batch)
+        # Without `batch` the harness's per-event handler (also how the code before batch handlers is measured).
+        runner = consumer_runner(url, bootstrap, CONSUMER, workspace, **({"batch": True} if batch else {}))
         runner.start()
         await runner.joined.wait()
         ready.set()
