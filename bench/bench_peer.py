@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--runs-per-level", type=int, default=40, help="at least; a level runs 2x its concurrency")
     parser.add_argument("--high-concurrency", type=int, default=500)
     parser.add_argument("--high-latency-ms", type=int, default=1000)
-    parser.add_argument("--high-runs", type=int, default=0, help="runs of the high level (default 2x concurrency)")
+    parser.add_argument("--high-runs", type=int, default=0, help="runs of the high level (default: its concurrency)")
     parser.add_argument("--skip-high", action="store_true", help="leave out the high-concurrency level")
     parser.add_argument("--db-connections", type=int, default=64, help="database connections each engine may hold")
     parser.add_argument("--json", type=Path, help="result file (default .sous/bench-peer/<broker>-<time>.json)")
@@ -246,7 +246,7 @@ def main() -> None:
     levels = [(level, max(args.runs_per_level, level * 2), 0) for level in args.levels]
     if not args.skip_high:
         high = args.high_concurrency
-        levels.append((high, args.high_runs or high * 2, args.high_latency_ms))
+        levels.append((high, args.high_runs or high, args.high_latency_ms))
     if not levels:
         parser.error("no level to run")
     highest = max(concurrency for concurrency, _, _ in levels)

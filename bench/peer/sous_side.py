@@ -141,7 +141,7 @@ async def sous_level(stack: Stack, concurrency: int, total: int, latency_ms: int
         base_url=stack.urls["executor"],
         auth=ContextAuth(context, stack.internal_secret, "executor"),  # signed per request: levels last minutes
         limits=limits,
-        timeout=httpx.Timeout(600, connect=30),
+        timeout=httpx.Timeout(None, connect=30),  # a start may wait its turn for minutes at the 500-run level
     ) as client:
         base = f"/api/workflow-recipes/{template_id}"
         semaphore = asyncio.Semaphore(concurrency)
