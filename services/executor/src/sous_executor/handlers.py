@@ -36,6 +36,7 @@ from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.quotas import check_graph, check_runs_per_day, quota_for, with_budget
+from sous_executor.start_gate import StartGate
 from sous_executor.webhooks.deliveries import admit
 from sous_service.caller import Caller
 from sous_service.domain_errors import Conflict, InputInvalid, NotFound, RateLimited
@@ -72,8 +73,10 @@ class ExecutorService:
     leases: Leases = field(init=False)
     uows: UnitOfWorks = field(init=False)
     views: ExecutionViews = field(init=False)
+    start_gate: StartGate = field(init=False)
 
     def __post_init__(self) -> None:
+        self.start_gate = StartGate()
         self.leases = self.engine.leases
         self.uows = UnitOfWorks(self.sessions, producer=PRODUCER, store=self.store)
         self.views = ExecutionViews(
@@ -156,8 +159,9 @@ class ExecutorService:
         return await self.start(command, Caller.from_context(ctx))
 
     async def start(self, command: StartExecution, caller: Caller) -> dict[str, Any]:
-        """Start an execution in a unit of work of its own."""
-        return await self.uows.run(self.request_execution, command, caller)
+        """Start an execution in a unit of work of its own, once the workspace's earlier starts here are done."""
+        async with self.start_gate.turn(command.workspace_id):
+            return await self.uows.run(self.request_execution, command, caller)
 
     async def start_scheduled(self, command: StartScheduledRun, caller: Caller) -> str | None:
         """The execution id of the cron run started for that due time; None when another instance took it."""
@@ -198,7 +202,8 @@ class ExecutorService:
             await admit(uow.session, command.webhook_id, command.message_id, limit)
             return await self.request_execution(start, uow)
 
-        return await self.uows.run(once_admitted, start, caller)
+        async with self.start_gate.turn(start.workspace_id):
+            return await self.uows.run(once_admitted, start, caller)
 
     async def request_execution(self, command: StartExecution, uow: UnitOfWork) -> dict[str, Any]:
         """Validate and append ExecutionRequested with its read-model row; claim the run here if there is room.

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sous_executor.entrypoints.start_gate import StartGate
+from sous_executor.start_gate import StartGate
 
 pytestmark = pytest.mark.unit
 

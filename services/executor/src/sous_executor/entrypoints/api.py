@@ -9,7 +9,6 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sous_executor.entrypoints.sse import stream_execution
-from sous_executor.entrypoints.start_gate import StartGate
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
 from sous_service.errors import responses
@@ -53,7 +52,6 @@ class ExecuteAccepted(BaseModel):
 
 def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     router = APIRouter()
-    starts = StartGate()
 
     @router.post(
         RECIPES + "/{template_id}/execute",
@@ -67,8 +65,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         tags=["executions"],
     )
     async def execute(template_id: str, ctx: Context, body: ExecuteBody | None = None) -> dict[str, Any]:
-        async with starts.turn(ctx.workspace_id):
-            return await service.execute(ctx, template_id, (body or ExecuteBody()).input_data)
+        return await service.execute(ctx, template_id, (body or ExecuteBody()).input_data)
 
     @router.get(
         RECIPES + "/{template_id}/executions",
@@ -126,8 +123,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     async def rerun(template_id: str, execution_id: str, ctx: Context, body: RerunBody | None = None) -> dict[str, Any]:
         body = body or RerunBody()
         overrides = {k: v.model_dump() for k, v in body.step_overrides.items()}
-        async with starts.turn(ctx.workspace_id):
-            return await service.rerun(ctx, template_id, execution_id, body.from_step, overrides)
+        return await service.rerun(ctx, template_id, execution_id, body.from_step, overrides)
 
     @router.get(
         EXECUTION + "/events",
