@@ -3,6 +3,7 @@ read-model row commit together, and nothing is written when the lease is gone or
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -160,3 +161,28 @@ async def test_an_append_behind_the_stream_is_a_conflict_and_writes_nothing(
     with pytest.raises(ConcurrencyConflict):
         await stream.append(stale, envelopes(stale, StepStarted(execution_id=eid, step_id="s", order=1)), finish=False)
     assert await counts(sessions, eid) == (3, 3, 3)
+
+
+async def test_concurrent_cancel_polls_share_one_statement(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    owner = Leases(sessions, "runner-a", ttl_s=30)
+    runs = [await requested(sessions, owner) for _ in range(5)]
+    cancelled = runs[2].execution_id
+    async with sessions() as session, session.begin():
+        await session.execute(
+            text("UPDATE executions SET cancel_requested = true WHERE execution_id = :e"), {"e": cancelled}
+        )
+    stream = ExecutionStream(sessions, EventStore(), owner)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        flags = await asyncio.gather(*(stream.cancel_requested(run.execution_id) for run in runs))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert flags == [run.execution_id == cancelled for run in runs]
+    assert len(statements) == 1

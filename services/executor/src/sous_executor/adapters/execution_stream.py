@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, Integer, Table, select
+from sqlalchemy import Boolean, DateTime, Float, Integer, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sous_events import jsontext
 from sous_events.envelope import Envelope
 from sous_events.store import APPEND_PARAMETERS, ConcurrencyConflict, EventStore, append_parameters, append_sql
+from sous_executor.adapters.cancel_flags import CancelFlags
 from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.adapters.repositories import execution_row
 from sous_executor.adapters.tables import executions
@@ -89,6 +90,7 @@ class ExecutionStream:
         assert isinstance(bind, AsyncEngine)
         # The boundary is a single statement: committed by the server on its own, no BEGIN/COMMIT round trips.
         self.statements = bind.execution_options(isolation_level="AUTOCOMMIT")
+        self.cancel_flags = CancelFlags(self.statements)
 
     async def load(self, execution_id: str) -> list[Envelope]:
         async with self.sessions() as session:
@@ -126,10 +128,4 @@ class ExecutionStream:
             await self.leases.mark_finished(session, execution_id)
 
     async def cancel_requested(self, execution_id: str) -> bool:
-        async with self.sessions() as session:
-            flag = (
-                await session.execute(
-                    select(executions.c.cancel_requested).where(executions.c.execution_id == execution_id)
-                )
-            ).scalar_one_or_none()
-        return bool(flag)
+        return await self.cancel_flags.requested(execution_id)

@@ -42,6 +42,7 @@ class LeaseGuard:
         self.heartbeat_s = heartbeat_s
         self.poll_s = poll_s
         self.valid_until = time.monotonic()
+        self.last_renewal = float("-inf")  # monotonic send time of the last statement that extended the lease
         self.lost = asyncio.Event()
         self.failed_beats = 0
 
@@ -68,6 +69,7 @@ class LeaseGuard:
     def renewed(self, sent: float) -> None:
         """The lease was extended by a statement sent at monotonic time `sent` (a heartbeat or an append)."""
         self.valid_until = max(self.valid_until, sent + self.ttl_s)
+        self.last_renewal = max(self.last_renewal, sent)
 
     async def watch(self, poll: Callable[[], Awaitable[None]]) -> None:
         """Heartbeat and poll (e.g. for a cancel) until the lease is lost; never dies of a transient error."""
@@ -79,7 +81,10 @@ class LeaseGuard:
                 logger.warning("execution %s: lease could not be renewed in time; fencing", self.execution_id)
                 self.lost.set()
                 return
-            if time.monotonic() >= next_beat:
+            if time.monotonic() >= next_beat and self.last_renewal + self.heartbeat_s > time.monotonic():
+                # A step boundary extended the lease lately: a heartbeat now would only repeat it.
+                next_beat = self.last_renewal + self.heartbeat_s
+            elif time.monotonic() >= next_beat:
                 try:
                     await self.beat()
                     next_beat = time.monotonic() + self.heartbeat_s
