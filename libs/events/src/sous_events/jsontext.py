@@ -1,8 +1,9 @@
-"""JSON text for the database and the hot paths: orjson, with the standard library as the fallback.
+"""JSON text written on the hot paths: orjson, with the standard library as the fallback.
 
-orjson is several times faster than `json` on the payloads the engine writes per step (envelopes, read-model
-rows). It refuses a few values the standard library accepts (integers beyond 64 bits, non-string keys, lone
-surrogates); those fall back to `json`, so the result never depends on which codec ran, only the speed does.
+orjson is several times faster than `json` on what the engine writes per step (read-model rows, JSONB
+values). It refuses a few values the standard library accepts (integers beyond 64 bits, non-string keys,
+lone surrogates); those fall back to `json`, so the text never depends on which codec ran. Reading stays
+with the standard library: orjson reads an integer beyond 64 bits as a float, which would change the value.
 """
 
 from __future__ import annotations
@@ -14,15 +15,8 @@ import orjson
 
 
 def dumps(value: Any) -> str:
-    """`value` as JSON text (UTF-8, no spaces)."""
+    """`value` as JSON text; what orjson refuses is written exactly as the standard library writes it."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def loads(text: str | bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+        return json.dumps(value)

@@ -30,7 +30,6 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         max_overflow=settings.database_pool_size,
         pool_recycle=POOL_RECYCLE_S,
         json_serializer=jsontext.dumps,
-        json_deserializer=jsontext.loads,
     )
     event.listen(engine.sync_engine, "checkout", refuse_closed_connection)
     return engine
