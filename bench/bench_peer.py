@@ -237,6 +237,9 @@ def main() -> None:
     parser.add_argument("--high-latency-ms", type=int, default=1000)
     parser.add_argument("--high-runs", type=int, default=0, help="runs of the high level (default: its concurrency)")
     parser.add_argument("--skip-high", action="store_true", help="leave out the high-concurrency level")
+    parser.add_argument(
+        "--workspaces", type=int, default=1, help="Sous: spread each level's runs over this many workspaces"
+    )
     parser.add_argument("--db-connections", type=int, default=64, help="database connections each engine may hold")
     parser.add_argument("--json", type=Path, help="result file (default .sous/bench-peer/<broker>-<time>.json)")
     parser.add_argument(
@@ -263,6 +266,7 @@ def main() -> None:
         "db_connections": args.db_connections,
         "llm_connections": llm_connections,
         "sous_environment": env,
+        "sous_workspaces": args.workspaces,
     }
     dbos: DbosSide | None = None
     with (
@@ -290,7 +294,9 @@ def main() -> None:
                     write_results(path, settings, results)
                 if "sous" in args.engines:
                     with paused([dbos.process.pid] if dbos else []):
-                        sous_result = asyncio.run(sous_level(stack, concurrency, total, latency_ms, sous_meter))
+                        sous_result = asyncio.run(
+                            sous_level(stack, concurrency, total, latency_ms, sous_meter, args.workspaces)
+                        )
                     sous_result["load_average"] = os.getloadavg()[0]
                     results.append(sous_result)
                 print_row((concurrency, total, latency_ms), dbos_result, sous_result)

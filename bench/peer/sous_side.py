@@ -9,9 +9,11 @@ times, the model time each step reports).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 import uuid
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -131,22 +133,40 @@ async def prepare_recipe(stack: Stack, latency_ms: int) -> tuple[str, str]:
     raise RuntimeError(f"the executor never saw recipe {template_id}")
 
 
-async def sous_level(stack: Stack, concurrency: int, total: int, latency_ms: int, meter: Any) -> dict[str, Any]:
-    """`total` executions, `concurrency` at a time, after a warm-up; `meter` is started and stopped around them."""
-    workspace, template_id = await prepare_recipe(stack, latency_ms)
-    context = InternalContext(workspace_id=workspace, user_id="bench", roles=("admin",), scopes=("*",))
-    limits = httpx.Limits(max_connections=concurrency * 2 + 10, max_keepalive_connections=concurrency * 2 + 10)
+async def sous_level(
+    stack: Stack, concurrency: int, total: int, latency_ms: int, meter: Any, workspaces: int = 1
+) -> dict[str, Any]:
+    """`total` executions, `concurrency` at a time, after a warm-up; `meter` is started and stopped around them.
+
+    The runs go round-robin to `workspaces` workspaces, each with its own copy of the recipe (1: one tenant).
+    """
+    recipes = [await prepare_recipe(stack, latency_ms) for _ in range(workspaces)]
+    per_client = concurrency * 2 // workspaces + 10
+    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
     sample = SousSample()
-    async with httpx.AsyncClient(
-        base_url=stack.urls["executor"],
-        auth=ContextAuth(context, stack.internal_secret, "executor"),  # signed per request: levels last minutes
-        limits=limits,
-        timeout=httpx.Timeout(None, connect=30),  # a start may wait its turn for minutes at the 500-run level
-    ) as client:
-        base = f"/api/workflow-recipes/{template_id}"
+    turn = itertools.count()
+    async with AsyncExitStack() as open_clients:
+        clients = [
+            await open_clients.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=stack.urls["executor"],
+                    # Signed per request: a level lasts minutes, a signature far less.
+                    auth=ContextAuth(
+                        InternalContext(workspace_id=workspace, user_id="bench", roles=("admin",), scopes=("*",)),
+                        stack.internal_secret,
+                        "executor",
+                    ),
+                    limits=limits,
+                    timeout=httpx.Timeout(None, connect=30),  # a start may wait its turn for minutes
+                )
+            )
+            for workspace, _ in recipes
+        ]
         semaphore = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
+            index = next(turn) % workspaces
+            client, base = clients[index], f"/api/workflow-recipes/{recipes[index][1]}"
             async with semaphore:
                 submitted_at = time.time()
                 response = (await client.post(f"{base}/execute", json={"input_data": {}})).raise_for_status()
@@ -164,6 +184,7 @@ async def sous_level(stack: Stack, concurrency: int, total: int, latency_ms: int
     return {
         "engine": "sous",
         "concurrency": concurrency,
+        "workspaces": workspaces,
         "runs": total,
         "latency_ms": latency_ms,
         "elapsed_s": elapsed,
