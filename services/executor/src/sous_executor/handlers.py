@@ -76,7 +76,8 @@ class ExecutorService:
     start_gate: StartGate = field(init=False)
 
     def __post_init__(self) -> None:
-        self.start_gate = StartGate()
+        # Starts hold at most half of the pool (its base size; overflow doubles it): the rest is the runs'.
+        self.start_gate = StartGate(self.settings.database_pool_size)
         self.leases = self.engine.leases
         self.uows = UnitOfWorks(self.sessions, producer=PRODUCER, store=self.store)
         self.views = ExecutionViews(

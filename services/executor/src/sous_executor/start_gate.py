@@ -1,10 +1,11 @@
-"""Starts of one workspace wait for each other in memory, not on pooled database connections.
+"""Starts wait for their turn in memory, not on pooled database connections.
 
-A start takes the workspace's advisory lock in its transaction (the concurrency limit and the runs-per-day
+A start takes its workspace's advisory lock in its transaction (the concurrency limit and the runs-per-day
 count are checked under it), so starts of one workspace run one after the other anyway. Without this gate a
 burst of N starts checks out N connections that then sit waiting on that lock, and the runs in flight find
-the pool empty: their heartbeats and appends time out. Through the gate, each instance holds at most one
-connection per workspace for starting; the others wait here, costing nothing.
+the pool empty: their heartbeats and appends time out. Through the gate, an instance holds at most one
+connection per workspace for starting, and no more than `concurrent_starts` over all workspaces, so a burst
+across many workspaces leaves the rest of the pool to the runs in flight.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ from contextlib import asynccontextmanager
 
 
 class StartGate:
-    def __init__(self) -> None:
+    def __init__(self, concurrent_starts: int) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._holders: dict[str, int] = {}
+        self._slots = asyncio.Semaphore(concurrent_starts)
 
     @asynccontextmanager
     async def turn(self, workspace_id: str) -> AsyncIterator[None]:
-        """Waits for the workspace's earlier starts in this instance, then holds its turn for the block."""
+        """Waits for the workspace's earlier starts in this instance and for a free slot, then holds both."""
         lock = self._locks.setdefault(workspace_id, asyncio.Lock())
         self._holders[workspace_id] = self._holders.get(workspace_id, 0) + 1
         try:
-            async with lock:
+            async with lock, self._slots:
                 yield
         finally:
             self._holders[workspace_id] -= 1

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.unit
 
 
 async def test_starts_of_one_workspace_take_turns() -> None:
-    gate = StartGate()
+    gate = StartGate(10)
     inside = 0
     most_inside = 0
 
@@ -29,7 +29,7 @@ async def test_starts_of_one_workspace_take_turns() -> None:
 
 
 async def test_another_workspace_does_not_wait_for_a_busy_one() -> None:
-    gate = StartGate()
+    gate = StartGate(10)
     release = asyncio.Event()
 
     async def long_start() -> None:
@@ -46,7 +46,7 @@ async def test_another_workspace_does_not_wait_for_a_busy_one() -> None:
 
 
 async def test_a_workspace_nobody_waits_for_is_forgotten() -> None:
-    gate = StartGate()
+    gate = StartGate(10)
     async with gate.turn("w1"):
         assert gate.waiting("w1") == 1
     assert gate.waiting("w1") == 0
@@ -54,10 +54,27 @@ async def test_a_workspace_nobody_waits_for_is_forgotten() -> None:
 
 
 async def test_a_failed_start_gives_its_turn_to_the_next() -> None:
-    gate = StartGate()
+    gate = StartGate(10)
     with pytest.raises(RuntimeError):
         async with gate.turn("w1"):
             raise RuntimeError("refused")
     async with asyncio.timeout(5):
         async with gate.turn("w1"):
             pass
+
+
+async def test_starts_across_workspaces_hold_no_more_than_their_slots() -> None:
+    gate = StartGate(2)
+    inside = 0
+    most_inside = 0
+
+    async def start(workspace_id: str) -> None:
+        nonlocal inside, most_inside
+        async with gate.turn(workspace_id):
+            inside += 1
+            most_inside = max(most_inside, inside)
+            await asyncio.sleep(0)
+            inside -= 1
+
+    await asyncio.gather(*(start(f"w{i}") for i in range(10)))
+    assert most_inside == 2
