@@ -29,7 +29,7 @@ def main() -> None:
         specs = parse_steps(raw)
         plan = build_plan(specs, {})  # rerun: the rerun set
         plan.descendants(specs[0].step_id)
-        build_plan(specs, {})  # start_in validates the plan again
+        build_plan(specs, {})  # request_execution validates the plan again
     per_round = (time.process_time() - started) / args.rounds
     edges = args.steps * (args.steps - 1) // 2
     print(f"{args.steps} steps, {edges} edges: {per_round * 1000:.1f} ms CPU per rerun's graph work")

@@ -2,7 +2,7 @@
 
 Budgets (tokens, cost) are written into the execution's recipe copy, so the engine's own budget checks
 enforce them even when the recipe sets none; a recipe may ask for less, never for more. Runs per day
-are counted from midnight UTC, under the workspace lock that start_in already holds.
+are counted from midnight UTC, under the workspace lock that request_execution already holds.
 """
 
 from __future__ import annotations
