@@ -18,7 +18,7 @@ from sous_events.events.catalog import (
     RecipeDeleted,
     RecipeUpdated,
 )
-from sous_events.events.executor import ExecutionCancelRequested, ExecutionRequested
+from sous_events.events.executor import ExecutionCancelRequested, ExecutionRequested, ExecutionStarted
 from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import EventStore
@@ -252,9 +252,28 @@ class ExecutorService:
             correlation_id=execution_id,
             actor=uow.caller.actor,
         )
-        await self.store.append(session, [envelope], expected_version=0)
-        await repo.project_execution(session, Execution.from_events([envelope]))
-        await self.engine.claim_here(uow, envelope)
+        stream = [envelope]
+        if await self.engine.claim_here(uow, execution_id, workspace_id, stream):
+            # Claimed here: the run is started in this transaction, by this instance, under its lease.
+            started = ExecutionStarted(
+                execution_id=execution_id,
+                template_id=str(recipe["template_id"]),
+                runner_id=self.settings.runner_id,
+                total_steps=len(steps),
+            )
+            stream.append(
+                make_event(
+                    started,
+                    producer=PRODUCER,
+                    workspace_id=workspace_id,
+                    aggregate_id=execution_id,
+                    aggregate_version=2,
+                    correlation_id=execution_id,
+                    actor=uow.caller.actor,
+                )
+            )
+        await self.store.append(session, stream, expected_version=0)
+        await repo.project_execution(session, Execution.from_events(stream))
         return {
             "recipe_execution_id": execution_id,
             "execution_id": execution_id,

@@ -51,9 +51,11 @@ async def test_the_accepting_instance_claims_the_run_with_its_request_and_the_co
         ).one()
     assert lease.owner == executor.settings.runner_id
     assert engine.capacity.holds(eid) and engine.capacity.used == 1
+    requested, started = (await events_of(executor, eid))[:2]
+    assert started.event_type == "ExecutionStarted" and started.aggregate_version == 2
+    assert started.payload["runner_id"] == executor.settings.runner_id
 
     # The consumer path finds it claimed: nobody else can take it, and this instance does not hold it twice.
-    requested = (await events_of(executor, eid))[0]
     async with service.sessions() as session, session.begin():
         assert not await Leases(service.sessions, unique("other-runner"), 30.0).claim_new(session, eid, ws)
     consumer = runner_consumer(service, engine)

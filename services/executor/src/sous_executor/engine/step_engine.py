@@ -55,27 +55,28 @@ class StepEngine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
-    async def claim_here(self, uow: UnitOfWork, requested: Envelope) -> bool:
-        """Claim the run `requested` asks for, in the unit of work that records it, and start it on commit.
+    async def claim_here(self, uow: UnitOfWork, execution_id: str, workspace_id: str, stream: list[Envelope]) -> bool:
+        """Claim a run being requested in `uow`'s transaction, and start it once that transaction commits.
 
-        False when this instance is full or stopping: the run then waits for the runner consumer or the
-        sweeper of an instance with room. A transaction that does not commit gives the slot back.
+        `stream`: the events that transaction appends to the execution's stream; the caller completes it
+        before the commit, and the run starts from it. False when this instance is full or stopping: the run
+        then waits for the runner consumer or the sweeper of an instance with room. A transaction that does
+        not commit gives the slot back.
         """
-        execution_id = requested.aggregate_id
         if self._stopping or self.capacity.holds(execution_id) or not self.capacity.reserve(execution_id):
             return False
         uow.after_rollback(lambda: self.capacity.unreserve(execution_id))
         sent = time.monotonic()
-        if not await self.leases.claim_new(uow.session, execution_id, requested.workspace_id):
+        if not await self.leases.claim_new(uow.session, execution_id, workspace_id):
             self.capacity.unreserve(execution_id)
             return False
-        uow.after_commit(lambda: self.spawn(execution_id, claimed=Claimed(requested, sent)))
+        uow.after_commit(lambda: self.spawn(execution_id, claimed=Claimed(tuple(stream), sent)))
         return True
 
     def spawn(self, execution_id: str, *, claimed: Claimed | None = None) -> bool:
         """Start running an execution whose lease this instance holds (no-op if already running here).
 
-        `claimed`: this instance has just claimed it, with the request it wrote (the run need not reload it).
+        `claimed`: this instance has just claimed it, with the events it wrote (the run need not load them).
         """
         if execution_id in self._tasks:
             return False
