@@ -34,27 +34,11 @@ from typing import Any
 import httpx2
 from dbos import DBOS, DBOSConfig
 from openai import AsyncOpenAI
+from run_stats import peak_overlap, percentile  # a sibling module: this file runs as a script
 
 STEP_COUNT = 3
 WARM_UP_RUNS = 5
 _state: dict[str, Any] = {}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def peak_overlap(intervals: list[tuple[float, float]]) -> int:
-    """The most intervals open at one instant."""
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    peak = current = 0
-    for _, delta in edges:
-        current += delta
-        peak = max(peak, current)
-    return peak
 
 
 @DBOS.step()

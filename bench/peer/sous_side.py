@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from peer.run_stats import peak_overlap, percentile
 
 from sous_gateway.tokens import mint_development_token
 from sous_local.stack import Stack
@@ -27,23 +28,6 @@ from sous_service.internal_context import InternalContext
 
 STEP_COUNT = 3
 WARM_UP_RUNS = 5
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def peak_overlap(intervals: list[tuple[float, float]]) -> int:
-    """The most intervals open at one instant."""
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    peak = current = 0
-    for _, delta in edges:
-        current += delta
-        peak = max(peak, current)
-    return peak
 
 
 @dataclass

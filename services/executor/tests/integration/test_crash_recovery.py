@@ -64,6 +64,16 @@ def signing_client(secret: str, timeout: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, event_hooks={"request": [rebind_hook(secret, "executor")]})
 
 
+async def execute_on(port: int, template_id: str, headers: dict[str, str], secret: str) -> str:
+    """Start a run on the executor process listening on `port`; its execution id."""
+    async with signing_client(secret, 10) as client:
+        response = await client.post(
+            f"http://127.0.0.1:{port}/api/workflow-recipes/{template_id}/execute", json={}, headers=headers
+        )
+    assert response.status_code == 202, response.text
+    return str(response.json()["recipe_execution_id"])
+
+
 async def wait_json(
     url: str, headers: dict[str, str], secret: str, predicate: Any, within: float = 60
 ) -> dict[str, Any]:
@@ -104,14 +114,7 @@ async def test_sigkill_during_step_two_resumes_without_repeating_step_one(
     first_port = free_port()
     first = await spawn(env, first_port)
     try:
-        async with signing_client(settings.internal_secret, 10) as client:
-            response = await client.post(
-                f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/execute",
-                json={},
-                headers=headers,
-            )
-        assert response.status_code == 202, response.text
-        eid = response.json()["recipe_execution_id"]
+        eid = await execute_on(first_port, recipe["template_id"], headers, settings.internal_secret)
         url = f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/executions/{eid}"
         await wait_json(
             url,
@@ -168,14 +171,7 @@ async def test_a_run_whose_accepting_process_died_after_the_claim_is_resumed_by_
     first_port = free_port()
     first = await spawn(env, first_port)
     try:
-        async with signing_client(settings.internal_secret, 10) as client:
-            response = await client.post(
-                f"http://127.0.0.1:{first_port}/api/workflow-recipes/{recipe['template_id']}/execute",
-                json={},
-                headers=headers,
-            )
-        assert response.status_code == 202, response.text
-        eid = response.json()["recipe_execution_id"]
+        eid = await execute_on(first_port, recipe["template_id"], headers, settings.internal_secret)
         # Answered: the run is claimed already, by the instance that accepted it.
         database = create_engine(settings)
         try:

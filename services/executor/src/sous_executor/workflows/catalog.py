@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 
-from sous_service import internal_context as ic
 from sous_service.domain_errors import (
     Conflict,
     DependencyFailed,
@@ -18,26 +17,18 @@ from sous_service.domain_errors import (
     NotFound,
     Unavailable,
 )
+from sous_service.internal_client import ContextAuth
+from sous_service.internal_context import InternalContext
 
 RECIPES_PATH = "/api/workflow-recipes"
 
 
-def _context_header(ctx: ic.InternalContext, secret: str, body: bytes) -> str:
-    # Bound to this one request where the platform binds contexts; a plain signature otherwise.
-    signer = getattr(ic, "sign_request", None)
-    if signer is not None:
-        return str(signer(ctx, secret, method="POST", target=RECIPES_PATH, body=body, service="catalog"))
-    return ic.sign_context(ctx, secret)
-
-
 async def create_recipe(
-    base_url: str, secret: str, ctx: ic.InternalContext, recipe: dict[str, Any], timeout_s: float = 10.0
+    base_url: str, secret: str, ctx: InternalContext, recipe: dict[str, Any], timeout_s: float = 10.0
 ) -> dict[str, Any]:
-    body = json.dumps(recipe).encode()
-    headers = {"Content-Type": "application/json", ic.CONTEXT_HEADER: _context_header(ctx, secret, body)}
     try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            response = await client.post(f"{base_url.rstrip('/')}{RECIPES_PATH}", content=body, headers=headers)
+        async with httpx.AsyncClient(timeout=timeout_s, auth=ContextAuth(ctx, secret, "catalog")) as client:
+            response = await client.post(f"{base_url.rstrip('/')}{RECIPES_PATH}", json=recipe)
     except httpx.HTTPError as exc:
         raise Unavailable(f"the catalog could not be reached: {exc}", code="catalog_unavailable") from exc
     try:
