@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from peer.sous_side import STEP_COUNT, sous_level
+from peer.sous_side import PROCESS, STEP_COUNT, sous_level
 
 from sous_local.stack import Stack
 
@@ -275,7 +275,13 @@ def main() -> None:
     ):
         sous_pids = [pid for name, pid in stack.pids().items() if name not in NOT_SOUS]
         sous_meter = CpuMeter(
-            {"engine": [stack.pids()["executor"]], "stack": sous_pids, "postgres": [stack.pids()["postgres"]]}
+            {
+                "engine": [stack.pids()["executor"]],
+                "stack": sous_pids,
+                "postgres": [stack.pids()["postgres"]],
+                # The stack's share of each process, in the JSON only: where its CPU goes.
+                **{f"{PROCESS}{name}": [pid] for name, pid in stack.pids().items() if name not in NOT_SOUS},
+            }
         )
         try:
             if "dbos" in args.engines:

@@ -27,6 +27,7 @@ from sous_service.internal_client import ContextAuth
 from sous_service.internal_context import InternalContext
 
 STEP_COUNT = 3
+PROCESS = "process:"  # prefix of the meter's groups that hold one process of the stack each
 WARM_UP_RUNS = 5
 
 
@@ -178,6 +179,11 @@ async def sous_level(
         "cpu_ms_per_step": meter.per_step_ms("engine", total),
         "stack_cpu_ms_per_step": meter.per_step_ms("stack", total),
         "postgres_cpu_ms_per_step": meter.per_step_ms("postgres", total),
+        "stack_cpu_ms_per_step_by_process": {
+            name.removeprefix(PROCESS): meter.per_step_ms(name, total)
+            for name in meter.groups
+            if name.startswith(PROCESS)
+        },
         "peak_concurrent_runs": peak_overlap(sample.spans),
         "first_step_p50_ms": percentile(sample.first_step_ms, 0.5),
         "first_step_p99_ms": percentile(sample.first_step_ms, 0.99),
