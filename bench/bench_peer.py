@@ -199,6 +199,8 @@ def print_row(level: tuple[int, int, int], dbos: dict[str, Any] | None, sous: di
         f"{concurrency:>5} {total:>5} {latency_ms:>5} | {left} | {right} | {ratio} {os.getloadavg()[0]:>5.1f}",
         flush=True,
     )
+    if sous and sous["stream_resumes"]:
+        print(f"      (Sous: {sous['stream_resumes']} live event streams cut and resumed with Last-Event-ID)")
 
 
 def write_results(path: Path, settings: dict[str, Any], results: list[dict[str, Any]]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -22,6 +21,7 @@ import httpx
 from peer.run_stats import peak_overlap, percentile
 
 from sous_gateway.tokens import mint_development_token
+from sous_local.client.http import parse_sse
 from sous_local.stack import Stack
 from sous_service.internal_client import ContextAuth
 from sous_service.internal_context import InternalContext
@@ -29,6 +29,7 @@ from sous_service.internal_context import InternalContext
 STEP_COUNT = 3
 PROCESS = "process:"  # prefix of the meter's groups that hold one process of the stack each
 WARM_UP_RUNS = 5
+STREAM_RESUMES = 5
 
 
 @dataclass
@@ -36,20 +37,41 @@ class SousSample:
     overheads_ms: list[float] = field(default_factory=list)
     first_step_ms: list[float] = field(default_factory=list)
     spans: list[tuple[float, float]] = field(default_factory=list)
+    stream_resumes: int = 0
 
     def clear(self) -> None:
         self.overheads_ms.clear()
         self.first_step_ms.clear()
         self.spans.clear()
+        self.stream_resumes = 0
 
 
-def parse_sse(text: str) -> list[dict[str, Any]]:
-    envelopes = []
-    for block in text.split("\n\n"):
-        data = [line[5:].lstrip() for line in block.splitlines() if line.startswith("data:")]
-        if data:
-            envelopes.append(json.loads("\n".join(data)))
-    return envelopes
+async def follow_events(client: httpx.AsyncClient, path: str, sample: SousSample) -> list[dict[str, Any]]:
+    """The execution's events up to ExecutionFinished, from its live stream.
+
+    A stream cut short (a reset connection, or an end before ExecutionFinished) is resumed after its last whole
+    event with `Last-Event-ID`, as the console does; every resume is counted in the sample.
+    """
+    envelopes: list[dict[str, Any]] = []
+    last_id = ""
+    for _ in range(STREAM_RESUMES + 1):
+        lines: list[str] = []
+        try:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            async with client.stream("GET", path, headers=headers) as response:
+                response.raise_for_status()
+                async for line in response.aiter_lines():
+                    lines.append(line)
+        except httpx.TransportError:
+            while lines and lines[-1]:  # an event cut in the middle is read again on resume
+                lines.pop()
+        for event in parse_sse(iter(lines)):
+            envelopes.append(event.data)
+            last_id = event.id or last_id
+        if envelopes and envelopes[-1].get("event_type") == "ExecutionFinished":
+            return envelopes
+        sample.stream_resumes += 1
+    raise RuntimeError(f"the event stream {path} was cut {STREAM_RESUMES + 1} times before ExecutionFinished")
 
 
 def timestamp(envelope: dict[str, Any]) -> float:
@@ -156,8 +178,8 @@ async def sous_level(
                 submitted_at = time.time()
                 response = (await client.post(f"{base}/execute", json={"input_data": {}})).raise_for_status()
                 execution_id = response.json()["recipe_execution_id"]
-                stream = (await client.get(f"{base}/executions/{execution_id}/events")).raise_for_status()
-                record_execution(sample, parse_sse(stream.text), submitted_at)
+                envelopes = await follow_events(client, f"{base}/executions/{execution_id}/events", sample)
+                record_execution(sample, envelopes, submitted_at)
 
         await asyncio.gather(*(one() for _ in range(min(WARM_UP_RUNS, total))))  # not counted
         sample.clear()
@@ -187,4 +209,5 @@ async def sous_level(
         "peak_concurrent_runs": peak_overlap(sample.spans),
         "first_step_p50_ms": percentile(sample.first_step_ms, 0.5),
         "first_step_p99_ms": percentile(sample.first_step_ms, 0.99),
+        "stream_resumes": sample.stream_resumes,
     }

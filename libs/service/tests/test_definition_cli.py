@@ -150,3 +150,13 @@ def test_the_app_runs_on_the_runtime_and_answers_health() -> None:
 async def test_a_service_without_read_models_has_nothing_to_rebuild() -> None:
     with pytest.raises(LookupError):
         await toy().rebuild_from_store(ToySettings())
+
+
+def test_served_connections_stay_open_longer_than_a_client_keeps_them_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **options: seen.update(options))
+    settings = ServiceSettings()
+    cli.serve(FastAPI(), settings, host=None, port=None)
+    assert seen["timeout_keep_alive"] > 5.0 * 2  # httpx drops an idle connection after 5 s
+    cli.serve(FastAPI(), settings, host=None, port=None, timeout_keep_alive=7)
+    assert seen["timeout_keep_alive"] == 7

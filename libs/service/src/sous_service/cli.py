@@ -44,6 +44,12 @@ def build_parser(definition: ServiceDefinition[Any]) -> argparse.ArgumentParser:
     return parser
 
 
+# Longer than any client keeps an idle connection (httpx: 5 s, uvicorn's own default too): the client, not the
+# server, closes idle ones, so a request never goes out on a connection the server is closing at that instant
+# (a reset, httpx.ReadError, to the caller; seen on live event streams under hundreds of concurrent runs).
+KEEP_ALIVE_S = 75
+
+
 def run_cli(definition: ServiceDefinition[S], argv: list[str] | None = None) -> int:
     """Parse the arguments, read the service's settings once, run the command; returns the exit status."""
     args = build_parser(definition).parse_args(argv)
@@ -66,6 +72,7 @@ def run_cli(definition: ServiceDefinition[S], argv: list[str] | None = None) -> 
 
 def serve(app: FastAPI, settings: ServiceSettings, *, host: str | None, port: int | None, **options: Any) -> None:
     configure_tracing(settings.service_name)  # OTEL_TRACES_EXPORTER; off (no SDK) by default
+    options = {"timeout_keep_alive": KEEP_ALIVE_S, **options}
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, **options)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import Envelope
@@ -35,11 +34,10 @@ from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.engine.step_engine import StepEngine
-from sous_executor.quotas import check_graph, check_runs_per_day, quota_for, with_budget
-from sous_executor.start_gate import StartGate
+from sous_executor.quotas import admit_start, check_graph, quota_for, with_budget
 from sous_executor.webhooks.deliveries import admit
 from sous_service.caller import Caller
-from sous_service.domain_errors import Conflict, InputInvalid, NotFound, RateLimited
+from sous_service.domain_errors import Conflict, InputInvalid, NotFound
 from sous_service.internal_context import InternalContext
 from sous_service.owner_reads import OwnerReads
 from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
@@ -52,10 +50,6 @@ CANCEL_ATTEMPTS = 20
 
 def _changing_fast(_: BaseException) -> Conflict:
     return Conflict("the execution is changing too fast; retry")
-
-
-def _lock_key(workspace_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"sous-exec-ws:{workspace_id}".encode()).digest()[:8], "big", signed=True)
 
 
 @dataclass(kw_only=True, eq=False)
@@ -73,11 +67,12 @@ class ExecutorService:
     leases: Leases = field(init=False)
     uows: UnitOfWorks = field(init=False)
     views: ExecutionViews = field(init=False)
-    start_gate: StartGate = field(init=False)
+    start_slots: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
-        # Starts hold at most half of the pool (its base size; overflow doubles it): the rest is the runs'.
-        self.start_gate = StartGate(self.settings.database_pool_size)
+        # A burst of starts holds at most half of the pool (its base size; overflow doubles it) and waits for
+        # the rest in memory, not on checked-out connections: the runs in flight keep theirs for their appends.
+        self.start_slots = asyncio.Semaphore(self.settings.database_pool_size)
         self.leases = self.engine.leases
         self.uows = UnitOfWorks(self.sessions, producer=PRODUCER, store=self.store)
         self.views = ExecutionViews(
@@ -160,8 +155,8 @@ class ExecutorService:
         return await self.start(command, Caller.from_context(ctx))
 
     async def start(self, command: StartExecution, caller: Caller) -> dict[str, Any]:
-        """Start an execution in a unit of work of its own, once the workspace's earlier starts here are done."""
-        async with self.start_gate.turn(command.workspace_id):
+        """Start an execution in a unit of work of its own."""
+        async with self.start_slots:
             return await self.uows.run(self.request_execution, command, caller)
 
     async def start_scheduled(self, command: StartScheduledRun, caller: Caller) -> str | None:
@@ -203,7 +198,7 @@ class ExecutorService:
             await admit(uow.session, command.webhook_id, command.message_id, limit)
             return await self.request_execution(start, uow)
 
-        async with self.start_gate.turn(start.workspace_id):
+        async with self.start_slots:
             return await self.uows.run(once_admitted, start, caller)
 
     async def request_execution(self, command: StartExecution, uow: UnitOfWork) -> dict[str, Any]:
@@ -220,17 +215,6 @@ class ExecutorService:
         recipe = with_budget(recipe, quota)
         data = resolve_inputs(recipe.get("inputs") or {}, command.input_data, missing_text_as_empty=True)
         session = uow.session
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=_lock_key(workspace_id)))
-        active = await repo.count_active(session, workspace_id)
-        limit = self.settings.max_concurrent_executions_per_workspace
-        if active >= limit:
-            raise RateLimited(
-                f"this workspace already runs {active} executions (limit {limit})",
-                retry_after_s=5,
-                code="concurrency_limit",
-                limits={"max_concurrent_executions": limit, "active_executions": active},
-            )
-        await check_runs_per_day(session, workspace_id, quota)
         execution_id = command.execution_id or new_id()
         envelope = make_event(
             ExecutionRequested(
@@ -274,6 +258,8 @@ class ExecutorService:
             )
         await self.store.append(session, stream, expected_version=0)
         await repo.project_execution(session, Execution.from_events(stream))
+        # Last, so the workspace's lock is held only from here to the commit: its other starts overlap.
+        await admit_start(session, workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
         return {
             "recipe_execution_id": execution_id,
             "execution_id": execution_id,

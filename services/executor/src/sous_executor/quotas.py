@@ -2,7 +2,8 @@
 
 Budgets (tokens, cost) are written into the execution's recipe copy, so the engine's own budget checks
 enforce them even when the recipe sets none; a recipe may ask for less, never for more. Runs per day
-are counted from midnight UTC, under the workspace lock that request_execution already holds.
+are counted from midnight UTC. Both the runs in flight and the runs today are counted as the start's last
+statement, under the workspace's lock (adapters/admission.py), so they hold exactly across instances.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_executor.adapters.tables import executions
+from sous_executor.adapters.admission import count_under_lock
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.planning import PlanError, build_plan, check_size, parse_steps
 from sous_service.domain_errors import InputInvalid, RateLimited
@@ -65,22 +65,27 @@ def check_graph(recipe: dict[str, Any], settings: ExecutorSettings) -> None:
         raise InputInvalid.single("steps", str(exc)) from exc
 
 
-async def check_runs_per_day(session: AsyncSession, workspace_id: str, quota: Quota) -> None:
-    if quota.runs_per_day <= 0:
-        return
+async def admit_start(session: AsyncSession, workspace_id: str, quota: Quota, max_concurrent: int) -> None:
+    """The start's last statement: 429 when the workspace runs `max_concurrent` executions or used its runs today.
+
+    The start's own execution row is already written, so it is among the counts.
+    """
     now = datetime.now(UTC)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    started = (
-        await session.execute(
-            select(func.count())
-            .select_from(executions)
-            .where(executions.c.workspace_id == workspace_id, executions.c.created_at >= midnight)
+    load = await count_under_lock(session, workspace_id, midnight if quota.runs_per_day > 0 else None)
+    others = load.active - 1
+    if load.active > max_concurrent:
+        raise RateLimited(
+            f"this workspace already runs {others} executions (limit {max_concurrent})",
+            retry_after_s=5,
+            code="concurrency_limit",
+            limits={"max_concurrent_executions": max_concurrent, "active_executions": others},
         )
-    ).scalar_one()
-    if started >= quota.runs_per_day:
+    if quota.runs_per_day > 0 and load.today > quota.runs_per_day:
+        started = load.today - 1
         raise RateLimited(
             f"this workspace started {started} executions today (limit {quota.runs_per_day} per day)",
             retry_after_s=int((midnight + timedelta(days=1) - now).total_seconds()) + 1,
             code="quota_exceeded",
-            limits={"runs_per_day": quota.runs_per_day, "runs_today": int(started)},
+            limits={"runs_per_day": quota.runs_per_day, "runs_today": started},
         )

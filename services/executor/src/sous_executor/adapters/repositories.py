@@ -118,15 +118,6 @@ async def list_execution_rows(
     return list(rows), int(total)
 
 
-async def count_active(session: AsyncSession, workspace_id: str) -> int:
-    result = await session.execute(
-        select(func.count())
-        .select_from(executions)
-        .where(executions.c.workspace_id == workspace_id, executions.c.status.in_(ACTIVE_STATUSES))
-    )
-    return int(result.scalar_one())
-
-
 # ------------------------------------------------------------------ replicas
 # Copies arrive from catalog events and from an HTTP fallback, in any order. A copy replaces the stored
 # one only if it is of a later recipe (UUIDv7 ids grow with time: a recipe re-created under the same

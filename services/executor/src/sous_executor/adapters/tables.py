@@ -35,6 +35,8 @@ executions = Table(
     time_column("completed_at", nullable=True),
     Index("ix_executions_recipe", "workspace_id", "recipe_id", "created_at"),
     Index("ix_executions_status", "workspace_id", "status"),
+    # Runs per day are counted from midnight at every start.
+    Index("ix_executions_created", "workspace_id", "created_at"),
     # The sweeper looks for requested executions nobody claimed (every instance was full).
     Index("ix_executions_pending", "created_at", postgresql_where="status = 'pending'"),
 )

@@ -54,6 +54,10 @@ async def stream_execution(
                     if event_type == "ExecutionFinished":
                         return
                 if not rows and await _finished(sessions, execution_id):
+                    # The finish may have committed between the read above and this look at the status:
+                    # what it appended is read once more, so a stream never ends without its last events.
+                    for version, event_type, envelope in await _events_after(sessions, execution_id, last):
+                        yield format_event(version, event_type, envelope)
                     return
             if time.monotonic() - last_sent >= keepalive_s:
                 yield ": keep-alive\n\n"

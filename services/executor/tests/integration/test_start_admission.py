@@ -1,0 +1,154 @@
+"""Starts of one workspace overlap, across instances, and are still admitted exactly up to the workspace's limits.
+
+Every start is held inside its open transaction (after it wrote its execution's events and claimed its lease)
+until all of them are there at once: starts that took turns for their whole transaction would never all arrive.
+Then they are let go together, and the counts taken under the workspace's lock at their commit admit exactly
+as many as the limit allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from executor_harness import (
+    ModelServer,
+    Running,
+    agent_snapshot,
+    context_header,
+    executor_settings,
+    recipe_snapshot,
+    running_executor,
+    seed,
+    start,
+    step,
+    wait_finished,
+)
+from sqlalchemy import func, select
+
+from sous_executor.adapters.repositories import ACTIVE_STATUSES
+from sous_executor.adapters.tables import executions
+from sous_local.testing import Infrastructure, unique
+
+pytestmark = pytest.mark.integration
+
+STARTS = 6
+# Bounds a start that never reaches the others (they took turns): the test then fails instead of hanging.
+DEADLOCK_GUARD_S = 120
+
+
+@asynccontextmanager
+async def two_instances(
+    infra: Infrastructure, database: str, model: ModelServer, **overrides: Any
+) -> AsyncIterator[list[Running]]:
+    async with AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                running_executor(executor_settings(database, infra.kafka_bootstrap, model, **overrides))
+            )
+            for _ in range(2)
+        ]
+
+
+def held_until_all_arrive(instances: list[Running], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each start waits, inside its transaction and after claiming its run, until every start is there."""
+    barrier = asyncio.Barrier(STARTS)
+    for instance in instances:
+        engine = instance.executor.service.engine
+        claim_here: Callable[..., Awaitable[bool]] = engine.claim_here
+
+        async def held(*args: Any, _claim: Callable[..., Awaitable[bool]] = claim_here) -> bool:
+            claimed = await _claim(*args)
+            await barrier.wait()
+            return claimed
+
+        monkeypatch.setattr(engine, "claim_here", held)
+
+
+async def start_all_at_once(
+    instances: list[Running], ws: str, template_id: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """STARTS starts over both instances, all inside their transactions at once: (admitted ids, refusals)."""
+    held_until_all_arrive(instances, monkeypatch)
+    url = f"/api/workflow-recipes/{template_id}/execute"
+
+    async def one(index: int) -> httpx.Response:
+        instance = instances[index % len(instances)]
+        return await instance.client.post(url, json={}, headers=context_header(instance.settings, ws))
+
+    async with asyncio.timeout(DEADLOCK_GUARD_S):
+        responses = await asyncio.gather(*(one(i) for i in range(STARTS)))
+    monkeypatch.undo()
+    admitted = [r.json()["execution_id"] for r in responses if r.status_code == 202]
+    return admitted, [r.json() for r in responses if r.status_code != 202]
+
+
+async def active_in(instance: Running, ws: str) -> int:
+    async with instance.executor.service.sessions() as session:
+        query = select(func.count()).where(executions.c.workspace_id == ws, executions.c.status.in_(ACTIVE_STATUSES))
+        return int((await session.execute(query)).scalar_one())
+
+
+async def cancel_all(instance: Running, ws: str, template_id: str, eids: list[str]) -> None:
+    headers = context_header(instance.settings, ws)
+    for eid in eids:
+        await instance.client.post(f"/api/workflow-recipes/{template_id}/executions/{eid}/cancel", headers=headers)
+    for eid in eids:
+        assert (await wait_finished(instance, ws, template_id, eid))["status"] == "cancelled"
+
+
+async def seeded(instance: Running, ws: str) -> dict[str, Any]:
+    agent = agent_snapshot(ws)
+    recipe = recipe_snapshot(ws, [step("slow", 1, agent["id"], f"wait {unique('admit')} [[latency:60000]]")])
+    await seed(instance, ws, recipe, [agent])
+    return recipe
+
+
+async def test_concurrent_starts_of_a_workspace_overlap_and_are_admitted_up_to_its_limit(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = unique("ws")
+    async with two_instances(
+        infra, fresh_database, model_server, max_concurrent_executions_per_workspace=3
+    ) as instances:
+        recipe = await seeded(instances[0], ws)
+        tid = recipe["template_id"]
+
+        admitted, refused = await start_all_at_once(instances, ws, tid, monkeypatch)
+
+        assert len(admitted) == 3, refused
+        assert all(body["code"] == "concurrency_limit" for body in refused) and len(refused) == STARTS - 3
+        assert refused[0]["limits"] == {"max_concurrent_executions": 3, "active_executions": 3}
+        assert await active_in(instances[0], ws) == 3
+
+        # Finished runs give their slots back: the next start is admitted.
+        await cancel_all(instances[0], ws, tid, admitted)
+        await cancel_all(instances[0], ws, tid, [await start(instances[1], ws, tid)])
+
+
+async def test_concurrent_starts_of_a_workspace_are_admitted_up_to_its_runs_per_day(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = unique("ws")
+    quotas = json.dumps({ws: {"runs_per_day": 2}})
+    async with two_instances(infra, fresh_database, model_server, workspace_quotas=quotas) as instances:
+        recipe = await seeded(instances[0], ws)
+        tid = recipe["template_id"]
+
+        admitted, refused = await start_all_at_once(instances, ws, tid, monkeypatch)
+
+        assert len(admitted) == 2, refused
+        assert all(body["code"] == "quota_exceeded" for body in refused) and len(refused) == STARTS - 2
+        assert refused[0]["limits"] == {"runs_per_day": 2, "runs_today": 2}
+
+        # Runs per day do not come back when the runs finish.
+        await cancel_all(instances[0], ws, tid, admitted)
+        late = await instances[1].client.post(
+            f"/api/workflow-recipes/{tid}/execute", json={}, headers=context_header(instances[1].settings, ws)
+        )
+        assert late.status_code == 429 and late.json()["code"] == "quota_exceeded"
