@@ -224,8 +224,12 @@ async def test_an_executor_killed_during_stage_four_resumes_there_without_repeat
     )
     run_id = await start(api, workflow["id"])
 
+    last_view: dict[str, Any] = {}
+
     async def slow_step_running() -> dict[str, Any] | None:
         run = await api.ok("GET", f"/api/workflows/{workflow['id']}/runs/{run_id}")
+        last_view.update(run)
+        assert run["status"] in ("pending", "running"), f"the run ended before stage 4's slow subtask: {run}"
         if not run["execution_id"]:
             return None
         recipe_id = run["recipe_id"]
@@ -233,7 +237,10 @@ async def test_an_executor_killed_during_stage_four_resumes_there_without_repeat
         steps = {s["step_id"]: s["status"] for s in execution["step_results"]}
         return run if steps.get("s1") == "completed" and steps.get("s2") == "running" else None
 
-    await eventually(slow_step_running, timeout_s=120, what="stage 4 with the slow subtask running")
+    try:
+        await eventually(slow_step_running, timeout_s=120, what="stage 4 with the slow subtask running")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the run last read: {last_view}") from exc
     stack.kill("executor")
     stack.start_service("executor")
     events = await stream_events(api, workflow["id"], run_id)

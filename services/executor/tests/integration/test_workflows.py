@@ -11,9 +11,10 @@ import pytest
 from executor_harness import Running, agent_snapshot, context_header, recipe_snapshot, seed, step
 from sqlalchemy import select, update
 
+from sous_executor.workflows.consumers import RUNNERS_GROUP
 from sous_executor.workflows.rebuild import rebuild_workflow_read_models
 from sous_executor.workflows.runner import WorkflowTimings
-from sous_executor.workflows.tables import workflow_memory, workflow_runs, workflows
+from sous_executor.workflows.tables import workflow_leases, workflow_memory, workflow_runs, workflows
 from sous_local.testing import unique
 
 pytestmark = pytest.mark.integration
@@ -114,3 +115,25 @@ async def test_cancelling_a_run_in_stage_four_cancels_its_execution(executor: Ru
     assert execution["status"] == "cancelled"
     again = await executor.client.post(f"{path}/cancel", headers=context_header(executor.settings, ws))
     assert again.status_code == 409
+
+
+async def test_the_accepting_instance_claims_a_run_and_drives_it_without_the_broker(executor: Running) -> None:
+    executor.app.state.workflows.runner.timings = WorkflowTimings(quality_wait_s=0.3, poll_s=0.05)
+    # With the runners' consumer stopped, only the request's own transaction can have claimed the run.
+    for consumer in executor.executor.runtime.consumers:
+        if consumer.name == RUNNERS_GROUP:
+            await consumer.stop()
+    ws = unique("ws")
+    agent = agent_snapshot(ws, name="writer")
+    await seed(executor, ws, recipe_snapshot(ws, [step("only", 1, agent["id"], "x")]), [agent])
+    created = await call(executor, ws, "POST", "/api/workflows", 201, json={"name": "Local", "task_template": "Do it"})
+    workflow_id = created["workflow"]["id"]
+    run_id = (await call(executor, ws, "POST", f"/api/workflows/{workflow_id}/execute", 202))["run_id"]
+
+    async with executor.executor.runtime.sessions() as session:
+        owner = (
+            await session.execute(select(workflow_leases.c.owner).where(workflow_leases.c.run_id == run_id))
+        ).scalar_one()
+    assert owner == executor.settings.runner_id
+    run = await finished_run(executor, ws, workflow_id, run_id)
+    assert run["status"] == "completed", run["error_message"]

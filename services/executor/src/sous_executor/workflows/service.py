@@ -26,6 +26,7 @@ from sous_executor.handlers import ExecutorService
 from sous_executor.workflows import catalog
 from sous_executor.workflows import repository as repo
 from sous_executor.workflows.model import WORKFLOW, WORKFLOW_RUN, WorkflowDefinition, WorkflowRun
+from sous_executor.workflows.runner import WorkflowRunner
 from sous_executor.workflows.schemas import SaveAsRecipe, WorkflowCreate, WorkflowUpdate
 from sous_executor.workflows.stages import EXECUTION, STAGES
 from sous_service.caller import Caller
@@ -72,8 +73,9 @@ def _changing_fast(_: BaseException) -> Conflict:
 
 
 class WorkflowService:
-    def __init__(self, executor: ExecutorService) -> None:
+    def __init__(self, executor: ExecutorService, runner: WorkflowRunner) -> None:
         self.executor = executor
+        self.runner = runner
         self.sessions = executor.sessions
         self.store = executor.store
         self.settings = executor.settings
@@ -196,6 +198,14 @@ class WorkflowService:
             )
             await self.store.append(session, [envelope], expected_version=0)
             await repo.project_run(session, WorkflowRun.from_events([envelope]))
+            # Claimed here, durably with the request: the run starts on commit without waiting for the broker.
+            # The runners' consumer then finds the lease taken; if this process dies first, the lease expires
+            # and a sweeper resumes the run.
+            claimed = await repo.claim_new_lease(
+                session, run_id, ctx.workspace_id, self.runner.owner, self.runner.ttl_s
+            )
+        if claimed:
+            self.runner.spawn(run_id)
         return {
             "run_id": run_id,
             "workflow_id": workflow_id,

@@ -33,7 +33,7 @@ def install_workflows(
         clients=engine.clients,
         timings=timings,
     )
-    workflows = WorkflowService(service)
+    workflows = WorkflowService(service, runner)
     runtime.add_consumer(run_consumer(runner))
     runtime.add_consumer(quality_consumer())
     runtime.on_start(runner.start)
