@@ -36,7 +36,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events.codec import HEADER_EVENT_TYPE, decode
+from sous_events.codec import decode_wanted
 from sous_events.dlq import dead_letter_headers, send_dead_letter
 from sous_events.envelope import Envelope
 from sous_events.failures import describe, is_transient
@@ -102,7 +102,6 @@ class ConsumerRunner:
         self.sessions = sessions
         self.kafka = kafka
         self.event_types = set(event_types) if event_types is not None else None
-        self._wanted_headers = {t.encode() for t in self.event_types} if self.event_types is not None else None
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -249,25 +248,12 @@ class ConsumerRunner:
             return
         self._pending[tp] = records[-1].offset + 1
 
-    def _concerns(self, record: ConsumerRecord[Any, Any]) -> bool:
-        """False when the record's event_type header names a type this consumer does not handle.
-
-        Such a record is skipped before its value is decoded: most consumers read a topic for a few of its
-        types. A record without the header is decoded and judged by its envelope.
-        """
-        if self._wanted_headers is None:
-            return True
-        for key, value in record.headers or ():
-            if key == HEADER_EVENT_TYPE:
-                return bytes(value) in self._wanted_headers
-        return True
-
     async def _apply_batch(self, records: list[ConsumerRecord[Any, Any]]) -> bool:
         try:
-            envelopes = [decode(record.value) for record in records if self._concerns(record)]
+            envelopes = [decode_wanted(record.value, record.headers, self.event_types) for record in records]
         except Exception:
             return False
-        wanted = [e for e in envelopes if self.event_types is None or e.event_type in self.event_types]
+        wanted = [e for e in envelopes if e is not None]
         applied: list[Envelope] = []
         try:
             if wanted:
@@ -300,14 +286,12 @@ class ConsumerRunner:
                 await self.after_commit(envelope)
 
     async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], producer: Any) -> None:
-        if not self._concerns(record):
-            return
         try:
-            envelope = decode(record.value)
+            envelope = decode_wanted(record.value, record.headers, self.event_types)
         except Exception as exc:
             await self._dead_letter(tp, record, producer, exc, attempts=1, reason="undecodable")
             return
-        if self.event_types is not None and envelope.event_type not in self.event_types:
+        if envelope is None:
             return
         failures = 0
         transient = 0

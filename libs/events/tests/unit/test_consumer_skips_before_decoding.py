@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+import sous_events.codec as codec_module
 import sous_events.consumer as consumer_module
 from sous_events.codec import encode, kafka_headers
 from sous_events.consumer import ConsumerRunner
@@ -66,7 +67,7 @@ class Sessions:
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The event type of every value the consumer decodes, in order."""
     seen: list[str] = []
-    real = consumer_module.decode
+    real = codec_module.decode
 
     def counting_decode(data: bytes) -> Envelope:
         envelope = real(data)
@@ -76,7 +77,7 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     async def claim_all(session: Any, name: str, envelopes: Sequence[Envelope]) -> list[Envelope]:
         return list(envelopes)
 
-    monkeypatch.setattr(consumer_module, "decode", counting_decode)
+    monkeypatch.setattr(codec_module, "decode", counting_decode)
     monkeypatch.setattr(consumer_module, "claim", claim_all)
     return seen
 
