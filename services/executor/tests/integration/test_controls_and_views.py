@@ -21,6 +21,7 @@ from executor_harness import (
     wait_finished,
     wait_for,
 )
+from sqlalchemy import text
 
 from sous_events.codec import encode, kafka_headers
 from sous_events.events.catalog import AgentRegistered, RecipeCreated
@@ -239,6 +240,13 @@ async def test_sse_streams_events_live_and_resumes_after_last_event_id(executor:
     assert frames[-1]["event"] == "ExecutionFinished"
     assert [int(f["id"]) for f in frames] == list(range(1, len(frames) + 1))
     assert json.loads(frames[-1]["data"])["payload"]["status"] == "completed"
+    # Each event goes out as the JSON text the store holds: read once, never decoded and encoded again.
+    async with executor.executor.service.sessions() as session:
+        stored = await session.execute(
+            text("SELECT envelope::text FROM event_store WHERE aggregate_id = :e ORDER BY aggregate_version"),
+            {"e": eid},
+        )
+        assert [f["data"] for f in frames] == list(stored.scalars())
     resumed = await executor.client.get(path, headers={**headers, "Last-Event-ID": str(len(frames) - 2)})
     ids = [line.split(": ")[1] for line in resumed.text.splitlines() if line.startswith("id: ")]
     assert ids == [str(len(frames) - 1), str(len(frames))]

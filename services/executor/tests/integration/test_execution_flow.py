@@ -13,6 +13,7 @@ from executor_harness import (
     step,
     wait_finished,
 )
+from sqlalchemy import text
 
 from sous_local.testing import unique
 
@@ -57,6 +58,19 @@ async def test_three_step_recipe_completes_with_results(executor: Running) -> No
         *["StepStarted", "StepUsageRecorded", "StepCompleted"] * 3,
         "ExecutionFinished",
     ]
+    # A final answer's usage is written by the statement that records the step's outcome, not one of its own.
+    written_by = await transactions_of(executor, eid)
+    for started, usage, completed in zip(*[iter(range(3, 12))] * 3, strict=True):
+        assert written_by[usage] == written_by[completed] != written_by[started]
+
+
+async def transactions_of(executor: Running, eid: str) -> dict[int, int]:
+    """Each event's version -> the transaction that wrote it."""
+    async with executor.executor.service.sessions() as session:
+        rows = await session.execute(
+            text("SELECT aggregate_version, xmin::text FROM event_store WHERE aggregate_id = :e"), {"e": eid}
+        )
+        return {int(version): int(xid) for version, xid in rows}
 
 
 def by_type(events: list, event_type: str, step_id: str | None = None) -> list:

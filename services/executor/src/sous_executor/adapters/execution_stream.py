@@ -76,9 +76,12 @@ RENEWING_SQL, PROJECTED_COLUMNS = _boundary_sql(finish=False)
 FINISHING_SQL, _ = _boundary_sql(finish=True)
 
 
+_JSONB_COLUMNS = frozenset(c for c in PROJECTED_COLUMNS if isinstance(executions.c[c].type, JSONB))
+
+
 def _projection_parameters(execution: Execution) -> list[Any]:
     row = execution_row(execution)
-    return [jsontext.dumps(row[c]) if isinstance(executions.c[c].type, JSONB) else row[c] for c in PROJECTED_COLUMNS]
+    return [jsontext.dumps(row[c]) if c in _JSONB_COLUMNS else row[c] for c in PROJECTED_COLUMNS]
 
 
 class ExecutionStream:

@@ -56,6 +56,8 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
             kwargs["max_tokens"] = target.max_tokens
         prompt_chars = len(json.dumps(messages, default=str)) + (len(json.dumps(tools)) if tools else 0)
         estimate = estimate_call(prompt_chars, target.max_tokens, run.settings.budget_completion_estimate)
+        # The previous call's usage is on record before the next call can cost or fail.
+        await run.journal.flush()
         run.checkpoint()
         try:
             ticket = await run.budget.acquire(estimate)
@@ -73,7 +75,9 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
                 rec.completion_tokens += usage.completion_tokens
                 rec.cost += cost
                 observe_model_cost(prices, target.model, cost)
-                await run.emit([_usage_event(run, spec, rec, usage.prompt_tokens, usage.completion_tokens, cost)])
+                run.journal.defer_usage(
+                    _usage_event(run, spec, rec, usage.prompt_tokens, usage.completion_tokens, cost)
+                )
         finally:
             await run.budget.release(ticket)
         over = run.budget.over()
@@ -84,6 +88,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
         message = response.choices[0].message
         calls: list[Any] = [c for c in (message.tool_calls or []) if getattr(c, "function", None) is not None]
         if calls:
+            await run.journal.flush()  # tools act outside: the usage so far is on record first
             arguments = {c.id: clean_text(c.function.arguments or "") for c in calls}
             messages.append(
                 {

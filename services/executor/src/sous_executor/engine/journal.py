@@ -3,6 +3,10 @@
 Step outcomes go through `emit`, which records at most one outcome per step attempt whoever asks
 (the step itself, a cancel or an abort). An append that conflicts (a cancel request was appended in
 between) or hits a database blip reloads and tries again while the lease is provably still held.
+
+A model call's usage is written with the run's next append rather than in a statement of its own: a final
+answer's usage travels with the step's outcome. The agent loop flushes it before anything else can take
+time or act outside (the next model call, a tool call), and the budget counts it while it waits.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sous_events.envelope import Envelope, EventPayload
+from sous_events.events.executor import StepUsageRecorded
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict
 from sous_executor.adapters.execution_stream import PRODUCER, ExecutionStream
@@ -37,6 +42,19 @@ class RunJournal:
         self.execution = Execution()
         self.traceparent = ""  # of the ExecutionRequested event: the run's spans continue that trace
         self._lock = asyncio.Lock()
+        self._unwritten: list[StepUsageRecorded] = []
+
+    def defer_usage(self, usage: StepUsageRecorded) -> None:
+        """Write `usage` with the next append (`flush` forces one)."""
+        self._unwritten.append(usage)
+
+    def unwritten_usage(self) -> tuple[int, float]:
+        """Tokens and cost of deferred usage the stream does not hold yet."""
+        return sum(u.tokens.total for u in self._unwritten), sum(u.cost_usd for u in self._unwritten)
+
+    async def flush(self) -> None:
+        if self._unwritten:
+            await self.emit([])
 
     async def reload(self) -> None:
         self.replay(await self.stream.load(self.execution_id))
@@ -80,9 +98,21 @@ class RunJournal:
                     backoff = min(backoff * 2, 1.0)
             raise LeaseLost(self.execution_id)
 
-    async def _append(self, payloads: Sequence[EventPayload], finish: bool) -> None:
+    async def _append(self, outcomes: Sequence[EventPayload], finish: bool) -> None:
+        carried = self._unwritten
+        payloads = [*carried, *outcomes]
         if not payloads:
             return
+        # Taken out before the append folds them into the execution, so the budget never counts them twice;
+        # put back when the append fails (the next one writes them).
+        self._unwritten = []
+        try:
+            await self._append_now(payloads, finish)
+        except BaseException:
+            self._unwritten = carried + self._unwritten
+            raise
+
+    async def _append_now(self, payloads: Sequence[EventPayload], finish: bool) -> None:
         execution = self.execution
         envelopes = [
             make_event(

@@ -116,7 +116,8 @@ class Run:
             lost.cancel()
 
     def _spent(self) -> tuple[int, float]:
-        return self.agg.total_tokens, self.agg.total_cost_usd
+        tokens, cost = self.journal.unwritten_usage()
+        return self.agg.total_tokens + tokens, self.agg.total_cost_usd + cost
 
     async def _poll_cancel(self) -> None:
         if not self.cancel_event.is_set() and await self.engine.stream.cancel_requested(self.execution_id):

@@ -2,31 +2,34 @@
 
 A stream reads the event store only when the process-wide listener says its execution has grown (see
 adapters/event_notifications.py); between events it costs nothing but a keep-alive comment now and then,
-which also tells the gateway the upstream is alive.
+which also tells the gateway the upstream is alive. A read is one statement outside a transaction (no
+BEGIN/ROLLBACK round trips), and each event is sent as the JSON text PostgreSQL holds, never decoded and
+encoded again on the way.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from sous_events.tables import event_store
 from sous_executor.adapters.event_notifications import EventNotifications
 from sous_executor.adapters.execution_stream import AGGREGATE
-from sous_executor.adapters.tables import executions
 
 KEEPALIVE_S = 15.0
 _TERMINAL = ("completed", "failed", "cancelled")
+# jsonb's text form never holds a line break (strings keep theirs escaped): one `data:` line per event.
+_EVENTS_AFTER = (
+    "SELECT aggregate_version, event_type, envelope::text FROM event_store "
+    "WHERE aggregate_type = $1 AND aggregate_id = $2 AND aggregate_version > $3 ORDER BY aggregate_version"
+)
+_STATUS = "SELECT status FROM executions WHERE execution_id = $1"
 
 
-def format_event(version: int, event_type: str, data: dict[str, object]) -> str:
-    body = json.dumps(data, separators=(",", ":"), default=str)
-    return f"id: {version}\nevent: {event_type}\ndata: {body}\n\n"
+def format_event(version: int, event_type: str, envelope_json: str) -> str:
+    return f"id: {version}\nevent: {event_type}\ndata: {envelope_json}\n\n"
 
 
 async def stream_execution(
@@ -37,6 +40,9 @@ async def stream_execution(
     *,
     keepalive_s: float = KEEPALIVE_S,
 ) -> AsyncIterator[str]:
+    bind = sessions.kw["bind"]
+    assert isinstance(bind, AsyncEngine)
+    reads = bind.execution_options(isolation_level="AUTOCOMMIT")
     last = after_version
     yield "retry: 1000\n\n"
     last_sent = time.monotonic()
@@ -46,18 +52,22 @@ async def stream_execution(
             if woken:
                 # Cleared before reading: an append that commits during the read wakes the next pass.
                 wake.clear()
-                rows = await _events_after(sessions, execution_id, last)
-                for version, event_type, envelope in rows:
-                    last = version
-                    yield format_event(version, event_type, envelope)
+                rows = await _events_after(reads, execution_id, last)
+                if rows:
+                    # One chunk per read: each chunk is a trip through the middleware and a socket write.
+                    ending = next((i for i, row in enumerate(rows) if row[1] == "ExecutionFinished"), None)
+                    sent = rows if ending is None else rows[: ending + 1]
+                    last = sent[-1][0]
+                    yield "".join(format_event(*row) for row in sent)
                     last_sent = time.monotonic()
-                    if event_type == "ExecutionFinished":
+                    if ending is not None:
                         return
-                if not rows and await _finished(sessions, execution_id):
+                elif await _finished(reads, execution_id):
                     # The finish may have committed between the read above and this look at the status:
                     # what it appended is read once more, so a stream never ends without its last events.
-                    for version, event_type, envelope in await _events_after(sessions, execution_id, last):
-                        yield format_event(version, event_type, envelope)
+                    rest = await _events_after(reads, execution_id, last)
+                    if rest:
+                        yield "".join(format_event(*row) for row in rest)
                     return
             if time.monotonic() - last_sent >= keepalive_s:
                 yield ": keep-alive\n\n"
@@ -67,27 +77,13 @@ async def stream_execution(
             woken = await notifications.wait(wake, keepalive_s) or time.monotonic() - last_sent >= keepalive_s
 
 
-async def _events_after(
-    sessions: async_sessionmaker[AsyncSession], execution_id: str, after: int
-) -> list[tuple[int, str, Any]]:
-    async with sessions() as session:
-        rows = (
-            await session.execute(
-                select(event_store.c.aggregate_version, event_store.c.event_type, event_store.c.envelope)
-                .where(
-                    event_store.c.aggregate_type == AGGREGATE,
-                    event_store.c.aggregate_id == execution_id,
-                    event_store.c.aggregate_version > after,
-                )
-                .order_by(event_store.c.aggregate_version)
-            )
-        ).all()
-    return [(int(v), str(t), e) for v, t, e in rows]
+async def _events_after(reads: AsyncEngine, execution_id: str, after: int) -> list[tuple[int, str, str]]:
+    async with reads.connect() as conn:
+        rows: list[Any] = list((await conn.exec_driver_sql(_EVENTS_AFTER, (AGGREGATE, execution_id, after))).all())
+    return [(int(version), str(event_type), str(envelope)) for version, event_type, envelope in rows]
 
 
-async def _finished(sessions: async_sessionmaker[AsyncSession], execution_id: str) -> bool:
-    async with sessions() as session:
-        status = (
-            await session.execute(select(executions.c.status).where(executions.c.execution_id == execution_id))
-        ).scalar_one_or_none()
+async def _finished(reads: AsyncEngine, execution_id: str) -> bool:
+    async with reads.connect() as conn:
+        status = (await conn.exec_driver_sql(_STATUS, (execution_id,))).scalar_one_or_none()
     return status in _TERMINAL

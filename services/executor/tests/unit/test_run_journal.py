@@ -1,0 +1,104 @@
+"""Unit tests: a model call's usage waits for the run's next append, and the budget counts it meanwhile."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from sous_events.envelope import Envelope
+from sous_events.events.executor import (
+    ExecutionRequested,
+    StepCompleted,
+    StepStarted,
+    StepUsageRecorded,
+    TokenUsage,
+)
+from sous_events.registry import make_event
+from sous_executor.domain.execution import Execution
+from sous_executor.engine.fence import LeaseGuard
+from sous_executor.engine.journal import RunJournal
+
+pytestmark = pytest.mark.unit
+RECIPE = {"template_id": "r", "steps": [{"step_id": "s", "order": 1, "agent_id": "a", "prompt_template": "p"}]}
+
+
+class RecordingStream:
+    """Folds what is appended into the execution, as the real stream does, and keeps each batch's types."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.batches: list[list[str]] = []
+        self.failures = failures
+
+    async def append(self, execution: Execution, envelopes: Sequence[Envelope], *, finish: bool) -> None:
+        for envelope in envelopes:
+            execution.apply(envelope)
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("not a database error")
+        self.batches.append([e.event_type for e in envelopes])
+
+    async def load(self, execution_id: str) -> list[Envelope]:
+        return [requested()]
+
+
+def requested() -> Envelope:
+    payload = ExecutionRequested(execution_id="e", template_id="r", recipe=RECIPE)
+    return make_event(payload, producer="executor", workspace_id="w", aggregate_id="e", aggregate_version=1)
+
+
+def journal(stream: Any) -> RunJournal:
+    guard = LeaseGuard(Any, "e", ttl_s=30.0, heartbeat_s=10.0, poll_s=1.0)  # type: ignore[arg-type]
+    guard.renewed(time.monotonic())
+    j = RunJournal(stream, "e", guard, lambda: None)
+    j.replay([requested()])
+    return j
+
+
+def usage(tokens: int) -> StepUsageRecorded:
+    return StepUsageRecorded(
+        execution_id="e",
+        step_id="s",
+        attempt=1,
+        tokens=TokenUsage(prompt=tokens, completion=0, total=tokens),
+        cost_usd=0.5,
+    )
+
+
+async def test_deferred_usage_is_written_with_the_next_append() -> None:
+    stream = RecordingStream()
+    j = journal(stream)
+    await j.emit([StepStarted(execution_id="e", step_id="s", order=1)])
+    j.defer_usage(usage(7))
+    assert j.unwritten_usage() == (7, 0.5)
+    assert (j.execution.total_tokens, len(stream.batches)) == (0, 1)
+
+    await j.emit([StepCompleted(execution_id="e", step_id="s", order=1, output="ok", tokens=TokenUsage(total=7))])
+
+    assert stream.batches == [["StepStarted"], ["StepUsageRecorded", "StepCompleted"]]
+    assert j.unwritten_usage() == (0, 0.0)
+    assert j.execution.total_tokens == 7
+
+
+async def test_flush_writes_deferred_usage_alone_and_nothing_when_there_is_none() -> None:
+    stream = RecordingStream()
+    j = journal(stream)
+    await j.flush()
+    assert stream.batches == []
+    j.defer_usage(usage(3))
+    await j.flush()
+    assert stream.batches == [["StepUsageRecorded"]]
+    assert j.execution.total_tokens == 3
+
+
+async def test_usage_an_append_failed_to_write_waits_for_the_next_one() -> None:
+    stream = RecordingStream(failures=1)
+    j = journal(stream)
+    j.defer_usage(usage(5))
+    with pytest.raises(RuntimeError):
+        await j.emit([StepStarted(execution_id="e", step_id="s", order=1)])
+    assert j.unwritten_usage() == (5, 0.5)
+    await j.flush()
+    assert stream.batches == [["StepUsageRecorded"]]
