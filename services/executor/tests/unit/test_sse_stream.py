@@ -15,14 +15,14 @@ pytestmark = pytest.mark.unit
 async def test_a_finish_committed_between_the_read_and_the_status_look_is_still_streamed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stored = [(1, "ExecutionRequested", {"n": 1})]
+    stored = [(1, "ExecutionRequested", '{"n": 1}')]
 
-    async def events_after(_sessions: Any, _execution_id: str, after: int) -> list[tuple[int, str, Any]]:
+    async def events_after(_reads: Any, _execution_id: str, after: int) -> list[tuple[int, str, str]]:
         return [row for row in stored if row[0] > after]
 
-    async def finished(_sessions: Any, _execution_id: str) -> bool:
+    async def finished(_reads: Any, _execution_id: str) -> bool:
         # The run finishes right after the pass read the store: its status is terminal before the next read.
-        stored.append((2, "ExecutionFinished", {"n": 2}))
+        stored.append((2, "ExecutionFinished", '{"n": 2}'))
         return True
 
     monkeypatch.setattr(sse, "_events_after", events_after)
@@ -35,4 +35,4 @@ async def test_a_finish_committed_between_the_read_and_the_status_look_is_still_
         async for frame in sse.stream_execution(None, notifications, "e1", 1, keepalive_s=0)  # type: ignore[arg-type]
     ]
 
-    assert frames[-1] == sse.format_event(2, "ExecutionFinished", {"n": 2})
+    assert frames[-1] == sse.format_event(2, "ExecutionFinished", '{"n": 2}')

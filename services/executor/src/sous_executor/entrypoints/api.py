@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sous_executor.entrypoints.sse import stream_execution
+from sous_executor.entrypoints.sse import stream_execution, stream_reads
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
 from sous_service.errors import responses
@@ -52,6 +52,7 @@ class ExecuteAccepted(BaseModel):
 
 def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     router = APIRouter()
+    reads = stream_reads(service.views.sessions)
 
     @router.post(
         RECIPES + "/{template_id}/execute",
@@ -144,7 +145,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         await service.views.require_execution(ctx, template_id, execution_id)
         after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
         return StreamingResponse(
-            stream_execution(service.views.sessions, request.app.state.event_notifications, execution_id, after),
+            stream_execution(reads, request.app.state.event_notifications, execution_id, after),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

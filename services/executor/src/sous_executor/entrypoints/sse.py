@@ -32,17 +32,21 @@ def format_event(version: int, event_type: str, envelope_json: str) -> str:
     return f"id: {version}\nevent: {event_type}\ndata: {envelope_json}\n\n"
 
 
+def stream_reads(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    """The engine streams read with: each statement on its own, outside a transaction."""
+    bind = sessions.kw["bind"]
+    assert isinstance(bind, AsyncEngine)
+    return bind.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def stream_execution(
-    sessions: async_sessionmaker[AsyncSession],
+    reads: AsyncEngine,
     notifications: EventNotifications,
     execution_id: str,
     after_version: int,
     *,
     keepalive_s: float = KEEPALIVE_S,
 ) -> AsyncIterator[str]:
-    bind = sessions.kw["bind"]
-    assert isinstance(bind, AsyncEngine)
-    reads = bind.execution_options(isolation_level="AUTOCOMMIT")
     last = after_version
     yield "retry: 1000\n\n"
     last_sent = time.monotonic()
