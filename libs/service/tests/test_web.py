@@ -1,8 +1,11 @@
+import asyncio
+
 import httpx
 import pytest
 
 from sous_service.internal_client import rebind_hook
 from sous_service.internal_context import InternalContext, sign_context
+from sous_service.logs import request_id_var
 from sous_service.web import Context, create_service_app
 
 pytestmark = pytest.mark.unit
@@ -52,3 +55,25 @@ async def test_requests_without_the_signed_context_are_a_401():
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://s") as client:
         response = await client.get("/api/things/a")
     assert (response.status_code, response.json()["code"]) == (401, "invalid_internal_context")
+
+
+async def test_requests_run_in_the_servers_task_with_their_request_id():
+    """No middleware puts a task (and a stream per body chunk) between the server and the endpoint."""
+    app = _app()
+    seen: dict[str, object] = {}
+
+    @app.get("/api/things-seen")
+    async def things_seen(ctx: Context) -> dict[str, str]:
+        seen["task"] = asyncio.current_task()
+        seen["request_id"] = request_id_var.get()
+        return {}
+
+    headers = {"X-Sous-Context": sign_context(InternalContext(workspace_id="w", user_id="u"), SECRET)}
+    hooks = {"request": [rebind_hook(SECRET, "things")]}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://s", event_hooks=hooks
+    ) as client:
+        response = await client.get("/api/things-seen", headers={**headers, "X-Request-ID": "req-1"})
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == "req-1"
+    assert seen == {"task": asyncio.current_task(), "request_id": "req-1"}

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import Response
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sous_service.body_guard import RefuseUnstorableText
 from sous_service.errors import ApiError, FieldError, install_error_handlers, validation_error
@@ -31,42 +31,64 @@ from sous_service.observability.http import ObservabilityMiddleware
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-class RequestIdMiddleware(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+class RequestIdMiddleware:
+    """The request's id (the caller's X-Request-ID, else a new one) and correlation id for its logs, and
+    the id on the response. Plain ASGI, as every middleware here: no task per request and no stream per body
+    chunk in between, which a live event stream would pay for on every event."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
         token = request_id_var.set(request_id)
-        corr = correlation_id_var.set(request.headers.get("X-Correlation-ID", request_id))
+        corr = correlation_id_var.set(headers.get("x-correlation-id", request_id))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
             correlation_id_var.reset(corr)
-        response.headers["X-Request-ID"] = request_id
-        return response
 
 
 _CONTROL_CHARACTERS = {chr(c) for c in range(0x20)} | {"\x7f"}
 
 
-class RejectControlCharacters(BaseHTTPMiddleware):
+class RejectControlCharacters:
     """Control characters in a path or query value are never valid ids or filters; PostgreSQL and HTTP
     clients downstream refuse some of them, so they are turned away here as invalid input."""
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        path = request.scope.get("path", "")
-        query = request.query_params
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
         bad = next((c for c in path if c in _CONTROL_CHARACTERS), None)
         field = "path"
         if bad is None:
-            for key, value in query.multi_items():
+            for key, value in QueryParams(scope.get("query_string", b"")).multi_items():
                 if any(c in _CONTROL_CHARACTERS for c in key + value):
                     bad, field = "?", key
                     break
         if bad is None:
-            return await call_next(request)
-        return validation_error(
+            await self.app(scope, receive, send)
+            return
+        refusal = validation_error(
             [FieldError(field=field, message="control characters are not allowed", type="value_error")]
         )
+        await refusal(scope, receive, send)
 
 
 def health_router(
