@@ -66,18 +66,22 @@ async def produce(
     start_version: int = 1,
     stream_prefix: str = "",
 ) -> int:
-    """Append events round-robin over the aggregates; each stream gets consecutive versions."""
+    """Append events round-robin over the aggregates; each stream gets consecutive versions.
+
+    A transaction appends the next `per_transaction` events of that order in one statement (several
+    consecutive versions of a stream when it holds more events than there are aggregates)."""
     store = EventStore()
     names = [f"{stream_prefix or workspace_id}-agg-{i:03d}" for i in range(aggregates)]
-    count = 0
-    for version in range(start_version, start_version + per_aggregate):
-        for chunk_start in range(0, aggregates, per_transaction):
-            async with sessions() as session, session.begin():
-                for name in names[chunk_start : chunk_start + per_transaction]:
-                    event = pipeline_event(workspace_id, name, version)
-                    await store.append(session, [event], expected_version=version - 1)
-                    count += 1
-    return count
+    order = [(name, version) for version in range(start_version, start_version + per_aggregate) for name in names]
+    for chunk_start in range(0, len(order), per_transaction):
+        streams: dict[str, list[Envelope]] = {}
+        for name, version in order[chunk_start : chunk_start + per_transaction]:
+            streams.setdefault(name, []).append(pipeline_event(workspace_id, name, version))
+        async with sessions() as session, session.begin():
+            await store.append_streams(
+                session, [(events, events[0].aggregate_version - 1) for events in streams.values()]
+            )
+    return len(order)
 
 
 def make_handler(consumer: str, workspace_id: str):  # type: ignore[no-untyped-def]
@@ -123,8 +127,18 @@ def make_handler(consumer: str, workspace_id: str):  # type: ignore[no-untyped-d
     return handle
 
 
+APPLY_BATCH_SQL = (
+    "INSERT INTO pipeline_applied (consumer, event_id, aggregate_id, aggregate_version, occurred_at) "
+    "SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::timestamptz[])"
+)
+HEADS_SQL = (
+    "INSERT INTO pipeline_heads SELECT $1, * FROM unnest($2::text[], $3::int[]) ON CONFLICT (consumer, aggregate_id) "
+    "DO UPDATE SET version = GREATEST(pipeline_heads.version, EXCLUDED.version)"
+)
+
+
 def make_batch_handler(consumer: str, workspace_id: str):  # type: ignore[no-untyped-def]
-    """The same effects as make_handler's, for a batch of envelopes in a few statements."""
+    """The same effects as make_handler's, for a batch of envelopes in a few statements (arrays, not rows)."""
 
     async def handle(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         mine = [e for e in envelopes if e.workspace_id == workspace_id]
@@ -133,15 +147,16 @@ def make_batch_handler(consumer: str, workspace_id: str):  # type: ignore[no-unt
                 raise ValueError(f"poison event {envelope.event_id}")
         if not mine:
             return
-        await session.execute(
-            text(
-                "INSERT INTO pipeline_applied (consumer, event_id, aggregate_id, aggregate_version, occurred_at) "
-                "VALUES (:c, :e, :a, :v, :o)"
+        connection = await session.connection()
+        await connection.exec_driver_sql(
+            APPLY_BATCH_SQL,
+            (
+                consumer,
+                [e.event_id for e in mine],
+                [e.aggregate_id for e in mine],
+                [e.aggregate_version for e in mine],
+                [e.occurred_at for e in mine],
             ),
-            [
-                {"c": consumer, "e": e.event_id, "a": e.aggregate_id, "v": e.aggregate_version, "o": e.occurred_at}
-                for e in mine
-            ],
         )
         aggregates = sorted({e.aggregate_id for e in mine})
         rows = await session.execute(
@@ -162,13 +177,7 @@ def make_batch_handler(consumer: str, workspace_id: str):  # type: ignore[no-unt
             heads[envelope.aggregate_id] = max(heads.get(envelope.aggregate_id, 0), envelope.aggregate_version)
         if violations:
             await session.execute(text("INSERT INTO pipeline_violations VALUES (:c, :a, :x, :g)"), violations)
-        await session.execute(
-            text(
-                "INSERT INTO pipeline_heads VALUES (:c, :a, :v) ON CONFLICT (consumer, aggregate_id) "
-                "DO UPDATE SET version = GREATEST(pipeline_heads.version, EXCLUDED.version)"
-            ),
-            [{"c": consumer, "a": a, "v": heads[a]} for a in aggregates],
-        )
+        await connection.exec_driver_sql(HEADS_SQL, (consumer, aggregates, [heads[a] for a in aggregates]))
 
     return handle
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events.envelope import Envelope
-from sous_events.tables import inbox
+
+# One statement whatever the batch size (the ids travel as one array), so each connection prepares it once.
+CLAIM_SQL = (
+    "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 async def claim(session: AsyncSession, consumer: str, envelopes: Sequence[Envelope]) -> list[Envelope]:
@@ -19,12 +22,8 @@ async def claim(session: AsyncSession, consumer: str, envelopes: Sequence[Envelo
     """
     if not envelopes:
         return []
-    inserted = await session.execute(
-        pg_insert(inbox)
-        .values([{"consumer": consumer, "event_id": e.event_id} for e in envelopes])
-        .on_conflict_do_nothing()
-        .returning(inbox.c.event_id)
-    )
+    connection = await session.connection()
+    inserted = await connection.exec_driver_sql(CLAIM_SQL, (consumer, [e.event_id for e in envelopes]))
     new = set(inserted.scalars())
     claimed: list[Envelope] = []
     for envelope in envelopes:

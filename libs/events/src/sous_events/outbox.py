@@ -32,16 +32,21 @@ logger = logging.getLogger("sous.outbox")
 
 # The oldest unsent rows that are not parked and do not queue behind a parked row of their key: a row the
 # broker refuses holds back only its own aggregate, every other aggregate keeps flowing.
-# $2 are the rows the broker acknowledged in the previous pass: marked sent by the same round trip.
+# $2 are the rows the broker acknowledged in the previous pass: marked sent by the same round trip (the
+# statement's snapshot still sees them unsent, hence the hashed NOT IN over what it marked).
 _NEXT_ROWS = """
-WITH marked AS (UPDATE outbox SET sent_at = now() WHERE id = ANY($2::bigint[]))
+WITH marked AS (UPDATE outbox SET sent_at = now() WHERE id = ANY($2::bigint[]) RETURNING id)
 SELECT o.id, o.topic, o.key, o.value, o.headers FROM outbox o
-WHERE o.sent_at IS NULL AND o.parked_at IS NULL AND o.id <> ALL($2::bigint[])
+WHERE o.sent_at IS NULL AND o.parked_at IS NULL AND o.id NOT IN (SELECT id FROM marked)
   AND NOT EXISTS (
     SELECT 1 FROM outbox p
     WHERE p.parked_at IS NOT NULL AND p.sent_at IS NULL AND p.key = o.key AND p.id < o.id)
 ORDER BY o.id LIMIT $1
 """
+# The relay's session plans its fetch as a walk of ix_outbox_unsent in id order that stops at the limit.
+# Statistics say the unsent rows are few (they usually are), so the planner would otherwise pick a bitmap
+# scan of every unsent row and a sort: each pass costs the whole backlog exactly when there is a backlog.
+RELAY_SESSION_SETTINGS = {"enable_bitmapscan": "off"}
 
 
 def advisory_lock_key(name: str) -> int:
@@ -159,6 +164,7 @@ class OutboxRelay:
                 "tcp_keepalives_idle": str(idle),
                 "tcp_keepalives_interval": str(max(1, idle // 2)),
                 "tcp_keepalives_count": "3",
+                **RELAY_SESSION_SETTINGS,
             },
         )
 

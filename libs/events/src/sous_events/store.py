@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -170,16 +170,51 @@ class EventStore:
         and the relay's wake-up are one statement; the savepoint around it leaves the caller's transaction
         usable after a conflict.
         """
-        if not events:
+        await self.append_streams(session, [(events, expected_version)])
+
+    async def append_streams(self, session: AsyncSession, streams: Sequence[tuple[Sequence[Envelope], int]]) -> None:
+        """Append to several streams at once: (events, expected version) per stream, all or nothing.
+
+        The same checks as `append` for each stream, and still one statement: a writer with many streams
+        to extend (a batch of commands, an import) pays one round trip, not one per stream. A conflict on
+        any stream writes nothing and raises ConcurrencyConflict naming that stream.
+        """
+        streams = [(events, expected) for events, expected in streams if events]
+        if not streams:
             return
-        outbox_rows = self.checked(events, expected_version=expected_version)
-        first = events[0]
+        events: list[Envelope] = []
+        outbox_rows: list[dict[str, object]] = []
+        for stream_events, expected_version in streams:
+            outbox_rows += self.checked(stream_events, expected_version=expected_version)
+            events += stream_events
         try:
             async with session.begin_nested():
                 connection = await session.connection()
                 await connection.exec_driver_sql(append_sql(), tuple(append_parameters(events, outbox_rows)))
         except IntegrityError as exc:
+            stream_events, expected_version = await self._conflicting(session, streams)
+            first = stream_events[0]
             raise ConcurrencyConflict(first.aggregate_type, first.aggregate_id, expected_version) from exc
+
+    async def _conflicting(
+        self, session: AsyncSession, streams: list[tuple[Sequence[Envelope], int]]
+    ) -> tuple[Sequence[Envelope], int]:
+        """Which stream moved on: the first whose stored version is past the one its append expected (the
+        first stream when none is, e.g. a reused event id)."""
+        if len(streams) > 1:
+            keys = [(events[0].aggregate_type, events[0].aggregate_id) for events, _ in streams]
+            rows = await session.execute(
+                select(
+                    event_store.c.aggregate_type, event_store.c.aggregate_id, func.max(event_store.c.aggregate_version)
+                )
+                .where(tuple_(event_store.c.aggregate_type, event_store.c.aggregate_id).in_(keys))
+                .group_by(event_store.c.aggregate_type, event_store.c.aggregate_id)
+            )
+            stored = {(kind, aggregate): int(version) for kind, aggregate, version in rows}
+            for (stream_events, expected_version), key in zip(streams, keys, strict=True):
+                if stored.get(key, 0) > expected_version:
+                    return stream_events, expected_version
+        return streams[0]
 
     async def enqueue(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Promise to publish events (already recorded, or not event-sourced) via the outbox."""

@@ -114,3 +114,31 @@ async def test_a_batch_failing_in_the_middle_applies_each_event_once_and_the_res
         assert again.applied == again.distinct == 15
     finally:
         await producer.stop()
+
+
+async def test_the_relay_walks_the_unsent_index_in_order_whatever_the_statistics_say(
+    fresh_database, sessions, kafka, workspace
+):
+    # A fresh outbox has no statistics, so the planner takes the unsent rows for few and would scan them all
+    # and sort them on every pass; the relay's session makes its fetch stop at the batch size.
+    from sous_events.outbox import _NEXT_ROWS
+
+    store = EventStore()
+    async with sessions() as s, s.begin():
+        await store.append_streams(
+            s,
+            [
+                ([pipeline_event(workspace, f"{workspace}-plan-{i:03d}", v) for v in range(1, 21)], 0)
+                for i in range(150)
+            ],
+        )
+    relay = OutboxRelay(name=f"relay-{uuid.uuid4().hex[:8]}", database_url=fresh_database, kafka=kafka)
+    conn = await relay._connect()
+    try:
+        plan = "\n".join(
+            row[0] for row in await conn.fetch("EXPLAIN " + _NEXT_ROWS.replace("$1", "100").replace("$2", "'{}'"))
+        )
+    finally:
+        await conn.close()
+    assert "Index Scan using ix_outbox_unsent" in plan, plan
+    assert "Sort" not in plan, plan

@@ -111,3 +111,43 @@ async def test_the_relay_trims_rows_sent_long_ago(fresh_database, sessions, kafk
     assert remaining == 1  # the two old rows are gone; the fresh one was published and kept
     async with sessions() as s:
         assert len(await store.load(s, "AgentMetrics", "trim")) == 3  # the event store keeps everything
+
+
+async def test_append_streams_writes_several_streams_in_one_statement(sessions, workspace):
+    store = EventStore()
+    async with sessions() as s, s.begin():
+        await store.append(s, [pipeline_event(workspace, "m1", 1)], expected_version=0)
+    async with sessions() as s, s.begin():
+        await store.append_streams(
+            s,
+            [
+                ([pipeline_event(workspace, "m1", 2), pipeline_event(workspace, "m1", 3)], 1),
+                ([pipeline_event(workspace, "m2", 1)], 0),
+            ],
+        )
+    async with sessions() as s:
+        assert [e.aggregate_version for e in await store.load(s, "AgentMetrics", "m1")] == [1, 2, 3]
+        assert [e.aggregate_version for e in await store.load(s, "AgentMetrics", "m2")] == [1]
+        assert (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one() == 4
+
+
+async def test_a_conflict_on_one_stream_writes_none_and_names_that_stream(sessions, workspace):
+    store = EventStore()
+    async with sessions() as s, s.begin():
+        await store.append(s, [pipeline_event(workspace, "n2", 1)], expected_version=0)
+    async with sessions() as s, s.begin():
+        with pytest.raises(ConcurrencyConflict) as raised:
+            await store.append_streams(
+                s,
+                [
+                    ([pipeline_event(workspace, "n1", 1)], 0),
+                    ([pipeline_event(workspace, "n2", 1)], 0),  # stale: n2 is at version 1 already
+                ],
+            )
+        assert raised.value.aggregate_id == "n2"
+        # The transaction is still usable after the conflict, and nothing of the refused batch is in it.
+        await store.append(s, [pipeline_event(workspace, "n3", 1)], expected_version=0)
+    async with sessions() as s:
+        assert await store.load(s, "AgentMetrics", "n1") == []
+        assert len(await store.load(s, "AgentMetrics", "n3")) == 1
+        assert (await s.execute(text("SELECT count(*) FROM outbox"))).scalar_one() == 2
