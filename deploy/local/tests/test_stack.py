@@ -177,3 +177,30 @@ def test_down_stops_the_processes_a_stack_file_records(tmp_path: Path) -> None:
         if sleeper.poll() is None:
             sleeper.kill()
             sleeper.wait()
+
+
+@pytest.mark.unit
+def test_each_service_migrates_and_replays_in_its_own_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sous_local.processes import ManagedProcess
+    from sous_local.stack import SERVICE_BY_NAME
+
+    started: dict[str, list[str]] = {}
+
+    def start(self: ManagedProcess, env: object, cwd: object = None) -> None:
+        started[self.name] = self.argv
+        # What the service prints before it serves when asked to re-publish its event store.
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:
+            log.write("re-published 7 events\n" if "--replay" in self.argv else "serving\n")
+
+    monkeypatch.setattr(ManagedProcess, "start", start)
+    stack = Stack(tmp_path, ports="auto", quiet=True)
+    stack.log_path("catalog").parent.mkdir(parents=True)
+    stack.log_path("catalog").write_text("re-published 99 events\n")  # an earlier start's, not counted
+    stack._replay_on_start = {"catalog"}
+    stack._launch(SERVICE_BY_NAME["catalog"])
+    stack._launch(SERVICE_BY_NAME["quality"])
+    assert started["catalog"][-3:] == ["serve", "--migrate", "--replay"]
+    assert started["quality"][-2:] == ["serve", "--migrate"]
+    stack._count_replayed()
+    assert stack.replayed_events == 7

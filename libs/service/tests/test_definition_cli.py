@@ -136,6 +136,26 @@ def test_each_command_runs_with_the_services_settings(monkeypatch: pytest.Monkey
     assert seen == [("migrate", 8099), ("serve", ("hi", 9001)), ("rebuild", "async_sessionmaker"), ("own", ("hi", 2))]
 
 
+def test_serve_can_migrate_and_replay_first_in_its_own_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    async def replay(settings: Any) -> int:
+        seen.append("replay")
+        return 4
+
+    monkeypatch.setattr(ServiceDefinition, "migrate", lambda self, settings: seen.append("migrate"))
+    monkeypatch.setattr(cli, "replay", replay)
+    monkeypatch.setattr(cli, "serve", lambda app, settings, **kw: seen.append("serve"))
+
+    assert cli.run_cli(toy(), ["serve", "--migrate", "--replay"]) == 0
+    assert seen == ["migrate", "replay", "serve"]
+    seen.clear()
+    assert cli.run_cli(toy(), ["serve"]) == 0
+    assert seen == ["serve"]
+    with pytest.raises(SystemExit):  # a service without an event store has nothing to re-publish
+        cli.run_cli(toy(event_store=False), ["serve", "--replay"])
+
+
 def test_the_app_runs_on_the_runtime_and_answers_health() -> None:
     from fastapi.testclient import TestClient
 

@@ -1,4 +1,4 @@
-"""Preparing the infrastructure before the services start: secrets, databases, topics, migrations, replays."""
+"""Preparing the infrastructure before the services start: secrets, databases, topics, replay checks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import re
 import secrets
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -158,33 +157,15 @@ def run_service_command(spec: ServiceSpec, command: str, env: Mapping[str, str],
     return output
 
 
-def migrate_all(specs: Iterable[ServiceSpec], migrate: Callable[[ServiceSpec], object]) -> None:
-    """Runs `migrate(spec)` for every service, two at a time; raises the first failure."""
-    # Alembic start-up is mostly import time; two at a time keeps a small machine responsive.
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run(spec: ServiceSpec) -> None:
-        try:
-            migrate(spec)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-
-    pending = list(specs)
-    while pending:
-        batch, pending = pending[:2], pending[2:]
-        threads = [threading.Thread(target=run, args=(spec,), daemon=True) for spec in batch]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
-
-
 _REPLAYED = re.compile(r"re-published (\d+) events")
 
 
 def parse_replayed(output: str) -> int:
     return sum(int(match) for match in _REPLAYED.findall(output))
+
+
+def replayed_in_log(log: Path, offset: int) -> int:
+    """The events a service re-published, from what its log gained after `offset` bytes."""
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return parse_replayed(handle.read().decode(errors="replace"))

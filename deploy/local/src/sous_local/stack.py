@@ -1,10 +1,10 @@
 """The whole system on one machine: PostgreSQL, a broker, the offline model server and every service.
 
 `Stack.start()` brings up (or reuses, when `SOUS_DATABASE_URL` / `SOUS_KAFKA_BOOTSTRAP` are set) the
-infrastructure, creates databases and topics, migrates every database, re-publishes the event stores when
-it finds the broker empty, then starts each service as its own process and waits until every `/readyz`
-answers 200. `Stack.stop()` stops them all in reverse order. `state_dir/stack.json` describes a running
-stack so that another shell (`sous down`, `sous status`) can find and stop it.
+infrastructure, creates databases and topics, then starts each service as its own process, which migrates
+its database (and re-publishes its event store when the broker was found empty) before it serves, and waits
+until every `/readyz` answers 200. `Stack.stop()` stops them all in reverse order. `state_dir/stack.json`
+describes a running stack so that another shell (`sous down`, `sous status`) can find and stop it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from sous_local.provisioning import (
     ensure_topics,
     event_store_sizes,
     load_or_create_secrets,
-    migrate_all,
     parse_replayed,
+    replayed_in_log,
     run_service_command,
     start_broker,
     start_postgres,
@@ -109,6 +109,9 @@ class Stack:
         self.internal_secret = ""
         self.jwt_secret = ""
         self.replayed_events = 0
+        # Services that re-publish their event store when they next start (the broker was found empty).
+        self._replay_on_start: set[str] = set()
+        self._log_marks: dict[str, int] = {}
         self._common_env: dict[str, str] = {}
         self._started = False
 
@@ -150,12 +153,12 @@ class Stack:
         self._check_ports()
         self._started = True
         try:
-            self._start_infrastructure()
+            # The model server starts while the rest comes up; it is waited for before the seed.
             self._start_model_server()
+            self._start_infrastructure()
             self._prepare_environment()
             self._write_stack_file()
             self._create_databases_and_topics()
-            self._migrate()
             self._replay_if_broker_empty()
             services = [spec for spec in SERVICES if spec.name != "gateway"]
             self._say(f"starting {', '.join(spec.name for spec in services)}, then the gateway ...")
@@ -165,6 +168,8 @@ class Stack:
                 self._wait_ready(spec.name)
             self._launch(SERVICE_BY_NAME["gateway"])
             self._wait_ready("gateway")
+            self._count_replayed()
+            self._wait_http(MODEL_SERVER, f"http://127.0.0.1:{self.model_port}/healthz")
             from sous_local.seed import seed_stack
 
             seed_stack(self, self._say)  # the default workspace's sample agent and system recipes
@@ -278,7 +283,6 @@ class Stack:
         )
         self.processes[MODEL_SERVER] = managed
         managed.start(self._source_env)
-        self._wait_http(MODEL_SERVER, f"http://127.0.0.1:{self.model_port}/healthz")
 
     def _prepare_environment(self) -> None:
         found = load_or_create_secrets(self.state_dir, self._source_env)
@@ -319,10 +323,6 @@ class Stack:
         """`python -m <pkg> <command>`, output appended to the service's log; returns the output."""
         return run_service_command(spec, command, self._service_env(spec), self.log_path(spec.name), timeout_s)
 
-    def _migrate(self) -> None:
-        self._say("running migrations ...")
-        migrate_all(SERVICES, lambda spec: self._run_command(spec, "migrate", 300))
-
     def _replay_if_broker_empty(self) -> None:
         databases = {spec.name: self._database_names()[spec.name] for spec in SERVICES if spec.replays}
         sizes = run_async(event_store_sizes(self.database_url, databases))
@@ -330,9 +330,15 @@ class Stack:
             return
         if run_async(broker_messages(self.kafka_bootstrap)) > 0:
             return
-        self._say("the broker is empty but the event stores are not: re-publishing them ...")
-        self.replayed_events = self.replay([name for name, size in sizes.items() if size > 0])
-        self._say(f"broker was empty: re-published {self.replayed_events} events")
+        self._say("the broker is empty but the event stores are not: the services re-publish them as they start")
+        self._replay_on_start = {name for name, size in sizes.items() if size > 0}
+
+    def _count_replayed(self) -> None:
+        if self._replay_on_start:
+            # Each service printed its count in its log before it served (this start's part of the log).
+            marks, self._replay_on_start, self._log_marks = self._log_marks, set(), {}
+            self.replayed_events = sum(replayed_in_log(self.log_path(name), mark) for name, mark in marks.items())
+            self._say(f"broker was empty: re-published {self.replayed_events} events")
 
     def replay(self, names: Iterable[str] | None = None) -> int:
         """Runs `python -m <pkg> replay` for each service (all that keep an event store by default)."""
@@ -344,13 +350,13 @@ class Stack:
         return total
 
     def _launch(self, spec: ServiceSpec) -> None:
-        port = self.ports[spec.name]
-        managed = self.processes.get(spec.name) or ManagedProcess(
-            spec.name,
-            [sys.executable, "-m", spec.package, "serve"],
-            self.log_path(spec.name),
-            port,
-        )
+        # The service migrates (and re-publishes if asked) in its own process before it serves: one start-up.
+        command = [sys.executable, "-m", spec.package, "serve", "--migrate"]
+        if spec.name in self._replay_on_start:
+            command.append("--replay")
+            log = self.log_path(spec.name)
+            self._log_marks[spec.name] = log.stat().st_size if log.is_file() else 0
+        managed = ManagedProcess(spec.name, command, self.log_path(spec.name), self.ports[spec.name])
         self.processes[spec.name] = managed
         managed.start(self._service_env(spec))
 

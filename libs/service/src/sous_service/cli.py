@@ -32,8 +32,13 @@ def build_parser(definition: ServiceDefinition[Any]) -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API (with its outbox relay, consumers and workers)")
     serve.add_argument("--port", type=int)
     serve.add_argument("--host")
+    # One process instead of two or three: the local stack starts each service with these (sous_local.stack).
+    serve.add_argument("--migrate", action="store_true", help="migrate the database first, in this process")
     sub.add_parser("migrate", help="create the database if missing and migrate it")
     if definition.event_store:
+        serve.add_argument(
+            "--replay", action="store_true", help="re-publish the event store to the broker before serving"
+        )
         sub.add_parser("replay", help="re-publish the event store to the broker")
     if definition.rebuild is not None:
         sub.add_parser("rebuild", help="rebuild the read models from the event store")
@@ -56,6 +61,11 @@ def run_cli(definition: ServiceDefinition[S], argv: list[str] | None = None) -> 
     settings = definition.settings_of()
     configure_logging(settings.service_name, settings.log_level)
     if args.command == "serve":
+        if args.migrate:
+            definition.migrate(settings)
+        if getattr(args, "replay", False):
+            # Before the app (and its outbox relay) starts: no new event can overtake a replayed one.
+            print(f"re-published {asyncio.run(replay(settings))} events", flush=True)
         serve(definition.app(settings), settings, host=args.host, port=args.port, **definition.server_options)
     elif args.command == "migrate":
         definition.migrate(settings)
