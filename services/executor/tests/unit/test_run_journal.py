@@ -98,7 +98,17 @@ async def test_usage_an_append_failed_to_write_waits_for_the_next_one() -> None:
     j = journal(stream)
     j.defer_usage(usage(5))
     with pytest.raises(RuntimeError):
-        await j.emit([StepStarted(execution_id="e", step_id="s", order=1)])
+        await j.flush()
     assert j.unwritten_usage() == (5, 0.5)
     await j.flush()
     assert stream.batches == [["StepUsageRecorded"]]
+
+
+async def test_usage_deferred_with_events_the_database_refuses_is_still_written() -> None:
+    stream = RecordingStream(failures=1)
+    j = journal(stream)
+    j.defer_usage(usage(5))
+    with pytest.raises(RuntimeError):
+        await j.emit([StepCompleted(execution_id="e", step_id="s", order=1, output="ok", tokens=TokenUsage(total=5))])
+    assert stream.batches == [["StepUsageRecorded"]]
+    assert (j.unwritten_usage(), j.execution.total_tokens) == ((0, 0.0), 5)

@@ -91,6 +91,9 @@ class RunJournal:
                     if not is_transient(error):
                         with contextlib.suppress(Exception):
                             await self.reload()
+                            if payloads and self._unwritten:
+                                # Events refused with it must not take the usage down: it goes on record alone.
+                                await self._append([], finish=False)
                         raise
                     # A database blip: retry while the lease is still provably ours.
                     logger.info("execution %s: append failed (%s); retrying", self.execution_id, error)
