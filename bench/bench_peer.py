@@ -223,6 +223,8 @@ def sous_environment(highest: int, db_connections: int, llm_connections: int) ->
         "SOUS_MAX_CONCURRENT_EXECUTIONS_PER_WORKSPACE": str(highest * 2 + 50),
         # ... a level of 500 starts more than the default 1,000 runs per workspace and day ...
         "SOUS_DEFAULT_RUNS_PER_DAY": "0",
+        # ... a start of the 500 still waiting in the executor's own queues after 30 s is measured, not refused ...
+        "SOUS_INTERNAL_CONTEXT_MAX_AGE_S": "600",
         # ... and holds as many database and model connections as DBOS may (a pool plus as much overflow).
         "SOUS_DATABASE_POOL_SIZE": str(max(1, db_connections // 2)),
         "SOUS_LLM_MAX_CONNECTIONS": str(llm_connections),
