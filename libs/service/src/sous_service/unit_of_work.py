@@ -148,6 +148,7 @@ class UnitOfWork:
         aggregate_id: str,
         expected_version: int,
         workspace_id: str | None = None,
+        occurred_at: datetime | None = None,
     ) -> list[Envelope]:
         """Append several events to one stream at once (versions `expected_version + 1, + 2, ...`)."""
         envelopes = [
@@ -156,6 +157,7 @@ class UnitOfWork:
                 aggregate_id=aggregate_id,
                 aggregate_version=expected_version + offset,
                 workspace_id=workspace_id,
+                occurred_at=occurred_at,
             )
             for offset, payload in enumerate(payloads, start=1)
         ]

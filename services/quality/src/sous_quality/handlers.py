@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import utcnow
-from sous_events.events import StepCompleted
+from sous_events.events import LearningRecorded, QualityAssessed, StepCompleted
 from sous_events.store import EventStore
 from sous_quality import projections
 from sous_quality.adapters import copies, repository, views
@@ -50,27 +50,30 @@ async def count_agent_attempt(command: CountAgentAttempt, uow: UnitOfWork) -> No
     await uow.record(event, aggregate_id=metrics.agent_id, expected_version=metrics.version)
 
 
-async def _execution(session: AsyncSession, workspace_id: str, template_id: str, execution_id: str) -> RowMapping:
-    """The execution of this recipe in this workspace; ExecutionNotFound otherwise or once it is deleted."""
+async def _execution(
+    session: AsyncSession, workspace_id: str, template_id: str, execution_id: str
+) -> tuple[RowMapping, RowMapping | None]:
+    """The execution of this recipe in this workspace and the recipe's copy (None when unknown);
+    ExecutionNotFound otherwise or once the recipe is deleted."""
     row = await copies.find_execution(session, workspace_id, template_id, execution_id)
     if row is None:
         raise ExecutionNotFound(execution_id)
     recipe = await copies.get_recipe(session, workspace_id, template_id)
     if recipe is not None and recipe["deleted"]:
         raise ExecutionNotFound(execution_id)
-    return row
+    return row, recipe
 
 
 async def assess(command: AssessExecution, uow: UnitOfWork) -> dict[str, Any]:
     """Assess once: assessing the same execution again returns the stored assessment."""
     session, ws, eid = uow.session, uow.caller.workspace_id, command.execution_id
-    execution = await _execution(session, ws, command.template_id, eid)
+    execution, recipe = await _execution(session, ws, command.template_id, eid)
     if (stored := await views.assessment(session, ws, eid)) is not None:
         return stored
     quality = await repository.lock_recipe_quality(session, ws, command.template_id)
     if (stored := await views.assessment(session, ws, eid)) is not None:
         return stored  # assessed by a concurrent writer while we waited for the lock
-    event = quality.assess(await copies.execution_record(session, execution))
+    event = quality.assess(await copies.execution_record(session, execution, recipe))
     await uow.record(event, aggregate_id=quality.stream_id, expected_version=quality.version)
     assessed = await views.assessment(session, ws, eid)
     assert assessed is not None
@@ -80,14 +83,14 @@ async def assess(command: AssessExecution, uow: UnitOfWork) -> dict[str, Any]:
 async def learn(command: LearnFromExecution, uow: UnitOfWork) -> dict[str, Any]:
     """Learn once: learning from the same execution again returns the stored analysis."""
     session, ws, eid = uow.session, uow.caller.workspace_id, command.execution_id
-    execution = await _execution(session, ws, command.template_id, eid)
+    execution, recipe = await _execution(session, ws, command.template_id, eid)
     if (stored := await views.analysis(session, ws, eid)) is not None:
         return stored
     quality = await repository.lock_recipe_quality(session, ws, command.template_id)
     if (stored := await views.analysis(session, ws, eid)) is not None:
         return stored
     analyzed_at = utcnow()
-    event = quality.learn(await copies.execution_record(session, execution), analyzed_at.isoformat())
+    event = quality.learn(await copies.execution_record(session, execution, recipe), analyzed_at.isoformat())
     # The analysis row's time is the event's: the same moment as the learning_data's last_analyzed_at.
     await uow.record(event, aggregate_id=quality.stream_id, expected_version=quality.version, occurred_at=analyzed_at)
     analysed = await views.analysis(session, ws, eid)
@@ -96,18 +99,43 @@ async def learn(command: LearnFromExecution, uow: UnitOfWork) -> dict[str, Any]:
 
 
 async def learn_from_finished_run(command: LearnFromFinishedRun, uow: UnitOfWork) -> None:
-    """A finished run of a recipe with auto_learning (the default) is assessed and learned from at once."""
-    session, ws = uow.session, uow.caller.workspace_id
-    execution = await copies.get_execution(session, command.execution_id)
-    if execution is None or not await _auto_learning(session, ws, command.template_id, execution["recipe"]):
+    """A finished run of a recipe with auto_learning (the default) is assessed and learned from at once.
+
+    What `assess` then `learn` would record, decided in one pass: the run's copy, the recipe's copy and its
+    steps are read once, the recipe's quality is locked once, and both events are appended together.
+    """
+    session, ws, eid = uow.session, uow.caller.workspace_id, command.execution_id
+    execution = await copies.get_execution(session, eid)
+    if execution is None:
         return
-    await assess(AssessExecution(template_id=command.template_id, execution_id=command.execution_id), uow)
-    await learn(LearnFromExecution(template_id=command.template_id, execution_id=command.execution_id), uow)
+    recipe = await copies.get_recipe(session, ws, command.template_id)
+    if not _auto_learning(recipe, execution["recipe"]):
+        return
+    if execution["workspace_id"] != ws or execution["template_id"] != command.template_id:
+        raise ExecutionNotFound(eid)
+    quality = await repository.lock_recipe_quality(session, ws, command.template_id)
+    # Read under the lock: an assessment or analysis asked for meanwhile is not recorded twice.
+    assessed = await repository.get_assessment(session, ws, eid) is not None
+    analysed = await repository.get_analysis(session, ws, eid) is not None
+    if assessed and analysed:
+        return
+    record = await copies.execution_record(session, execution, recipe)
+    analyzed_at = utcnow()
+    decided: list[QualityAssessed | LearningRecorded] = []
+    state = quality
+    if not assessed:
+        decided.append(state.assess(record))
+        state = state.applied(decided[-1], state.version + 1)
+    if not analysed:
+        decided.append(state.learn(record, analyzed_at.isoformat()))
+    # The analysis row's time is the events': the same moment as the learning_data's last_analyzed_at.
+    await uow.record_all(
+        decided, aggregate_id=quality.stream_id, expected_version=quality.version, occurred_at=analyzed_at
+    )
 
 
-async def _auto_learning(session: AsyncSession, workspace_id: str, template_id: str, snapshot: Any) -> bool:
+def _auto_learning(recipe: RowMapping | None, snapshot: Any) -> bool:
     """The catalog's copy of the recipe decides; the run's snapshot when the copy is not known (yet)."""
-    recipe = await copies.get_recipe(session, workspace_id, template_id)
     if recipe is not None and recipe["deleted"]:
         return False
     config = recipe["execution_config"] if recipe is not None else (snapshot or {}).get("execution_config")

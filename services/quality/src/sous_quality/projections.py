@@ -40,7 +40,7 @@ def models_of(execution: RowMapping | None) -> list[str]:
 
 
 async def _recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
-    current = await repository.get_recipe_quality(session, workspace_id, template_id)
+    current = await repository.get_recipe_quality_scores(session, workspace_id, template_id)
     return current or RecipeQuality(workspace_id=workspace_id, template_id=template_id)
 
 
@@ -49,8 +49,8 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
     payload = payload_of(envelope)
     ws = envelope.workspace_id
     if isinstance(payload, QualityAssessed):
-        execution = await copies.get_execution(session, payload.execution_id)
-        revision = (execution["recipe"] or {}).get("revision") if execution is not None else None
+        execution = await copies.revision_and_agents(session, payload.execution_id)
+        revision = execution["revision"] if execution is not None else None
         await repository.insert_assessment(
             session,
             execution_id=payload.execution_id,
@@ -77,8 +77,11 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             performance_metrics=payload.performance_metrics.as_dict(),
         )
     if isinstance(payload, (QualityAssessed, LearningRecorded)):
+        # Read and written without the learning_data a QualityAssessed leaves as it is.
         quality = await _recipe_quality(session, ws, payload.template_id)
-        await repository.save_recipe_quality(session, quality.applied(payload, envelope.aggregate_version))
+        learned = isinstance(payload, LearningRecorded)
+        applied = quality.applied(payload, envelope.aggregate_version)
+        await repository.save_recipe_quality(session, applied, learning_data=learned)
     elif isinstance(payload, AgentMetricsUpdated):
         metrics = await repository.lock_agent(session, payload.agent_id, ws)
         await repository.save_agent(session, metrics.applied(payload, envelope.aggregate_version))

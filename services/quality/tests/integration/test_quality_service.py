@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy import event as event_
 from sqlalchemy import func, select
 
 from sous_events import topics
@@ -521,3 +522,31 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
     assert stored >= 8
     assert await SERVICE.rebuild_from_store(harness.settings) == stored
     assert await snapshot() == live
+
+
+async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: Harness) -> None:
+    """A finished run is assessed and learned from in one pass: the run's copy and the recipe's learning_data
+    (the last 50 analyses, the largest document here) are read once, and learning_data is written once."""
+    ws, template = unique("ws"), unique("recipe")
+    created, recipe = recipe_event(ws, template, auto_learning=True)
+    run = Run(ws, template)
+    engine = harness.app.state.runtime.engine.sync_engine
+    statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append((statement, tuple(parameters or ())))
+
+    event_.listen(engine, "before_cursor_execute", seen)
+    try:
+        await harness.publish(created, *scenario(run, recipe, new_id(), new_id()))
+        stream = await quality_events(harness.bootstrap, f"{ws}:{template}", want=2)
+    finally:
+        event_.remove(engine, "before_cursor_execute", seen)
+    assert [e.event_type for e in stream] == ["QualityAssessed", "LearningRecorded"]
+    about_run = [s for s, params in statements if ws in params or run.execution_id in params]
+    learning_reads = [s for s in about_run if s.startswith("SELECT") and "recipe_quality.learning_data" in s]
+    learning_writes = [s for s in about_run if "learning_data = excluded.learning_data" in s]
+    run_reads = [s for s in about_run if s.startswith("SELECT") and "execution_copies.recipe," in s]
+    assert len(learning_reads) == 1  # the lock under which both events are decided
+    assert len(learning_writes) == 1  # the LearningRecorded's projection
+    assert len(run_reads) == 2  # the copy kept from ExecutionFinished, the copy scored

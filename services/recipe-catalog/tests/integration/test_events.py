@@ -1,6 +1,7 @@
 """Events on the real broker: what the catalog publishes, what it consumes (idempotently), and rebuild."""
 
 import pytest
+from sqlalchemy import event as event_
 from sqlalchemy import select
 
 from sous_catalog.adapters.tables import agents, recipes
@@ -125,6 +126,43 @@ async def test_execution_events_update_statistics_once(catalog):
     assert dashboard["overview"]["avg_success_rate"] == 0.5
     # no revision was added by statistics
     assert again["revision"] == 1
+
+
+async def test_statistics_neither_read_nor_return_the_recipe_documents(catalog):
+    """Counting a use, a finish or a score locks the statistics columns only: the snapshot and learning_data
+    of a recipe are large, and every execution moves its statistics several times."""
+    engine = catalog.app.state.runtime.engine.sync_engine
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    ws = catalog.workspace
+    recipe = await catalog.recipe()
+    tid, execution_id = recipe["template_id"], new_id()
+    event_.listen(engine, "before_cursor_execute", seen)
+    try:
+        for payload, version in (
+            (ev.ExecutionRequested(execution_id=execution_id, template_id=tid, recipe=recipe), 1),
+            (ev.ExecutionStarted(execution_id=execution_id, template_id=tid), 2),
+            (ev.ExecutionFinished(execution_id=execution_id, template_id=tid, status="completed"), 3),
+        ):
+            await catalog.publish(event(payload, ws, execution_id, version))
+        assessed = ev.QualityAssessed(
+            template_id=tid, execution_id=execution_id, quality_score=0.9, rolling_score=0.7, breakdown={}, grade="B"
+        )
+        await catalog.publish(event(assessed, ws, f"{ws}:{tid}"))
+
+        async def counted():
+            found = await recipe_of(catalog, tid)
+            return found["use_count"] == 1 and found["success_rate"] == 1.0 and found["quality_score"] == 0.7
+
+        await catalog.wait_for(counted)
+    finally:
+        event_.remove(engine, "before_cursor_execute", seen)
+    writes = [s for s in statements if ("FOR UPDATE" in s and "FROM recipes" in s) or s.startswith("UPDATE recipes")]
+    assert len(writes) >= 6  # a lock and an update for the use, the finish and the score
+    assert not [s for s in writes if "learning_data" in s or "recipes.doc" in s]
 
 
 async def _true_when(value):

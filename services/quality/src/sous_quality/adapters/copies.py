@@ -141,6 +141,14 @@ async def get_execution(session: AsyncSession, execution_id: str) -> RowMapping 
     return result.mappings().first()
 
 
+async def revision_and_agents(session: AsyncSession, execution_id: str) -> RowMapping | None:
+    """The recipe revision a run used and its agents, without reading the rest of the run's copy."""
+    query = select(executions.c.recipe["revision"].label("revision"), executions.c.agents).where(
+        executions.c.execution_id == execution_id
+    )
+    return (await session.execute(query)).mappings().first()
+
+
 async def find_execution(
     session: AsyncSession, workspace_id: str, template_id: str, execution_id: str
 ) -> RowMapping | None:
@@ -191,10 +199,10 @@ async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecor
     ]
 
 
-async def execution_record(session: AsyncSession, execution: RowMapping) -> ExecutionRecord:
-    """What the domain scores: the run's copy, its steps and the recipe as the catalog has it now."""
+async def execution_record(session: AsyncSession, execution: RowMapping, recipe: RowMapping | None) -> ExecutionRecord:
+    """What the domain scores: the run's copy, its steps and the recipe as the catalog has it now (`recipe`,
+    the copy of it the caller read; None when there is none)."""
     snapshot: dict[str, Any] = execution["recipe"] or {}
-    recipe = await get_recipe(session, execution["workspace_id"], execution["template_id"])
     return record_from_copies(
         execution_id=execution["execution_id"],
         template_id=execution["template_id"],

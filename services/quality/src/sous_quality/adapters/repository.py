@@ -80,13 +80,38 @@ async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_
     return _recipe_quality(row) if row is not None else None
 
 
-async def save_recipe_quality(session: AsyncSession, quality: RecipeQuality) -> None:
-    values = {
+async def get_recipe_quality_scores(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality | None:
+    """The recipe's quality without its learning_data (left empty), which is large and which applying an event
+    never needs: every LearningRecorded carries the whole new learning_data."""
+    columns = (
+        recipe_quality.c.workspace_id,
+        recipe_quality.c.template_id,
+        recipe_quality.c.quality_score,
+        recipe_quality.c.assessment_count,
+        recipe_quality.c.version,
+    )
+    query = select(*columns).where(_recipe_quality_where(workspace_id, template_id))
+    row = (await session.execute(query)).mappings().first()
+    if row is None:
+        return None
+    return RecipeQuality(
+        workspace_id=workspace_id,
+        template_id=template_id,
+        rolling_score=row["quality_score"],
+        assessment_count=row["assessment_count"],
+        version=row["version"],
+    )
+
+
+async def save_recipe_quality(session: AsyncSession, quality: RecipeQuality, *, learning_data: bool = True) -> None:
+    """Write the recipe's quality; its learning_data only when `learning_data` (a new row starts empty)."""
+    values: dict[str, Any] = {
         "quality_score": quality.rolling_score,
         "assessment_count": quality.assessment_count,
-        "learning_data": quality.learning_data.as_dict(),
         "version": quality.version,
     }
+    if learning_data:
+        values["learning_data"] = quality.learning_data.as_dict()
     stmt = pg_insert(recipe_quality).values(
         workspace_id=quality.workspace_id, template_id=quality.template_id, **values
     )

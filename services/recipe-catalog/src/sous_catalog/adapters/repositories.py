@@ -19,6 +19,16 @@ SortKey = Literal["popularity", "created_at", "use_count", "average_rating", "na
 AgentSortKey = Literal["created_at", "name"]
 STATUSES = ("completed", "failed", "running", "pending", "cancelled")
 TERMINAL = ("completed", "failed", "cancelled")
+# What the statistics consumed from events are computed from (with the row's id).
+STATISTICS: tuple[ColumnElement[Any], ...] = (
+    recipes.c.id,
+    recipes.c.use_count,
+    recipes.c.last_used_at,
+    recipes.c.finished_count,
+    recipes.c.success_count,
+    recipes.c.success_rate,
+    recipes.c.quality_score,
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -124,43 +134,62 @@ class RecipeRepository:
 
     # ------------------------------------------------------------ statistics (from consumed events)
 
-    async def _update_stats(self, workspace_id: str, template_id: str, **changes: Any) -> Row[Any] | None:
-        """Apply stat changes to the locked row and recompute popularity from the result."""
-        row = await self.get(workspace_id, template_id, lock=True)
-        if row is None:
-            return None
+    async def _locked_statistics(self, workspace_id: str, template_id: str) -> Row[Any] | None:
+        """The row's statistics, locked; its documents (the snapshot, learning_data) are neither read nor decoded."""
+        query = (
+            select(*STATISTICS)
+            .where(recipes.c.workspace_id == workspace_id, recipes.c.template_id == template_id)
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).first()
+
+    async def _update_stats(self, row: Row[Any], *, whole_row: bool, **changes: Any) -> Row[Any]:
+        """Apply stat changes to the locked row and recompute popularity from the result.
+
+        Returns the whole updated row when asked (an API answer), else the statistics it was given.
+        """
         use_count = changes.get("use_count", row.use_count)
         success_rate = changes.get("success_rate", row.success_rate)
         quality = changes.get("quality_score", row.quality_score)
         changes["popularity"] = popularity(use_count, success_rate, quality)
-        result = await self.session.execute(
-            update(recipes).where(recipes.c.id == row.id).values(**changes).returning(*recipes.c)
-        )
-        return result.first()
+        statement = update(recipes).where(recipes.c.id == row.id).values(**changes)
+        if not whole_row:
+            await self.session.execute(statement)
+            return row
+        updated = (await self.session.execute(statement.returning(*recipes.c))).first()
+        assert updated is not None  # the row is locked
+        return updated
 
-    async def record_use(self, workspace_id: str, template_id: str, at: datetime) -> Row[Any] | None:
-        row = await self.get(workspace_id, template_id, lock=True)
+    async def record_use(
+        self, workspace_id: str, template_id: str, at: datetime, *, whole_row: bool = False
+    ) -> Row[Any] | None:
+        """Count one use; None when the recipe is unknown. `whole_row`: return the updated row, documents too."""
+        row = await self._locked_statistics(workspace_id, template_id)
         if row is None:
             return None
         last = at if row.last_used_at is None or at > row.last_used_at else row.last_used_at
-        return await self._update_stats(workspace_id, template_id, use_count=row.use_count + 1, last_used_at=last)
+        return await self._update_stats(row, whole_row=whole_row, use_count=row.use_count + 1, last_used_at=last)
 
-    async def record_finish(self, workspace_id: str, template_id: str, status: str) -> Row[Any] | None:
-        row = await self.get(workspace_id, template_id, lock=True)
-        if row is None or status not in ("completed", "failed"):
-            return row
+    async def record_finish(self, workspace_id: str, template_id: str, status: str) -> None:
+        if status not in ("completed", "failed"):
+            return
+        row = await self._locked_statistics(workspace_id, template_id)
+        if row is None:
+            return
         finished = row.finished_count + 1
         successes = row.success_count + (1 if status == "completed" else 0)
-        return await self._update_stats(
-            workspace_id,
-            template_id,
+        await self._update_stats(
+            row,
+            whole_row=False,
             finished_count=finished,
             success_count=successes,
             success_rate=round(successes / finished, 6),
         )
 
-    async def set_quality(self, workspace_id: str, template_id: str, score: float) -> Row[Any] | None:
-        return await self._update_stats(workspace_id, template_id, quality_score=min(max(score, 0.0), 1.0))
+    async def set_quality(self, workspace_id: str, template_id: str, score: float) -> None:
+        row = await self._locked_statistics(workspace_id, template_id)
+        if row is not None:
+            await self._update_stats(row, whole_row=False, quality_score=min(max(score, 0.0), 1.0))
 
     async def set_learning(self, workspace_id: str, template_id: str, data: dict[str, Any]) -> None:
         await self.session.execute(
