@@ -78,6 +78,10 @@ class CpuMeter:
     def _read(self) -> dict[str, float]:
         return {name: sum(tree_cpu_s(pid) for pid in pids) for name, pids in self.groups.items()}
 
+    def read(self, name: str) -> float:
+        """CPU seconds group `name` has spent so far."""
+        return sum(tree_cpu_s(pid) for pid in self.groups[name])
+
     def start(self) -> None:
         self.before = self._read()
 
@@ -244,6 +248,11 @@ def main() -> None:
     parser.add_argument(
         "--workspaces", type=int, default=1, help="Sous: spread each level's runs over this many workspaces"
     )
+    parser.add_argument(
+        "--drain",
+        action="store_true",
+        help="Sous: count the stack's CPU until its consumers have applied the level's events (they lag the runs)",
+    )
     parser.add_argument("--db-connections", type=int, default=64, help="database connections each engine may hold")
     parser.add_argument("--json", type=Path, help="result file (default .sous/bench-peer/<broker>-<time>.json)")
     parser.add_argument(
@@ -271,6 +280,7 @@ def main() -> None:
         "llm_connections": llm_connections,
         "sous_environment": env,
         "sous_workspaces": args.workspaces,
+        "sous_drain": args.drain,
     }
     dbos: DbosSide | None = None
     with (
@@ -305,7 +315,7 @@ def main() -> None:
                 if "sous" in args.engines:
                     with paused([dbos.process.pid] if dbos else []):
                         sous_result = asyncio.run(
-                            sous_level(stack, concurrency, total, latency_ms, sous_meter, args.workspaces)
+                            sous_level(stack, concurrency, total, latency_ms, sous_meter, args.workspaces, args.drain)
                         )
                     sous_result["load_average"] = os.getloadavg()[0]
                     results.append(sous_result)

@@ -140,12 +140,34 @@ async def prepare_recipe(stack: Stack, latency_ms: int) -> tuple[str, str]:
     raise RuntimeError(f"the executor never saw recipe {template_id}")
 
 
+async def settle(meter: Any, group: str = "stack", quiet_cores: float = 0.15, limit_s: float = 60.0) -> float:
+    """Wait until `group` spends less than `quiet_cores` of CPU over a second (the events in hand are applied,
+    the services idle); the seconds waited, at most `limit_s`."""
+    started = time.perf_counter()
+    before = meter.read(group)
+    while time.perf_counter() - started < limit_s:
+        await asyncio.sleep(1.0)
+        now = meter.read(group)
+        if now - before < quiet_cores:
+            break
+        before = now
+    return time.perf_counter() - started
+
+
 async def sous_level(
-    stack: Stack, concurrency: int, total: int, latency_ms: int, meter: Any, workspaces: int = 1
+    stack: Stack,
+    concurrency: int,
+    total: int,
+    latency_ms: int,
+    meter: Any,
+    workspaces: int = 1,
+    drain: bool = False,
 ) -> dict[str, Any]:
     """`total` executions, `concurrency` at a time, after a warm-up; `meter` is started and stopped around them.
 
     The runs go round-robin to `workspaces` workspaces, each with its own copy of the recipe (1: one tenant).
+    `drain`: the meter starts once the warm-up's events are applied and stops once the level's are (the
+    stack's CPU counts the work its consumers do after the last run ended).
     """
     recipes = [await prepare_recipe(stack, latency_ms) for _ in range(workspaces)]
     per_client = concurrency * 2 // workspaces + 10
@@ -183,10 +205,13 @@ async def sous_level(
 
         await asyncio.gather(*(one() for _ in range(min(WARM_UP_RUNS, total))))  # not counted
         sample.clear()
+        if drain:
+            await settle(meter)
         meter.start()
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(total)))
         elapsed = time.perf_counter() - started
+        drained_s = await settle(meter) if drain else 0.0
         meter.stop()
     return {
         "engine": "sous",
@@ -210,4 +235,5 @@ async def sous_level(
         "first_step_p50_ms": percentile(sample.first_step_ms, 0.5),
         "first_step_p99_ms": percentile(sample.first_step_ms, 0.99),
         "stream_resumes": sample.stream_resumes,
+        "drained_s": drained_s,
     }

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from sous_events.envelope import EventPayload
 from sous_events.events import ListingFlagCleared, ListingFlagged, ListingSubmitted
 from sous_events.registry import make_event
+from sous_marketplace.adapters import queries, replicas
+from sous_marketplace.commands import FollowRecipeQuality
 from sous_marketplace.domain.listing import Listing, QualityGateNotMet
 from sous_marketplace.domain.quality_gate import QualityGate, QualityStanding
+from sous_marketplace.handlers import MarketplaceHandlers
 
 pytestmark = pytest.mark.unit
 
@@ -79,3 +84,23 @@ def test_the_fresher_standing_is_the_one_with_more_assessments() -> None:
     replica = QualityStanding(score=0.5, assessed_runs=2)
     live = QualityStanding(score=0.8, assessed_runs=3)
     assert replica.fresher(live) is live and live.fresher(replica) is live
+
+
+async def test_a_recipe_without_approved_listings_is_not_weighed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every assessed run moves its recipe's score; only a listed recipe needs its standing, a query over all
+    its assessed runs."""
+    weighed: list[str] = []
+
+    async def no_listings(session: object, workspace_id: str, template_id: str) -> list[str]:
+        return []
+
+    async def standing(session: object, workspace_id: str, template_id: str, trend_points: int) -> QualityStanding:
+        weighed.append(template_id)
+        return QualityStanding(score=0.1, assessed_runs=5, trend=())
+
+    monkeypatch.setattr(queries, "approved_listing_ids", no_listings)
+    monkeypatch.setattr(replicas, "quality_standing", standing)
+    handlers = MarketplaceHandlers(trusted_threshold=3, gate=GATE)
+    uow = SimpleNamespace(session=None, caller=SimpleNamespace(workspace_id="wa"))
+    await handlers.follow_quality(FollowRecipeQuality(template_id="d", execution_id="e1"), uow)  # type: ignore[arg-type]
+    assert weighed == []

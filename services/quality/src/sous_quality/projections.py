@@ -21,6 +21,7 @@ from sous_quality.adapters import copies, repository
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
 from sous_quality.domain import agents
 from sous_quality.domain import recipe_quality as recipe_quality_domain
+from sous_quality.domain.agents import AgentMetrics
 from sous_quality.domain.recipe_quality import RecipeQuality
 
 AGGREGATE_TYPES = (recipe_quality_domain.AGGREGATE, agents.AGGREGATE)
@@ -83,8 +84,9 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
         applied = quality.applied(payload, envelope.aggregate_version)
         await repository.save_recipe_quality(session, applied, learning_data=learned)
     elif isinstance(payload, AgentMetricsUpdated):
-        metrics = await repository.lock_agent(session, payload.agent_id, ws)
-        await repository.save_agent(session, metrics.applied(payload, envelope.aggregate_version))
+        # The event carries the agent's whole totals: the state it leaves needs nothing read.
+        metrics = AgentMetrics(payload.agent_id).applied(payload, envelope.aggregate_version)
+        await repository.save_agent(session, metrics, ws)
 
 
 async def reset(session: AsyncSession) -> None:

@@ -129,14 +129,20 @@ async def _keep_finished(session: AsyncSession, envelope: Envelope, payload: Exe
     for result in payload.step_results:
         if result.step_id:
             await copies.upsert_step(session, payload.execution_id, result.step_id, **_step_result_values(result))
-    row = await copies.get_execution(session, payload.execution_id)
-    assert row is not None
-    duration = payload.totals.duration_ms or None
+    totals = payload.totals
+    # The copies are read only for what the totals leave out (a run's copy and steps are the larger rows).
+    duration = totals.duration_ms or None
     if duration is None:
+        row = await copies.get_execution(session, payload.execution_id)
+        assert row is not None
         began = row["started_at"] or row["requested_at"]
         duration = (envelope.occurred_at - began).total_seconds() * 1000 if began else None
-    steps = await copies.load_steps(session, payload.execution_id)
-    tokens_total: int | None = payload.totals.tokens or sum(s.tokens or 0 for s in steps) or None
+    tokens_total: int | None = totals.tokens or None
+    cost = totals.cost_usd
+    if not tokens_total or not cost:
+        steps = await copies.load_steps(session, payload.execution_id)
+        tokens_total = tokens_total or sum(s.tokens or 0 for s in steps) or None
+        cost = cost or sum(s.cost_usd for s in steps)
     await copies.record_finished(
         session,
         execution_id=payload.execution_id,
@@ -145,6 +151,6 @@ async def _keep_finished(session: AsyncSession, envelope: Envelope, payload: Exe
         error=payload.error,
         total_duration_ms=duration,
         total_tokens=tokens_total,
-        total_cost_usd=payload.totals.cost_usd or sum(s.cost_usd for s in steps),
+        total_cost_usd=cost,
         at=envelope.occurred_at,
     )

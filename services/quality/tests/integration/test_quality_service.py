@@ -526,10 +526,11 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
 
 async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: Harness) -> None:
     """A finished run is assessed and learned from in one pass: the run's copy and the recipe's learning_data
-    (the last 50 analyses, the largest document here) are read once, and learning_data is written once."""
+    (the last 50 analyses, the largest document here) are read once, and learning_data is written once.
+    Counting a step's attempt reads its agent's metrics once."""
     ws, template = unique("ws"), unique("recipe")
     created, recipe = recipe_event(ws, template, auto_learning=True)
-    run = Run(ws, template)
+    run, a1, a2 = Run(ws, template), new_id(), new_id()
     engine = harness.app.state.runtime.engine.sync_engine
     statements: list[tuple[str, tuple[Any, ...]]] = []
 
@@ -538,7 +539,7 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
 
     event_.listen(engine, "before_cursor_execute", seen)
     try:
-        await harness.publish(created, *scenario(run, recipe, new_id(), new_id()))
+        await harness.publish(created, *scenario(run, recipe, a1, a2))
         stream = await quality_events(harness.bootstrap, f"{ws}:{template}", want=2)
     finally:
         event_.remove(engine, "before_cursor_execute", seen)
@@ -547,6 +548,10 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
     learning_reads = [s for s in about_run if s.startswith("SELECT") and "recipe_quality.learning_data" in s]
     learning_writes = [s for s in about_run if "learning_data = excluded.learning_data" in s]
     run_reads = [s for s in about_run if s.startswith("SELECT") and "execution_copies.recipe," in s]
-    assert len(learning_reads) == 1  # the lock under which both events are decided
+    assert len(learning_reads) == 2  # the lock under which both events are decided (found once created: a first run)
     assert len(learning_writes) == 1  # the LearningRecorded's projection
-    assert len(run_reads) == 2  # the copy kept from ExecutionFinished, the copy scored
+    assert len(run_reads) == 1  # the copy scored (keeping ExecutionFinished needs none: its totals are given)
+    agent_reads = [s for s, params in statements if (a1 in params or a2 in params) and s.startswith("SELECT")]
+    # 4 counted attempts, each under its agent's lock (read again once created, for each agent's first);
+    # projecting AgentMetricsUpdated reads nothing: the event carries the whole totals.
+    assert len(agent_reads) == 4 + 2

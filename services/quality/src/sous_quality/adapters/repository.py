@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,14 +64,18 @@ def _recipe_quality_where(workspace_id: str, template_id: str) -> Any:
 
 
 async def lock_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
-    """The recipe's quality, created if missing and locked until the transaction ends."""
-    await session.execute(
-        pg_insert(recipe_quality)
-        .values(workspace_id=workspace_id, template_id=template_id, assessment_count=0, learning_data={}, version=0)
-        .on_conflict_do_nothing()
-    )
+    """The recipe's quality, created if missing and locked until the transaction ends (one statement when the
+    row exists, as it does from a recipe's second run on)."""
     query = select(recipe_quality).where(_recipe_quality_where(workspace_id, template_id)).with_for_update()
-    return _recipe_quality((await session.execute(query)).mappings().one())
+    row = (await session.execute(query)).mappings().first()
+    if row is None:
+        await session.execute(
+            pg_insert(recipe_quality)
+            .values(workspace_id=workspace_id, template_id=template_id, assessment_count=0, learning_data={}, version=0)
+            .on_conflict_do_nothing()
+        )
+        row = (await session.execute(query)).mappings().one()
+    return _recipe_quality(row)
 
 
 async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality | None:
@@ -127,12 +131,15 @@ async def save_recipe_quality(session: AsyncSession, quality: RecipeQuality, *, 
 
 
 async def lock_agent(session: AsyncSession, agent_id: str, workspace_id: str) -> AgentMetrics:
-    """The agent's metrics, created if missing and locked until the transaction ends."""
-    await session.execute(
-        pg_insert(agent_metrics).values(agent_id=agent_id, workspace_id=workspace_id).on_conflict_do_nothing()
-    )
+    """The agent's metrics, created if missing and locked until the transaction ends (one statement when the
+    row exists)."""
     query = select(agent_metrics).where(agent_metrics.c.agent_id == agent_id).with_for_update()
-    row = (await session.execute(query)).mappings().one()
+    row = (await session.execute(query)).mappings().first()
+    if row is None:
+        await session.execute(
+            pg_insert(agent_metrics).values(agent_id=agent_id, workspace_id=workspace_id).on_conflict_do_nothing()
+        )
+        row = (await session.execute(query)).mappings().one()
     totals = AgentTotals(
         runs=row["runs"],
         successes=row["successes"],
@@ -143,17 +150,20 @@ async def lock_agent(session: AsyncSession, agent_id: str, workspace_id: str) ->
     return AgentMetrics(agent_id=agent_id, totals=totals, version=int(row["version"]))
 
 
-async def save_agent(session: AsyncSession, metrics: AgentMetrics) -> None:
+async def save_agent(session: AsyncSession, metrics: AgentMetrics, workspace_id: str) -> None:
+    """Write the agent's totals at its version, creating its row if missing."""
     totals = metrics.totals
+    values = {
+        "runs": totals.runs,
+        "successes": totals.successes,
+        "total_duration_ms": totals.total_duration_ms,
+        "total_tokens": totals.total_tokens,
+        "total_cost_usd": totals.total_cost_usd,
+        "version": metrics.version,
+    }
+    stmt = pg_insert(agent_metrics).values(agent_id=metrics.agent_id, workspace_id=workspace_id, **values)
     await session.execute(
-        update(agent_metrics)
-        .where(agent_metrics.c.agent_id == metrics.agent_id)
-        .values(
-            runs=totals.runs,
-            successes=totals.successes,
-            total_duration_ms=totals.total_duration_ms,
-            total_tokens=totals.total_tokens,
-            total_cost_usd=totals.total_cost_usd,
-            version=metrics.version,
+        stmt.on_conflict_do_update(
+            index_elements=[agent_metrics.c.agent_id], set_={k: stmt.excluded[k] for k in values}
         )
     )
