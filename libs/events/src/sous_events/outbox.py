@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sous_events.failures import describe
 from sous_events.kafka import KafkaConfig, make_producer
 from sous_events.migration_ops import OUTBOX_PARKING_DDL
-from sous_events.relay_send import send_rows
+from sous_events.relay_send import SendOutcome, send_rows
 from sous_events.store import OUTBOX_CHANNEL
 
 logger = logging.getLogger("sous.outbox")
@@ -33,11 +33,13 @@ logger = logging.getLogger("sous.outbox")
 # The oldest unsent rows that are not parked and do not queue behind a parked row of their key: a row the
 # broker refuses holds back only its own aggregate, every other aggregate keeps flowing.
 # $2 are the rows the broker acknowledged in the previous pass: marked sent by the same round trip (the
-# statement's snapshot still sees them unsent, hence the hashed NOT IN over what it marked).
+# statement's snapshot still sees them unsent, hence the hashed NOT IN over what it marked). $3 are the rows
+# being sent while this fetch runs ahead: not theirs to fetch again.
 _NEXT_ROWS = """
 WITH marked AS (UPDATE outbox SET sent_at = now() WHERE id = ANY($2::bigint[]) RETURNING id)
 SELECT o.id, o.topic, o.key, o.value, o.headers FROM outbox o
-WHERE o.sent_at IS NULL AND o.parked_at IS NULL AND o.id NOT IN (SELECT id FROM marked)
+WHERE o.sent_at IS NULL AND o.parked_at IS NULL
+  AND o.id NOT IN (SELECT id FROM marked UNION ALL SELECT unnest($3::bigint[]))
   AND NOT EXISTS (
     SELECT 1 FROM outbox p
     WHERE p.parked_at IS NOT NULL AND p.sent_at IS NULL AND p.key = o.key AND p.id < o.id)
@@ -100,6 +102,8 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         # Acknowledged by the broker, not yet marked sent (the next fetch marks them; a crash resends them).
         self._acked: list[int] = []
+        # The next pass's rows, fetched while this pass's were being acknowledged.
+        self._ahead: list[Any] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.name}")
@@ -148,6 +152,7 @@ class OutboxRelay:
                         await asyncio.wait_for(self._wake.wait(), self.fallback_poll_s)
         finally:
             self.is_leader = False
+            self._ahead = []  # a later lead fetches afresh: another leader may have sent these meanwhile
             with contextlib.suppress(Exception):
                 await self._mark_acked(conn)
             with contextlib.suppress(Exception):
@@ -199,23 +204,43 @@ class OutboxRelay:
                 await asyncio.wait_for(producer.stop(), 5)
 
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        """Mark the previous pass's rows sent and fetch the next ones; send those. Returns the rows fetched."""
-        acked = self._acked
-        rows = await conn.fetch(_NEXT_ROWS, self.batch_size, acked)
-        self._acked = []
-        self.published += len(acked)
+        """Send the rows fetched ahead (or fetch them now), and while the broker acknowledges them, mark the
+        previous pass's rows sent and fetch the next ones. Returns the rows sent.
+
+        Only the fetch overlaps the send: a pass's rows go to the broker once the previous pass's are all
+        acknowledged, so per-key order holds even when a send fails.
+        """
+        rows, self._ahead = self._ahead, []
+        if not rows:
+            acked, self._acked = self._acked, []
+            rows = await conn.fetch(_NEXT_ROWS, self.batch_size, acked, [])
+            self.published += len(acked)
         if not rows:
             return 0
         producer = await self._ensure_producer()
-        outcome = await asyncio.wait_for(send_rows(producer, rows), self.kafka.send_timeout_s)
+        acked, self._acked = self._acked, []
+        sending = asyncio.wait_for(send_rows(producer, rows), self.kafka.send_timeout_s)
+        fetching = conn.fetch(_NEXT_ROWS, self.batch_size, acked, [row["id"] for row in rows])
+        results: tuple[Any, Any] = await asyncio.gather(sending, fetching, return_exceptions=True)
+        outcome: SendOutcome | BaseException = results[0]
+        ahead: list[Any] | BaseException = results[1]
+        if isinstance(ahead, BaseException):
+            self._acked = acked  # not marked: the next fetch (or the leader's exit) marks them
+        else:
+            self.published += len(acked)
+        if isinstance(outcome, BaseException):
+            raise outcome
         if outcome.parked:
             await self._park(conn, outcome.parked)
-        self._acked = outcome.sent
+        self._acked += outcome.sent
         if outcome.error is not None:
             # Broker trouble: what was acknowledged is recorded now, the rest is sent again after a backoff.
             await self._mark_acked(conn)
             raise outcome.error
-        # Rows held behind a parked one in this batch count as handled: the next query skips them.
+        if isinstance(ahead, BaseException):
+            raise ahead
+        # Rows held behind a row parked in this pass must not go: then the next pass fetches afresh.
+        self._ahead = [] if outcome.parked else list(ahead)
         return len(rows)
 
     async def _mark_acked(self, conn: asyncpg.Connection) -> None:

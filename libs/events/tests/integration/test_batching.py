@@ -2,6 +2,7 @@
 
 import uuid
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -136,9 +137,45 @@ async def test_the_relay_walks_the_unsent_index_in_order_whatever_the_statistics
     conn = await relay._connect()
     try:
         plan = "\n".join(
-            row[0] for row in await conn.fetch("EXPLAIN " + _NEXT_ROWS.replace("$1", "100").replace("$2", "'{}'"))
+            row[0]
+            for row in await conn.fetch(
+                "EXPLAIN " + _NEXT_ROWS.replace("$1", "100").replace("$2", "'{}'").replace("$3", "'{}'")
+            )
         )
     finally:
         await conn.close()
     assert "Index Scan using ix_outbox_unsent" in plan, plan
     assert "Sort" not in plan, plan
+
+
+class _CountingConnection(asyncpg.Connection):  # type: ignore[misc]
+    fetches = 0
+
+    async def fetch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        type(self).fetches += 1
+        return await super().fetch(*args, **kwargs)
+
+
+async def test_a_pass_fetches_the_next_rows_while_its_own_are_acknowledged(fresh_database, sessions, kafka, workspace):
+    store = EventStore()
+    aggregates = [f"{workspace}-ahead-{i}" for i in range(3)]
+    async with sessions() as s, s.begin():
+        await store.append_streams(
+            s, [([pipeline_event(workspace, a, v) for v in range(1, 101)], 0) for a in aggregates]
+        )
+    relay = OutboxRelay(name=f"relay-{uuid.uuid4().hex[:8]}", database_url=fresh_database, kafka=kafka, batch_size=100)
+    conn = await asyncpg.connect(relay.dsn, connection_class=_CountingConnection)
+    try:
+        assert await relay._publish_batch(conn) == 100
+        assert _CountingConnection.fetches == 2  # its own rows, then the next pass's during the send
+        assert await relay._publish_batch(conn) == 100
+        assert await relay._publish_batch(conn) == 100
+        assert _CountingConnection.fetches == 4  # the second and third pass had their rows already
+        assert await relay._publish_batch(conn) == 0  # marks the last pass's rows; nothing more to send
+        assert await pending_count(fresh_database) == 0
+        assert relay.published == 300
+        rows = await conn.fetch("SELECT key, count(*) FROM outbox WHERE sent_at IS NOT NULL GROUP BY key")
+        assert sorted((r["key"], r["count"]) for r in rows) == [(a, 100) for a in aggregates]
+    finally:
+        await relay._close_producer()
+        await conn.close()
