@@ -160,14 +160,12 @@ class Stack:
             self._write_stack_file()
             self._create_databases_and_topics()
             self._replay_if_broker_empty()
-            services = [spec for spec in SERVICES if spec.name != "gateway"]
-            self._say(f"starting {', '.join(spec.name for spec in services)}, then the gateway ...")
-            for spec in services:
+            # All at once: the gateway needs no upstream to start, only to answer ready (it asks theirs).
+            self._say(f"starting {', '.join(spec.name for spec in SERVICES)} ...")
+            for spec in SERVICES:
                 self._launch(spec)
-            for spec in services:
+            for spec in SERVICES:
                 self._wait_ready(spec.name)
-            self._launch(SERVICE_BY_NAME["gateway"])
-            self._wait_ready("gateway")
             self._count_replayed()
             self._wait_http(MODEL_SERVER, f"http://127.0.0.1:{self.model_port}/healthz")
             from sous_local.seed import seed_stack

@@ -31,7 +31,7 @@ class ServiceSpec:
         return f"SOUS_{self.name.upper()}_URL"
 
 
-# Start order: the gateway last (its readiness includes every upstream's).
+# Started together; the gateway is listed last, as its readiness includes every upstream's.
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("catalog", "sous_catalog", 8001, "sous_catalog"),
     ServiceSpec("executor", "sous_executor", 8002, "sous_executor"),
