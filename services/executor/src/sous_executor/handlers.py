@@ -23,7 +23,7 @@ from sous_events.registry import make_event
 from sous_events.store import EventStore
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.catalog_client import CatalogClient
-from sous_executor.adapters.execution_stream import AGGREGATE, PRODUCER
+from sous_executor.adapters.execution_stream import AGGREGATE, PRODUCER, append_requested
 from sous_executor.adapters.leases import Leases
 from sous_executor.adapters.quality_scores import QualityScores
 from sous_executor.adapters.views import ExecutionViews, owned_execution
@@ -209,7 +209,7 @@ class ExecutorService:
         """Validate and append ExecutionRequested with its read-model row; claim the run here if there is room.
 
         Every start (execute, rerun, replay, cron, webhook, a workflow's stage) goes through here: the claim
-        is written in the same transaction, and the run starts once it commits (StepEngine.claim_here).
+        is written in the same transaction, and the run starts once it commits (StepEngine.reserve_here).
         """
         workspace_id = command.workspace_id
         recipe = command.recipe
@@ -241,7 +241,8 @@ class ExecutorService:
             actor=uow.caller.actor,
         )
         stream = [envelope]
-        if await self.engine.claim_here(uow, execution_id, workspace_id, stream):
+        claimed = self.engine.reserve_here(uow, execution_id, stream)
+        if claimed:
             # Claimed here: the run is started in this transaction, by this instance, under its lease.
             started = ExecutionStarted(
                 execution_id=execution_id,
@@ -260,8 +261,7 @@ class ExecutorService:
                     actor=uow.caller.actor,
                 )
             )
-        await self.store.append(session, stream, expected_version=0)
-        await repo.project_execution(session, Execution.from_events(stream))
+        await append_requested(session, self.store, Execution(), stream, leases=self.leases, claimed=claimed)
         # Last, so the workspace's lock is held only from here to the commit: its other starts overlap.
         await admit_start(session, workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
         return {

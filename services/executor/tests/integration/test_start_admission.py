@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -31,6 +31,7 @@ from executor_harness import (
 )
 from sqlalchemy import func, select
 
+from sous_executor import handlers
 from sous_executor.adapters.repositories import ACTIVE_STATUSES
 from sous_executor.adapters.tables import executions
 from sous_local.testing import Infrastructure, unique
@@ -55,26 +56,24 @@ async def two_instances(
         ]
 
 
-def held_until_all_arrive(instances: list[Running], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each start waits, inside its transaction and after claiming its run, until every start is there."""
+def held_until_all_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each start waits inside its transaction, after writing its run (events, lease, read-model row) and before
+    its admission, until every start is there."""
     barrier = asyncio.Barrier(STARTS)
-    for instance in instances:
-        engine = instance.executor.service.engine
-        claim_here: Callable[..., Awaitable[bool]] = engine.claim_here
+    admit = handlers.admit_start
 
-        async def held(*args: Any, _claim: Callable[..., Awaitable[bool]] = claim_here) -> bool:
-            claimed = await _claim(*args)
-            await barrier.wait()
-            return claimed
+    async def held(*args: Any) -> None:
+        await barrier.wait()
+        await admit(*args)
 
-        monkeypatch.setattr(engine, "claim_here", held)
+    monkeypatch.setattr(handlers, "admit_start", held)
 
 
 async def start_all_at_once(
     instances: list[Running], ws: str, template_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """STARTS starts over both instances, all inside their transactions at once: (admitted ids, refusals)."""
-    held_until_all_arrive(instances, monkeypatch)
+    held_until_all_arrive(monkeypatch)
     url = f"/api/workflow-recipes/{template_id}/execute"
 
     async def one(index: int) -> httpx.Response:

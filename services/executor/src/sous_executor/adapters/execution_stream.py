@@ -44,13 +44,14 @@ def _placeholder(table: Table, column: str, number: int) -> str:
     return f"${number}::text"
 
 
-def _projection_cte(first: int) -> tuple[str, tuple[str, ...]]:
-    """The read-model upsert, its parameters numbered from `first`, in the order of `execution_row`."""
+def _projection_cte(first: int, source: str = "FROM lease") -> tuple[str, tuple[str, ...]]:
+    """The read-model upsert, its parameters numbered from `first`, in the order of `execution_row`; the row is
+    written for each row of `source` (the lease the statement holds; "" writes it unconditionally)."""
     columns = tuple(execution_row(Execution()).keys())
     values = ", ".join(_placeholder(executions, c, first + i) for i, c in enumerate(columns))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "execution_id")
     cte = (
-        f"projected AS (INSERT INTO executions ({', '.join(columns)}) SELECT {values} FROM lease "
+        f"projected AS (INSERT INTO executions ({', '.join(columns)}) SELECT {values} {source} "
         f"ON CONFLICT (execution_id) DO UPDATE SET {updates} WHERE executions.version <= EXCLUDED.version), "
     )
     return cte, columns
@@ -82,6 +83,48 @@ _JSONB_COLUMNS = frozenset(c for c in PROJECTED_COLUMNS if isinstance(executions
 def _projection_parameters(execution: Execution) -> list[Any]:
     row = execution_row(execution)
     return [jsontext.dumps(row[c]) if c in _JSONB_COLUMNS else row[c] for c in PROJECTED_COLUMNS]
+
+
+def _requesting_sql() -> str:
+    """A start's writes: the lease when this instance claims the run, events, outbox rows, read-model row."""
+    first = APPEND_PARAMETERS + 1  # execution_id, workspace_id, owner, ttl, claimed
+    lease = (
+        "lease AS (INSERT INTO execution_leases (execution_id, workspace_id, owner, expires_at) "
+        f"SELECT ${first}::text, ${first + 1}::text, ${first + 2}::text, "
+        f"clock_timestamp() + make_interval(secs => ${first + 3}::float8) WHERE ${first + 4}::boolean), "
+    )
+    projection, _ = _projection_cte(first + 5, source="")
+    return append_sql(ctes=lease + projection)
+
+
+REQUESTING_SQL = _requesting_sql()
+
+
+async def append_requested(
+    session: AsyncSession,
+    store: EventStore,
+    execution: Execution,
+    envelopes: Sequence[Envelope],
+    *,
+    leases: Leases,
+    claimed: bool,
+) -> None:
+    """The first events of an execution (folded into `execution`), written by one statement of the session's
+    transaction with their outbox rows and read-model row, and the lease when `claimed` by this instance.
+
+    No savepoint: a conflict (the execution exists already) fails the whole transaction, whose unit of work
+    runs the start again. The lease expiry counts from the statement, as `Leases.claim_new`'s does.
+    """
+    outbox_rows = store.checked(envelopes, expected_version=0)
+    for envelope in envelopes:
+        execution.apply(envelope)
+    parameters = [*append_parameters(envelopes, outbox_rows), execution.execution_id, execution.workspace_id]
+    parameters += [leases.owner, leases.ttl_s, claimed, *_projection_parameters(execution)]
+    connection = await session.connection()
+    try:
+        await connection.exec_driver_sql(REQUESTING_SQL, tuple(parameters))
+    except IntegrityError as exc:
+        raise ConcurrencyConflict(AGGREGATE, execution.execution_id, 0) from exc
 
 
 class ExecutionStream:

@@ -4,7 +4,7 @@ It starts a Run for each execution whose lease this instance holds, keeps them w
 capacity, signals cancels to them and stops them (releasing their leases) when the service stops.
 
 A run is claimed by the instance that accepts its request, in the transaction that appends its
-ExecutionRequested (`claim_here`), when that instance has room; it starts as soon as that transaction
+ExecutionRequested (`reserve_here`), when that instance has room; it starts as soon as that transaction
 commits, with no trip through the broker. The runner consumer still reads every ExecutionRequested: it
 finds the lease taken and skips, or claims the runs no accepting instance could take. If the accepting
 process dies after the commit, the lease expires and the sweeper of any instance resumes the run.
@@ -55,21 +55,19 @@ class StepEngine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
-    async def claim_here(self, uow: UnitOfWork, execution_id: str, workspace_id: str, stream: list[Envelope]) -> bool:
-        """Claim a run being requested in `uow`'s transaction, and start it once that transaction commits.
+    def reserve_here(self, uow: UnitOfWork, execution_id: str, stream: list[Envelope]) -> bool:
+        """Reserve a slot for a run being requested in `uow`'s transaction, and start it once that commits.
 
-        `stream`: the events that transaction appends to the execution's stream; the caller completes it
-        before the commit, and the run starts from it. False when this instance is full or stopping: the run
-        then waits for the runner consumer or the sweeper of an instance with room. A transaction that does
-        not commit gives the slot back.
+        True: the caller writes the run's lease for this instance in that transaction
+        (`execution_stream.append_requested`). `stream`: the events that transaction appends to the
+        execution's stream; the caller completes it before the commit, and the run starts from it. False when
+        this instance is full or stopping: the run then waits for the runner consumer or the sweeper of an
+        instance with room. A transaction that does not commit gives the slot back.
         """
         if self._stopping or self.capacity.holds(execution_id) or not self.capacity.reserve(execution_id):
             return False
         uow.after_rollback(lambda: self.capacity.unreserve(execution_id))
-        sent = time.monotonic()
-        if not await self.leases.claim_new(uow.session, execution_id, workspace_id):
-            self.capacity.unreserve(execution_id)
-            return False
+        sent = time.monotonic()  # before the lease is written: the fence counts from no later than its expiry
         uow.after_commit(lambda: self.spawn(execution_id, claimed=Claimed(tuple(stream), sent)))
         return True
 
