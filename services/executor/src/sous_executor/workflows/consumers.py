@@ -34,13 +34,16 @@ async def record_agent_metrics(session: AsyncSession, envelope: Envelope, payloa
 async def record_quality_signal(
     session: AsyncSession, envelope: Envelope, payload: ev.QualityAssessed | ev.LearningRecorded
 ) -> None:
+    # A LearningRecorded is kept without its learning_data (the recipe's last 50 analyses, most of the event):
+    # the stages read the run's own patterns, suggestions and performance.
+    learning = isinstance(payload, ev.LearningRecorded)
     await repo.record_signal(
         session,
         execution_id=payload.execution_id,
-        kind="quality" if isinstance(payload, ev.QualityAssessed) else "learning",
+        kind="learning" if learning else "quality",
         workspace_id=envelope.workspace_id,
         recipe_id=payload.template_id,
-        payload=payload.model_dump(mode="json"),
+        payload=payload.model_dump(mode="json", exclude={"learning_data"} if learning else None),
     )
 
 

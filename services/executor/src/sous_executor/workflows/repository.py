@@ -318,7 +318,7 @@ async def get_signal(session: AsyncSession, execution_id: str, kind: str) -> dic
 
 
 async def latest_suggestions(session: AsyncSession, workspace_id: str, recipe_id: str) -> list[Suggestion]:
-    """The suggestions of the recipe's latest LearningRecorded (its payload is kept whole as the signal)."""
+    """The suggestions of the recipe's latest LearningRecorded (its payload, without learning_data, is the signal)."""
     q = quality_signals.c
     row = (
         await session.execute(
