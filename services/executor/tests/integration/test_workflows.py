@@ -137,3 +137,23 @@ async def test_the_accepting_instance_claims_a_run_and_drives_it_without_the_bro
     assert owner == executor.settings.runner_id
     run = await finished_run(executor, ws, workflow_id, run_id)
     assert run["status"] == "completed", run["error_message"]
+
+
+async def test_agent_selection_waits_for_the_workspaces_first_agent_to_reach_the_replica(executor: Running) -> None:
+    executor.app.state.workflows.runner.timings = WorkflowTimings(quality_wait_s=0.3, poll_s=0.05)
+    ws = unique("ws")
+    created = await call(executor, ws, "POST", "/api/workflows", 201, json={"name": "Early", "task_template": "Go"})
+    workflow_id = created["workflow"]["id"]
+    run_id = (await call(executor, ws, "POST", f"/api/workflows/{workflow_id}/execute", 202))["run_id"]
+    path = f"/api/workflows/{workflow_id}/runs/{run_id}"
+    deadline = time.monotonic() + 60
+    while (run := await call(executor, ws, "GET", path, 200))["stages"][0]["status"] != "completed":
+        assert run["status"] in ("pending", "running"), run["error_message"]
+        assert time.monotonic() < deadline, "stage 1 never completed"
+        await asyncio.sleep(0.05)
+    # The agent, created just before the run, reaches this replica only now.
+    agent = agent_snapshot(ws, name="writer")
+    await seed(executor, ws, recipe_snapshot(ws, [step("only", 1, agent["id"], "x")]), [agent])
+    run = await finished_run(executor, ws, workflow_id, run_id)
+    assert run["status"] == "completed", run["error_message"]
+    assert run["subtasks"][0]["agent_id"] == agent["id"]

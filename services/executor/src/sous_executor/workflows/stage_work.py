@@ -76,7 +76,11 @@ class StageWork:
             async with self.runner.sessions() as session:
                 agents, metrics = await repo.workspace_agents(session, self.run.workspace_id)
             if not allowed:
-                return agents, metrics
+                # A workspace's first agent, created just before the run, may not have reached this replica yet.
+                if any(str(a.get("status") or "active") == "active" for a in agents) or loop.time() >= deadline:
+                    return agents, metrics
+                await asyncio.sleep(self.runner.timings.poll_s)
+                continue
             by_id = {str(a.get("id")): a for a in agents}
             missing = [i for i in allowed if i not in by_id]
             if missing:
