@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events.envelope import Envelope
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.events.catalog import (
     AgentRegistered,
     AgentRemoved,
@@ -220,27 +220,31 @@ class ExecutorService:
         data = resolve_inputs(recipe.get("inputs") or {}, command.input_data, missing_text_as_empty=True)
         session = uow.session
         execution_id = command.execution_id or new_id()
-        envelope = make_event(
-            ExecutionRequested(
-                execution_id=execution_id,
-                template_id=str(recipe["template_id"]),
-                recipe=recipe,
-                agents=command.agents,
-                input_data=data,
-                triggered_by=command.triggered_by,
-                rerun_of=command.rerun_of,
-                from_step=command.from_step,
-                reused_results=list(command.reused_results),
-                step_overrides=dict(command.step_overrides),
-            ),
-            producer=PRODUCER,
-            workspace_id=workspace_id,
-            aggregate_id=execution_id,
-            aggregate_version=1,
-            correlation_id=execution_id,
-            actor=uow.caller.actor,
+
+        def event(payload: EventPayload, version: int) -> Envelope:
+            return make_event(
+                payload,
+                producer=PRODUCER,
+                workspace_id=workspace_id,
+                aggregate_id=execution_id,
+                aggregate_version=version,
+                correlation_id=execution_id,
+                actor=uow.caller.actor,
+            )
+
+        requested = ExecutionRequested(
+            execution_id=execution_id,
+            template_id=str(recipe["template_id"]),
+            recipe=recipe,
+            agents=command.agents,
+            input_data=data,
+            triggered_by=command.triggered_by,
+            rerun_of=command.rerun_of,
+            from_step=command.from_step,
+            reused_results=list(command.reused_results),
+            step_overrides=dict(command.step_overrides),
         )
-        stream = [envelope]
+        stream = [event(requested, 1)]
         claimed = self.engine.reserve_here(uow, execution_id, stream)
         if claimed:
             # Claimed here: the run is started in this transaction, by this instance, under its lease.
@@ -250,17 +254,7 @@ class ExecutorService:
                 runner_id=self.settings.runner_id,
                 total_steps=len(steps),
             )
-            stream.append(
-                make_event(
-                    started,
-                    producer=PRODUCER,
-                    workspace_id=workspace_id,
-                    aggregate_id=execution_id,
-                    aggregate_version=2,
-                    correlation_id=execution_id,
-                    actor=uow.caller.actor,
-                )
-            )
+            stream.append(event(started, 2))
         await append_requested(session, self.store, Execution(), stream, leases=self.leases, claimed=claimed)
         # Last, so the workspace's lock is held only from here to the commit: its other starts overlap.
         await admit_start(session, workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)

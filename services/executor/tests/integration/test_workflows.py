@@ -157,3 +157,14 @@ async def test_agent_selection_waits_for_the_workspaces_first_agent_to_reach_the
     run = await finished_run(executor, ws, workflow_id, run_id)
     assert run["status"] == "completed", run["error_message"]
     assert run["subtasks"][0]["agent_id"] == agent["id"]
+
+
+async def test_agent_selection_fails_the_run_when_no_agent_arrives_within_the_wait(executor: Running) -> None:
+    executor.app.state.workflows.runner.timings = WorkflowTimings(quality_wait_s=0.3, poll_s=0.05, agent_wait_s=0.5)
+    ws = unique("ws")
+    created = await call(executor, ws, "POST", "/api/workflows", 201, json={"name": "Alone", "task_template": "Go"})
+    workflow_id = created["workflow"]["id"]
+    run_id = (await call(executor, ws, "POST", f"/api/workflows/{workflow_id}/execute", 202))["run_id"]
+    run = await finished_run(executor, ws, workflow_id, run_id)
+    assert run["status"] == "failed" and run["stages"][1]["code"] == "no_agent", run["stages"][1]
+    assert run["stages"][0]["status"] == "completed"

@@ -34,9 +34,11 @@ Extra = Callable[[AsyncSession], Awaitable[None]]
 
 @dataclass(frozen=True)
 class WorkflowTimings:
-    """How long stages wait for the quality service, and how often waits look again."""
+    """How long stages wait for the quality service and for agents to reach the executor's copy of the
+    catalog, and how often waits look again."""
 
     quality_wait_s: float = 60.0
+    agent_wait_s: float = 30.0
     poll_s: float = 0.25
     busy_retry_s: float = 2.0
 

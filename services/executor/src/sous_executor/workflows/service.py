@@ -201,11 +201,8 @@ class WorkflowService:
             # Claimed here, durably with the request: the run starts on commit without waiting for the broker.
             # The runners' consumer then finds the lease taken; if this process dies first, the lease expires
             # and a sweeper resumes the run.
-            claimed = await repo.claim_new_lease(
-                session, run_id, ctx.workspace_id, self.runner.owner, self.runner.ttl_s
-            )
-        if claimed:
-            self.runner.spawn(run_id)
+            await repo.claim_new_lease(session, run_id, ctx.workspace_id, self.runner.owner, self.runner.ttl_s)
+        self.runner.spawn(run_id)
         return {
             "run_id": run_id,
             "workflow_id": workflow_id,

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 DEFAULT_MAX_SUBTASKS = 6
 DEFAULT_PLANNER_ATTEMPTS = 3
 MODEL_ERROR_RETRIES = 3
-AGENT_REPLICA_WAIT_S = 30.0
 MAX_OUTPUT_IN_EVENT = 4000
 
 
@@ -71,7 +70,7 @@ class StageWork:
     async def _agents(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         allowed = [str(a) for a in self.config.get("agent_ids") or []]
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + AGENT_REPLICA_WAIT_S
+        deadline = loop.time() + self.runner.timings.agent_wait_s
         while True:
             async with self.runner.sessions() as session:
                 agents, metrics = await repo.workspace_agents(session, self.run.workspace_id)
