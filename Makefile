@@ -5,6 +5,9 @@ UV := $(VENV)/bin/uv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Installed packages are compiled to bytecode once, at install: every service start and test process then
+# imports them without compiling (which also holds where PYTHONDONTWRITEBYTECODE keeps Python from caching).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench bench-peer bench-stack k8s-validate chaos chaos-short
 
@@ -18,6 +21,7 @@ $(UV):
 
 $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml)
 	$(UV) sync --frozen --all-packages --python $(PY)
+	@$(PY) -m compileall -q -j 0 libs/*/src services/*/src gateway/src deploy/local/src > /dev/null
 	@touch $@
 
 install: $(VENV)/.synced ## Create the virtualenv and install everything (locked)

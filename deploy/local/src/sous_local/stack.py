@@ -20,6 +20,7 @@ from sous_local.ports import free_port
 from sous_local.processes import ManagedProcess, port_is_free, tail, wait_until_ready
 from sous_local.provisioning import (
     SECRETS_FILE,
+    broker_defaults,
     broker_messages,
     create_databases,
     ensure_topics,
@@ -286,7 +287,7 @@ class Stack:
         found = load_or_create_secrets(self.state_dir, self._source_env)
         self.internal_secret = found["SOUS_INTERNAL_SECRET"]
         self.jwt_secret = found["SOUS_JWT_SECRET"]
-        env = dict(self._source_env)
+        env = {**broker_defaults(self.broker, started=self._broker is not None), **self._source_env}
         env.setdefault("SOUS_ENV", "development")
         env.setdefault("SOUS_MODEL_BASE_URL", self.model_url)
         env.update(found)

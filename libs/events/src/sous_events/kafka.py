@@ -27,6 +27,9 @@ class KafkaConfig:
     partitions: int = 6
     replication: int = 1
     client_id: str = "sous"
+    # A consumer is out of its group when silent this long. The embedded broker also takes half of it to let a
+    # new group's first member join, so a shorter session makes a single-machine stack ready sooner.
+    session_timeout_ms: int = 10_000
     # The largest record the producer sends; match the broker's message.max.bytes (1 MiB by default), so a
     # record the broker would refuse fails at once, row by row, rather than taking a produce batch with it.
     max_message_bytes: int = 1024 * 1024
@@ -81,8 +84,8 @@ def make_consumer(config: KafkaConfig, group_id: str) -> AIOKafkaConsumer:
         # A long poll: both brokers answer a fetch as soon as a record arrives, so this bounds only how often
         # an idle consumer asks (partitions are not paused while worked on, see sous_events.consumer).
         fetch_max_wait_ms=500,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=min(1_000, config.session_timeout_ms // 3),
         # Topics are created before consumers start and a broker error forces a refresh at once, so the
         # periodic refresh is only a safety net (it was the largest idle request load on the embedded broker).
         metadata_max_age_ms=30_000,

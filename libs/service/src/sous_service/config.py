@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -37,6 +37,7 @@ class ServiceSettings(BaseSettings):
     kafka_acks: Literal["all", "1", "0"] = "all"
     kafka_send_timeout_s: float = 10.0
     kafka_partitions: int = 6
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=3_000, le=300_000)
     kafka_replication: int = 1
     consumer_max_attempts: int = 5
     consumer_backoff_s: float = 0.2

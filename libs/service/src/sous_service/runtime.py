@@ -43,6 +43,7 @@ def kafka_config(settings: ServiceSettings) -> KafkaConfig:
         partitions=settings.kafka_partitions,
         replication=settings.kafka_replication,
         client_id=f"sous-{settings.service_name}",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
     )
 
 
