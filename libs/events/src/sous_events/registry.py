@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sous_events import events as ev
 from sous_events import topics
@@ -12,6 +12,7 @@ from sous_events.envelope import Envelope, EventPayload
 from sous_events.tracing import current_traceparent
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+PayloadT = TypeVar("PayloadT", bound=EventPayload)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,13 @@ def payload_of(envelope: Envelope) -> EventPayload:
     spec = EVENT_SPECS.get(envelope.event_type)
     if spec is None:
         raise UnknownEventType(f"unknown event type {envelope.event_type!r}")
-    return spec.payload.model_validate(upcast(envelope.event_type, envelope.schema_version, envelope.payload))
+    return payload_as(envelope, spec.payload)
+
+
+def payload_as(envelope: Envelope, model: type[PayloadT]) -> PayloadT:
+    """The envelope's payload, upcast to the current schema version, read as `model`: its registered model,
+    or a view declaring only the fields a reader uses (the others are neither validated nor built)."""
+    return model.model_validate(upcast(envelope.event_type, envelope.schema_version, envelope.payload))
 
 
 def make_event(

@@ -105,3 +105,44 @@ async def test_a_payload_its_model_refuses_fails_validation():
     )
     with pytest.raises(ValidationError):
         await dispatch(None, broken)  # type: ignore[arg-type]
+
+
+class RequestedTemplate(EventPayload):
+    """A view of ExecutionRequested: two of its fields."""
+
+    execution_id: str
+    template_id: str
+
+
+async def test_a_declared_view_reads_only_its_fields_and_is_upcast_too():
+    seen = Seen()
+    dispatch = Dispatch({ev.ExecutionRequested: seen}, {ev.ExecutionRequested: RequestedTemplate})
+    v1 = Envelope(
+        event_type="ExecutionRequested",
+        schema_version=1,
+        producer="executor",
+        workspace_id="w",
+        aggregate_type="Execution",
+        aggregate_id="e",
+        aggregate_version=1,
+        # a recipe its full model would refuse: the view does not read it
+        payload={"execution_id": "e", "recipe_id": "menu", "recipe": {"steps": []}},
+    )
+    await dispatch(None, v1)  # type: ignore[arg-type]
+    [(_, payload)] = seen.calls
+    assert isinstance(payload, RequestedTemplate)
+    assert (payload.execution_id, payload.template_id) == ("e", "menu")
+    broken = v1.model_copy(update={"payload": {"recipe_id": "menu"}})
+    with pytest.raises(ValidationError):
+        await dispatch(None, broken)  # type: ignore[arg-type]
+
+
+def test_a_view_names_fields_of_a_handled_payload_only():
+    class Invented(EventPayload):
+        execution_id: str
+        invented: str
+
+    with pytest.raises(ValueError, match="invented"):
+        Dispatch({ev.ExecutionRequested: Seen()}, {ev.ExecutionRequested: Invented})
+    with pytest.raises(ValueError):
+        Dispatch({ev.ExecutionRequested: Seen()}, {ev.QualityAssessed: RequestedTemplate})

@@ -54,9 +54,11 @@ class ConsumerSpec:
     name: str
     handlers: Mapping[type[EventPayload], TypedHandler]
     after_commit: AfterCommit | None = None
+    # A payload class -> the narrower view of it its handler reads (sous_events.dispatch).
+    views: Mapping[type[EventPayload], type[EventPayload]] = field(default_factory=dict)
 
     def dispatch(self) -> Dispatch:
-        return Dispatch(self.handlers)
+        return Dispatch(self.handlers, self.views)
 
     @property
     def topics(self) -> list[str]:

@@ -5,6 +5,7 @@ from sqlalchemy import event as event_
 from sqlalchemy import select
 
 from sous_catalog.adapters.tables import agents, recipes
+from sous_catalog.domain.recipe import popularity
 from sous_catalog.projections import rebuild_read_models
 from sous_events import events as ev
 from sous_events.envelope import Actor
@@ -128,14 +129,15 @@ async def test_execution_events_update_statistics_once(catalog):
     assert again["revision"] == 1
 
 
-async def test_statistics_neither_read_nor_return_the_recipe_documents(catalog):
-    """Counting a use, a finish or a score locks the statistics columns only: the snapshot and learning_data
-    of a recipe are large, and every execution moves its statistics several times."""
+async def test_statistics_are_one_change_per_event_without_reading_the_recipe_documents(catalog):
+    """Counting a use, a finish or a score is arithmetic in SQL on the statistics columns, then the popularity
+    it leads to: no row is locked and read first, and the recipe's documents (the snapshot, learning_data,
+    large) are neither read nor returned."""
     engine = catalog.app.state.runtime.engine.sync_engine
     statements: list[str] = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
+        statements.append(" ".join(statement.split()))
 
     ws = catalog.workspace
     recipe = await catalog.recipe()
@@ -160,9 +162,40 @@ async def test_statistics_neither_read_nor_return_the_recipe_documents(catalog):
         await catalog.wait_for(counted)
     finally:
         event_.remove(engine, "before_cursor_execute", seen)
-    writes = [s for s in statements if ("FOR UPDATE" in s and "FROM recipes" in s) or s.startswith("UPDATE recipes")]
-    assert len(writes) >= 6  # a lock and an update for the use, the finish and the score
-    assert not [s for s in writes if "learning_data" in s or "recipes.doc" in s]
+    changes = [s for s in statements if "UPDATE recipes" in s or "INTO executions" in s]
+    assert len(changes) == 7  # use + popularity, start, finish + rate and popularity, score + popularity
+    assert not [s for s in statements if "FOR UPDATE" in s and ("recipes" in s or "executions" in s)]
+    assert not [s for s in changes if "learning_data" in s or "doc" in s.split()]
+    found = await recipe_of(catalog, tid)
+    assert found["popularity"] == popularity(1, 1.0, 0.7)
+
+
+async def test_an_execution_moves_forward_only_and_a_cancellation_is_no_finish(catalog):
+    ws = catalog.workspace
+    recipe = await catalog.recipe()
+    tid = recipe["template_id"]
+    done, cancelled = new_id(), new_id()
+    for payload, stream, version in (
+        (ev.ExecutionRequested(execution_id=done, template_id=tid, recipe=recipe), done, 1),
+        (ev.ExecutionFinished(execution_id=done, template_id=tid, status="completed"), done, 3),
+        (ev.ExecutionStarted(execution_id=done, template_id=tid), done, 2),  # late: must not reopen it
+        (ev.ExecutionFinished(execution_id=done, template_id=tid, status="failed"), done, 4),  # final already
+        (ev.ExecutionStarted(execution_id=cancelled, template_id=tid), cancelled, 2),  # before its request
+        (ev.ExecutionRequested(execution_id=cancelled, template_id=tid, recipe=recipe), cancelled, 1),
+        (ev.ExecutionFinished(execution_id=cancelled, template_id=tid, status="cancelled"), cancelled, 3),
+    ):
+        await catalog.publish(event(payload, ws, stream, version))
+
+    async def settled():
+        dashboard = (await catalog.request("GET", f"{BASE}/stats/dashboard")).json()
+        return dashboard if dashboard["status_breakdown"]["cancelled"] == 1 else None
+
+    dashboard = await catalog.wait_for(settled)
+    assert dashboard["status_breakdown"] == {"completed": 1, "failed": 0, "running": 0, "pending": 0, "cancelled": 1}
+    found = await recipe_of(catalog, tid)
+    # a request that came after its execution started is no new use; the cancellation is no finish
+    assert (found["use_count"], found["success_rate"]) == (1, 1.0)
+    assert found["popularity"] == popularity(1, 1.0, None)
 
 
 async def _true_when(value):

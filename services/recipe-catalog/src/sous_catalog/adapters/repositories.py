@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Row, and_, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog.adapters.tables import agents, executions, recipes
@@ -18,8 +17,7 @@ from sous_service.ordering import by_name
 SortKey = Literal["popularity", "created_at", "use_count", "average_rating", "name"]
 AgentSortKey = Literal["created_at", "name"]
 STATUSES = ("completed", "failed", "running", "pending", "cancelled")
-TERMINAL = ("completed", "failed", "cancelled")
-# What the statistics consumed from events are computed from (with the row's id).
+# What a use counted through the API is computed from (with the row's id).
 STATISTICS: tuple[ColumnElement[Any], ...] = (
     recipes.c.id,
     recipes.c.use_count,
@@ -132,7 +130,7 @@ class RecipeRepository:
         )
         return list(rows.scalars())
 
-    # ------------------------------------------------------------ statistics (from consumed events)
+    # ------------------------------------------------------------ statistics (a use counted by the API)
 
     async def _locked_statistics(self, workspace_id: str, template_id: str) -> Row[Any] | None:
         """The row's statistics, locked; its documents (the snapshot, learning_data) are neither read nor decoded."""
@@ -143,60 +141,29 @@ class RecipeRepository:
         )
         return (await self.session.execute(query)).first()
 
-    async def _update_stats(self, row: Row[Any], *, whole_row: bool, **changes: Any) -> Row[Any]:
-        """Apply stat changes to the locked row and recompute popularity from the result.
+    async def record_use(self, workspace_id: str, template_id: str, at: datetime) -> Row[Any] | None:
+        """Count one use (an API call); the updated row, documents too, or None when the recipe is unknown.
 
-        Returns the whole updated row when asked (an API answer), else the statistics it was given.
+        Uses from consumed events are counted by sous_catalog.adapters.statistics.
         """
-        use_count = changes.get("use_count", row.use_count)
-        success_rate = changes.get("success_rate", row.success_rate)
-        quality = changes.get("quality_score", row.quality_score)
-        changes["popularity"] = popularity(use_count, success_rate, quality)
-        statement = update(recipes).where(recipes.c.id == row.id).values(**changes)
-        if not whole_row:
-            await self.session.execute(statement)
-            return row
-        updated = (await self.session.execute(statement.returning(*recipes.c))).first()
-        assert updated is not None  # the row is locked
-        return updated
-
-    async def record_use(
-        self, workspace_id: str, template_id: str, at: datetime, *, whole_row: bool = False
-    ) -> Row[Any] | None:
-        """Count one use; None when the recipe is unknown. `whole_row`: return the updated row, documents too."""
         row = await self._locked_statistics(workspace_id, template_id)
         if row is None:
             return None
         last = at if row.last_used_at is None or at > row.last_used_at else row.last_used_at
-        return await self._update_stats(row, whole_row=whole_row, use_count=row.use_count + 1, last_used_at=last)
-
-    async def record_finish(self, workspace_id: str, template_id: str, status: str) -> None:
-        if status not in ("completed", "failed"):
-            return
-        row = await self._locked_statistics(workspace_id, template_id)
-        if row is None:
-            return
-        finished = row.finished_count + 1
-        successes = row.success_count + (1 if status == "completed" else 0)
-        await self._update_stats(
-            row,
-            whole_row=False,
-            finished_count=finished,
-            success_count=successes,
-            success_rate=round(successes / finished, 6),
-        )
-
-    async def set_quality(self, workspace_id: str, template_id: str, score: float) -> None:
-        row = await self._locked_statistics(workspace_id, template_id)
-        if row is not None:
-            await self._update_stats(row, whole_row=False, quality_score=min(max(score, 0.0), 1.0))
-
-    async def set_learning(self, workspace_id: str, template_id: str, data: dict[str, Any]) -> None:
-        await self.session.execute(
+        use_count = row.use_count + 1
+        statement = (
             update(recipes)
-            .where(recipes.c.workspace_id == workspace_id, recipes.c.template_id == template_id)
-            .values(learning_data=data)
+            .where(recipes.c.id == row.id)
+            .values(
+                use_count=use_count,
+                last_used_at=last,
+                popularity=popularity(use_count, row.success_rate, row.quality_score),
+            )
+            .returning(*recipes.c)
         )
+        updated = (await self.session.execute(statement)).first()
+        assert updated is not None  # the row is locked
+        return updated
 
     async def dashboard(self, workspace_id: str) -> dict[str, Any]:
         overview = (
@@ -245,44 +212,6 @@ class RecipeRepository:
         }
 
 
-class ExecutionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def transition(
-        self, workspace_id: str, execution_id: str, recipe_id: str, status: str, at: datetime
-    ) -> tuple[str | None, bool]:
-        """Move an execution to `status` unless it already finished; returns (previous status, changed).
-
-        A terminal status is final, and a late `pending`/`running` never moves an execution backwards.
-        """
-        row = (
-            await self.session.execute(
-                select(executions.c.status).where(executions.c.execution_id == execution_id).with_for_update()
-            )
-        ).first()
-        previous = None if row is None else str(row.status)
-        rank = {"pending": 0, "running": 1}
-        if previous is not None and (
-            previous in TERMINAL or (status in rank and rank.get(previous, 2) >= rank[status])
-        ):
-            return previous, False
-        stmt = pg_insert(executions).values(
-            execution_id=execution_id,
-            workspace_id=workspace_id,
-            recipe_id=recipe_id,
-            status=status,
-            requested_at=at if status == "pending" else None,
-            updated_at=at,
-        )
-        await self.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[executions.c.execution_id], set_={"status": status, "updated_at": at}
-            )
-        )
-        return previous, True
-
-
 class AgentRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -328,8 +257,3 @@ class AgentRepository:
         order = by_name(agents.c.name, agents.c.id) if sort_by == "name" else (agents.c.created_at.desc(), agents.c.id)
         rows = await self.session.execute(select(agents).where(where).order_by(*order).offset(skip).limit(limit))
         return [agent_public(r) for r in rows], int(total)
-
-    async def set_metrics(self, workspace_id: str, agent_id: str, metrics: dict[str, Any]) -> None:
-        await self.session.execute(
-            update(agents).where(agents.c.workspace_id == workspace_id, agents.c.id == agent_id).values(metrics=metrics)
-        )

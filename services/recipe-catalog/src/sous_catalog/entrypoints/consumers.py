@@ -40,4 +40,5 @@ def catalog_consumer(settings: CatalogSettings, runtime: ServiceRuntime) -> Cons
             ev.AgentMetricsUpdated: stats.on_agent_metrics,
             ev.RecipeInstalled: recipe_installed,
         },
+        views=stats.VIEWS,
     )

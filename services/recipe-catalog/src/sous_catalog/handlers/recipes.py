@@ -131,7 +131,7 @@ class RecipeHandlers:
     async def record_use(self, command: RecordRecipeUse, uow: UnitOfWork) -> dict[str, Any]:
         """A statistic, not a revision: the read model counts it, no event is recorded."""
         repository = RecipeRepository(uow.session)
-        row = await repository.record_use(uow.caller.workspace_id, command.template_id, now(), whole_row=True)
+        row = await repository.record_use(uow.caller.workspace_id, command.template_id, now())
         if row is None:
             raise NotFound("recipe", command.template_id)
         return recipe_public(row)

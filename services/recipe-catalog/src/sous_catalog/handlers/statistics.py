@@ -2,54 +2,94 @@
 
 They change read-model columns only (never a Recipe or Agent event): each runs in the consumer's inbox
 transaction, so a redelivered event changes nothing twice.
+
+Each handler reads its event through a view of the few fields it uses (`VIEWS`, declared with the
+consumer): an ExecutionRequested carries the recipe and its agents, an ExecutionFinished the step results,
+a LearningRecorded ~20 KB of findings, none of which the statistics need to validate or rebuild. The
+learning data and agent metrics are snapshots whose written form is exactly what the producer wrote
+(sous_events.contracts.base.Snapshot), so they are stored as they arrived.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_catalog.adapters.repositories import AgentRepository, ExecutionRepository, RecipeRepository
+from sous_catalog.adapters.statistics import StatisticsWriter
 from sous_events import events as ev
-from sous_events.envelope import Envelope
+from sous_events.envelope import Envelope, EventPayload
 
 
-async def on_execution_requested(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionRequested) -> None:
+class ExecutionMoved(EventPayload):
+    """What ExecutionRequested, ExecutionStarted and ExecutionFinished tell the statistics."""
+
+    execution_id: str
+    template_id: str
+
+
+class ExecutionFinishedOutcome(ExecutionMoved):
+    status: str
+
+
+class QualityScored(EventPayload):
+    template_id: str
+    rolling_score: float
+
+
+class LearningOfRecipe(EventPayload):
+    template_id: str
+    learning_data: dict[str, Any] = {}
+
+
+class AgentMetricsOfAgent(EventPayload):
+    agent_id: str
+    metrics: dict[str, Any]
+
+
+VIEWS: dict[type[EventPayload], type[EventPayload]] = {
+    ev.ExecutionRequested: ExecutionMoved,
+    ev.ExecutionStarted: ExecutionMoved,
+    ev.ExecutionFinished: ExecutionFinishedOutcome,
+    ev.QualityAssessed: QualityScored,
+    ev.LearningRecorded: LearningOfRecipe,
+    ev.AgentMetricsUpdated: AgentMetricsOfAgent,
+}
+
+
+async def on_execution_requested(session: AsyncSession, envelope: Envelope, payload: ExecutionMoved) -> None:
     """A request counts a use of the recipe (once per execution)."""
-    previous, changed = await _execution_status(session, envelope, payload.execution_id, payload.template_id, "pending")
-    if changed and previous is None:
-        await RecipeRepository(session).record_use(envelope.workspace_id, payload.template_id, envelope.occurred_at)
+    if payload.template_id:
+        execution_id = payload.execution_id or envelope.aggregate_id
+        await StatisticsWriter(session).requested(
+            envelope.workspace_id, execution_id, payload.template_id, envelope.occurred_at
+        )
 
 
-async def on_execution_started(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionStarted) -> None:
-    await _execution_status(session, envelope, payload.execution_id, payload.template_id, "running")
+async def on_execution_started(session: AsyncSession, envelope: Envelope, payload: ExecutionMoved) -> None:
+    await _moved(session, envelope, payload, "running")
 
 
-async def on_execution_finished(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionFinished) -> None:
+async def on_execution_finished(session: AsyncSession, envelope: Envelope, payload: ExecutionFinishedOutcome) -> None:
     """A finish updates the recipe's success_rate (once per execution)."""
-    _, changed = await _execution_status(session, envelope, payload.execution_id, payload.template_id, payload.status)
-    if changed:
-        await RecipeRepository(session).record_finish(envelope.workspace_id, payload.template_id, payload.status)
+    await _moved(session, envelope, payload, payload.status)
 
 
-async def _execution_status(
-    session: AsyncSession, envelope: Envelope, execution_id: str, template_id: str, status: str
-) -> tuple[str | None, bool]:
-    if not template_id or not status:
-        return None, False
-    return await ExecutionRepository(session).transition(
-        envelope.workspace_id, execution_id or envelope.aggregate_id, template_id, status, envelope.occurred_at
-    )
+async def _moved(session: AsyncSession, envelope: Envelope, payload: ExecutionMoved, status: str) -> None:
+    if payload.template_id and status:
+        execution_id = payload.execution_id or envelope.aggregate_id
+        await StatisticsWriter(session).moved(
+            envelope.workspace_id, execution_id, payload.template_id, status, envelope.occurred_at
+        )
 
 
-async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: ev.QualityAssessed) -> None:
-    await RecipeRepository(session).set_quality(envelope.workspace_id, payload.template_id, payload.rolling_score)
+async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: QualityScored) -> None:
+    await StatisticsWriter(session).quality(envelope.workspace_id, payload.template_id, payload.rolling_score)
 
 
-async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payload: ev.LearningRecorded) -> None:
-    await RecipeRepository(session).set_learning(
-        envelope.workspace_id, payload.template_id, payload.learning_data.as_dict()
-    )
+async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payload: LearningOfRecipe) -> None:
+    await StatisticsWriter(session).learning(envelope.workspace_id, payload.template_id, payload.learning_data)
 
 
-async def on_agent_metrics(session: AsyncSession, envelope: Envelope, payload: ev.AgentMetricsUpdated) -> None:
-    await AgentRepository(session).set_metrics(envelope.workspace_id, payload.agent_id, payload.metrics.as_dict())
+async def on_agent_metrics(session: AsyncSession, envelope: Envelope, payload: AgentMetricsOfAgent) -> None:
+    await StatisticsWriter(session).agent_metrics(envelope.workspace_id, payload.agent_id, payload.metrics)
