@@ -38,3 +38,23 @@ async def test_a_learning_signal_keeps_the_runs_findings_not_the_recipes_learnin
     assert "learning_data" not in signal["payload"]
     assert signal["payload"]["suggestions"][0]["message"] == "shorter"
     assert {"patterns", "performance_metrics"} <= set(signal["payload"])
+
+
+async def test_the_quality_consumer_does_not_validate_a_learning_events_learning_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kept: list[dict[str, Any]] = []
+
+    async def record_signal(session: Any, **signal: Any) -> None:
+        kept.append(signal)
+
+    monkeypatch.setattr(consumers.repo, "record_signal", record_signal)
+    learned = ev.LearningRecorded(template_id="workflow-w1", execution_id="e1")
+    envelope = make_event(
+        learned, producer="quality", workspace_id="ws", aggregate_id="ws:workflow-w1", aggregate_version=2
+    )
+    # 50 analyses are most of the cost of decoding the event, and the signal never reads them.
+    heavy = envelope.model_copy(update={"payload": {**envelope.payload, "learning_data": {"analyses": "unread"}}})
+    await consumers.quality_consumer().dispatch()(None, heavy)  # type: ignore[arg-type]
+    [signal] = kept
+    assert signal["kind"] == "learning" and "learning_data" not in signal["payload"]

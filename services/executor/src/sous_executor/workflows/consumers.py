@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import events as ev
@@ -31,6 +34,13 @@ async def record_agent_metrics(session: AsyncSession, envelope: Envelope, payloa
     )
 
 
+class LearningSignal(ev.LearningRecorded):
+    """LearningRecorded as a signal reads it: learning_data (the recipe's last 50 analyses, most of the
+    event) is neither validated nor kept."""
+
+    learning_data: Any = Field(default=None, exclude=True)
+
+
 async def record_quality_signal(
     session: AsyncSession, envelope: Envelope, payload: ev.QualityAssessed | ev.LearningRecorded
 ) -> None:
@@ -55,4 +65,5 @@ def quality_consumer() -> ConsumerSpec:
             ev.LearningRecorded: record_quality_signal,
             ev.AgentMetricsUpdated: record_agent_metrics,
         },
+        views={ev.LearningRecorded: LearningSignal},
     )
