@@ -115,8 +115,8 @@ async def learn_from_finished_run(command: LearnFromFinishedRun, uow: UnitOfWork
         raise ExecutionNotFound(eid)
     quality = await repository.lock_recipe_quality(session, ws, command.template_id)
     # Read under the lock: an assessment or analysis asked for meanwhile is not recorded twice.
-    assessed = await repository.get_assessment(session, ws, eid) is not None
-    analysed = await repository.get_analysis(session, ws, eid) is not None
+    assessed = await repository.is_assessed(session, ws, eid)
+    analysed = await repository.is_analysed(session, ws, eid)
     if assessed and analysed:
         return
     record = await copies.execution_record(session, execution, recipe)

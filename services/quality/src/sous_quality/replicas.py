@@ -65,8 +65,7 @@ async def keep_execution(session: AsyncSession, envelope: Envelope, payload: Eve
             at=at,
         )
     elif isinstance(payload, ExecutionStarted):
-        await copies.ensure_execution(session, ws, payload.execution_id, payload.template_id)
-        await copies.record_started(session, payload.execution_id, at)
+        await copies.record_started(session, ws, payload.execution_id, payload.template_id, at)
     elif isinstance(payload, StepStarted):
         await copies.upsert_step(
             session,

@@ -545,9 +545,10 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
         event_.remove(engine, "before_cursor_execute", seen)
     assert [e.event_type for e in stream] == ["QualityAssessed", "LearningRecorded"]
     about_run = [s for s, params in statements if ws in params or run.execution_id in params]
-    learning_reads = [s for s in about_run if s.startswith("SELECT") and "recipe_quality.learning_data" in s]
-    learning_writes = [s for s in about_run if "learning_data = excluded.learning_data" in s]
-    run_reads = [s for s in about_run if s.startswith("SELECT") and "execution_copies.recipe," in s]
+    reads = [s.lower() for s in about_run if s.lstrip().upper().startswith("SELECT")]
+    learning_reads = [s for s in reads if "from recipe_quality" in s and ("select *" in s or "learning_data" in s)]
+    learning_writes = [s for s in about_run if "learning_data = excluded.learning_data" in s.lower()]
+    run_reads = [s for s in reads if "select * from execution_copies" in s or "execution_copies.recipe," in s]
     assert len(learning_reads) == 2  # the lock under which both events are decided (found once created: a first run)
     assert len(learning_writes) == 1  # the LearningRecorded's projection
     assert len(run_reads) == 1  # the copy scored (keeping ExecutionFinished needs none: its totals are given)

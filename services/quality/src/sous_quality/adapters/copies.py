@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_quality.adapters.tables import executions, recipes, step_results
+from sous_events import jsontext
+from sous_quality.adapters import statements
+from sous_quality.adapters.tables import executions, recipes
 from sous_quality.domain.record import ExecutionRecord, StepRecord, recipe_as_run, record_from_copies
 
 # --- recipe copies -------------------------------------------------------------------------------
@@ -52,21 +54,46 @@ async def mark_recipe_deleted(session: AsyncSession, workspace_id: str, recipe_i
 
 
 async def get_recipe(session: AsyncSession, workspace_id: str, template_id: str) -> RowMapping | None:
-    result = await session.execute(
-        select(recipes).where(recipes.c.workspace_id == workspace_id, recipes.c.template_id == template_id)
+    result = await statements.run(
+        session, "SELECT * FROM recipe_copies WHERE workspace_id = $1 AND template_id = $2", workspace_id, template_id
     )
     return result.mappings().first()
 
 
 # --- execution copies ----------------------------------------------------------------------------
 
+# The NOT NULL columns a run's copy starts with when an event of it arrives before its ExecutionRequested.
+_EXECUTION_COLUMNS = (
+    "execution_id, workspace_id, template_id, status, recipe, agents, input_data, output_data, total_cost_usd, "
+    "correlation_id"
+)
+_ENSURE_EXECUTION_SQL = f"""
+INSERT INTO execution_copies ({_EXECUTION_COLUMNS})
+VALUES ($1, $2, $3, 'pending', '{{}}', '{{}}', '{{}}', '{{}}', 0, '')
+ON CONFLICT DO NOTHING
+"""
+_REQUESTED_SQL = f"""
+INSERT INTO execution_copies ({_EXECUTION_COLUMNS}, requested_at)
+VALUES ($1, $2, $3, 'pending', $4::jsonb, $5::jsonb, $6::jsonb, '{{}}', 0, $7, $8)
+ON CONFLICT (execution_id) DO UPDATE SET recipe = EXCLUDED.recipe, agents = EXCLUDED.agents,
+    input_data = EXCLUDED.input_data, correlation_id = EXCLUDED.correlation_id, requested_at = EXCLUDED.requested_at
+"""
+# Created if missing and marked running in one statement; a finished run's copy stays finished.
+_STARTED_SQL = f"""
+INSERT INTO execution_copies AS x ({_EXECUTION_COLUMNS}, started_at)
+VALUES ($1, $2, $3, 'running', '{{}}', '{{}}', '{{}}', '{{}}', 0, '', $4)
+ON CONFLICT (execution_id) DO UPDATE SET status = 'running', started_at = EXCLUDED.started_at
+WHERE x.finished_at IS NULL
+"""
+_FINISHED_SQL = """
+UPDATE execution_copies SET status = $2, output_data = $3::jsonb, error = $4, total_duration_ms = $5,
+    total_tokens = $6, total_cost_usd = $7, finished_at = $8
+WHERE execution_id = $1
+"""
+
 
 async def ensure_execution(session: AsyncSession, workspace_id: str, execution_id: str, template_id: str) -> None:
-    await session.execute(
-        pg_insert(executions)
-        .values(execution_id=execution_id, workspace_id=workspace_id, template_id=template_id, status="pending")
-        .on_conflict_do_nothing()
-    )
+    await statements.run(session, _ENSURE_EXECUTION_SQL, execution_id, workspace_id, template_id)
 
 
 async def record_requested(
@@ -81,32 +108,25 @@ async def record_requested(
     correlation_id: str,
     at: datetime,
 ) -> None:
-    values = {
-        "execution_id": execution_id,
-        "workspace_id": workspace_id,
-        "template_id": template_id,
-        "status": "pending",
-        "recipe": recipe,
-        "agents": agents,
-        "input_data": input_data,
-        "correlation_id": correlation_id,
-        "requested_at": at,
-    }
-    stmt = pg_insert(executions).values(**values)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[executions.c.execution_id],
-            set_={k: stmt.excluded[k] for k in ("recipe", "agents", "input_data", "correlation_id", "requested_at")},
-        )
+    await statements.run(
+        session,
+        _REQUESTED_SQL,
+        execution_id,
+        workspace_id,
+        template_id,
+        jsontext.dumps(recipe),
+        jsontext.dumps(agents),
+        jsontext.dumps(input_data),
+        correlation_id,
+        at,
     )
 
 
-async def record_started(session: AsyncSession, execution_id: str, at: datetime) -> None:
-    await session.execute(
-        update(executions)
-        .where(executions.c.execution_id == execution_id, executions.c.finished_at.is_(None))
-        .values(status="running", started_at=at)
-    )
+async def record_started(
+    session: AsyncSession, workspace_id: str, execution_id: str, template_id: str, at: datetime
+) -> None:
+    """The run started: its copy (created if missing) is running, unless it already finished."""
+    await statements.run(session, _STARTED_SQL, execution_id, workspace_id, template_id, at)
 
 
 async def record_finished(
@@ -121,32 +141,33 @@ async def record_finished(
     total_cost_usd: float,
     at: datetime,
 ) -> None:
-    await session.execute(
-        update(executions)
-        .where(executions.c.execution_id == execution_id)
-        .values(
-            status=status,
-            output_data=output_data,
-            error=error,
-            total_duration_ms=total_duration_ms,
-            total_tokens=total_tokens,
-            total_cost_usd=total_cost_usd,
-            finished_at=at,
-        )
+    await statements.run(
+        session,
+        _FINISHED_SQL,
+        execution_id,
+        status,
+        jsontext.dumps(output_data),
+        error,
+        total_duration_ms,
+        total_tokens,
+        total_cost_usd,
+        at,
     )
 
 
 async def get_execution(session: AsyncSession, execution_id: str) -> RowMapping | None:
-    result = await session.execute(select(executions).where(executions.c.execution_id == execution_id))
+    result = await statements.run(session, "SELECT * FROM execution_copies WHERE execution_id = $1", execution_id)
     return result.mappings().first()
 
 
 async def revision_and_agents(session: AsyncSession, execution_id: str) -> RowMapping | None:
     """The recipe revision a run used and its agents, without reading the rest of the run's copy."""
-    query = select(executions.c.recipe["revision"].label("revision"), executions.c.agents).where(
-        executions.c.execution_id == execution_id
+    result = await statements.run(
+        session,
+        "SELECT recipe -> 'revision' AS revision, agents FROM execution_copies WHERE execution_id = $1",
+        execution_id,
     )
-    return (await session.execute(query)).mappings().first()
+    return result.mappings().first()
 
 
 async def find_execution(
@@ -164,24 +185,54 @@ async def find_execution(
 
 # --- step rows -----------------------------------------------------------------------------------
 
+# What a step's row holds besides its key, with what a new row starts with.
+STEP_DEFAULTS: dict[str, Any] = {
+    "order": 0,
+    "agent_id": "",
+    "agent_name": "",
+    "status": "pending",
+    "attempts": 1,
+    "output": None,
+    "duration_ms": None,
+    "tokens": None,
+    "cost_usd": 0.0,
+    "error": None,
+}
+_STEP_INSERT = (
+    'INSERT INTO step_results AS s (execution_id, step_id, "order", agent_id, agent_name, status, attempts, output, '
+    "duration_ms, tokens, cost_usd, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12) "
+)
+_STEP_UPSERTS: dict[frozenset[str], str] = {}
+
+
+def _step_upsert_sql(given: frozenset[str]) -> str:
+    """The upsert that changes the `given` columns of an existing row (attempts only grow); one text per set."""
+    sql = _STEP_UPSERTS.get(given)
+    if sql is None:
+        changes = [
+            f'"{name}" = EXCLUDED."{name}"'
+            if name != "attempts"
+            else "attempts = GREATEST(s.attempts, EXCLUDED.attempts)"
+            for name in STEP_DEFAULTS
+            if name in given
+        ]
+        conflict = f"DO UPDATE SET {', '.join(changes)}" if changes else "DO NOTHING"
+        sql = _STEP_UPSERTS[given] = f"{_STEP_INSERT}ON CONFLICT (execution_id, step_id) {conflict}"
+    return sql
+
 
 async def upsert_step(session: AsyncSession, execution_id: str, step_id: str, **values: Any) -> None:
     """Write what an event says about a step; attempts only grow."""
-    row = {"execution_id": execution_id, "step_id": step_id, "status": values.get("status", "pending"), **values}
-    stmt = pg_insert(step_results).values(**row)
-    changes: dict[str, Any] = {k: stmt.excluded[k] for k in values if k != "attempts"}
-    if "attempts" in values:
-        changes["attempts"] = func.greatest(step_results.c.attempts, stmt.excluded.attempts)
-    if not changes:
-        await session.execute(stmt.on_conflict_do_nothing())
-        return
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=[step_results.c.execution_id, step_results.c.step_id], set_=changes)
-    )
+    unknown = values.keys() - STEP_DEFAULTS.keys()
+    if unknown:
+        raise ValueError(f"step_results has no column {sorted(unknown)}")
+    row = {**STEP_DEFAULTS, **values}
+    row["output"] = statements.json_text(row["output"])
+    await statements.run(session, _step_upsert_sql(frozenset(values)), execution_id, step_id, *row.values())
 
 
 async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecord]:
-    result = await session.execute(select(step_results).where(step_results.c.execution_id == execution_id))
+    result = await statements.run(session, "SELECT * FROM step_results WHERE execution_id = $1", execution_id)
     return [
         StepRecord(
             step_id=row["step_id"],

@@ -6,15 +6,17 @@ versions; `assessments` and `analyses` hold one row per execution. All are writt
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import jsontext
 from sous_events.contracts import LearningData
-from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
+from sous_quality.adapters import statements
+from sous_quality.adapters.tables import analyses, assessments, recipe_quality
 from sous_quality.domain.agents import AgentMetrics, AgentTotals
 from sous_quality.domain.recipe_quality import RecipeQuality
 
@@ -30,8 +32,49 @@ async def get_assessment(session: AsyncSession, workspace_id: str, execution_id:
     return result.mappings().first()
 
 
-async def insert_assessment(session: AsyncSession, **values: Any) -> None:
-    await session.execute(pg_insert(assessments).values(**values).on_conflict_do_nothing())
+async def is_assessed(session: AsyncSession, workspace_id: str, execution_id: str) -> bool:
+    sql = "SELECT 1 FROM assessments WHERE execution_id = $1 AND workspace_id = $2"
+    return (await statements.run(session, sql, execution_id, workspace_id)).first() is not None
+
+
+_ASSESSMENT_SQL = """
+INSERT INTO assessments (execution_id, workspace_id, template_id, assessed_at, quality_score, rolling_score,
+    breakdown, grade, bottlenecks, recipe_revision, models)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11::jsonb)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def insert_assessment(
+    session: AsyncSession,
+    *,
+    execution_id: str,
+    workspace_id: str,
+    template_id: str,
+    assessed_at: datetime,
+    quality_score: float,
+    rolling_score: float,
+    breakdown: dict[str, float],
+    grade: str,
+    bottlenecks: list[dict[str, Any]],
+    recipe_revision: int | None,
+    models: list[str],
+) -> None:
+    await statements.run(
+        session,
+        _ASSESSMENT_SQL,
+        execution_id,
+        workspace_id,
+        template_id,
+        assessed_at,
+        quality_score,
+        rolling_score,
+        jsontext.dumps(breakdown),
+        grade,
+        jsontext.dumps(bottlenecks),
+        recipe_revision,
+        jsontext.dumps(models),
+    )
 
 
 async def get_analysis(session: AsyncSession, workspace_id: str, execution_id: str) -> RowMapping | None:
@@ -41,8 +84,41 @@ async def get_analysis(session: AsyncSession, workspace_id: str, execution_id: s
     return result.mappings().first()
 
 
-async def insert_analysis(session: AsyncSession, **values: Any) -> None:
-    await session.execute(pg_insert(analyses).values(**values).on_conflict_do_nothing())
+async def is_analysed(session: AsyncSession, workspace_id: str, execution_id: str) -> bool:
+    sql = "SELECT 1 FROM analyses WHERE execution_id = $1 AND workspace_id = $2"
+    return (await statements.run(session, sql, execution_id, workspace_id)).first() is not None
+
+
+_ANALYSIS_SQL = """
+INSERT INTO analyses (execution_id, workspace_id, template_id, analyzed_at, patterns, suggestions,
+    performance_metrics)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
+ON CONFLICT DO NOTHING
+"""
+
+
+async def insert_analysis(
+    session: AsyncSession,
+    *,
+    execution_id: str,
+    workspace_id: str,
+    template_id: str,
+    analyzed_at: datetime,
+    patterns: list[dict[str, Any]],
+    suggestions: list[dict[str, Any]],
+    performance_metrics: dict[str, Any],
+) -> None:
+    await statements.run(
+        session,
+        _ANALYSIS_SQL,
+        execution_id,
+        workspace_id,
+        template_id,
+        analyzed_at,
+        jsontext.dumps(patterns),
+        jsontext.dumps(suggestions),
+        jsontext.dumps(performance_metrics),
+    )
 
 
 # --- the RecipeQuality aggregate -----------------------------------------------------------------
@@ -63,18 +139,21 @@ def _recipe_quality_where(workspace_id: str, template_id: str) -> Any:
     return (recipe_quality.c.workspace_id == workspace_id) & (recipe_quality.c.template_id == template_id)
 
 
+_LOCK_QUALITY_SQL = "SELECT * FROM recipe_quality WHERE workspace_id = $1 AND template_id = $2 FOR UPDATE"
+_NEW_QUALITY_SQL = """
+INSERT INTO recipe_quality (workspace_id, template_id, assessment_count, learning_data, version)
+VALUES ($1, $2, 0, '{}', 0)
+ON CONFLICT DO NOTHING
+"""
+
+
 async def lock_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
     """The recipe's quality, created if missing and locked until the transaction ends (one statement when the
     row exists, as it does from a recipe's second run on)."""
-    query = select(recipe_quality).where(_recipe_quality_where(workspace_id, template_id)).with_for_update()
-    row = (await session.execute(query)).mappings().first()
+    row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).mappings().first()
     if row is None:
-        await session.execute(
-            pg_insert(recipe_quality)
-            .values(workspace_id=workspace_id, template_id=template_id, assessment_count=0, learning_data={}, version=0)
-            .on_conflict_do_nothing()
-        )
-        row = (await session.execute(query)).mappings().one()
+        await statements.run(session, _NEW_QUALITY_SQL, workspace_id, template_id)
+        row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).mappings().one()
     return _recipe_quality(row)
 
 
@@ -87,83 +166,95 @@ async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_
 async def get_recipe_quality_scores(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality | None:
     """The recipe's quality without its learning_data (left empty), which is large and which applying an event
     never needs: every LearningRecorded carries the whole new learning_data."""
-    columns = (
-        recipe_quality.c.workspace_id,
-        recipe_quality.c.template_id,
-        recipe_quality.c.quality_score,
-        recipe_quality.c.assessment_count,
-        recipe_quality.c.version,
-    )
-    query = select(*columns).where(_recipe_quality_where(workspace_id, template_id))
-    row = (await session.execute(query)).mappings().first()
+    sql = "SELECT quality_score, assessment_count, version FROM recipe_quality WHERE workspace_id = $1 AND template_id = $2"
+    row = (await statements.run(session, sql, workspace_id, template_id)).first()
     if row is None:
         return None
     return RecipeQuality(
         workspace_id=workspace_id,
         template_id=template_id,
-        rolling_score=row["quality_score"],
-        assessment_count=row["assessment_count"],
-        version=row["version"],
+        rolling_score=row.quality_score,
+        assessment_count=row.assessment_count,
+        version=row.version,
     )
+
+
+_SAVE_QUALITY_SQL = """
+INSERT INTO recipe_quality (workspace_id, template_id, quality_score, assessment_count, learning_data, version)
+VALUES ($1, $2, $3, $4, COALESCE($5::jsonb, '{{}}'), $6)
+ON CONFLICT (workspace_id, template_id) DO UPDATE SET quality_score = EXCLUDED.quality_score,
+    assessment_count = EXCLUDED.assessment_count, version = EXCLUDED.version{learning_data}
+"""
+_SAVE_SCORES_SQL = _SAVE_QUALITY_SQL.format(learning_data="")
+_SAVE_LEARNING_SQL = _SAVE_QUALITY_SQL.format(learning_data=", learning_data = EXCLUDED.learning_data")
 
 
 async def save_recipe_quality(session: AsyncSession, quality: RecipeQuality, *, learning_data: bool = True) -> None:
     """Write the recipe's quality; its learning_data only when `learning_data` (a new row starts empty)."""
-    values: dict[str, Any] = {
-        "quality_score": quality.rolling_score,
-        "assessment_count": quality.assessment_count,
-        "version": quality.version,
-    }
-    if learning_data:
-        values["learning_data"] = quality.learning_data.as_dict()
-    stmt = pg_insert(recipe_quality).values(
-        workspace_id=quality.workspace_id, template_id=quality.template_id, **values
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[recipe_quality.c.workspace_id, recipe_quality.c.template_id],
-            set_={k: stmt.excluded[k] for k in values},
-        )
+    await statements.run(
+        session,
+        _SAVE_LEARNING_SQL if learning_data else _SAVE_SCORES_SQL,
+        quality.workspace_id,
+        quality.template_id,
+        quality.rolling_score,
+        quality.assessment_count,
+        jsontext.dumps(quality.learning_data.as_dict()) if learning_data else None,
+        quality.version,
     )
 
 
 # --- the AgentMetrics aggregate ------------------------------------------------------------------
 
 
+_LOCK_AGENT_SQL = (
+    "SELECT runs, successes, total_duration_ms, total_tokens, total_cost_usd, version FROM agent_metrics "
+    "WHERE agent_id = $1 FOR UPDATE"
+)
+_NEW_AGENT_SQL = """
+INSERT INTO agent_metrics (agent_id, workspace_id, runs, successes, total_duration_ms, total_tokens, total_cost_usd,
+    version)
+VALUES ($1, $2, 0, 0, 0, 0, 0, 0)
+ON CONFLICT DO NOTHING
+"""
+_SAVE_AGENT_SQL = """
+INSERT INTO agent_metrics (agent_id, workspace_id, runs, successes, total_duration_ms, total_tokens, total_cost_usd,
+    version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (agent_id) DO UPDATE SET runs = EXCLUDED.runs, successes = EXCLUDED.successes,
+    total_duration_ms = EXCLUDED.total_duration_ms, total_tokens = EXCLUDED.total_tokens,
+    total_cost_usd = EXCLUDED.total_cost_usd, version = EXCLUDED.version
+"""
+
+
 async def lock_agent(session: AsyncSession, agent_id: str, workspace_id: str) -> AgentMetrics:
     """The agent's metrics, created if missing and locked until the transaction ends (one statement when the
     row exists)."""
-    query = select(agent_metrics).where(agent_metrics.c.agent_id == agent_id).with_for_update()
-    row = (await session.execute(query)).mappings().first()
+    row = (await statements.run(session, _LOCK_AGENT_SQL, agent_id)).first()
     if row is None:
-        await session.execute(
-            pg_insert(agent_metrics).values(agent_id=agent_id, workspace_id=workspace_id).on_conflict_do_nothing()
-        )
-        row = (await session.execute(query)).mappings().one()
+        await statements.run(session, _NEW_AGENT_SQL, agent_id, workspace_id)
+        row = (await statements.run(session, _LOCK_AGENT_SQL, agent_id)).one()
     totals = AgentTotals(
-        runs=row["runs"],
-        successes=row["successes"],
-        total_duration_ms=row["total_duration_ms"],
-        total_tokens=row["total_tokens"],
-        total_cost_usd=row["total_cost_usd"],
+        runs=row.runs,
+        successes=row.successes,
+        total_duration_ms=row.total_duration_ms,
+        total_tokens=row.total_tokens,
+        total_cost_usd=row.total_cost_usd,
     )
-    return AgentMetrics(agent_id=agent_id, totals=totals, version=int(row["version"]))
+    return AgentMetrics(agent_id=agent_id, totals=totals, version=int(row.version))
 
 
 async def save_agent(session: AsyncSession, metrics: AgentMetrics, workspace_id: str) -> None:
     """Write the agent's totals at its version, creating its row if missing."""
     totals = metrics.totals
-    values = {
-        "runs": totals.runs,
-        "successes": totals.successes,
-        "total_duration_ms": totals.total_duration_ms,
-        "total_tokens": totals.total_tokens,
-        "total_cost_usd": totals.total_cost_usd,
-        "version": metrics.version,
-    }
-    stmt = pg_insert(agent_metrics).values(agent_id=metrics.agent_id, workspace_id=workspace_id, **values)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[agent_metrics.c.agent_id], set_={k: stmt.excluded[k] for k in values}
-        )
+    await statements.run(
+        session,
+        _SAVE_AGENT_SQL,
+        metrics.agent_id,
+        workspace_id,
+        totals.runs,
+        totals.successes,
+        float(totals.total_duration_ms),
+        totals.total_tokens,
+        float(totals.total_cost_usd),
+        metrics.version,
     )
