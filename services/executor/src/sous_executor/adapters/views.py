@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.quality_scores import QualityScores
@@ -20,6 +20,7 @@ from sous_service.domain_errors import NotFound
 from sous_service.internal_context import InternalContext
 
 FINISHED = ("completed", "failed", "cancelled")
+_RECIPE_OF = "SELECT recipe_id FROM executions WHERE workspace_id = $1 AND execution_id = $2"
 # Fetches a recipe the replica does not hold yet (from the catalog), to tell "no runs" from "no recipe".
 RecipeLoader = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 
@@ -42,6 +43,7 @@ class ExecutionViews:
         quality_scores: QualityScores,
     ) -> None:
         self.sessions = sessions
+        self.reads: AsyncEngine = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
         self.settings = settings
         self.load_recipe = load_recipe
         self.quality_scores = quality_scores
@@ -50,6 +52,14 @@ class ExecutionViews:
         """The execution's row (not found unless it is of that recipe in the caller's workspace)."""
         async with self.sessions() as session:
             return await owned_execution(session, ctx.workspace_id, template_id, eid)
+
+    async def require_listed(self, ctx: InternalContext, template_id: str, eid: str) -> None:
+        """Not found unless the execution is of that recipe in the caller's workspace: what a live stream
+        checks before it starts, as one statement outside a transaction reading one column."""
+        async with self.reads.connect() as conn:
+            recipe_id = (await conn.exec_driver_sql(_RECIPE_OF, (ctx.workspace_id, eid))).scalar_one_or_none()
+        if recipe_id is None or recipe_id != template_id:
+            raise NotFound("execution", eid)
 
     async def get_execution(self, ctx: InternalContext, template_id: str, eid: str) -> dict[str, Any]:
         return repo.execution_view(await self.require_execution(ctx, template_id, eid))

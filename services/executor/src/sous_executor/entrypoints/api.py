@@ -142,7 +142,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         request: Request,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> StreamingResponse:
-        await service.views.require_execution(ctx, template_id, execution_id)
+        await service.views.require_listed(ctx, template_id, execution_id)
         after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
         return StreamingResponse(
             stream_execution(reads, request.app.state.event_notifications, execution_id, after),

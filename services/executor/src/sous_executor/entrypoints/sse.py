@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -19,13 +18,18 @@ from sous_executor.adapters.event_notifications import EventNotifications
 from sous_executor.adapters.execution_stream import AGGREGATE
 
 KEEPALIVE_S = 15.0
-_TERMINAL = ("completed", "failed", "cancelled")
+# One statement per pass, one snapshot: the events after the last one sent and, as a last row without a
+# version, the execution's status when it is terminal. The finish appends its events and sets the status in
+# one transaction, so a terminal status read here comes with every event of the finish.
 # jsonb's text form never holds a line break (strings keep theirs escaped): one `data:` line per event.
-_EVENTS_AFTER = (
+_PASS = (
     "SELECT aggregate_version, event_type, envelope::text FROM event_store "
-    "WHERE aggregate_type = $1 AND aggregate_id = $2 AND aggregate_version > $3 ORDER BY aggregate_version"
+    "WHERE aggregate_type = $1 AND aggregate_id = $2 AND aggregate_version > $3 "
+    "UNION ALL SELECT NULL, status, NULL FROM executions "
+    "WHERE execution_id = $2 AND status IN ('completed', 'failed', 'cancelled') "
+    "ORDER BY 1 NULLS LAST"
 )
-_STATUS = "SELECT status FROM executions WHERE execution_id = $1"
+Row = tuple[int, str, str]
 
 
 def format_event(version: int, event_type: str, envelope_json: str) -> str:
@@ -56,22 +60,15 @@ async def stream_execution(
             if woken:
                 # Cleared before reading: an append that commits during the read wakes the next pass.
                 wake.clear()
-                rows = await _events_after(reads, execution_id, last)
-                if rows:
+                rows, finished = await read_pass(reads, execution_id, last)
+                ending = next((i for i, row in enumerate(rows) if row[1] == "ExecutionFinished"), None)
+                sent = rows if ending is None else rows[: ending + 1]
+                if sent:
                     # One chunk per read: each chunk is a trip through the middleware and a socket write.
-                    ending = next((i for i, row in enumerate(rows) if row[1] == "ExecutionFinished"), None)
-                    sent = rows if ending is None else rows[: ending + 1]
                     last = sent[-1][0]
                     yield "".join(format_event(*row) for row in sent)
                     last_sent = time.monotonic()
-                    if ending is not None:
-                        return
-                elif await _finished(reads, execution_id):
-                    # The finish may have committed between the read above and this look at the status:
-                    # what it appended is read once more, so a stream never ends without its last events.
-                    rest = await _events_after(reads, execution_id, last)
-                    if rest:
-                        yield "".join(format_event(*row) for row in rest)
+                if finished or ending is not None:
                     return
             if time.monotonic() - last_sent >= keepalive_s:
                 yield ": keep-alive\n\n"
@@ -81,13 +78,11 @@ async def stream_execution(
             woken = await notifications.wait(wake, keepalive_s) or time.monotonic() - last_sent >= keepalive_s
 
 
-async def _events_after(reads: AsyncEngine, execution_id: str, after: int) -> list[tuple[int, str, str]]:
+async def read_pass(reads: AsyncEngine, execution_id: str, after: int) -> tuple[list[Row], bool]:
+    """(the events after `after`, whether the execution has finished), read in one statement on the driver's
+    own connection: rows arrive as asyncpg records, with no cursor or result objects around them."""
     async with reads.connect() as conn:
-        rows: list[Any] = list((await conn.exec_driver_sql(_EVENTS_AFTER, (AGGREGATE, execution_id, after))).all())
-    return [(int(version), str(event_type), str(envelope)) for version, event_type, envelope in rows]
-
-
-async def _finished(reads: AsyncEngine, execution_id: str) -> bool:
-    async with reads.connect() as conn:
-        status = (await conn.exec_driver_sql(_STATUS, (execution_id,))).scalar_one_or_none()
-    return status in _TERMINAL
+        raw = await conn.get_raw_connection()
+        records = await raw.driver_connection.fetch(_PASS, AGGREGATE, execution_id, after)  # type: ignore[union-attr]
+    finished = bool(records) and records[-1][0] is None
+    return [(r[0], r[1], r[2]) for r in (records[:-1] if finished else records)], finished
