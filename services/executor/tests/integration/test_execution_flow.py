@@ -58,10 +58,14 @@ async def test_three_step_recipe_completes_with_results(executor: Running) -> No
         *["StepStarted", "StepUsageRecorded", "StepCompleted"] * 3,
         "ExecutionFinished",
     ]
-    # A final answer's usage is written by the statement that records the step's outcome, not one of its own.
+    # A final answer's usage is written by the statement that records the step's outcome, not one of its own;
+    # that statement starts the next step too, and the last one finishes the run: four appends for three steps.
     written_by = await transactions_of(executor, eid)
     for started, usage, completed in zip(*[iter(range(3, 12))] * 3, strict=True):
         assert written_by[usage] == written_by[completed] != written_by[started]
+    boundaries = [[3], [4, 5, 6], [7, 8, 9], [10, 11, 12]]
+    assert [{written_by[v] for v in group} for group in boundaries] == [{written_by[g[0]]} for g in boundaries]
+    assert len({written_by[v] for v in range(3, 13)}) == 4
 
 
 async def transactions_of(executor: Running, eid: str) -> dict[int, int]:

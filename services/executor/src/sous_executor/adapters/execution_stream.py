@@ -142,18 +142,21 @@ class ExecutionStream:
         async with self.sessions() as session:
             return await self.store.load(session, AGGREGATE, execution_id)
 
-    async def append(self, execution: Execution, envelopes: Sequence[Envelope], *, finish: bool) -> None:
+    async def append(
+        self, execution: Execution, envelopes: Sequence[Envelope], *, finish: bool, folded: int = 0
+    ) -> None:
         """Append under the lease and fold into `execution`; `finish` closes the lease with the last event.
 
+        The first `folded` envelopes are in `execution` already (staged by the run, not written yet).
         Raises ConcurrencyConflict when someone else appended first and LeaseLost when the lease is no longer
         this runner's (`execution` is then stale: reload it).
         """
         if not envelopes:
             raise ValueError("a step boundary appends at least one event")
         execution_id = execution.execution_id
-        expected_version = execution.version
+        expected_version = execution.version - folded
         outbox_rows = self.store.checked(envelopes, expected_version=expected_version)
-        for envelope in envelopes:
+        for envelope in envelopes[folded:]:
             execution.apply(envelope)
         parameters = [*append_parameters(envelopes, outbox_rows), execution_id, self.leases.owner]
         if not finish:

@@ -7,6 +7,14 @@ between) or hits a database blip reloads and tries again while the lease is prov
 A model call's usage is written with the run's next append rather than in a statement of its own: a final
 answer's usage travels with the step's outcome. The agent loop flushes it before anything else can take
 time or act outside (the next model call, a tool call), and the budget counts it while it waits.
+
+A step's outcome is staged the same way: folded into the Execution at once (the next step's prompt and the
+run's totals see it) and written by the run's next append, so a step boundary (this step's outcome, the
+next step's StepStarted) and the run's end (the last outcome, ExecutionFinished) are one statement each. The
+run flushes staged events before it waits on anything but an append (engine/runner.py), and the agent loop
+before every model or tool call: nothing acts outside while an outcome is unwritten. A runner that dies
+with an outcome staged has recorded nothing of it; the next runner re-runs that attempt, as it would after a
+crash just before the append.
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ class RunJournal:
         self.traceparent = ""  # of the ExecutionRequested event: the run's spans continue that trace
         self._lock = asyncio.Lock()
         self._unwritten: list[StepUsageRecorded] = []
+        # Folded into `execution` but not written yet (payloads, and the envelopes they were folded as).
+        self._staged: list[EventPayload] = []
+        self._staged_envelopes: list[Envelope] = []
 
     def defer_usage(self, usage: StepUsageRecorded) -> None:
         """Write `usage` with the next append (`flush` forces one)."""
@@ -52,12 +63,39 @@ class RunJournal:
         """Tokens and cost of deferred usage the stream does not hold yet."""
         return sum(u.tokens.total for u in self._unwritten), sum(u.cost_usd for u in self._unwritten)
 
+    @property
+    def pending(self) -> bool:
+        """Whether deferred usage or staged events wait for an append."""
+        return bool(self._unwritten or self._staged)
+
     async def flush(self) -> None:
-        if self._unwritten:
+        if self.pending:
             await self.emit([])
 
+    async def stage(self, payloads: Sequence[EventPayload]) -> None:
+        """Fold `payloads` (after the deferred usage) into the execution now; the next append writes them."""
+        await asyncio.shield(self._stage_locked(payloads))
+
+    async def _stage_locked(self, payloads: Sequence[EventPayload]) -> None:
+        async with self._lock:
+            carried, self._unwritten = self._unwritten, []
+            self._fold([*carried, *payloads])
+
+    def _fold(self, payloads: Sequence[EventPayload]) -> None:
+        for payload in payloads:
+            if records_outcome(self.execution, payload):
+                envelope = self._envelope(payload, self.execution.version + 1)
+                self.execution.apply(envelope)
+                self._staged.append(payload)
+                self._staged_envelopes.append(envelope)
+
     async def reload(self) -> None:
-        self.replay(await self.stream.load(self.execution_id))
+        """Fold the stream as stored, then the staged events again on top of it."""
+        events = await self.stream.load(self.execution_id)
+        staged = self._staged
+        self._staged, self._staged_envelopes = [], []
+        self.replay(events)
+        self._fold(staged)
 
     def replay(self, events: list[Envelope]) -> None:
         """Fold the execution from its stream's events (loaded, or just appended by this instance)."""
@@ -89,9 +127,14 @@ class RunJournal:
                 except Exception as error:
                     stale = True
                     if not is_transient(error):
+                        # Staged outcomes may be what was refused: they go, their usage stays.
+                        refused = [*payloads, *self._staged]
+                        usage = [p for p in self._staged if isinstance(p, StepUsageRecorded)]
+                        self._staged, self._staged_envelopes = [], []
+                        self._unwritten = usage + self._unwritten
                         with contextlib.suppress(Exception):
                             await self.reload()
-                            if payloads and self._unwritten:
+                            if refused and self._unwritten:
                                 # Events refused with it must not take the usage down: it goes on record alone.
                                 await self._append([], finish=False)
                         raise
@@ -104,7 +147,7 @@ class RunJournal:
     async def _append(self, outcomes: Sequence[EventPayload], finish: bool) -> None:
         carried = self._unwritten
         payloads = [*carried, *outcomes]
-        if not payloads:
+        if not payloads and not self._staged:
             return
         # Taken out before the append folds them into the execution, so the budget never counts them twice;
         # put back when the append fails (the next one writes them).
@@ -115,22 +158,25 @@ class RunJournal:
             self._unwritten = carried + self._unwritten
             raise
 
+    def _envelope(self, payload: EventPayload, version: int) -> Envelope:
+        execution = self.execution
+        return make_event(
+            payload,
+            producer=PRODUCER,
+            workspace_id=execution.workspace_id,
+            aggregate_id=self.execution_id,
+            aggregate_version=version,
+            correlation_id=execution.correlation_id,
+            actor=execution.actor or None,
+        )
+
     async def _append_now(self, payloads: Sequence[EventPayload], finish: bool) -> None:
         execution = self.execution
-        envelopes = [
-            make_event(
-                payload,
-                producer=PRODUCER,
-                workspace_id=execution.workspace_id,
-                aggregate_id=self.execution_id,
-                aggregate_version=execution.version + i,
-                correlation_id=execution.correlation_id,
-                actor=execution.actor or None,
-            )
-            for i, payload in enumerate(payloads, start=1)
-        ]
+        staged = self._staged_envelopes
+        envelopes = [*staged, *(self._envelope(p, execution.version + i) for i, p in enumerate(payloads, start=1))]
         sent = time.monotonic()
-        await self.stream.append(execution, envelopes, finish=finish)
+        await self.stream.append(execution, envelopes, finish=finish, folded=len(staged))
+        self._staged, self._staged_envelopes = [], []
         self.guard.renewed(sent)
         if execution.cancel_requested:
             self.on_cancel_requested()

@@ -198,15 +198,21 @@ class Run:
                     await self._abort(tasks, RunEnding.cancelled(), graceful=True)
                     return
                 running = set(tasks.values())
+                appending = False  # a step started now appends (its StepStarted) before it waits on anything
                 for sid in list(pending_resume):
                     if sid not in running:
                         attempt, retry_at = pending_resume.pop(sid)
                         tasks[self._start_step(plan.by_id[sid], attempt, retry_at)] = sid
+                        appending = appending or retry_at is None
                 running = set(tasks.values())
                 for sid in plan.ready(finished, running):
                     tasks[self._start_step(plan.by_id[sid], 1, None)] = sid
+                    appending = True
                 if not tasks:
                     break
+                if not appending:
+                    # Outcomes staged by ended steps go on record before the run waits on the others.
+                    await self.journal.flush()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     await self._abort(tasks, RunEnding.timed_out(total_timeout))
@@ -219,6 +225,13 @@ class Run:
                     await self._abort(tasks, ending)
                     return
             await self._finish(RunEnding.completed())
+        except (Exception, asyncio.CancelledError) as error:
+            if not isinstance(error, LeaseLost):
+                # A run that crashes or is stopped keeps the outcomes its steps reached: the next runner
+                # resumes after them (the append is shielded from a second cancel).
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await self.journal.flush()
+            raise
         finally:
             cancel_wait.cancel()
             lost_wait.cancel()
@@ -282,7 +295,6 @@ class Run:
     async def _finish(self, ending: RunEnding) -> None:
         interrupted = {sid: rec.so_far() for sid, rec in self.inflight.items()}
         self.inflight.clear()
-        events = closing_events(self.agg, interrupted, ending)
-        if events:
-            await self.emit(events)
+        # The closing events and the finish are one append, with the outcomes still staged.
+        await self.journal.stage(closing_events(self.agg, interrupted, ending))
         await self.emit([finished_event(self.agg, ending, self.model_ms, utcnow())], finish=True)

@@ -77,7 +77,8 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
         run.model_ms[sid] = rec.model_ms
         if failure is None:
             cut = cut_to_bytes(output, run.settings.event_output_max_bytes)
-            await run.emit(
+            # Staged: written with the run's next append (the next step's start, or the run's end).
+            await run.journal.stage(
                 [
                     StepCompleted(
                         execution_id=run.execution_id,
@@ -136,7 +137,7 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
             await run.pause(delay)
             attempt += 1
             continue
-        await run.emit([failed])
+        await run.journal.stage([failed])
         run.inflight.pop(sid, None)
         assert decision.outcome is not None
         return decision.outcome
