@@ -40,3 +40,5 @@ class FollowRecipeQuality(Command):
 
     template_id: str
     execution_id: str
+    # The recipe's approved listings when the caller has just read them (the consumer's statement does).
+    listing_ids: list[str] | None = None

@@ -267,7 +267,9 @@ class MarketplaceHandlers:
         """On a recipe's new rolling score (the replica already holds it): flag its approved listings that fell
         below the gate, clear the flag of those that meet it again. Runs in the consumer's transaction."""
         workspace_id, session = uow.caller.workspace_id, uow.session
-        listed = await queries.approved_listing_ids(session, workspace_id, command.template_id)
+        listed = command.listing_ids
+        if listed is None:
+            listed = await queries.approved_listing_ids(session, workspace_id, command.template_id)
         if not listed:
             return  # most recipes are not listed: their standing (a query over all their runs) is not needed
         standing = await replicas.quality_standing(session, workspace_id, command.template_id, self.trend_points)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import event as sa_event
 
 from sous_events.envelope import Envelope
 from sous_events.events import QualityAssessed
@@ -208,3 +209,25 @@ async def test_an_approval_right_after_an_assessment_reads_quality_when_the_repl
     granted = await approve(m, listing_id)
     assert granted.status_code == 200, granted.text
     assert seen == [(recipe.workspace, recipe.template)]
+
+
+async def test_an_assessment_of_a_recipe_without_listings_is_one_statement(marketplace: Marketplace) -> None:
+    """Every assessed run reaches the marketplace: its score, the run and the recipe's approved listings are
+    written and read in one statement, and a recipe nobody listed needs nothing more."""
+    m = marketplace
+    engine = m.app.state.runtime.engine.sync_engine
+    recipe = Recipe(m, unique("ws"), unique("unlisted"))
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        # this recipe's only (the broker's topics also carry other tests' events), not the test's own polls
+        if recipe.workspace in (parameters or ()) and not statement.startswith("SELECT count(*)"):
+            statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    try:
+        await recipe.assessed(0.4)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", seen)
+    touching = [s for s in statements if "quality_" in s or "listings" in s]
+    assert len(touching) == 1, touching

@@ -44,40 +44,54 @@ async def on_agent_removed(session: AsyncSession, event: Envelope, payload: Agen
     await session.execute(delete(agent_replicas).where(agent_replicas.c.agent_id == event.aggregate_id))
 
 
-async def on_quality_assessed(session: AsyncSession, event: Envelope, payload: QualityAssessed) -> None:
-    stmt = pg_insert(quality_scores).values(
-        workspace_id=event.workspace_id,
-        template_id=payload.template_id,
-        score=payload.rolling_score,
-        grade=payload.grade,
-        version=event.aggregate_version,
-        assessed_at=event.occurred_at,
+class AssessedScore(EventPayload):
+    """What a QualityAssessed tells the replicas (not its breakdown nor its bottlenecks)."""
+
+    template_id: str
+    execution_id: str
+    quality_score: float
+    rolling_score: float
+    grade: str
+
+
+# The recipe's score (a newer assessment only), the assessed run, and the recipe's approved listings, whose
+# standing the new score may move: one statement, prepared once per connection.
+_ASSESSED = """
+WITH score AS (
+    INSERT INTO quality_scores AS q (workspace_id, template_id, score, grade, version, assessed_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (workspace_id, template_id) DO UPDATE
+    SET score = excluded.score, grade = excluded.grade, version = excluded.version, assessed_at = excluded.assessed_at
+    WHERE q.version < excluded.version
+), assessment AS (
+    INSERT INTO quality_assessments
+        (workspace_id, template_id, execution_id, quality_score, rolling_score, version, assessed_at)
+    VALUES ($1, $2, $7, $8, $3, $5, $6)
+    ON CONFLICT DO NOTHING
+)
+SELECT id FROM listings WHERE source_workspace_id = $1 AND recipe_id = $2 AND status = 'approved' ORDER BY id
+"""
+
+
+async def on_quality_assessed(
+    session: AsyncSession, event: Envelope, payload: QualityAssessed | AssessedScore
+) -> list[str]:
+    """Keep the score and the assessed run; the ids of the recipe's approved listings."""
+    connection = await session.connection()
+    listed = await connection.exec_driver_sql(
+        _ASSESSED,
+        (
+            event.workspace_id,
+            payload.template_id,
+            payload.rolling_score,
+            payload.grade,
+            event.aggregate_version,
+            event.occurred_at,
+            payload.execution_id,
+            payload.quality_score,
+        ),
     )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[quality_scores.c.workspace_id, quality_scores.c.template_id],
-            set_={
-                "score": stmt.excluded.score,
-                "grade": stmt.excluded.grade,
-                "version": stmt.excluded.version,
-                "assessed_at": stmt.excluded.assessed_at,
-            },
-            where=quality_scores.c.version < stmt.excluded.version,
-        )
-    )
-    await session.execute(
-        pg_insert(quality_assessments)
-        .values(
-            workspace_id=event.workspace_id,
-            template_id=payload.template_id,
-            execution_id=payload.execution_id,
-            quality_score=payload.quality_score,
-            rolling_score=payload.rolling_score,
-            version=event.aggregate_version,
-            assessed_at=event.occurred_at,
-        )
-        .on_conflict_do_nothing()
-    )
+    return list(listed.scalars())
 
 
 # What the marketplace's replicas consumer handles (entrypoints/consumers.py adds the listings' quality gate).
@@ -90,6 +104,7 @@ HANDLERS: dict[type[EventPayload], TypedHandler] = {
     AgentRemoved: on_agent_removed,
     QualityAssessed: on_quality_assessed,
 }
+VIEWS: dict[type[EventPayload], type[EventPayload]] = {QualityAssessed: AssessedScore}
 
 
 async def _upsert_recipe(session: AsyncSession, event: Envelope, recipe: RecipeSnapshot) -> None:

@@ -23,11 +23,19 @@ def replicas_consumer(settings: MarketplaceSettings, runtime: ServiceRuntime) ->
     handlers = MarketplaceHandlers.from_settings(settings)
     uows = unit_of_works(runtime.sessions, runtime.store)
 
-    async def quality_assessed(session: AsyncSession, event: Envelope, payload: QualityAssessed) -> None:
-        await replicas.on_quality_assessed(session, event, payload)
+    async def quality_assessed(session: AsyncSession, event: Envelope, payload: replicas.AssessedScore) -> None:
+        listed = await replicas.on_quality_assessed(session, event, payload)
+        if not listed:
+            return  # most recipes are not listed: nothing to flag or clear
         # The platform flags a listing, caused by the assessment.
         caller = Caller.from_event(event, user_id="system", auth_type="system")
-        command = FollowRecipeQuality(template_id=payload.template_id, execution_id=payload.execution_id)
+        command = FollowRecipeQuality(
+            template_id=payload.template_id, execution_id=payload.execution_id, listing_ids=listed
+        )
         await handlers.follow_quality(command, uows.joined(session, caller))
 
-    return ConsumerSpec(name=settings.consumer_group, handlers={**replicas.HANDLERS, QualityAssessed: quality_assessed})
+    return ConsumerSpec(
+        name=settings.consumer_group,
+        handlers={**replicas.HANDLERS, QualityAssessed: quality_assessed},
+        views=replicas.VIEWS,
+    )
