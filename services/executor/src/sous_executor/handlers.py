@@ -133,6 +133,23 @@ class ExecutorService:
                             agents.update(await repo.get_agents(session, workspace_id, [agent_id]))
         return agents
 
+    async def load_start(self, workspace_id: str, template_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The recipe and its agents a start needs: from the replicas in one read when they hold them all,
+        else as load_recipe and load_agents find them (the catalog fills what the replicas miss)."""
+        async with self.reads() as session:
+            found = await repo.get_recipe_with_agents(session, workspace_id, template_id)
+        if found is not None:
+            recipe, replicated = found
+            ids = referenced_agents(recipe.get("steps") or [])
+            if ids <= replicated.keys():
+                return recipe, {agent_id: replicated[agent_id] for agent_id in sorted(ids)}
+        else:
+            loaded = await self.load_recipe(workspace_id, template_id)
+            if loaded is None:
+                raise NotFound("recipe", template_id)
+            recipe = loaded
+        return recipe, await self.load_agents(workspace_id, recipe)
+
     async def cron_recipes(self) -> list[tuple[str, dict[str, Any], Any]]:
         """Every replicated recipe with a cron schedule: (workspace, recipe, when it was replicated)."""
         async with self.sessions() as session:
@@ -149,10 +166,7 @@ class ExecutorService:
         workspace_id: str | None = None,
     ) -> dict[str, Any]:
         workspace = workspace_id if workspace_id is not None else ctx.workspace_id
-        recipe = await self.load_recipe(workspace, template_id)
-        if recipe is None:
-            raise NotFound("recipe", template_id)
-        agents = await self.load_agents(workspace, recipe)
+        recipe, agents = await self.load_start(workspace, template_id)
         command = StartExecution(
             workspace_id=workspace, recipe=recipe, agents=agents, input_data=input_data, triggered_by=triggered_by
         )

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -192,6 +193,29 @@ async def get_recipe(session: AsyncSession, workspace_id: str, template_id: str)
     )
     value = result.scalar_one_or_none()
     return dict(value) if value is not None else None
+
+
+# A recipe with the replicas of the agents its steps and judges name, in one round trip (what a start reads).
+_RECIPE_WITH_AGENTS = text(
+    "SELECT r.recipe, (SELECT jsonb_object_agg(a.agent_id, a.agent) FROM agent_replicas a "
+    "WHERE a.workspace_id = r.workspace_id AND NOT a.deleted AND a.agent_id IN ("
+    "SELECT jsonb_path_query(r.recipe, '$.steps[*].agent_id') #>> '{}' UNION ALL "
+    "SELECT jsonb_path_query(r.recipe, '$.steps[*].checks[*] ? (@.type == \"judge\").agent_id') #>> '{}'"
+    ")) AS agents FROM recipe_replicas r "
+    "WHERE r.workspace_id = :workspace_id AND r.template_id = :template_id AND NOT r.deleted"
+).columns(recipe=JSONB, agents=JSONB)
+
+
+async def get_recipe_with_agents(
+    session: AsyncSession, workspace_id: str, template_id: str
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
+    """The replicated recipe and the replicated agents it references (by agent id), or None."""
+    row = (
+        await session.execute(_RECIPE_WITH_AGENTS, {"workspace_id": workspace_id, "template_id": template_id})
+    ).first()
+    if row is None:
+        return None
+    return dict(row.recipe), {str(k): dict(v) for k, v in (row.agents or {}).items()}
 
 
 async def find_recipe_by_webhook(session: AsyncSession, webhook_id: str) -> tuple[str, dict[str, Any]] | None:

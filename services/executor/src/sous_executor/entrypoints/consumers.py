@@ -17,6 +17,11 @@ RUNNERS_GROUP = "executor-runners"
 REPLICAS_GROUP = "executor-replicas"
 
 
+class ClaimedRun(EventPayload):
+    """What a claim reads of a requested run: nothing of its payload (the envelope names the run and its
+    workspace), so a runner never decodes the recipe, agents and inputs of a run it does not start from here."""
+
+
 def claiming_consumer(
     name: str,
     requested: type[EventPayload],
@@ -26,6 +31,7 @@ def claiming_consumer(
     """Claims each requested run in the inbox transaction; starts the claimed ones once that has committed.
 
     The claim commits with the inbox row and the offset right after: a run never holds up the partition.
+    A claimed run loads its stream from the store, so the claim reads only the envelope.
     """
     claimed: set[str] = set()
 
@@ -38,7 +44,9 @@ def claiming_consumer(
             claimed.discard(envelope.aggregate_id)
             spawn(envelope.aggregate_id)
 
-    return ConsumerSpec(name=name, handlers={requested: handle}, after_commit=after_commit)
+    return ConsumerSpec(
+        name=name, handlers={requested: handle}, after_commit=after_commit, views={requested: ClaimedRun}
+    )
 
 
 def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpec:
