@@ -17,6 +17,7 @@ from sous_events.events import LearningRecorded, QualityAssessed, StepCompleted
 from sous_events.store import EventStore
 from sous_quality import projections
 from sous_quality.adapters import copies, repository, views
+from sous_quality.adapters.known_learning import KNOWN
 from sous_quality.commands import AssessExecution, CountAgentAttempt, LearnFromExecution, LearnFromFinishedRun
 from sous_quality.domain.errors import ExecutionNotFound
 from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
@@ -132,6 +133,9 @@ async def learn_from_finished_run(command: LearnFromFinishedRun, uow: UnitOfWork
     await uow.record_all(
         decided, aggregate_id=quality.stream_id, expected_version=quality.version, occurred_at=analyzed_at
     )
+    learned = decided[-1].learning_data if isinstance(decided[-1], LearningRecorded) else quality.learning_data
+    version = quality.version + len(decided)
+    uow.after_commit(lambda: KNOWN.put(ws, command.template_id, version, learned))
 
 
 def _auto_learning(recipe: RowMapping | None, snapshot: Any) -> bool:

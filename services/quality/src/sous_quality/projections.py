@@ -13,18 +13,18 @@ from sqlalchemy import delete
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events.envelope import Envelope
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import AgentMetricsUpdated, LearningRecorded, QualityAssessed
 from sous_events.projection import rebuild_projection
-from sous_events.registry import payload_of
+from sous_events.registry import payload_as, payload_of, spec_of
 from sous_quality.adapters import copies, repository
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
 from sous_quality.domain import agents
 from sous_quality.domain import recipe_quality as recipe_quality_domain
 from sous_quality.domain.agents import AgentMetrics
-from sous_quality.domain.recipe_quality import RecipeQuality
 
 AGGREGATE_TYPES = (recipe_quality_domain.AGGREGATE, agents.AGGREGATE)
+LEARNING_RECORDED = spec_of(LearningRecorded).event_type
 
 
 def models_of(execution: RowMapping | None) -> list[str]:
@@ -40,15 +40,39 @@ def models_of(execution: RowMapping | None) -> list[str]:
     return sorted(found)
 
 
-async def _recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
-    current = await repository.get_recipe_quality_scores(session, workspace_id, template_id)
-    return current or RecipeQuality(workspace_id=workspace_id, template_id=template_id)
+class LearningRows(EventPayload):
+    """A LearningRecorded as the rows it projects into: its documents as they were written, which is what the
+    rows store (reading them as their models, to write them out again, was most of projecting one)."""
+
+    template_id: str
+    execution_id: str
+    patterns: list[dict[str, Any]] = []
+    suggestions: list[dict[str, Any]] = []
+    performance_metrics: dict[str, Any] = {}
+    learning_data: dict[str, Any] = {}
 
 
 async def apply(session: AsyncSession, envelope: Envelope) -> None:
     """Project one of this service's own events into its read models (live and on rebuild)."""
-    payload = payload_of(envelope)
     ws = envelope.workspace_id
+    if envelope.event_type == LEARNING_RECORDED:
+        learned = payload_as(envelope, LearningRows)
+        await repository.insert_analysis(
+            session,
+            execution_id=learned.execution_id,
+            workspace_id=ws,
+            template_id=learned.template_id,
+            analyzed_at=envelope.occurred_at,
+            patterns=learned.patterns,
+            suggestions=learned.suggestions,
+            performance_metrics=learned.performance_metrics,
+        )
+        # The event carries the recipe's whole new learning_data; its scores stay as they are.
+        await repository.save_learning_data(
+            session, ws, learned.template_id, learned.learning_data, envelope.aggregate_version
+        )
+        return
+    payload = payload_of(envelope)
     if isinstance(payload, QualityAssessed):
         execution = await copies.revision_and_agents(session, payload.execution_id)
         revision = execution["revision"] if execution is not None else None
@@ -66,23 +90,10 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             recipe_revision=int(revision) if isinstance(revision, int) else None,
             models=models_of(execution),
         )
-    elif isinstance(payload, LearningRecorded):
-        await repository.insert_analysis(
-            session,
-            execution_id=payload.execution_id,
-            workspace_id=ws,
-            template_id=payload.template_id,
-            analyzed_at=envelope.occurred_at,
-            patterns=[pattern.as_dict() for pattern in payload.patterns],
-            suggestions=[suggestion.as_dict() for suggestion in payload.suggestions],
-            performance_metrics=payload.performance_metrics.as_dict(),
+        # The event carries the new rolling score; the count of assessments grows by one (in the statement).
+        await repository.save_assessed_score(
+            session, ws, payload.template_id, payload.rolling_score, envelope.aggregate_version
         )
-    if isinstance(payload, (QualityAssessed, LearningRecorded)):
-        # Read and written without the learning_data a QualityAssessed leaves as it is.
-        quality = await _recipe_quality(session, ws, payload.template_id)
-        learned = isinstance(payload, LearningRecorded)
-        applied = quality.applied(payload, envelope.aggregate_version)
-        await repository.save_recipe_quality(session, applied, learning_data=learned)
     elif isinstance(payload, AgentMetricsUpdated):
         # The event carries the agent's whole totals: the state it leaves needs nothing read.
         metrics = AgentMetrics(payload.agent_id).applied(payload, envelope.aggregate_version)

@@ -526,7 +526,8 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
 
 async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: Harness) -> None:
     """A finished run is assessed and learned from in one pass: the run's copy and the recipe's learning_data
-    (the last 50 analyses, the largest document here) are read once, and learning_data is written once.
+    (the last 50 analyses, the largest document here) are read once, and learning_data is written once; the
+    next run's learning reads none, this process having committed the version it learns from.
     Counting a step's attempt reads its agent's metrics once."""
     ws, template = unique("ws"), unique("recipe")
     created, recipe = recipe_event(ws, template, auto_learning=True)
@@ -549,10 +550,23 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
     learning_reads = [s for s in reads if "from recipe_quality" in s and ("select *" in s or "learning_data" in s)]
     learning_writes = [s for s in about_run if "learning_data = excluded.learning_data" in s.lower()]
     run_reads = [s for s in reads if "select * from execution_copies" in s or "execution_copies.recipe," in s]
-    assert len(learning_reads) == 2  # the lock under which both events are decided (found once created: a first run)
+    assert len(learning_reads) == 1  # under the lock both events are decided with (a first run: none known)
     assert len(learning_writes) == 1  # the LearningRecorded's projection
     assert len(run_reads) == 1  # the copy scored (keeping ExecutionFinished needs none: its totals are given)
     agent_reads = [s for s, params in statements if (a1 in params or a2 in params) and s.startswith("SELECT")]
     # 4 counted attempts, each under its agent's lock (read again once created, for each agent's first);
     # projecting AgentMetricsUpdated reads nothing: the event carries the whole totals.
     assert len(agent_reads) == 4 + 2
+
+    second = Run(ws, template)
+    statements.clear()
+    event_.listen(engine, "before_cursor_execute", seen)
+    try:
+        await harness.publish(*scenario(second, recipe, a1, a2))
+        stream = await quality_events(harness.bootstrap, f"{ws}:{template}", want=4)
+    finally:
+        event_.remove(engine, "before_cursor_execute", seen)
+    about_second = [s.lower() for s, params in statements if ws in params or second.execution_id in params]
+    assert not [s for s in about_second if s.lstrip().startswith("select") and "learning_data" in s]
+    learned = stream[-1].payload["learning_data"]["analyses"]
+    assert [a["execution_id"] for a in learned] == [run.execution_id, second.execution_id]

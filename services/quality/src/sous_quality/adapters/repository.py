@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sous_events import jsontext
 from sous_events.contracts import LearningData
 from sous_quality.adapters import statements
+from sous_quality.adapters.known_learning import KNOWN
 from sous_quality.adapters.tables import analyses, assessments, recipe_quality
 from sous_quality.domain.agents import AgentMetrics, AgentTotals
 from sous_quality.domain.recipe_quality import RecipeQuality
@@ -139,7 +140,11 @@ def _recipe_quality_where(workspace_id: str, template_id: str) -> Any:
     return (recipe_quality.c.workspace_id == workspace_id) & (recipe_quality.c.template_id == template_id)
 
 
-_LOCK_QUALITY_SQL = "SELECT * FROM recipe_quality WHERE workspace_id = $1 AND template_id = $2 FOR UPDATE"
+_LOCK_QUALITY_SQL = (
+    "SELECT quality_score, assessment_count, version FROM recipe_quality "
+    "WHERE workspace_id = $1 AND template_id = $2 FOR UPDATE"
+)
+_LEARNING_DATA_SQL = "SELECT learning_data FROM recipe_quality WHERE workspace_id = $1 AND template_id = $2"
 _NEW_QUALITY_SQL = """
 INSERT INTO recipe_quality (workspace_id, template_id, assessment_count, learning_data, version)
 VALUES ($1, $2, 0, '{}', 0)
@@ -149,12 +154,25 @@ ON CONFLICT DO NOTHING
 
 async def lock_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
     """The recipe's quality, created if missing and locked until the transaction ends (one statement when the
-    row exists, as it does from a recipe's second run on)."""
-    row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).mappings().first()
+    row exists and this process knows its learning_data at its version, as it does from a recipe's second run
+    on when one instance learns from its runs)."""
+    row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).first()
     if row is None:
         await statements.run(session, _NEW_QUALITY_SQL, workspace_id, template_id)
-        row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).mappings().one()
-    return _recipe_quality(row)
+        row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).one()
+    learning_data = KNOWN.get(workspace_id, template_id, row.version)
+    if learning_data is None:
+        stored = (await statements.run(session, _LEARNING_DATA_SQL, workspace_id, template_id)).scalar_one()
+        # Not kept: the row may be this transaction's own write, which may still roll back.
+        learning_data = LearningData.model_validate(stored or {})
+    return RecipeQuality(
+        workspace_id=workspace_id,
+        template_id=template_id,
+        rolling_score=row.quality_score,
+        assessment_count=row.assessment_count,
+        learning_data=learning_data,
+        version=row.version,
+    )
 
 
 async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality | None:
@@ -163,44 +181,32 @@ async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_
     return _recipe_quality(row) if row is not None else None
 
 
-async def get_recipe_quality_scores(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality | None:
-    """The recipe's quality without its learning_data (left empty), which is large and which applying an event
-    never needs: every LearningRecorded carries the whole new learning_data."""
-    sql = "SELECT quality_score, assessment_count, version FROM recipe_quality WHERE workspace_id = $1 AND template_id = $2"
-    row = (await statements.run(session, sql, workspace_id, template_id)).first()
-    if row is None:
-        return None
-    return RecipeQuality(
-        workspace_id=workspace_id,
-        template_id=template_id,
-        rolling_score=row.quality_score,
-        assessment_count=row.assessment_count,
-        version=row.version,
-    )
-
-
-_SAVE_QUALITY_SQL = """
-INSERT INTO recipe_quality (workspace_id, template_id, quality_score, assessment_count, learning_data, version)
-VALUES ($1, $2, $3, $4, COALESCE($5::jsonb, '{{}}'), $6)
+_SAVE_SCORE_SQL = """
+INSERT INTO recipe_quality AS q (workspace_id, template_id, quality_score, assessment_count, learning_data, version)
+VALUES ($1, $2, $3, 1, '{}', $4)
 ON CONFLICT (workspace_id, template_id) DO UPDATE SET quality_score = EXCLUDED.quality_score,
-    assessment_count = EXCLUDED.assessment_count, version = EXCLUDED.version{learning_data}
+    assessment_count = q.assessment_count + 1, version = EXCLUDED.version
 """
-_SAVE_SCORES_SQL = _SAVE_QUALITY_SQL.format(learning_data="")
-_SAVE_LEARNING_SQL = _SAVE_QUALITY_SQL.format(learning_data=", learning_data = EXCLUDED.learning_data")
+_SAVE_LEARNING_SQL = """
+INSERT INTO recipe_quality (workspace_id, template_id, assessment_count, learning_data, version)
+VALUES ($1, $2, 0, $3::jsonb, $4)
+ON CONFLICT (workspace_id, template_id) DO UPDATE SET learning_data = EXCLUDED.learning_data,
+    version = EXCLUDED.version
+"""
 
 
-async def save_recipe_quality(session: AsyncSession, quality: RecipeQuality, *, learning_data: bool = True) -> None:
-    """Write the recipe's quality; its learning_data only when `learning_data` (a new row starts empty)."""
-    await statements.run(
-        session,
-        _SAVE_LEARNING_SQL if learning_data else _SAVE_SCORES_SQL,
-        quality.workspace_id,
-        quality.template_id,
-        quality.rolling_score,
-        quality.assessment_count,
-        jsontext.dumps(quality.learning_data.as_dict()) if learning_data else None,
-        quality.version,
-    )
+async def save_assessed_score(
+    session: AsyncSession, workspace_id: str, template_id: str, rolling_score: float, version: int
+) -> None:
+    """An assessment at `version`: the recipe's rolling score is the one given, one more assessment counted."""
+    await statements.run(session, _SAVE_SCORE_SQL, workspace_id, template_id, rolling_score, version)
+
+
+async def save_learning_data(
+    session: AsyncSession, workspace_id: str, template_id: str, learning_data: dict[str, Any], version: int
+) -> None:
+    """A learning at `version`: the recipe's whole new learning_data, its scores as they are."""
+    await statements.run(session, _SAVE_LEARNING_SQL, workspace_id, template_id, jsontext.dumps(learning_data), version)
 
 
 # --- the AgentMetrics aggregate ------------------------------------------------------------------

@@ -3,9 +3,13 @@
 Each record is applied in the runner's inbox transaction, so a redelivered event is skipped: the copies
 are kept (`replicas`), then what the event causes (an agent's attempt counted, an auto-learning
 assessment) runs in a unit of work joined to that transaction, its events going out through the outbox.
+What such a unit of work does once committed (`UnitOfWork.after_commit`) runs when the runner reports the
+record's transaction committed.
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,13 +21,35 @@ from sous_quality.commands import CountAgentAttempt, LearnFromFinishedRun
 from sous_quality.config import QualitySettings
 from sous_service.caller import Caller
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
-from sous_service.unit_of_work import UnitOfWorks
+from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
 
 # Kept in the copies only; outcomes and finishes also count and learn (below).
 COPIED = (ev.ExecutionRequested, ev.ExecutionStarted, ev.StepStarted, ev.StepRetryScheduled, ev.StepSkipped)
+# Units of work waiting for their record's transaction to commit; one whose transaction never does (a record
+# dead-lettered) is dropped once this many wait behind it.
+MAX_AWAITING_COMMIT = 1000
 
 
-def consumed(uows: UnitOfWorks) -> dict[type[EventPayload], TypedHandler]:
+class AwaitingCommit:
+    """The joined units of work of records applied in a transaction not yet committed, by event id."""
+
+    def __init__(self) -> None:
+        self._units: OrderedDict[str, UnitOfWork] = OrderedDict()
+
+    def add(self, envelope: Envelope, uow: UnitOfWork) -> None:
+        # A record applied again (its batch rolled back and retried) replaces what its first try left.
+        self._units.pop(envelope.event_id, None)
+        self._units[envelope.event_id] = uow
+        while len(self._units) > MAX_AWAITING_COMMIT:
+            self._units.popitem(last=False)
+
+    async def committed(self, envelope: Envelope) -> None:
+        uow = self._units.pop(envelope.event_id, None)
+        if uow is not None:
+            uow.committed()
+
+
+def consumed(uows: UnitOfWorks, awaiting: AwaitingCommit | None = None) -> dict[type[EventPayload], TypedHandler]:
     """What the quality consumer handles: each payload class with its handler."""
 
     async def step_outcome(
@@ -38,6 +64,8 @@ def consumed(uows: UnitOfWorks) -> dict[type[EventPayload], TypedHandler]:
         uow = uows.joined(session, Caller.from_event(envelope))
         command = LearnFromFinishedRun(template_id=payload.template_id, execution_id=payload.execution_id)
         await handlers.learn_from_finished_run(command, uow)
+        if awaiting is not None:
+            awaiting.add(envelope, uow)
 
     return {
         ev.RecipeCreated: replicas.keep_recipe,
@@ -52,4 +80,7 @@ def consumed(uows: UnitOfWorks) -> dict[type[EventPayload], TypedHandler]:
 
 def quality_consumer(settings: QualitySettings, runtime: ServiceRuntime) -> ConsumerSpec:
     uows = handlers.unit_of_works(runtime.sessions, runtime.store)
-    return ConsumerSpec(name=settings.consumer_group, handlers=consumed(uows))
+    awaiting = AwaitingCommit()
+    return ConsumerSpec(
+        name=settings.consumer_group, handlers=consumed(uows, awaiting), after_commit=awaiting.committed
+    )
