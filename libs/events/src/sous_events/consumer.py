@@ -16,7 +16,9 @@ Failures are sorted by class (sous_events.failures):
 - permanent (undecodable, invalid, or a handler that keeps failing): after `max_attempts` the record goes to
   `<topic>.dlq` with the reason, the attempt count and its original topic/partition/offset; the partition
   moves on.
-Each partition is worked on by one task at a time (records fetched meanwhile queue behind it; only a long
+Offsets are committed at most every `commit_interval_s` (and whenever partitions are revoked or the consumer
+stops): a commit is a broker round trip per group, and a crash re-delivers at most that interval's records,
+which the inbox skips. Each partition is worked on by one task at a time (records fetched meanwhile queue behind it; only a long
 backlog pauses the partition), so records within a partition are applied strictly in order while other
 partitions, and polling, carry on.
 """
@@ -92,6 +94,7 @@ class ConsumerRunner:
         on_stall: StallHook | None = None,
         revoke_grace_s: float = 5.0,
         max_backlog: int = 5000,
+        commit_interval_s: float = 0.5,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -109,6 +112,8 @@ class ConsumerRunner:
         self.on_stall = on_stall
         self.revoke_grace_s = revoke_grace_s
         self.max_backlog = max_backlog
+        self.commit_interval_s = commit_interval_s
+        self._committed_at = 0.0
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
@@ -155,7 +160,8 @@ class ConsumerRunner:
                     self._reap(consumer)
                     for tp, records in batches.items():
                         self._dispatch(consumer, tp, records, producer)
-                    await self._commit_pending()
+                    if time.monotonic() - self._committed_at >= self.commit_interval_s:
+                        await self._commit_pending()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -166,6 +172,9 @@ class ConsumerRunner:
                 # No work of this consumer may outlive it: a new consumer re-reads from the committed offsets,
                 # and a leftover task still applying the same partition would interleave with it.
                 await self._settle_workers(None, grace_s=0.0)
+                # What was applied is committed before leaving, so a restart re-reads as little as it can.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._commit_pending(), 2)
                 self._consumer = None
                 self._pending.clear()
                 self._backlog.clear()
@@ -223,6 +232,7 @@ class ConsumerRunner:
     async def _commit_pending(self) -> None:
         if not self._pending or self._consumer is None:
             return
+        self._committed_at = time.monotonic()
         assigned = self._consumer.assignment()
         offsets = {tp: offset for tp, offset in self._pending.items() if tp in assigned}
         self._pending = {}

@@ -75,6 +75,7 @@ class OutboxRelay:
         command_timeout_s: float = 30.0,
         keepalive_idle_s: int = 10,
         on_park: Callable[[int], None] | None = None,
+        mark_delay_s: float = 0.1,
     ) -> None:
         self.name = name
         self.dsn = asyncpg_dsn(database_url)
@@ -93,6 +94,10 @@ class OutboxRelay:
         self.command_timeout_s = command_timeout_s
         self.keepalive_idle_s = keepalive_idle_s
         self.on_park = on_park
+        # How long acknowledged rows may wait to be marked sent by a fetch that brings new rows as well.
+        self.mark_delay_s = mark_delay_s
+        # The last pass fetched every committed row (any later commit sets `_wake`), and fetched none ahead.
+        self.caught_up = False
         self.published = 0
         self.parked = 0
         self.is_leader = False
@@ -150,6 +155,11 @@ class OutboxRelay:
                 if fetched == 0:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.fallback_poll_s)
+                elif self.caught_up and self._acked and not self._wake.is_set():
+                    # The rows just sent are marked sent by the next fetch. A commit due soon (a busy writer)
+                    # makes that fetch bring its rows too: one statement, where marking at once costs two.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.mark_delay_s)
         finally:
             self.is_leader = False
             self._ahead = []  # a later lead fetches afresh: another leader may have sent these meanwhile
@@ -211,21 +221,33 @@ class OutboxRelay:
         acknowledged, so per-key order holds even when a send fails.
         """
         rows, self._ahead = self._ahead, []
-        if not rows:
+        fresh = not rows
+        self.caught_up = False
+        if fresh:
             acked, self._acked = self._acked, []
             rows = await conn.fetch(_NEXT_ROWS, self.batch_size, acked, [])
             self.published += len(acked)
         if not rows:
             return 0
         producer = await self._ensure_producer()
-        acked, self._acked = self._acked, []
         sending = asyncio.wait_for(send_rows(producer, rows), self.kafka.send_timeout_s)
-        fetching = conn.fetch(_NEXT_ROWS, self.batch_size, acked, [row["id"] for row in rows])
-        results: tuple[Any, Any] = await asyncio.gather(sending, fetching, return_exceptions=True)
+        if fresh and len(rows) < self.batch_size and not self._wake.is_set():
+            # This pass's fetch took every row committed before it and no NOTIFY came since: a fetch ahead
+            # would find nothing. The next pass's fetch marks the previous rows and this pass's together.
+            self.caught_up = True
+            acked = []
+            results: tuple[Any, Any] = (
+                (await asyncio.gather(sending, return_exceptions=True))[0],
+                [],
+            )
+        else:
+            acked, self._acked = self._acked, []
+            fetching = conn.fetch(_NEXT_ROWS, self.batch_size, acked, [row["id"] for row in rows])
+            results = await asyncio.gather(sending, fetching, return_exceptions=True)
         outcome: SendOutcome | BaseException = results[0]
         ahead: list[Any] | BaseException = results[1]
         if isinstance(ahead, BaseException):
-            self._acked = acked  # not marked: the next fetch (or the leader's exit) marks them
+            self._acked = acked + self._acked  # not marked: the next fetch (or the leader's exit) marks them
         else:
             self.published += len(acked)
         if isinstance(outcome, BaseException):
