@@ -13,7 +13,8 @@ from sous_service.runtime import kafka_config
 
 @pytest.fixture(autouse=True)
 def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SOUS_KAFKA_SESSION_TIMEOUT_MS", raising=False)
+    for name in ("SOUS_KAFKA_SESSION_TIMEOUT_MS", "SOUS_KAFKA_FETCH_MIN_BYTES", "SOUS_KAFKA_FETCH_MAX_WAIT_MS"):
+        monkeypatch.delenv(name, raising=False)
 
 
 async def test_the_session_timeout_reaches_the_consumer_with_a_heartbeat_inside_it() -> None:
@@ -36,9 +37,22 @@ def test_a_session_shorter_than_a_few_heartbeats_is_refused() -> None:
     assert raised.value.errors()[0]["loc"] == ("kafka_session_timeout_ms",)
 
 
+async def test_fetches_wait_for_a_batch_by_default_and_the_settings_reach_the_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    consumer = make_consumer(kafka_config(ServiceSettings()), "group")
+    assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (64 * 1024, 100)
+    monkeypatch.setenv("SOUS_KAFKA_FETCH_MIN_BYTES", "1")
+    monkeypatch.setenv("SOUS_KAFKA_FETCH_MAX_WAIT_MS", "500")
+    consumer = make_consumer(kafka_config(ServiceSettings()), "group")
+    assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == (1, 500)
+
+
 def test_the_stack_shortens_the_session_only_on_an_embedded_broker_it_started() -> None:
     assert broker_defaults("embedded", started=True) == {
-        "SOUS_KAFKA_SESSION_TIMEOUT_MS": str(EMBEDDED_SESSION_TIMEOUT_MS)
+        "SOUS_KAFKA_SESSION_TIMEOUT_MS": str(EMBEDDED_SESSION_TIMEOUT_MS),
+        "SOUS_KAFKA_FETCH_MIN_BYTES": "1",
+        "SOUS_KAFKA_FETCH_MAX_WAIT_MS": "500",
     }
     assert broker_defaults("embedded", started=False) == {}
     assert broker_defaults("kafka", started=True) == {}

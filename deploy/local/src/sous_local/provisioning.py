@@ -109,12 +109,14 @@ def start_postgres(data_dir: Path, durable: bool, say: Callable[[str], None]) ->
 # member join only after half the session timeout, and every group is new at each start (it keeps nothing):
 # with the services' default of 10 s, that wait was the largest part of a warm start.
 EMBEDDED_SESSION_TIMEOUT_MS = 6_000
+# The embedded broker batches fetches on its own; a long idle poll keeps an idle stack's requests few.
+EMBEDDED_FETCH = {"SOUS_KAFKA_FETCH_MIN_BYTES": "1", "SOUS_KAFKA_FETCH_MAX_WAIT_MS": "500"}
 
 
 def broker_defaults(kind: BrokerKind, *, started: bool) -> dict[str, str]:
     """Environment defaults for the services on a broker this stack started (the caller's values win)."""
     if started and kind == "embedded":
-        return {"SOUS_KAFKA_SESSION_TIMEOUT_MS": str(EMBEDDED_SESSION_TIMEOUT_MS)}
+        return {"SOUS_KAFKA_SESSION_TIMEOUT_MS": str(EMBEDDED_SESSION_TIMEOUT_MS), **EMBEDDED_FETCH}
     return {}
 
 

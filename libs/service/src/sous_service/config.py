@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     kafka_send_timeout_s: float = 10.0
     kafka_partitions: int = 6
     kafka_session_timeout_ms: int = Field(default=10_000, ge=3_000, le=300_000)
+    kafka_fetch_min_bytes: int = Field(default=64 * 1024, ge=1, le=50 * 1024 * 1024)
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=1, le=5_000)
     kafka_replication: int = 1
     consumer_max_attempts: int = 5
     consumer_backoff_s: float = 0.2

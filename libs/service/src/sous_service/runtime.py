@@ -44,6 +44,8 @@ def kafka_config(settings: ServiceSettings) -> KafkaConfig:
         replication=settings.kafka_replication,
         client_id=f"sous-{settings.service_name}",
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
 
 
