@@ -117,3 +117,17 @@ def test_spans_export_to_a_file_one_json_object_a_line(tmp_path) -> None:
     provider.shutdown()
     lines = (tmp_path / "spans-svc.jsonl").read_text().splitlines()
     assert len(lines) == 1 and '"name": "one"' in lines[0]
+
+
+def test_a_log_line_is_one_json_object_even_with_text_the_fast_codec_refuses() -> None:
+    import json
+    import logging
+
+    from sous_service.logs import JsonFormatter
+
+    formatter = JsonFormatter("unit")
+    for message in ("GET /api/x 200 1.0ms", "bad \ud800 text", "ünïcode"):
+        record = logging.LogRecord("sous.access", logging.INFO, __file__, 1, message, None, None)
+        record.status = 200
+        entry = json.loads(formatter.format(record))
+        assert (entry["message"], entry["status"], entry["service"]) == (message, 200, "unit")

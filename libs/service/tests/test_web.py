@@ -51,6 +51,14 @@ async def test_control_characters_in_a_query_value_name_the_parameter():
     assert response.json()["errors"][0]["field"] == "q"
 
 
+async def test_delete_and_control_characters_in_a_query_name_are_a_422_too():
+    response = await _get("/api/things/a", params={"q\x7f": "x"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "q\x7f"
+    tab_in_path = await _get("/api/things/a%09b")
+    assert (tab_in_path.status_code, tab_in_path.json()["errors"][0]["field"]) == (422, "path")
+
+
 async def test_requests_without_the_signed_context_are_a_401():
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://s") as client:
         response = await client.get("/api/things/a")

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 
+import orjson
 from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
@@ -52,7 +53,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        # orjson: every request writes an access line. What it refuses (a lone surrogate in a message, an
+        # integer beyond 64 bits) is written by the standard library instead.
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:
+            return json.dumps(entry, default=str)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -60,7 +61,7 @@ class RequestIdMiddleware:
             correlation_id_var.reset(corr)
 
 
-_CONTROL_CHARACTERS = {chr(c) for c in range(0x20)} | {"\x7f"}
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 
 
 class RejectControlCharacters:
@@ -74,15 +75,14 @@ class RejectControlCharacters:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
-        bad = next((c for c in path if c in _CONTROL_CHARACTERS), None)
+        bad = _CONTROL_CHARACTERS.search(scope.get("path", "")) is not None
         field = "path"
-        if bad is None:
-            for key, value in QueryParams(scope.get("query_string", b"")).multi_items():
-                if any(c in _CONTROL_CHARACTERS for c in key + value):
-                    bad, field = "?", key
+        if not bad and (query := scope.get("query_string", b"")):
+            for key, value in QueryParams(query).multi_items():
+                if _CONTROL_CHARACTERS.search(key + value):
+                    bad, field = True, key
                     break
-        if bad is None:
+        if not bad:
             await self.app(scope, receive, send)
             return
         refusal = validation_error(
