@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events.envelope import Envelope
@@ -20,20 +19,18 @@ from sous_executor.adapters.tables import recipe_quality_scores
 from sous_service.owner_reads import OwnerReads
 from sous_service.scopes import RECIPES_READ
 
+# SQL text, not an expression built per event: a connection prepares it once and each event only binds.
+_COPY_SCORE = (
+    "INSERT INTO recipe_quality_scores (workspace_id, template_id, score, version) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (workspace_id, template_id) DO UPDATE SET score = excluded.score, version = excluded.version "
+    "WHERE recipe_quality_scores.version < excluded.version"
+)
+
 
 async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: QualityAssessed) -> None:
-    stmt = pg_insert(recipe_quality_scores).values(
-        workspace_id=envelope.workspace_id,
-        template_id=payload.template_id,
-        score=payload.rolling_score,
-        version=envelope.aggregate_version,
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[recipe_quality_scores.c.workspace_id, recipe_quality_scores.c.template_id],
-            set_={"score": stmt.excluded.score, "version": stmt.excluded.version},
-            where=recipe_quality_scores.c.version < stmt.excluded.version,
-        )
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        _COPY_SCORE, (envelope.workspace_id, payload.template_id, payload.rolling_score, envelope.aggregate_version)
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Float, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import jsontext
 from sous_events.contracts import Suggestion
 from sous_executor.adapters.tables import agent_replicas, executions
 from sous_executor.workflows.model import WorkflowRun
@@ -298,12 +299,26 @@ async def search_memory(
 
 
 # ---------------------------------------------------------------- quality service signals, agents
+# The quality service's verdicts arrive with every execution: SQL text, prepared once per connection, not
+# an expression built per event.
+_RECORD_SIGNAL = (
+    "INSERT INTO workflow_quality_signals (execution_id, kind, workspace_id, recipe_id, payload) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+)
+_SAVE_AGENT_METRICS = (
+    "INSERT INTO workflow_agent_metrics (agent_id, workspace_id, metrics, version) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (agent_id) DO UPDATE SET metrics = excluded.metrics, version = excluded.version "
+    "WHERE workflow_agent_metrics.version < excluded.version"
+)
+
+
 async def record_signal(
     session: AsyncSession, *, execution_id: str, kind: str, workspace_id: str, recipe_id: str, payload: dict[str, Any]
 ) -> None:
-    values = {"workspace_id": workspace_id, "recipe_id": recipe_id, "payload": payload}
-    stmt = pg_insert(quality_signals).values(execution_id=execution_id, kind=kind, **values)
-    await session.execute(stmt.on_conflict_do_nothing())
+    connection = await session.connection()
+    await connection.exec_driver_sql(
+        _RECORD_SIGNAL, (execution_id, kind, workspace_id, recipe_id, jsontext.dumps(payload))
+    )
 
 
 async def get_signal(session: AsyncSession, execution_id: str, kind: str) -> dict[str, Any] | None:
@@ -336,16 +351,8 @@ async def latest_suggestions(session: AsyncSession, workspace_id: str, recipe_id
 async def save_agent_metrics(
     session: AsyncSession, agent_id: str, workspace_id: str, metrics: dict[str, Any], version: int
 ) -> None:
-    stmt = pg_insert(agent_metrics).values(
-        agent_id=agent_id, workspace_id=workspace_id, metrics=metrics, version=version
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[agent_metrics.c.agent_id],
-            set_={"metrics": metrics, "version": version},
-            where=agent_metrics.c.version < version,
-        )
-    )
+    connection = await session.connection()
+    await connection.exec_driver_sql(_SAVE_AGENT_METRICS, (agent_id, workspace_id, jsontext.dumps(metrics), version))
 
 
 async def workspace_agents(
