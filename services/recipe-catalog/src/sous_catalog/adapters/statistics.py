@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from sous_catalog.domain.recipe import popularity
 from sous_events import jsontext
@@ -66,15 +67,19 @@ class StatisticsWriter:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._connection: AsyncConnection | None = None
+
+    async def _execute(self, sql: str, params: tuple[Any, ...]) -> CursorResult[Any]:
+        if self._connection is None:
+            self._connection = await self.session.connection()
+        return await self._connection.exec_driver_sql(sql, params)
 
     async def _run(self, sql: str, *params: Any) -> None:
-        connection = await self.session.connection()
-        await connection.exec_driver_sql(sql, params)
+        await self._execute(sql, params)
 
     async def _counts(self, sql: str, *params: Any) -> Any:
         """The counts a statement left on the recipe it changed (None: it changed none)."""
-        connection = await self.session.connection()
-        return (await connection.exec_driver_sql(sql, params)).first()
+        return (await self._execute(sql, params)).first()
 
     async def requested(self, workspace_id: str, execution_id: str, template_id: str, at: datetime) -> None:
         """A request counts a use of the recipe, once per execution."""
