@@ -6,7 +6,7 @@ app starts the relay and the consumers, and stopping it stops them in order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from sous_events.consumer import AfterCommit, ConsumerRunner
+from sous_events.consumer import AfterCommit, BatchHandler, ConsumerRunner, Handler
 from sous_events.dispatch import Dispatch, TypedHandler
-from sous_events.envelope import EventPayload
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.kafka import KafkaConfig, broker_is_ready, ensure_topics
 from sous_events.outbox import OutboxRelay
 from sous_events.store import EventStore
@@ -58,6 +58,9 @@ class ConsumerSpec:
     after_commit: AfterCommit | None = None
     # A payload class -> the narrower view of it its handler reads (sous_events.dispatch).
     views: Mapping[type[EventPayload], type[EventPayload]] = field(default_factory=dict)
+    # Runs in each batch's transaction once its records were handled: what several records add up to is
+    # written once (the batch's records and this commit or roll back together).
+    after_batch: Callable[[AsyncSession], Awaitable[None]] | None = None
 
     def dispatch(self) -> Dispatch:
         return Dispatch(self.handlers, self.views)
@@ -66,6 +69,17 @@ class ConsumerSpec:
     def topics(self) -> list[str]:
         """The topics its payload classes are published on (what the group must be allowed to read)."""
         return self.dispatch().topics
+
+
+def batch_then(handler: Handler, after_batch: Callable[[AsyncSession], Awaitable[None]]) -> BatchHandler:
+    """Each record's handler in order, then `after_batch`, in the batch's one transaction."""
+
+    async def handle(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+        for envelope in envelopes:
+            await handler(session, envelope)
+        await after_batch(session)
+
+    return handle
 
 
 @dataclass
@@ -96,10 +110,12 @@ class ServiceRuntime:
 
     def add_consumer(self, spec: ConsumerSpec) -> ConsumerRunner:
         dispatch = spec.dispatch()
+        handler = observed_handler(self.settings.service_name, spec.name, dispatch)
         runner = ConsumerRunner(
             name=spec.name,
             topics=dispatch.topics,
-            handler=observed_handler(self.settings.service_name, spec.name, dispatch),
+            handler=handler if spec.after_batch is None else None,
+            batch_handler=None if spec.after_batch is None else batch_then(handler, spec.after_batch),
             sessions=self.sessions,
             kafka=self.kafka,
             event_types=dispatch.event_types,

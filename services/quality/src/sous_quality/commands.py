@@ -23,7 +23,8 @@ class LearnFromFinishedRun(Command):
     execution_id: str
 
 
-class CountAgentAttempt(Command):
-    """Count a step's outcome towards its agent's metrics."""
+class CountAgentAttempts(Command):
+    """Count steps' outcomes towards their agent's metrics (each outcome's own agent_id names the agent)."""
 
-    outcome: StepCompleted | StepFailed
+    agent_id: str
+    outcomes: list[StepCompleted | StepFailed]

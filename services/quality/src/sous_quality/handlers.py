@@ -13,12 +13,13 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import utcnow
-from sous_events.events import LearningRecorded, QualityAssessed, StepCompleted
+from sous_events.events import LearningRecorded, QualityAssessed, StepCompleted, StepFailed
 from sous_events.store import EventStore
 from sous_quality import projections
 from sous_quality.adapters import copies, repository, views
 from sous_quality.adapters.known_learning import KNOWN
-from sous_quality.commands import AssessExecution, CountAgentAttempt, LearnFromExecution, LearnFromFinishedRun
+from sous_quality.commands import AssessExecution, CountAgentAttempts, LearnFromExecution, LearnFromFinishedRun
+from sous_quality.domain.agents import Attempt
 from sous_quality.domain.errors import ExecutionNotFound
 from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
 
@@ -29,25 +30,24 @@ def unit_of_works(sessions: async_sessionmaker[AsyncSession], store: EventStore 
     return UnitOfWorks(sessions, producer=PRODUCER, store=store, projector=projections.apply)
 
 
-async def count_agent_attempt(command: CountAgentAttempt, uow: UnitOfWork) -> None:
-    """A step's outcome counts towards its agent; a reused result is neither a run nor spending."""
-    outcome = command.outcome
-    if not outcome.agent_id:
-        return
+def _attempt(outcome: StepCompleted | StepFailed) -> Attempt | None:
+    """How a step's outcome counts towards its agent; a reused result is neither a run nor spending."""
     if isinstance(outcome, StepCompleted):
         if outcome.reused:
-            return
+            return None
         final, success = True, True
     else:
         final, success = not outcome.will_retry, False
-    metrics = await repository.lock_agent(uow.session, outcome.agent_id, uow.caller.workspace_id)
-    event = metrics.count(
-        final=final,
-        success=success,
-        duration_ms=outcome.duration_ms,
-        tokens=outcome.tokens.total,
-        cost_usd=outcome.cost_usd,
-    )
+    return Attempt(final, success, outcome.duration_ms, outcome.tokens.total, outcome.cost_usd)
+
+
+async def count_agent_attempts(command: CountAgentAttempts, uow: UnitOfWork) -> None:
+    """Steps' outcomes count towards their agent: one event with the totals after all of them."""
+    attempts = [attempt for outcome in command.outcomes if (attempt := _attempt(outcome)) is not None]
+    if not command.agent_id or not attempts:
+        return
+    metrics = await repository.lock_agent(uow.session, command.agent_id, uow.caller.workspace_id)
+    event = metrics.count_all(attempts)
     await uow.record(event, aggregate_id=metrics.agent_id, expected_version=metrics.version)
 
 

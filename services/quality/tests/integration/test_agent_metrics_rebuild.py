@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events.dispatch import Dispatch
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import (
     ExecutionFinished,
@@ -37,7 +36,7 @@ from sous_quality.commands import AssessExecution
 from sous_quality.config import QualitySettings
 from sous_quality.domain import recipe_quality
 from sous_quality.domain.agents import AGGREGATE as AGENT_METRICS
-from sous_quality.entrypoints.consumers import consumed
+from sous_quality.entrypoints.consumers import consumer_spec
 from sous_service.caller import Caller
 from sous_service.db import create_engine, create_session_factory
 from sous_service.domain_errors import Conflict
@@ -140,10 +139,24 @@ async def quality(
 
 async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Envelope]) -> None:
     """Each event as the consumer applies it, one transaction each."""
-    handle = Dispatch(consumed(handlers.unit_of_works(sessions)))
+    spec = consumer_spec("quality-test", handlers.unit_of_works(sessions))
+    handle = spec.dispatch()
+    assert spec.after_batch is not None
     for envelope in events:
         async with sessions() as session, session.begin():
             await handle(session, envelope)
+            await spec.after_batch(session)
+
+
+async def _apply_as_one_batch(sessions: async_sessionmaker[AsyncSession], events: list[Envelope]) -> None:
+    """The events as one batch of the consumer: one transaction, the batch's end after the last."""
+    spec = consumer_spec("quality-test", handlers.unit_of_works(sessions))
+    handle = spec.dispatch()
+    assert spec.after_batch is not None
+    async with sessions() as session, session.begin():
+        for envelope in events:
+            await handle(session, envelope)
+        await spec.after_batch(session)
 
 
 async def _agent_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
@@ -172,6 +185,33 @@ async def test_a_rebuild_keeps_attempts_counted_since_the_last_metrics_event(qua
     async with sessions() as session:
         stored = len(await EventStore().load(session, AGENT_METRICS, agent))
     assert stored == row.version  # every change of the totals is an event the rebuild can replay
+
+    await SERVICE.rebuild_from_store(settings)
+    assert await _agent_rows(sessions) == live
+
+
+async def test_a_batch_counts_each_agents_attempts_in_one_event_with_the_totals(quality: Any) -> None:
+    settings, sessions = quality
+    ws, agent, other = unique("ws"), new_id(), new_id()
+    first, second, third = Run(ws, agent), Run(ws, agent), Run(ws, other)
+    await _apply_as_one_batch(
+        sessions,
+        [
+            *first.begin(),
+            *second.begin(),
+            *third.begin(),
+            *first.attempt(1, ok=False, tokens=100),
+            *second.attempt(1, ok=True, tokens=30),
+            *third.attempt(1, ok=True, tokens=7),
+            *first.attempt(2, ok=True, tokens=50),
+        ],
+    )
+    live = await _agent_rows(sessions)
+    totals = {row.agent_id: (row.runs, row.successes, row.total_tokens, row.version) for row in live}
+    assert totals == {agent: (2, 2, 180, 1), other: (1, 1, 7, 1)}
+    async with sessions() as session:
+        (event,) = await EventStore().load(session, AGENT_METRICS, agent)
+    assert event.payload["metrics"]["runs"] == 2 and event.payload["metrics"]["total_tokens"] == 180
 
     await SERVICE.rebuild_from_store(settings)
     assert await _agent_rows(sessions) == live

@@ -528,7 +528,7 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
     """A finished run is assessed and learned from in one pass: the run's copy and the recipe's learning_data
     (the last 50 analyses, the largest document here) are read once, and learning_data is written once; the
     next run's learning reads none, this process having committed the version it learns from.
-    Counting a step's attempt reads its agent's metrics once."""
+    Counting steps' attempts reads their agent's metrics once per batch."""
     ws, template = unique("ws"), unique("recipe")
     created, recipe = recipe_event(ws, template, auto_learning=True)
     run, a1, a2 = Run(ws, template), new_id(), new_id()
@@ -554,9 +554,10 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
     assert len(learning_writes) == 1  # the LearningRecorded's projection
     assert len(run_reads) == 1  # the copy scored (keeping ExecutionFinished needs none: its totals are given)
     agent_reads = [s for s, params in statements if (a1 in params or a2 in params) and s.startswith("SELECT")]
-    # 4 counted attempts, each under its agent's lock (read again once created, for each agent's first);
-    # projecting AgentMetricsUpdated reads nothing: the event carries the whole totals.
-    assert len(agent_reads) == 4 + 2
+    # 4 counted attempts of 2 agents, counted under their agent's lock once per consumer batch holding some
+    # (read again once created, for each agent's first); projecting AgentMetricsUpdated reads nothing: the
+    # event carries the whole totals.
+    assert 2 + 2 <= len(agent_reads) <= 4 + 2
 
     second = Run(ws, template)
     statements.clear()

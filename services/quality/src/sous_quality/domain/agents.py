@@ -7,6 +7,7 @@ because they were spent. Reused results (rerun from a step) are neither runs nor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,17 @@ class AgentTotals:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A step's outcome as its agent counts it: `final` when no retry follows (a run), `success` if it succeeded."""
+
+    final: bool
+    success: bool
+    duration_ms: float
+    tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
 class AgentMetrics:
     """The AgentMetrics aggregate: an agent's totals at its stream's version.
 
@@ -75,10 +87,20 @@ class AgentMetrics:
     def count(
         self, *, final: bool, success: bool, duration_ms: float, tokens: int, cost_usd: float
     ) -> AgentMetricsUpdated:
-        """Every counted attempt is an event: a rebuild must not lose attempts between two summaries."""
-        totals = self.totals.with_attempt(
-            final=final, success=success, duration_ms=duration_ms, tokens=tokens, cost_usd=cost_usd
-        )
+        return self.count_all([Attempt(final, success, duration_ms, tokens, cost_usd)])
+
+    def count_all(self, attempts: Sequence[Attempt]) -> AgentMetricsUpdated:
+        """Counted attempts are in an event, the totals after all of them, recorded in the transaction that
+        counts them: a rebuild must not lose attempts between two summaries."""
+        totals = self.totals
+        for attempt in attempts:
+            totals = totals.with_attempt(
+                final=attempt.final,
+                success=attempt.success,
+                duration_ms=attempt.duration_ms,
+                tokens=attempt.tokens,
+                cost_usd=attempt.cost_usd,
+            )
         return AgentMetricsUpdated(agent_id=self.agent_id, metrics=totals.metrics())
 
     def applied(self, event: AgentMetricsUpdated, version: int) -> AgentMetrics:

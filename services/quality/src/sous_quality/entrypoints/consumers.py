@@ -17,7 +17,7 @@ from sous_events import events as ev
 from sous_events.dispatch import TypedHandler
 from sous_events.envelope import Envelope, EventPayload
 from sous_quality import handlers, replicas
-from sous_quality.commands import CountAgentAttempt, LearnFromFinishedRun
+from sous_quality.commands import CountAgentAttempts, LearnFromFinishedRun
 from sous_quality.config import QualitySettings
 from sous_service.caller import Caller
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
@@ -28,6 +28,8 @@ COPIED = (ev.ExecutionRequested, ev.ExecutionStarted, ev.StepStarted, ev.StepRet
 # Units of work waiting for their record's transaction to commit; one whose transaction never does (a record
 # dead-lettered) is dropped once this many wait behind it.
 MAX_AWAITING_COMMIT = 1000
+# Where a batch's session keeps the step outcomes it has yet to count (sessions are one per batch transaction).
+ATTEMPTS_KEY = "sous_quality.attempts_to_count"
 
 
 class AwaitingCommit:
@@ -49,15 +51,40 @@ class AwaitingCommit:
             uow.committed()
 
 
-def consumed(uows: UnitOfWorks, awaiting: AwaitingCommit | None = None) -> dict[type[EventPayload], TypedHandler]:
+class AttemptsToCount:
+    """The step outcomes of the batch being applied, by agent: each agent's are counted at the batch's end, in
+    one AgentMetricsUpdated with the totals after all of them (in the batch's transaction, like the records)."""
+
+    def __init__(self, uows: UnitOfWorks) -> None:
+        self.uows = uows
+
+    def add(self, session: AsyncSession, envelope: Envelope, outcome: ev.StepCompleted | ev.StepFailed) -> None:
+        if not outcome.agent_id:
+            return
+        waiting: dict[str, tuple[list[ev.StepCompleted | ev.StepFailed], Envelope]]
+        waiting = session.info.setdefault(ATTEMPTS_KEY, {})
+        outcomes, _ = waiting.get(outcome.agent_id, ([], envelope))
+        outcomes.append(outcome)
+        # The event is recorded as caused by the agent's last outcome of the batch.
+        waiting[outcome.agent_id] = (outcomes, envelope)
+
+    async def count(self, session: AsyncSession) -> None:
+        waiting = session.info.pop(ATTEMPTS_KEY, None) or {}
+        for agent_id, (outcomes, envelope) in waiting.items():
+            uow = self.uows.joined(session, Caller.from_event(envelope))
+            await handlers.count_agent_attempts(CountAgentAttempts(agent_id=agent_id, outcomes=outcomes), uow)
+
+
+def consumed(
+    uows: UnitOfWorks, attempts: AttemptsToCount, awaiting: AwaitingCommit | None = None
+) -> dict[type[EventPayload], TypedHandler]:
     """What the quality consumer handles: each payload class with its handler."""
 
     async def step_outcome(
         session: AsyncSession, envelope: Envelope, payload: ev.StepCompleted | ev.StepFailed
     ) -> None:
         await replicas.keep_execution(session, envelope, payload)
-        uow = uows.joined(session, Caller.from_event(envelope))
-        await handlers.count_agent_attempt(CountAgentAttempt(outcome=payload), uow)
+        attempts.add(session, envelope, payload)
 
     async def finished(session: AsyncSession, envelope: Envelope, payload: ev.ExecutionFinished) -> None:
         await replicas.keep_execution(session, envelope, payload)
@@ -78,9 +105,17 @@ def consumed(uows: UnitOfWorks, awaiting: AwaitingCommit | None = None) -> dict[
     }
 
 
-def quality_consumer(settings: QualitySettings, runtime: ServiceRuntime) -> ConsumerSpec:
-    uows = handlers.unit_of_works(runtime.sessions, runtime.store)
-    awaiting = AwaitingCommit()
+def consumer_spec(name: str, uows: UnitOfWorks) -> ConsumerSpec:
+    """The quality consumer group `name`: its handlers, the batch's attempts counted at its end, and the
+    units of work told once their records committed."""
+    attempts, awaiting = AttemptsToCount(uows), AwaitingCommit()
     return ConsumerSpec(
-        name=settings.consumer_group, handlers=consumed(uows, awaiting), after_commit=awaiting.committed
+        name=name,
+        handlers=consumed(uows, attempts, awaiting),
+        after_batch=attempts.count,
+        after_commit=awaiting.committed,
     )
+
+
+def quality_consumer(settings: QualitySettings, runtime: ServiceRuntime) -> ConsumerSpec:
+    return consumer_spec(settings.consumer_group, handlers.unit_of_works(runtime.sessions, runtime.store))
