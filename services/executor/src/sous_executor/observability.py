@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sous_executor.llm.completion import Completion, create_completion
 from sous_executor.llm.pricing import price_of
 from sous_service.logs import correlation_id_var
 from sous_service.observability.metrics import (
@@ -26,6 +27,8 @@ from sous_service.observability.metrics import (
 from sous_service.observability.tracing import client_span, fail, parent_context, tracer
 
 if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
     from sous_executor.engine.sweeper import Sweeper
 
 SERVICE = "executor"
@@ -76,9 +79,11 @@ def model_label(prices: Mapping[str, Mapping[str, float]], model: str) -> str:
     return model[:100] if price_of(prices, model) is not None else "unpriced"
 
 
-async def observed_completion(client: Any, kwargs: dict[str, Any], prices: Mapping[str, Mapping[str, float]]) -> Any:
+async def observed_completion(
+    client: AsyncOpenAI, body: Mapping[str, Any], prices: Mapping[str, Mapping[str, float]]
+) -> Completion:
     """One chat completion in a CLIENT span, its latency and token counts recorded."""
-    model = str(kwargs.get("model") or "")
+    model = str(body.get("model") or "")
     label = model_label(prices, model)
     started = time.perf_counter()
     outcome = "error"
@@ -86,16 +91,16 @@ async def observed_completion(client: Any, kwargs: dict[str, Any], prices: Mappi
         f"chat {model[:100]}", {"gen_ai.operation.name": "chat", "gen_ai.request.model": model[:200]}
     ) as span:
         try:
-            response = await client.chat.completions.create(**kwargs)
+            response = await create_completion(client, body)
             outcome = "ok"
         finally:
             MODEL_DURATION.labels(SERVICE, label, outcome).observe(time.perf_counter() - started)
-        usage = getattr(response, "usage", None)
+        usage = response.usage
         if usage is not None:
-            span.set_attribute("gen_ai.usage.input_tokens", int(usage.prompt_tokens))
-            span.set_attribute("gen_ai.usage.output_tokens", int(usage.completion_tokens))
-            MODEL_TOKENS.labels(SERVICE, label, "prompt").inc(int(usage.prompt_tokens))
-            MODEL_TOKENS.labels(SERVICE, label, "completion").inc(int(usage.completion_tokens))
+            span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+            span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            MODEL_TOKENS.labels(SERVICE, label, "prompt").inc(usage.prompt_tokens)
+            MODEL_TOKENS.labels(SERVICE, label, "completion").inc(usage.completion_tokens)
         return response
 
 

@@ -11,6 +11,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from sous_events import jsontext
 from sous_events.events.executor import StepUsageRecorded, TokenUsage
 from sous_executor.domain.budget_policy import estimate_call
 from sous_executor.domain.planning import StepSpec
@@ -46,6 +47,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
     )
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     prices = run.settings.prices
+    tools_chars = len(jsontext.dumps(tools)) if tools else 0
     for _ in range(max_iterations):
         kwargs: dict[str, Any] = {"model": target.model, "messages": messages}
         if tools:
@@ -54,7 +56,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
             kwargs["temperature"] = target.temperature
         if target.max_tokens:
             kwargs["max_tokens"] = target.max_tokens
-        prompt_chars = len(json.dumps(messages, default=str)) + (len(json.dumps(tools)) if tools else 0)
+        prompt_chars = len(jsontext.dumps(messages)) + tools_chars
         estimate = estimate_call(prompt_chars, target.max_tokens, run.settings.budget_completion_estimate)
         # The previous call's usage is on record before the next call can cost or fail.
         await run.journal.flush()
@@ -83,22 +85,21 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
         over = run.budget.over()
         if over:
             raise BudgetExceeded(over)
-        if not response.choices:
+        if not response.answered:
             raise StepFailure("model returned no choices", "empty_output")
-        message = response.choices[0].message
-        calls: list[Any] = [c for c in (message.tool_calls or []) if getattr(c, "function", None) is not None]
+        calls = response.tool_calls
         if calls:
             await run.journal.flush()  # tools act outside: the usage so far is on record first
-            arguments = {c.id: clean_text(c.function.arguments or "") for c in calls}
+            arguments = {c.id: clean_text(c.arguments) for c in calls}
             messages.append(
                 {
                     "role": "assistant",
-                    "content": clean_text(message.content) if message.content else message.content,
+                    "content": clean_text(response.content) if response.content else response.content,
                     "tool_calls": [
                         {
                             "id": c.id,
                             "type": "function",
-                            "function": {"name": clean_text(c.function.name), "arguments": arguments[c.id]},
+                            "function": {"name": clean_text(c.name), "arguments": arguments[c.id]},
                         }
                         for c in calls
                     ],
@@ -106,7 +107,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
             )
             for call in calls:
                 run.checkpoint()
-                name = clean_text(call.function.name)
+                name = clean_text(call.name)
                 try:
                     record = await observed_tool(
                         name,
@@ -121,7 +122,7 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
                 reply = {"error": record["error"]} if record["error"] else {"result": record["result"]}
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps(reply, default=str)})
             continue
-        content = clean_text(message.content or "")
+        content = clean_text(response.content or "")
         if not content.strip():
             raise StepFailure("model returned an empty answer", "empty_output")
         return content

@@ -15,6 +15,7 @@ from typing import Any
 import openai
 
 from sous_executor.llm.client import ModelConfigError
+from sous_executor.llm.completion import ModelResponseInvalid
 
 _CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _MESSAGES = {
@@ -66,6 +67,8 @@ def model_failure(error: BaseException) -> ModelFailure | None:
     if isinstance(error, openai.APIStatusError):
         transient = error.status_code >= 500 or error.status_code == 408
         return ModelFailure(f"model error {error.status_code}: {upstream_message(error)}", "model_error", transient)
+    if isinstance(error, ModelResponseInvalid):
+        return ModelFailure(f"model error: {error}", "model_error", transient=True)
     if isinstance(error, openai.APIConnectionError):
         return ModelFailure(f"model unreachable: {error}", "model_unavailable", transient=True)
     return None
