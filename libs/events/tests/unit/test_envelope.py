@@ -69,3 +69,11 @@ def test_upcaster_turns_an_old_payload_into_the_current_one(monkeypatch):
     )
     old = old.model_copy(update={"schema_version": 1, "payload": {"execution_id": "e", "step_id": "s", "text": "v1"}})
     assert payload_of(old).output == "v1"  # type: ignore[attr-defined]
+
+
+def test_new_id_is_the_canonical_text_of_a_monotonic_uuid7():
+    from sous_events.ids import new_id
+
+    ids = [new_id() for _ in range(5000)]
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 7 for i in ids)
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
