@@ -43,7 +43,7 @@ from sous_events.dlq import dead_letter_headers, send_dead_letter
 from sous_events.envelope import Envelope
 from sous_events.failures import describe, is_transient
 from sous_events.inbox_claim import claim
-from sous_events.kafka import KafkaConfig, make_consumer, make_producer
+from sous_events.kafka import MAX_POLL_RECORDS, KafkaConfig, make_consumer, make_producer
 
 logger = logging.getLogger("sous.consumer")
 
@@ -156,7 +156,9 @@ class ConsumerRunner:
                 backoff = 0.2
                 while not self._stopping.is_set():
                     # While partitions are being worked on, poll briefly so a finished one resumes at once.
-                    batches = await consumer.getmany(timeout_ms=20 if self._workers else 500, max_records=500)
+                    batches = await consumer.getmany(
+                        timeout_ms=20 if self._workers else 500, max_records=MAX_POLL_RECORDS
+                    )
                     self._reap(consumer)
                     for tp, records in batches.items():
                         self._dispatch(consumer, tp, records, producer)

@@ -17,6 +17,11 @@ from aiokafka.helpers import create_ssl_context
 from sous_events.topics import all_topics_with_dlq
 
 
+# Records one poll may return (over all partitions). A partition's records of a poll are applied in one
+# transaction, so under a backlog a larger poll means fewer transactions, commits and statements per event.
+MAX_POLL_RECORDS = 2000
+
+
 @dataclass(frozen=True)
 class KafkaConfig:
     bootstrap: str
@@ -86,7 +91,7 @@ def make_consumer(config: KafkaConfig, group_id: str) -> AIOKafkaConsumer:
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=500,
+        max_poll_records=MAX_POLL_RECORDS,
         # Partitions are not paused while worked on (see sous_events.consumer), so a fetch can wait this long.
         fetch_min_bytes=config.fetch_min_bytes,
         fetch_max_wait_ms=config.fetch_max_wait_ms,
