@@ -16,7 +16,6 @@ from aiokafka.helpers import create_ssl_context
 
 from sous_events.topics import all_topics_with_dlq
 
-
 # Records one poll may return (over all partitions). A partition's records of a poll are applied in one
 # transaction, so under a backlog a larger poll means fewer transactions, commits and statements per event.
 MAX_POLL_RECORDS = 2000
