@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sous_events.contracts import TokenUsage
-from sous_events.envelope import Envelope
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.events.executor import (
     ExecutionCancelRequested,
     ExecutionFinished,
@@ -156,8 +156,10 @@ class Execution:
             return min(running)
         return self.finished_steps
 
-    def apply(self, event: Envelope) -> None:
-        p = payload_of(event)
+    def apply(self, event: Envelope, payload: EventPayload | None = None) -> None:
+        """Fold `event`; `payload`: the typed payload it was made from, when the caller holds it (it is then
+        not read back from the envelope)."""
+        p = payload_of(event) if payload is None else payload
         self.version = event.aggregate_version
         if isinstance(p, ExecutionRequested):
             self._requested(event, p)

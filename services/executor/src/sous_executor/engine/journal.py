@@ -85,7 +85,7 @@ class RunJournal:
         for payload in payloads:
             if records_outcome(self.execution, payload):
                 envelope = self._envelope(payload, self.execution.version + 1)
-                self.execution.apply(envelope)
+                self.execution.apply(envelope, payload)
                 self._staged.append(payload)
                 self._staged_envelopes.append(envelope)
 
@@ -172,10 +172,15 @@ class RunJournal:
 
     async def _append_now(self, payloads: Sequence[EventPayload], finish: bool) -> None:
         execution = self.execution
-        staged = self._staged_envelopes
-        envelopes = [*staged, *(self._envelope(p, execution.version + i) for i, p in enumerate(payloads, start=1))]
+        envelopes = list(self._staged_envelopes)
+        for payload in payloads:
+            # Folded here, from the typed payload (not read back from the envelope); on a failed append the
+            # execution is stale and the caller reloads it.
+            envelope = self._envelope(payload, execution.version + 1)
+            execution.apply(envelope, payload)
+            envelopes.append(envelope)
         sent = time.monotonic()
-        await self.stream.append(execution, envelopes, finish=finish, folded=len(staged))
+        await self.stream.append(execution, envelopes, finish=finish, folded=len(envelopes))
         self._staged, self._staged_envelopes = [], []
         self.guard.renewed(sent)
         if execution.cancel_requested:
