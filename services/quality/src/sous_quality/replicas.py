@@ -14,7 +14,6 @@ from sous_events.contracts import StepResult
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import (
     ExecutionFinished,
-    ExecutionRequested,
     ExecutionStarted,
     RecipeCreated,
     RecipeDeleted,
@@ -37,6 +36,31 @@ async def keep_recipe(
         await copies.mark_recipe_deleted(session, envelope.workspace_id, payload.recipe_id, payload.template_id)
 
 
+class RequestedRun(EventPayload):
+    """An ExecutionRequested as its copy keeps it: the recipe and agents as written (a snapshot's written form
+    is what its producer wrote), neither validated whole nor written out again."""
+
+    execution_id: str
+    template_id: str
+    recipe: dict[str, Any]
+    agents: dict[str, dict[str, Any]] = {}
+    input_data: dict[str, Any] = {}
+
+
+async def keep_requested(session: AsyncSession, envelope: Envelope, payload: RequestedRun) -> None:
+    await copies.record_requested(
+        session,
+        workspace_id=envelope.workspace_id,
+        execution_id=payload.execution_id,
+        template_id=payload.template_id,
+        recipe=payload.recipe,
+        agents=payload.agents,
+        input_data=payload.input_data,
+        correlation_id=envelope.correlation_id,
+        at=envelope.occurred_at,
+    )
+
+
 def _step_outcome(payload: StepCompleted | StepFailed) -> dict[str, Any]:
     """What a step's outcome event says about the step, success or failure alike."""
     return {
@@ -52,19 +76,7 @@ def _step_outcome(payload: StepCompleted | StepFailed) -> dict[str, Any]:
 
 async def keep_execution(session: AsyncSession, envelope: Envelope, payload: EventPayload) -> None:
     ws, at = envelope.workspace_id, envelope.occurred_at
-    if isinstance(payload, ExecutionRequested):
-        await copies.record_requested(
-            session,
-            workspace_id=ws,
-            execution_id=payload.execution_id,
-            template_id=payload.template_id,
-            recipe=payload.recipe.as_dict(),
-            agents={agent_id: agent.as_dict() for agent_id, agent in payload.agents.items()},
-            input_data=payload.input_data,
-            correlation_id=envelope.correlation_id,
-            at=at,
-        )
-    elif isinstance(payload, ExecutionStarted):
+    if isinstance(payload, ExecutionStarted):
         await copies.record_started(session, ws, payload.execution_id, payload.template_id, at)
     elif isinstance(payload, StepStarted):
         await copies.upsert_step(

@@ -24,7 +24,9 @@ from sous_service.runtime import ConsumerSpec, ServiceRuntime
 from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
 
 # Kept in the copies only; outcomes and finishes also count and learn (below).
-COPIED = (ev.ExecutionRequested, ev.ExecutionStarted, ev.StepStarted, ev.StepRetryScheduled, ev.StepSkipped)
+COPIED = (ev.ExecutionStarted, ev.StepStarted, ev.StepRetryScheduled, ev.StepSkipped)
+# Read through views of the fields kept (docs/events.md).
+VIEWS: dict[type[EventPayload], type[EventPayload]] = {ev.ExecutionRequested: replicas.RequestedRun}
 # Units of work waiting for their record's transaction to commit; one whose transaction never does (a record
 # dead-lettered) is dropped once this many wait behind it.
 MAX_AWAITING_COMMIT = 1000
@@ -98,6 +100,7 @@ def consumed(
         ev.RecipeCreated: replicas.keep_recipe,
         ev.RecipeUpdated: replicas.keep_recipe,
         ev.RecipeDeleted: replicas.keep_recipe,
+        ev.ExecutionRequested: replicas.keep_requested,
         **{payload: replicas.keep_execution for payload in COPIED},
         ev.StepCompleted: step_outcome,
         ev.StepFailed: step_outcome,
@@ -112,6 +115,7 @@ def consumer_spec(name: str, uows: UnitOfWorks) -> ConsumerSpec:
     return ConsumerSpec(
         name=name,
         handlers=consumed(uows, attempts, awaiting),
+        views=VIEWS,
         after_batch=attempts.count,
         after_commit=awaiting.committed,
     )
