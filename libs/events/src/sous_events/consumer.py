@@ -30,7 +30,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -41,9 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sous_events.codec import decode_wanted
 from sous_events.dlq import dead_letter_headers, send_dead_letter
 from sous_events.envelope import Envelope
-from sous_events.failures import describe, is_transient
+from sous_events.failures import is_transient
 from sous_events.inbox_claim import claim
 from sous_events.kafka import MAX_POLL_RECORDS, KafkaConfig, make_consumer, make_producer
+from sous_events.stalls import Stall, note_resumed, note_stall
 
 logger = logging.getLogger("sous.consumer")
 
@@ -53,13 +53,6 @@ BatchHandler = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
 AfterCommit = Callable[[Envelope], Awaitable[None]]
 # (consumer name, partition, consecutive transient failures, the error): a metric or alert hook.
 StallHook = Callable[[str, TopicPartition, int, BaseException], None]
-
-
-@dataclass
-class Stall:
-    since: float
-    attempts: int
-    last_error: str
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -352,34 +345,14 @@ class ConsumerRunner:
     async def _stall(self, tp: TopicPartition, attempts: int, error: BaseException) -> None:
         """Record and report a transient failure, then wait (capped exponential backoff) before the retry."""
         self.transient_failures += 1
-        stall = self.stalled.setdefault(tp, Stall(time.monotonic(), 0, ""))
-        stall.attempts, stall.last_error = attempts, describe(error)
-        if attempts == 1 or attempts % 10 == 0:
-            logger.warning(
-                "consumer %s: partition %s/%s stalled for %.0fs (%d attempts): %s; retrying, nothing is dead-lettered",
-                self.name,
-                tp.topic,
-                tp.partition,
-                time.monotonic() - stall.since,
-                attempts,
-                stall.last_error,
-            )
+        note_stall(self.name, self.stalled, tp, attempts, error)
         if self.on_stall is not None:
             with contextlib.suppress(Exception):
                 self.on_stall(self.name, tp, attempts, error)
         await asyncio.sleep(min(self.backoff_s * 2 ** min(attempts - 1, 16), self.max_backoff_s))
 
     def _unstall(self, tp: TopicPartition) -> None:
-        stall = self.stalled.pop(tp, None)
-        if stall is not None:
-            logger.warning(
-                "consumer %s: partition %s/%s resumed after %.1fs and %d transient failures",
-                self.name,
-                tp.topic,
-                tp.partition,
-                time.monotonic() - stall.since,
-                stall.attempts,
-            )
+        note_resumed(self.name, self.stalled, tp)
 
     async def _dead_letter(
         self,
