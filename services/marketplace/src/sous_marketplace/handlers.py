@@ -99,10 +99,11 @@ class MarketplaceHandlers:
         )
 
     async def standing(self, session: AsyncSession, workspace_id: str, template_id: str) -> QualityStanding:
-        """The recipe's quality from the replica; when the replica alone would fail the gate, from quality too,
-        so a decision taken right after an assessment sees it (read-your-writes)."""
+        """The recipe's quality from the replica; when the replica has no score yet or would fail the gate, from
+        quality too, so a decision taken right after an assessment sees it (read-your-writes). A gate that admits
+        unassessed recipes must not admit a recipe quality has scored low only because the replica lags."""
         replica = await replicas.quality_standing(session, workspace_id, template_id, self.trend_points)
-        if self.gate.verdict(replica).met or self.quality is None:
+        if (replica.score is not None and self.gate.verdict(replica).met) or self.quality is None:
             return replica
         live = await self.quality.standing(workspace_id, template_id, self.trend_points)
         return replica if live is None else replica.fresher(live)

@@ -18,6 +18,7 @@ from sous_events.registry import make_event
 from sous_local.testing import unique
 from sous_marketplace.adapters.quality_client import QualityClient
 from sous_marketplace.adapters.tables import quality_assessments
+from sous_marketplace.domain.quality_gate import QualityGate
 from sous_service.internal_context import CONTEXT_HEADER, decode_context
 
 from .conftest import Marketplace, consume_marketplace_events, wait_for
@@ -209,6 +210,29 @@ async def test_an_approval_right_after_an_assessment_reads_quality_when_the_repl
     granted = await approve(m, listing_id)
     assert granted.status_code == 200, granted.text
     assert seen == [(recipe.workspace, recipe.template)]
+
+
+async def test_a_gate_open_to_unassessed_recipes_asks_quality_before_approving_one_its_replica_has_not_seen(
+    marketplace: Marketplace,
+) -> None:
+    m = marketplace
+    _, listing_id = await submitted(m)
+    quality = FastAPI()
+
+    @quality.get("/api/workflow-recipes/{template_id}/quality/history")
+    async def history(template_id: str) -> JSONResponse:
+        points = [{"rolling_score": 0.4, "execution_id": new_id()}]
+        return JSONResponse({"recipe_id": template_id, "quality_score": 0.4, "assessment_count": 1, "points": points})
+
+    services = m.app.state.marketplace
+    services.handlers = replace(
+        services.handlers,
+        gate=QualityGate(min_score=0.85, min_runs=0),
+        quality=QualityClient("http://quality", m.settings.internal_secret, transport=httpx.ASGITransport(app=quality)),
+    )
+    refused = await approve(m, listing_id)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "quality_gate_not_met"
 
 
 async def test_an_assessment_of_a_recipe_without_listings_is_one_statement(marketplace: Marketplace) -> None:
