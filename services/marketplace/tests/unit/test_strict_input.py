@@ -35,3 +35,11 @@ def test_the_submit_body_names_the_recipe_by_its_template_id() -> None:
     body = SubmitBody.model_validate({"template_id": "r1"})
     assert body.template_id == "r1"
     assert "template_id" in SubmitBody.model_json_schema()["properties"]
+
+
+@pytest.mark.parametrize("template_id", ["\x1f", "r\x001", "r1\x7f"])
+def test_a_template_id_with_a_control_character_is_refused_by_its_field(template_id: str) -> None:
+    # It would go into the catalog's URL as it is: refused here (422), never an error there (500).
+    with pytest.raises(ValidationError) as raised:
+        SubmitBody.model_validate({"template_id": template_id})
+    assert raised.value.errors()[0]["loc"] == ("template_id",)

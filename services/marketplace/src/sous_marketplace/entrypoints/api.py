@@ -34,6 +34,8 @@ class SubmitBody(BaseModel):
         min_length=1,
         max_length=200,
         validation_alias=AliasChoices("template_id", "recipe_id"),
+        # A recipe's id goes into the catalog's URL when the listing reads it: control characters never name one.
+        pattern=r"^[^\x00-\x1f\x7f]+$",
         description="The template id of a recipe of this workspace (formerly `recipe_id`, still accepted)",
     )
     category: str | None = Field(default=None, max_length=100)
