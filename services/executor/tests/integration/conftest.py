@@ -5,8 +5,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sous_executor.bootstrap import MIGRATIONS_DIR
 from sous_local.testing import Infrastructure
+from sous_service.db import create_engine, create_session_factory
+from sous_service.migrate import upgrade_async
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -28,3 +32,18 @@ async def executor(infra: Infrastructure, fresh_database: str, model_server: Mod
     settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
     async with running_executor(settings) as running:
         yield running
+
+
+@pytest.fixture
+async def engine(infra: Infrastructure, fresh_database: str, model_server: ModelServer) -> AsyncIterator[AsyncEngine]:
+    """The executor's database, migrated, with no executor running on it."""
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
+    await upgrade_async(settings, MIGRATIONS_DIR)
+    eng = create_engine(settings)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_session_factory(engine)

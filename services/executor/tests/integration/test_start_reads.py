@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from executor_harness import ModelServer, executor_settings
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_executor.adapters import repositories as repo
-from sous_executor.bootstrap import MIGRATIONS_DIR
-from sous_local.testing import Infrastructure, unique
-from sous_service.db import create_engine, create_session_factory
-from sous_service.migrate import upgrade_async
+from sous_local.testing import unique
 
 pytestmark = pytest.mark.integration
 
 
 async def test_the_recipe_comes_with_the_live_replicas_of_its_step_and_judge_agents(
-    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
-    await upgrade_async(settings, MIGRATIONS_DIR)
-    engine = create_engine(settings)
-    sessions = create_session_factory(engine)
     ws, other = unique("ws"), unique("ws")
     worker, judge, gone, idle = (unique("agent") for _ in range(4))
     recipe = {
@@ -30,20 +23,17 @@ async def test_the_recipe_comes_with_the_live_replicas_of_its_step_and_judge_age
             {"step_id": "b", "agent_id": gone, "checks": [{"type": "regex", "agent_id": idle}]},
         ],
     }
-    try:
-        async with sessions() as session, session.begin():
-            await repo.upsert_recipe(session, ws, recipe, 1)
-            for agent_id in (worker, judge, gone, idle):
-                await repo.upsert_agent(session, ws, {"id": agent_id, "name": agent_id}, 1)
-            await repo.delete_agent(session, gone, ws)
-        async with sessions() as session:
-            found = await repo.get_recipe_with_agents(session, ws, recipe["template_id"])
-            elsewhere = await repo.get_recipe_with_agents(session, other, recipe["template_id"])
-        assert found is not None and elsewhere is None
-        stored, agents = found
-        assert stored["steps"] == recipe["steps"]
-        # The removed agent is left out (a start then asks the catalog); a regex check names no agent it runs.
-        assert sorted(agents) == sorted([worker, judge])
-        assert agents[judge]["name"] == judge
-    finally:
-        await engine.dispose()
+    async with sessions() as session, session.begin():
+        await repo.upsert_recipe(session, ws, recipe, 1)
+        for agent_id in (worker, judge, gone, idle):
+            await repo.upsert_agent(session, ws, {"id": agent_id, "name": agent_id}, 1)
+        await repo.delete_agent(session, gone, ws)
+    async with sessions() as session:
+        found = await repo.get_recipe_with_agents(session, ws, recipe["template_id"])
+        elsewhere = await repo.get_recipe_with_agents(session, other, recipe["template_id"])
+    assert found is not None and elsewhere is None
+    stored, agents = found
+    assert stored["steps"] == recipe["steps"]
+    # The removed agent is left out (a start then asks the catalog); a regex check names no agent it runs.
+    assert sorted(agents) == sorted([worker, judge])
+    assert agents[judge]["name"] == judge

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from executor_harness import MIGRATIONS_DIR, ModelServer, executor_settings
 from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,26 +20,9 @@ from sous_executor.adapters.execution_stream import PRODUCER, ExecutionStream
 from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.adapters.tables import executions, leases
 from sous_executor.domain.execution import Execution
-from sous_local.testing import Infrastructure
-from sous_service.db import create_engine, create_session_factory
-from sous_service.migrate import upgrade_async
 
 pytestmark = pytest.mark.integration
 RECIPE = {"template_id": "r", "steps": [{"step_id": "s", "order": 1, "agent_id": "a", "prompt_template": "p"}]}
-
-
-@pytest.fixture
-async def engine(infra: Infrastructure, fresh_database: str, model_server: ModelServer) -> AsyncIterator[AsyncEngine]:
-    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
-    await upgrade_async(settings, MIGRATIONS_DIR)
-    eng = create_engine(settings)
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
-def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_session_factory(engine)
 
 
 def envelopes(execution: Execution, *payloads: EventPayload, eid: str = "") -> list[Any]:
