@@ -240,7 +240,14 @@ def main() -> None:
     parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded")
     parser.add_argument("--engines", nargs="+", choices=["sous", "dbos"], default=["dbos", "sous"])
     parser.add_argument("--levels", type=int, nargs="*", default=[1, 10, 50], help="concurrency levels at latency 0")
-    parser.add_argument("--runs-per-level", type=int, default=40, help="at least; a level runs 2x its concurrency")
+    parser.add_argument(
+        "--runs-per-level",
+        type=int,
+        default=300,
+        # Long enough that a level lasts several seconds on either engine: at 40 runs a DBOS level lasted about
+        # one second and its ramp-up and tail, not its steady rate, decided the figure.
+        help="at least; a level runs 2x its concurrency",
+    )
     parser.add_argument("--high-concurrency", type=int, default=500)
     parser.add_argument("--high-latency-ms", type=int, default=1000)
     parser.add_argument("--high-runs", type=int, default=0, help="runs of the high level (default: its concurrency)")
