@@ -4,7 +4,8 @@ One relay per service is the leader (a Postgres advisory lock held on a dedicate
 wait. The leader wakes on NOTIFY from the appending transaction (a slow poll is only a safety net), sends
 each batch keyed by aggregate id all at once and awaits the acknowledgements together, with a bounded
 timeout (sends can hang while the broker is down), and backs off while the broker is unavailable. Rows are
-marked sent only after the broker acknowledged them, in the same statement that fetches the next batch.
+marked sent (or, keeping no delivery log, deleted) only after the broker acknowledged them, in the same
+statement that fetches the next batch.
 A row the broker refuses for good is parked (`parked_at`, `last_error`) instead of retried forever; only
 the later rows of its key wait behind it, until an operator re-sends or discards it (sous_events.parking).
 """
@@ -35,8 +36,8 @@ logger = logging.getLogger("sous.outbox")
 # $2 are the rows the broker acknowledged in the previous pass: marked sent by the same round trip (the
 # statement's snapshot still sees them unsent, hence the hashed NOT IN over what it marked). $3 are the rows
 # being sent while this fetch runs ahead: not theirs to fetch again.
-_NEXT_ROWS = """
-WITH marked AS (UPDATE outbox SET sent_at = now() WHERE id = ANY($2::bigint[]) RETURNING id)
+_NEXT_ROWS_AFTER = """
+WITH marked AS ({mark})
 SELECT o.id, o.topic, o.key, o.value, o.headers FROM outbox o
 WHERE o.sent_at IS NULL AND o.parked_at IS NULL
   AND o.id NOT IN (SELECT id FROM marked UNION ALL SELECT unnest($3::bigint[]))
@@ -45,6 +46,14 @@ WHERE o.sent_at IS NULL AND o.parked_at IS NULL
     WHERE p.parked_at IS NOT NULL AND p.sent_at IS NULL AND p.key = o.key AND p.id < o.id)
 ORDER BY o.id LIMIT $1
 """
+# What becomes of an acknowledged row: kept, marked sent, as a delivery log the leader trims later; or
+# deleted at once. A deleted row is one dead tuple, where marking writes a whole new row version (with its
+# value and a new primary-key entry: sent_at is in ix_outbox_unsent's predicate, so the update is never HOT)
+# and the trim deletes it later all the same.
+_MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY({ids}::bigint[]) RETURNING id"
+_DELETE_SENT = "DELETE FROM outbox WHERE id = ANY({ids}::bigint[]) RETURNING id"
+_NEXT_ROWS = _NEXT_ROWS_AFTER.format(mark=_MARK_SENT.format(ids="$2"))
+_NEXT_ROWS_DELETING = _NEXT_ROWS_AFTER.format(mark=_DELETE_SENT.format(ids="$2"))
 # The relay's session plans its fetch as a walk of ix_outbox_unsent in id order that stops at the limit.
 # Statistics say the unsent rows are few (they usually are), so the planner would otherwise pick a bitmap
 # scan of every unsent row and a sort: each pass costs the whole backlog exactly when there is a backlog.
@@ -84,7 +93,10 @@ class OutboxRelay:
         self.fallback_poll_s = fallback_poll_s
         self.max_backoff_s = max_backoff_s
         # Sent rows are only a delivery log (the event store keeps the record); the leader trims them.
+        # 0 keeps no log: a row is deleted as soon as the broker acknowledged it.
         self.keep_sent_s = keep_sent_s
+        self._next_rows = _NEXT_ROWS if keep_sent_s > 0 else _NEXT_ROWS_DELETING
+        self._mark_sent = (_MARK_SENT if keep_sent_s > 0 else _DELETE_SENT).format(ids="$1")
         self.purge_every_s = purge_every_s
         self._last_purge = 0.0
         # A connection that silently died (a dropped route, a frozen server) must fail a query rather than
@@ -225,7 +237,7 @@ class OutboxRelay:
         self.caught_up = False
         if fresh:
             acked, self._acked = self._acked, []
-            rows = await conn.fetch(_NEXT_ROWS, self.batch_size, acked, [])
+            rows = await conn.fetch(self._next_rows, self.batch_size, acked, [])
             self.published += len(acked)
         if not rows:
             return 0
@@ -242,7 +254,7 @@ class OutboxRelay:
             )
         else:
             acked, self._acked = self._acked, []
-            fetching = conn.fetch(_NEXT_ROWS, self.batch_size, acked, [row["id"] for row in rows])
+            fetching = conn.fetch(self._next_rows, self.batch_size, acked, [row["id"] for row in rows])
             results = await asyncio.gather(sending, fetching, return_exceptions=True)
         outcome: SendOutcome | BaseException = results[0]
         ahead: list[Any] | BaseException = results[1]
@@ -267,7 +279,7 @@ class OutboxRelay:
 
     async def _mark_acked(self, conn: asyncpg.Connection) -> None:
         if self._acked:
-            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", self._acked)
+            await conn.execute(self._mark_sent, self._acked)
             self.published += len(self._acked)
             self._acked = []
 

@@ -179,3 +179,48 @@ async def test_a_pass_fetches_the_next_rows_while_its_own_are_acknowledged(fresh
     finally:
         await relay._close_producer()
         await conn.close()
+
+
+async def test_a_relay_keeping_no_delivery_log_deletes_each_row_once_acknowledged(
+    fresh_database, sessions, kafka, workspace, infra
+):
+    store = EventStore()
+    aggregates = [f"{workspace}-nolog-{i}" for i in range(3)]
+    async with sessions() as s, s.begin():
+        await store.append_streams(
+            s, [([pipeline_event(workspace, a, v) for v in range(1, 51)], 0) for a in aggregates]
+        )
+    relay = OutboxRelay(name=f"relay-{uuid.uuid4().hex[:8]}", database_url=fresh_database, kafka=kafka, keep_sent_s=0)
+    conn = await relay._connect()
+    reader = AIOKafkaConsumer(
+        QUALITY, bootstrap_servers=infra.kafka_bootstrap, group_id=f"g-{workspace}", auto_offset_reset="earliest"
+    )
+    await reader.start()
+    try:
+        assert await relay._publish_batch(conn) == 150
+        assert await relay._publish_batch(conn) == 0  # its fetch deletes the acknowledged rows
+        assert relay.published == 150
+        # No row is left, and none was rewritten to mark it sent: one dead tuple per event, not two row versions.
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        await conn.execute("SELECT pg_stat_force_next_flush()")  # this connection's counts, flushed once idle
+        changed = await conn.fetchrow(
+            "SELECT pg_stat_get_tuples_updated('outbox'::regclass) AS updated, "
+            "pg_stat_get_tuples_deleted('outbox'::regclass) AS deleted"
+        )
+        assert (changed["updated"], changed["deleted"]) == (0, 150)
+
+        read: dict[str, list[int]] = {a: [] for a in aggregates}
+
+        async def all_read() -> bool:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if record.key.decode() in read:
+                        read[record.key.decode()].append(decode(record.value).aggregate_version)
+            return sum(len(v) for v in read.values()) >= 150
+
+        await eventually(all_read, what="the relayed events on the topic")
+        assert all(versions == list(range(1, 51)) for versions in read.values())
+    finally:
+        await reader.stop()
+        await relay._close_producer()
+        await conn.close()

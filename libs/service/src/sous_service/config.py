@@ -31,6 +31,10 @@ class ServiceSettings(BaseSettings):
     database_name: str = ""
     database_pool_size: int = 10
 
+    # How long an outbox row the broker acknowledged stays as a delivery log; 0 deletes it at once (the event
+    # store keeps the record), which spares every event a second row version and a later trim.
+    outbox_keep_sent_s: float = Field(default=0.0, ge=0)
+
     kafka_bootstrap: str = "127.0.0.1:9092"
     # The embedded broker has no idempotent producer; Apache Kafka in production should enable it.
     kafka_idempotence: bool = False

@@ -145,7 +145,10 @@ class ServiceRuntime:
         )
         await ensure_topics(self.kafka)
         self.relay = OutboxRelay(
-            name=self.settings.service_name, database_url=self.settings.service_database_url, kafka=self.kafka
+            name=settings.service_name,
+            database_url=settings.service_database_url,
+            kafka=self.kafka,
+            keep_sent_s=settings.outbox_keep_sent_s,
         )
         self.relay.start()
         for consumer in self.consumers:
