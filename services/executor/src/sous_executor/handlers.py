@@ -259,7 +259,9 @@ class ExecutorService:
             step_overrides=dict(command.step_overrides),
         )
         stream = [event(requested, 1)]
-        claimed = self.engine.reserve_here(uow, execution_id, stream)
+        payloads: list[EventPayload] = [requested]
+        execution = Execution()
+        claimed = self.engine.reserve_here(uow, execution, stream)
         if claimed:
             # Claimed here: the run is started in this transaction, by this instance, under its lease.
             started = ExecutionStarted(
@@ -269,7 +271,10 @@ class ExecutorService:
                 total_steps=len(steps),
             )
             stream.append(event(started, 2))
-        await append_requested(session, self.store, Execution(), stream, leases=self.leases, claimed=claimed)
+            payloads.append(started)
+        await append_requested(
+            session, self.store, execution, stream, leases=self.leases, claimed=claimed, payloads=payloads
+        )
         # Last, so the workspace's lock is held only from here to the commit: its other starts overlap.
         await admit_start(session, workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
         return {

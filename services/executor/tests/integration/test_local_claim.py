@@ -20,8 +20,11 @@ from executor_harness import (
 )
 from sqlalchemy import select
 
+from sous_events.envelope import Envelope, EventPayload
+from sous_events.registry import payload_of
 from sous_executor.adapters.leases import Leases
 from sous_executor.adapters.tables import leases
+from sous_executor.domain import execution as execution_module
 from sous_executor.entrypoints.consumers import RUNNERS_GROUP, runner_consumer
 from sous_local.testing import unique
 
@@ -105,3 +108,26 @@ async def test_a_run_claimed_on_accept_completes_from_the_request_it_was_handed(
     kinds = [e.event_type for e in await events_of(executor, eid)]
     assert kinds[:3] == ["ExecutionRequested", "ExecutionStarted", "StepStarted"]
     assert kinds.count("ExecutionStarted") == 1
+
+
+async def test_a_run_claimed_on_accept_never_decodes_its_request_again(
+    executor: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request folds its typed payloads and hands the run that Execution: the recipe and agents the
+    ExecutionRequested carries are not read back from its envelope, neither by the request nor by the run."""
+    decoded: list[str] = []
+
+    def counting_payload_of(envelope: Envelope) -> EventPayload:
+        decoded.append(envelope.event_type)
+        return payload_of(envelope)
+
+    monkeypatch.setattr(execution_module, "payload_of", counting_payload_of)
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    recipe = recipe_snapshot(ws, [step("one", 1, agent["id"], "first"), step("two", 2, agent["id"], "second")])
+    await seed(executor, ws, recipe, [agent])
+    eid = await start(executor, ws, recipe["template_id"])
+    body = await wait_finished(executor, ws, recipe["template_id"], eid)
+    assert body["status"] == "completed", body
+    assert [r["output"] for r in body["step_results"]] != ["", ""]
+    assert "ExecutionRequested" not in decoded and "ExecutionStarted" not in decoded

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sous_events import jsontext
-from sous_events.envelope import Envelope
+from sous_events.envelope import Envelope, EventPayload
 from sous_events.store import APPEND_PARAMETERS, ConcurrencyConflict, EventStore, append_parameters, append_sql
 from sous_executor.adapters.cancel_flags import CancelFlags
 from sous_executor.adapters.leases import LeaseLost, Leases
@@ -108,16 +108,22 @@ async def append_requested(
     *,
     leases: Leases,
     claimed: bool,
+    payloads: Sequence[EventPayload] | None = None,
 ) -> None:
     """The first events of an execution (folded into `execution`), written by one statement of the session's
     transaction with their outbox rows and read-model row, and the lease when `claimed` by this instance.
+
+    `payloads`: the typed payloads the envelopes were made from, folded as they are (not read back from the
+    envelopes: a request's payload carries the whole recipe and its agents).
 
     No savepoint: a conflict (the execution exists already) fails the whole transaction, whose unit of work
     runs the start again. The lease expiry counts from the statement, as `Leases.claim_new`'s does.
     """
     outbox_rows = store.checked(envelopes, expected_version=0)
-    for envelope in envelopes:
-        execution.apply(envelope)
+    if payloads is not None and len(payloads) != len(envelopes):
+        raise ValueError("one payload per envelope")
+    for index, envelope in enumerate(envelopes):
+        execution.apply(envelope, None if payloads is None else payloads[index])
     parameters = [*append_parameters(envelopes, outbox_rows), execution.execution_id, execution.workspace_id]
     parameters += [leases.owner, leases.ttl_s, claimed, *_projection_parameters(execution)]
     connection = await session.connection()

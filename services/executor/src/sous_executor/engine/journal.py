@@ -97,6 +97,11 @@ class RunJournal:
         self.replay(events)
         self._fold(staged)
 
+    def adopt(self, execution: Execution, traceparent: str) -> None:
+        """Start from `execution` as folded by whoever wrote its stream so far (a run claimed on request)."""
+        self.execution = execution
+        self.traceparent = traceparent
+
     def replay(self, events: list[Envelope]) -> None:
         """Fold the execution from its stream's events (loaded, or just appended by this instance)."""
         self.execution = Execution.from_events(events)

@@ -3,8 +3,8 @@
 A run can start on any instance that holds the execution's lease. It rebuilds the Execution from its
 stream (engine/journal.py), so a run resumed after a crash keeps completed steps and re-runs an
 interrupted step as a new attempt; a run its accepting instance has just claimed starts from the
-events it wrote (ExecutionRequested, ExecutionStarted), the whole stream at that moment (an append that
-finds the stream moved on, a cancel request, reloads it). Every append checks the lease in the same transaction, and every
+Execution its request folded (ExecutionRequested, ExecutionStarted: the whole stream at that moment; an
+append that finds the stream moved on, a cancel request, reloads it), without reading or decoding it again. Every append checks the lease in the same transaction, and every
 model or tool call first checks the lease guard (engine/fence.py): a runner that may have lost the
 lease neither writes nor acts. What a step's failure means and how a run's end is recorded are
 domain rules (domain/retry_policy.py, domain/budget_policy.py, domain/outcomes.py); this is the loop.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sous_events.envelope import Envelope, EventPayload
+from sous_events.envelope import EventPayload
 from sous_events.events.executor import ExecutionStarted
 from sous_executor.adapters.leases import LeaseLost
 from sous_executor.domain.budget_policy import Limits
@@ -56,11 +56,13 @@ def utcnow() -> datetime:
 class Claimed:
     """A run this instance claimed in the transaction that requested it.
 
-    `stream` holds the events that transaction appended; `sent` is a monotonic time taken before the lease
-    was written, which lasts the lease ttl from then at least.
+    `execution` is that transaction's events folded (the whole stream at its commit), `traceparent` the
+    request's; `sent` is a monotonic time taken before the lease was written, which lasts the lease ttl from
+    then at least.
     """
 
-    stream: tuple[Envelope, ...]
+    execution: Execution
+    traceparent: str
     sent: float
 
 
@@ -130,7 +132,7 @@ class Run:
             await self.journal.reload()
         else:
             self.guard.renewed(self.claimed.sent)
-            self.journal.replay(list(self.claimed.stream))
+            self.journal.adopt(self.claimed.execution, self.claimed.traceparent)
         if not self.agg.execution_id or self.agg.finished:
             # Finished already, or requested in another database (nothing to run here): close the lease.
             await self.engine.stream.close(self.execution_id)

@@ -24,6 +24,7 @@ from sous_events.store import EventStore
 from sous_executor.adapters.execution_stream import ExecutionStream
 from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.config import ExecutorSettings
+from sous_executor.domain.execution import Execution
 from sous_executor.engine.capacity import Capacity
 from sous_executor.engine.runner import Claimed, Run
 from sous_executor.llm.client import ClientFactory
@@ -55,20 +56,22 @@ class StepEngine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
-    def reserve_here(self, uow: UnitOfWork, execution_id: str, stream: list[Envelope]) -> bool:
+    def reserve_here(self, uow: UnitOfWork, execution: Execution, stream: list[Envelope]) -> bool:
         """Reserve a slot for a run being requested in `uow`'s transaction, and start it once that commits.
 
         True: the caller writes the run's lease for this instance in that transaction
         (`execution_stream.append_requested`). `stream`: the events that transaction appends to the
-        execution's stream; the caller completes it before the commit, and the run starts from it. False when
+        execution's stream, `execution` what they fold into; the caller completes both before the commit,
+        and the run starts from them. False when
         this instance is full or stopping: the run then waits for the runner consumer or the sweeper of an
         instance with room. A transaction that does not commit gives the slot back.
         """
+        execution_id = stream[0].aggregate_id
         if self._stopping or self.capacity.holds(execution_id) or not self.capacity.reserve(execution_id):
             return False
         uow.after_rollback(lambda: self.capacity.unreserve(execution_id))
         sent = time.monotonic()  # before the lease is written: the fence counts from no later than its expiry
-        uow.after_commit(lambda: self.spawn(execution_id, claimed=Claimed(tuple(stream), sent)))
+        uow.after_commit(lambda: self.spawn(execution_id, claimed=Claimed(execution, stream[0].traceparent, sent)))
         return True
 
     def spawn(self, execution_id: str, *, claimed: Claimed | None = None) -> bool:
