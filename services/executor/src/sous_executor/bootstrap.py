@@ -38,6 +38,7 @@ from sous_executor.tools.composio import composio_tools
 from sous_executor.tools.router import ToolRouter
 from sous_executor.use_cases.replay import ReplayService
 from sous_executor.webhooks.route import build_webhook_router
+from sous_executor.workflows.consumers import quality_consumer
 from sous_executor.workflows.rebuild import rebuild_workflow_read_models
 from sous_executor.workflows.wiring import install_workflows
 from sous_service.db import create_engine, create_session_factory
@@ -95,7 +96,8 @@ def build_executor(settings: ExecutorSettings) -> Executor:
             OwnerReads(settings.quality_url, settings.internal_secret, "quality", reader="executor", timeout_s=2.0)
         ),
     )
-    runtime.add_consumer(replica_consumer(service))
+    # The workflows' copies of the quality service's verdicts join the replica group: one read of the topic.
+    runtime.add_consumer(replica_consumer(service, quality_consumer()))
     runtime.add_consumer(runner_consumer(service, engine))
     sweeper = Sweeper(engine, settings.sweeper_interval_s)
     scheduler = CronScheduler(service, settings.scheduler_interval_s)

@@ -1,12 +1,15 @@
-"""Consumers: runners claim requested executions; replicas follow the catalog and the quality scores."""
+"""Consumers: runners claim requested executions; one replica group follows the catalog and the quality
+service (the recipes' scores, and the workflows' quality signals and agent metrics)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import events as ev
+from sous_events.dispatch import TypedHandler
 from sous_events.envelope import Envelope, EventPayload
 from sous_executor.adapters.quality_scores import on_quality_assessed
 from sous_executor.engine.step_engine import StepEngine
@@ -63,8 +66,11 @@ def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpe
     return claiming_consumer(RUNNERS_GROUP, ev.ExecutionRequested, claim, engine.spawn)
 
 
-def replica_consumer(service: ExecutorService) -> ConsumerSpec:
-    return ConsumerSpec(
+def replica_consumer(service: ExecutorService, *joined: ConsumerSpec) -> ConsumerSpec:
+    """The copies the executor keeps of other services' events, in one group: with the `joined` specs' (the
+    workflows' quality signals), so each record of a topic is fetched, decoded and claimed in the inbox once,
+    and a record several copies follow is applied to all of them in one transaction."""
+    own = ConsumerSpec(
         name=REPLICAS_GROUP,
         handlers={
             ev.RecipeCreated: service.on_recipe_published,
@@ -76,3 +82,38 @@ def replica_consumer(service: ExecutorService) -> ConsumerSpec:
             ev.QualityAssessed: on_quality_assessed,
         },
     )
+    return joined_specs(REPLICAS_GROUP, own, *joined)
+
+
+def joined_specs(name: str, *specs: ConsumerSpec) -> ConsumerSpec:
+    """One consumer group applying what each of `specs` applies: a payload class several of them handle goes
+    to each of their handlers in turn, in the order given, in the record's one transaction.
+
+    A view narrows a payload for every handler of it, so it must be the same for all of them (or none)."""
+    chains: dict[type[EventPayload], list[TypedHandler]] = {}
+    views: dict[type[EventPayload], set[type[EventPayload] | None]] = {}
+    for spec in specs:
+        if spec.after_commit is not None or spec.after_batch is not None:
+            raise ValueError(f"{spec.name} runs after its commit or batch: it needs a group of its own")
+        for payload, handler in spec.handlers.items():
+            chains.setdefault(payload, []).append(handler)
+            views.setdefault(payload, set()).add(spec.views.get(payload))
+    narrowed: dict[type[EventPayload], type[EventPayload]] = {}
+    for payload, declared in views.items():
+        if len(declared) > 1:
+            raise ValueError(f"the handlers of {payload.__name__} read it through different views")
+        (view,) = declared
+        if view is not None:
+            narrowed[payload] = view
+    return ConsumerSpec(name=name, handlers={p: _in_turn(hs) for p, hs in chains.items()}, views=narrowed)
+
+
+def _in_turn(handlers: list[TypedHandler]) -> TypedHandler:
+    if len(handlers) == 1:
+        return handlers[0]
+
+    async def each(session: AsyncSession, envelope: Envelope, payload: Any) -> None:
+        for handler in handlers:
+            await handler(session, envelope, payload)
+
+    return each

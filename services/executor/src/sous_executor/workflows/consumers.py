@@ -58,6 +58,8 @@ async def record_quality_signal(
 
 
 def quality_consumer() -> ConsumerSpec:
+    """The quality service's verdicts the stages read; the executor runs it within its replica group
+    (entrypoints/consumers.py), which reads the same topic for the recipes' scores."""
     return ConsumerSpec(
         name=QUALITY_GROUP,
         handlers={

@@ -1,4 +1,5 @@
-"""Plugs workflows into the executor process: runner, consumers, routes."""
+"""Plugs workflows into the executor process: runner, run consumer, routes (the quality signals' handlers
+join the executor's replica group, bootstrap.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.handlers import ExecutorService
 from sous_executor.workflows.api import build_workflow_router
-from sous_executor.workflows.consumers import quality_consumer, run_consumer
+from sous_executor.workflows.consumers import run_consumer
 from sous_executor.workflows.runner import WorkflowRunner, WorkflowTimings
 from sous_executor.workflows.service import WorkflowService
 from sous_service.runtime import ServiceRuntime
@@ -35,7 +36,6 @@ def install_workflows(
     )
     workflows = WorkflowService(service, runner)
     runtime.add_consumer(run_consumer(runner))
-    runtime.add_consumer(quality_consumer())
     runtime.on_start(runner.start)
     runtime.on_stop(runner.stop)
     return Workflows(runner, workflows, build_workflow_router(workflows))
