@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sous_executor.config import ExecutorSettings
-from sous_executor.egress import EgressDenied, EgressPolicy, EgressTransport, address_blocked
+from sous_executor.egress import EgressDenied, EgressPolicy, EgressTransport, address_blocked, target_of
 from sous_executor.tools.builtin import ToolError, make_http_get
 
 pytestmark = pytest.mark.unit
@@ -110,3 +110,21 @@ def test_production_blocks_private_egress_by_default_and_development_does_not() 
     assert not ExecutorSettings(env="development").block_private_egress
     with pytest.raises(ValueError, match="SOUS_SECRETS_KEK"):
         ExecutorSettings(env="production", internal_secret="x" * 40)
+
+
+async def test_a_url_is_parsed_once_but_its_host_resolved_on_every_check() -> None:
+    resolved: list[str] = []
+
+    async def resolve(host: str, port: int) -> Sequence[str]:
+        resolved.append(host)
+        return ["93.184.216.34"] if len(resolved) == 1 else ["10.0.0.7"]
+
+    policy = EgressPolicy(["https://api.example.com/v1"], block_private=True, resolver=resolve)
+    url = f"https://api.example.com/v1/chat/{len(resolved)}-parsed-once"
+    target_of.cache_clear()
+    await policy.check(url)
+    # The same URL again: not parsed again, but resolved again, and a name that now points inside is refused.
+    with pytest.raises(EgressDenied, match="internal address"):
+        await policy.check(url)
+    assert target_of.cache_info().misses == 1 and target_of.cache_info().hits == 1
+    assert resolved == ["api.example.com", "api.example.com"]

@@ -11,6 +11,7 @@ network policy (deploy/k8s) is the second layer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -53,6 +54,23 @@ class Origin:
         return not self.path or other.path == self.path or other.path.startswith(self.path + "/")
 
 
+@functools.lru_cache(maxsize=1024)
+def target_of(url: str) -> Origin | str:
+    """The origin a request to `url` goes to, or why no request may go there. Remembered: every model call
+    checks the same few URLs (its endpoint, then each hop in the transport) and the answer depends on the URL
+    alone; the address check, which does not, runs each time."""
+    try:
+        target = Origin.parse(url) if "://" in url else None
+    except ValueError:
+        target = None
+    if target is None:
+        return "only http(s) URLs without credentials are allowed"
+    decoded = unquote(target.path)
+    if any(segment in (".", "..") for segment in decoded.split("/")):
+        return "dot segments are not allowed in the path"
+    return target
+
+
 def parse_origins(values: Iterable[str]) -> list[Origin]:
     return [Origin.parse(v) for v in values if v.strip()]
 
@@ -85,15 +103,9 @@ class EgressPolicy:
         self.resolver = resolver
 
     def _target(self, url: str) -> Origin:
-        try:
-            target = Origin.parse(url) if "://" in url else None
-        except ValueError:
-            target = None
-        if target is None:
-            raise EgressDenied("only http(s) URLs without credentials are allowed")
-        decoded = unquote(target.path)
-        if any(segment in (".", "..") for segment in decoded.split("/")):
-            raise EgressDenied("dot segments are not allowed in the path")
+        target = target_of(url)
+        if isinstance(target, str):
+            raise EgressDenied(target)
         return target
 
     def allowed_origin(self, url: str) -> bool:
