@@ -88,6 +88,7 @@ class ConsumerRunner:
         revoke_grace_s: float = 5.0,
         max_backlog: int = 5000,
         commit_interval_s: float = 0.5,
+        passes_over: Callable[[bytes | None], bool] | None = None,
     ) -> None:
         self.name = name
         self.topics = list(topics)
@@ -106,6 +107,9 @@ class ConsumerRunner:
         self.revoke_grace_s = revoke_grace_s
         self.max_backlog = max_backlog
         self.commit_interval_s = commit_interval_s
+        # A record's key -> whether this consumer knows it has nothing to do for that record (e.g. a run its
+        # own process claimed already): such a record is consumed without being decoded or claimed in the inbox.
+        self.passes_over = passes_over
         self._committed_at = 0.0
         self.applied = 0
         self.duplicates = 0
@@ -255,7 +259,7 @@ class ConsumerRunner:
 
     async def _apply_batch(self, records: list[ConsumerRecord[Any, Any]]) -> bool:
         try:
-            envelopes = [decode_wanted(record.value, record.headers, self.event_types) for record in records]
+            envelopes = [self._decode(record) for record in records]
         except Exception:
             return False
         wanted = [e for e in envelopes if e is not None]
@@ -275,6 +279,12 @@ class ConsumerRunner:
         await self._after_commit(applied)
         return True
 
+    def _decode(self, record: ConsumerRecord[Any, Any]) -> Envelope | None:
+        """The record's envelope, or None when this consumer has nothing to do for it."""
+        if self.passes_over is not None and self.passes_over(record.key):
+            return None
+        return decode_wanted(record.value, record.headers, self.event_types)
+
     async def _handle(self, session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
         if self.batch_handler is not None:
             await self.batch_handler(session, envelopes)
@@ -292,7 +302,7 @@ class ConsumerRunner:
 
     async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any], producer: Any) -> None:
         try:
-            envelope = decode_wanted(record.value, record.headers, self.event_types)
+            envelope = self._decode(record)
         except Exception as exc:
             await self._dead_letter(tp, record, producer, exc, attempts=1, reason="undecodable")
             return

@@ -61,6 +61,8 @@ class ConsumerSpec:
     # Runs in each batch's transaction once its records were handled: what several records add up to is
     # written once (the batch's records and this commit or roll back together).
     after_batch: Callable[[AsyncSession], Awaitable[None]] | None = None
+    # A record's key -> whether the group has nothing to do for it: consumed without decoding or inbox row.
+    passes_over: Callable[[bytes | None], bool] | None = None
 
     def dispatch(self) -> Dispatch:
         return Dispatch(self.handlers, self.views)
@@ -122,6 +124,7 @@ class ServiceRuntime:
             max_attempts=self.settings.consumer_max_attempts,
             backoff_s=self.settings.consumer_backoff_s,
             after_commit=spec.after_commit,
+            passes_over=spec.passes_over,
         )
         self.consumers.append(runner)
         return runner

@@ -1,6 +1,7 @@
 """The instance that accepts an execute claims the run in the request's transaction and starts it at once.
 
-The runner consumer still reads the ExecutionRequested: it finds the lease taken and skips, holding no slot.
+The runner consumer passes over that request; one delivered to it anyway (after a restart, or read by another
+instance) finds the lease taken and skips, holding no slot.
 """
 
 from __future__ import annotations

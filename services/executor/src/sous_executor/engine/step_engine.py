@@ -32,6 +32,7 @@ from sous_executor.tools.router import ToolRouter
 from sous_service.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("sous.executor.runner")
+CLAIMED_ON_ACCEPT_KEPT = 10_000
 
 
 class StepEngine:
@@ -55,6 +56,9 @@ class StepEngine:
         self.runs: dict[str, Run] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
+        # Runs this instance claimed in the transaction that requested them, until the runner consumer has
+        # passed over their request (bounded: another instance's consumer may read that partition).
+        self._claimed_on_accept: dict[str, None] = {}
 
     def reserve_here(self, uow: UnitOfWork, execution: Execution, stream: list[Envelope]) -> bool:
         """Reserve a slot for a run being requested in `uow`'s transaction, and start it once that commits.
@@ -71,7 +75,28 @@ class StepEngine:
             return False
         uow.after_rollback(lambda: self.capacity.unreserve(execution_id))
         sent = time.monotonic()  # before the lease is written: the fence counts from no later than its expiry
-        uow.after_commit(lambda: self.spawn(execution_id, claimed=Claimed(execution, stream[0].traceparent, sent)))
+
+        def started() -> None:
+            self._remember_claimed(execution_id)
+            self.spawn(execution_id, claimed=Claimed(execution, stream[0].traceparent, sent))
+
+        uow.after_commit(started)
+        return True
+
+    def _remember_claimed(self, execution_id: str) -> None:
+        self._claimed_on_accept[execution_id] = None
+        while len(self._claimed_on_accept) > CLAIMED_ON_ACCEPT_KEPT:
+            del self._claimed_on_accept[next(iter(self._claimed_on_accept))]
+
+    def claimed_on_accept(self, key: bytes | None) -> bool:
+        """Whether the request keyed `key` is one this instance claimed with the request itself (its lease was
+        written with it, so no consumer can claim it): its record needs no decoding, claim nor inbox row."""
+        if key is None:
+            return False
+        execution_id = key.decode(errors="replace")
+        if execution_id not in self._claimed_on_accept:
+            return False
+        del self._claimed_on_accept[execution_id]
         return True
 
     def spawn(self, execution_id: str, *, claimed: Claimed | None = None) -> bool:

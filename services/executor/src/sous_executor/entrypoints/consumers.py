@@ -30,6 +30,7 @@ def claiming_consumer(
     requested: type[EventPayload],
     claim: Callable[[AsyncSession, Envelope], Awaitable[bool]],
     spawn: Callable[[str], object],
+    passes_over: Callable[[bytes | None], bool] | None = None,
 ) -> ConsumerSpec:
     """Claims each requested run in the inbox transaction; starts the claimed ones once that has committed.
 
@@ -48,7 +49,11 @@ def claiming_consumer(
             spawn(envelope.aggregate_id)
 
     return ConsumerSpec(
-        name=name, handlers={requested: handle}, after_commit=after_commit, views={requested: ClaimedRun}
+        name=name,
+        handlers={requested: handle},
+        after_commit=after_commit,
+        views={requested: ClaimedRun},
+        passes_over=passes_over,
     )
 
 
@@ -63,7 +68,11 @@ def runner_consumer(service: ExecutorService, engine: StepEngine) -> ConsumerSpe
         engine.capacity.unreserve(execution_id)
         return False
 
-    return claiming_consumer(RUNNERS_GROUP, ev.ExecutionRequested, claim, engine.spawn)
+    # A run this instance claimed with its request is passed over before its record is decoded: the request's
+    # transaction wrote its lease, so a claim could only find it taken.
+    return claiming_consumer(
+        RUNNERS_GROUP, ev.ExecutionRequested, claim, engine.spawn, passes_over=engine.claimed_on_accept
+    )
 
 
 def replica_consumer(service: ExecutorService, *joined: ConsumerSpec) -> ConsumerSpec:
@@ -93,7 +102,7 @@ def joined_specs(name: str, *specs: ConsumerSpec) -> ConsumerSpec:
     chains: dict[type[EventPayload], list[TypedHandler]] = {}
     views: dict[type[EventPayload], set[type[EventPayload] | None]] = {}
     for spec in specs:
-        if spec.after_commit is not None or spec.after_batch is not None:
+        if spec.after_commit is not None or spec.after_batch is not None or spec.passes_over is not None:
             raise ValueError(f"{spec.name} runs after its commit or batch: it needs a group of its own")
         for payload, handler in spec.handlers.items():
             chains.setdefault(payload, []).append(handler)
