@@ -113,6 +113,7 @@ class ConsumerRunner:
         self._committed_at = 0.0
         self.applied = 0
         self.duplicates = 0
+        self.passed_over = 0  # records `passes_over` spared decoding and the inbox
         self.dead_lettered = 0
         self.dead_lettered_by_topic: dict[str, int] = {}  # source topic -> records sent to its DLQ
         self.transient_failures = 0
@@ -282,6 +283,7 @@ class ConsumerRunner:
     def _decode(self, record: ConsumerRecord[Any, Any]) -> Envelope | None:
         """The record's envelope, or None when this consumer has nothing to do for it."""
         if self.passes_over is not None and self.passes_over(record.key):
+            self.passed_over += 1
             return None
         return decode_wanted(record.value, record.headers, self.event_types)
 

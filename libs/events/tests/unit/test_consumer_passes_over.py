@@ -98,3 +98,4 @@ async def test_records_passed_over_are_consumed_without_a_claim_or_a_handler(
     assert claimed == expected and handled == expected
     assert sessions.transactions == len(expected)
     assert runner._pending[TP] == len(records)  # consumed all the same
+    assert runner.passed_over == 1
