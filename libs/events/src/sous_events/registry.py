@@ -56,7 +56,7 @@ EVENT_SPECS: dict[str, EventSpec] = {
         _spec(ev.ExecutionCancelRequested, topics.EXECUTOR_EXECUTIONS, "Execution"),
         _spec(ev.ExecutionFinished, topics.EXECUTOR_EXECUTIONS, "Execution", version=2),
         _spec(ev.QualityAssessed, topics.QUALITY, "RecipeQuality", version=2),
-        _spec(ev.LearningRecorded, topics.QUALITY, "RecipeQuality", version=2),
+        _spec(ev.LearningRecorded, topics.QUALITY, "RecipeQuality", version=3),
         _spec(ev.AgentMetricsUpdated, topics.QUALITY, "AgentMetrics"),
         _spec(ev.ListingSubmitted, topics.MARKETPLACE, "Listing", version=2),
         _spec(ev.ListingApproved, topics.MARKETPLACE, "Listing"),
@@ -111,6 +111,17 @@ for _event_type in (
     "ListingSubmitted",
 ):
     register_upcaster(_event_type, 1)(_renamed("recipe_id", "template_id"))
+
+
+@register_upcaster("LearningRecorded", 2)
+def _learning_of_its_run_only(payload: dict[str, Any]) -> dict[str, Any]:
+    """v2 carried the recipe's whole new learning_data, the fold of its stream up to the event; v3 carries the
+    run's analysis only, and its time is the one that learning_data says the analysis was made at."""
+    out = {k: v for k, v in payload.items() if k != "learning_data"}
+    learning_data = payload.get("learning_data")
+    analyzed_at = learning_data.get("last_analyzed_at") if isinstance(learning_data, dict) else None
+    out.setdefault("analyzed_at", analyzed_at if isinstance(analyzed_at, str) else "")
+    return out
 
 
 def spec_for(event_type: str) -> EventSpec | None:

@@ -1,4 +1,5 @@
-"""The quality verdicts a workflow's stages read are kept without the recipe's whole learning_data."""
+"""The quality verdicts a workflow's stages read are kept without the recipe's whole learning_data (which a
+stored v2 LearningRecorded carries)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 import pytest
 
 from sous_events import events as ev
-from sous_events.contracts import LearningData
 from sous_events.registry import make_event
 from sous_executor.workflows import consumers
 
@@ -26,8 +26,8 @@ async def test_a_learning_signal_keeps_the_runs_findings_not_the_recipes_learnin
     learned = ev.LearningRecorded(
         template_id="workflow-w1",
         execution_id="e1",
+        analyzed_at="t1",
         suggestions=[{"type": "prompt_rewrite", "priority": "high", "message": "shorter"}],
-        learning_data=LearningData.model_validate({"analyses": [{"execution_id": f"e{i}"} for i in range(50)]}),
     )
     envelope = make_event(
         learned, producer="quality", workspace_id="ws", aggregate_id="ws:workflow-w1", aggregate_version=2
@@ -49,12 +49,13 @@ async def test_the_quality_consumer_does_not_validate_a_learning_events_learning
         kept.append(signal)
 
     monkeypatch.setattr(consumers.repo, "record_signal", record_signal)
-    learned = ev.LearningRecorded(template_id="workflow-w1", execution_id="e1")
+    learned = ev.LearningRecorded(template_id="workflow-w1", execution_id="e1", analyzed_at="t1")
     envelope = make_event(
         learned, producer="quality", workspace_id="ws", aggregate_id="ws:workflow-w1", aggregate_version=2
     )
-    # 50 analyses are most of the cost of decoding the event, and the signal never reads them.
-    heavy = envelope.model_copy(update={"payload": {**envelope.payload, "learning_data": {"analyses": "unread"}}})
+    # A stored v2 event carries the recipe's last 50 analyses, which the signal never reads.
+    v2 = {k: v for k, v in envelope.payload.items() if k != "analyzed_at"} | {"learning_data": {"analyses": "unread"}}
+    heavy = envelope.model_copy(update={"schema_version": 2, "payload": v2})
     await consumers.quality_consumer().dispatch()(None, heavy)  # type: ignore[arg-type]
     [signal] = kept
     assert signal["kind"] == "learning" and "learning_data" not in signal["payload"]

@@ -17,7 +17,6 @@ from sous_events.events import LearningRecorded, QualityAssessed, StepCompleted,
 from sous_events.store import EventStore
 from sous_quality import projections
 from sous_quality.adapters import copies, repository, views
-from sous_quality.adapters.known_learning import KNOWN
 from sous_quality.commands import AssessExecution, CountAgentAttempts, LearnFromExecution, LearnFromFinishedRun
 from sous_quality.domain.agents import Attempt
 from sous_quality.domain.errors import ExecutionNotFound
@@ -92,7 +91,7 @@ async def learn(command: LearnFromExecution, uow: UnitOfWork) -> dict[str, Any]:
         return stored
     analyzed_at = utcnow()
     event = quality.learn(await copies.execution_record(session, execution, recipe), analyzed_at.isoformat())
-    # The analysis row's time is the event's: the same moment as the learning_data's last_analyzed_at.
+    # The analysis row's time is the event's: the same moment as its analyzed_at.
     await uow.record(event, aggregate_id=quality.stream_id, expected_version=quality.version, occurred_at=analyzed_at)
     analysed = await views.analysis(session, ws, eid)
     assert analysed is not None
@@ -129,13 +128,10 @@ async def learn_from_finished_run(command: LearnFromFinishedRun, uow: UnitOfWork
         state = state.applied(decided[-1], state.version + 1)
     if not analysed:
         decided.append(state.learn(record, analyzed_at.isoformat()))
-    # The analysis row's time is the events': the same moment as the learning_data's last_analyzed_at.
+    # The analysis row's time is the events': the same moment as the LearningRecorded's analyzed_at.
     await uow.record_all(
         decided, aggregate_id=quality.stream_id, expected_version=quality.version, occurred_at=analyzed_at
     )
-    learned = decided[-1].learning_data if isinstance(decided[-1], LearningRecorded) else quality.learning_data
-    version = quality.version + len(decided)
-    uow.after_commit(lambda: KNOWN.put(ws, command.template_id, version, learned))
 
 
 def _auto_learning(recipe: RowMapping | None, snapshot: Any) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sous_events import jsontext
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import AgentMetricsUpdated, LearningRecorded, QualityAssessed
 from sous_events.projection import rebuild_projection
@@ -46,10 +47,10 @@ class LearningRows(EventPayload):
 
     template_id: str
     execution_id: str
+    analyzed_at: str
     patterns: list[dict[str, Any]] = []
     suggestions: list[dict[str, Any]] = []
     performance_metrics: dict[str, Any] = {}
-    learning_data: dict[str, Any] = {}
 
 
 async def apply(session: AsyncSession, envelope: Envelope) -> None:
@@ -57,19 +58,28 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
     ws = envelope.workspace_id
     if envelope.event_type == LEARNING_RECORDED:
         learned = payload_as(envelope, LearningRows)
+        documents = (
+            jsontext.dumps(learned.patterns),
+            jsontext.dumps(learned.suggestions),
+            jsontext.dumps(learned.performance_metrics),
+        )
         await repository.insert_analysis(
             session,
             execution_id=learned.execution_id,
             workspace_id=ws,
             template_id=learned.template_id,
             analyzed_at=envelope.occurred_at,
-            patterns=learned.patterns,
-            suggestions=learned.suggestions,
-            performance_metrics=learned.performance_metrics,
+            documents=documents,
         )
-        # The event carries the recipe's whole new learning_data; its scores stay as they are.
-        await repository.save_learning_data(
-            session, ws, learned.template_id, learned.learning_data, envelope.aggregate_version
+        # The analysis is folded into the recipe's learning_data by the statement; its scores stay as they are.
+        await repository.save_learning(
+            session,
+            ws,
+            learned.template_id,
+            envelope.aggregate_version,
+            execution_id=learned.execution_id,
+            analyzed_at=learned.analyzed_at,
+            documents=documents,
         )
         return
     payload = payload_of(envelope)

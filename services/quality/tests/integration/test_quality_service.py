@@ -131,6 +131,16 @@ async def quality_events(
     return found
 
 
+async def learning_data_of(harness: Harness, workspace_id: str, template_id: str) -> dict[str, Any]:
+    """The recipe's learning_data as its quality row holds it."""
+    where = (recipe_quality.c.workspace_id == workspace_id) & (recipe_quality.c.template_id == template_id)
+    async with harness.app.state.runtime.sessions() as session:
+        found: dict[str, Any] = (
+            await session.execute(select(recipe_quality.c.learning_data).where(where))
+        ).scalar_one()
+    return found
+
+
 class Run:
     """Builds the events of one execution with consecutive aggregate versions."""
 
@@ -394,7 +404,18 @@ async def test_assess_learn_suggest_history_and_isolation(harness: Harness) -> N
     stream = await quality_events(harness.bootstrap, f"{ws}:{template}", want=2)
     assert [(e.event_type, e.aggregate_version) for e in stream] == [("QualityAssessed", 1), ("LearningRecorded", 2)]
     assert stream[0].payload["rolling_score"] == 0.7933 and stream[0].payload["template_id"] == template
-    assert stream[1].payload["learning_data"]["analyses"][0]["execution_id"] == run.execution_id
+    # The LearningRecorded carries the run's analysis only; the recipe's learning_data is folded from it.
+    assert stream[1].schema_version == 3 and "learning_data" not in stream[1].payload
+    assert stream[1].payload["analyzed_at"] == lb["analyzed_at"]
+    assert (await learning_data_of(harness, ws, template))["analyses"] == [
+        {
+            "execution_id": run.execution_id,
+            "analyzed_at": lb["analyzed_at"],
+            "pattern_count": 2,
+            "suggestion_count": 3,
+            "performance_metrics": pm,
+        }
+    ]
     # Agent metrics: a1 ran s1 (ok) and s3 (failed); a2's first attempt will retry, so only its success is a run.
     # One AgentMetricsUpdated per counted attempt: a1 has two, a2 two (the retried failure spent tokens).
     m1 = (await quality_events(harness.bootstrap, a1, want=2))[-1].payload["metrics"]
@@ -524,11 +545,10 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
     assert await snapshot() == live
 
 
-async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: Harness) -> None:
-    """A finished run is assessed and learned from in one pass: the run's copy and the recipe's learning_data
-    (the last 50 analyses, the largest document here) are read once, and learning_data is written once; the
-    next run's learning reads none, this process having committed the version it learns from.
-    Counting steps' attempts reads their agent's metrics once per batch."""
+async def test_auto_learning_reads_the_run_once_and_never_the_learning_data(harness: Harness) -> None:
+    """A finished run is assessed and learned from in one pass: the run's copy is read once, and the recipe's
+    learning_data (the last 50 analyses, the largest document here) is never read: one statement folds the
+    run's analysis into it. Counting steps' attempts reads their agent's metrics once per batch."""
     ws, template = unique("ws"), unique("recipe")
     created, recipe = recipe_event(ws, template, auto_learning=True)
     run, a1, a2 = Run(ws, template), new_id(), new_id()
@@ -548,9 +568,9 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
     about_run = [s for s, params in statements if ws in params or run.execution_id in params]
     reads = [s.lower() for s in about_run if s.lstrip().upper().startswith("SELECT")]
     learning_reads = [s for s in reads if "from recipe_quality" in s and ("select *" in s or "learning_data" in s)]
-    learning_writes = [s for s in about_run if "learning_data = excluded.learning_data" in s.lower()]
+    learning_writes = [s for s in about_run if "learning_data = jsonb_build_object" in " ".join(s.split())]
     run_reads = [s for s in reads if "select * from execution_copies" in s or "execution_copies.recipe," in s]
-    assert len(learning_reads) == 1  # under the lock both events are decided with (a first run: none known)
+    assert learning_reads == []
     assert len(learning_writes) == 1  # the LearningRecorded's projection
     assert len(run_reads) == 1  # the copy scored (keeping ExecutionFinished needs none: its totals are given)
     agent_reads = [s for s, params in statements if (a1 in params or a2 in params) and s.startswith("SELECT")]
@@ -569,5 +589,6 @@ async def test_auto_learning_reads_the_run_and_the_learning_data_once(harness: H
         event_.remove(engine, "before_cursor_execute", seen)
     about_second = [s.lower() for s, params in statements if ws in params or second.execution_id in params]
     assert not [s for s in about_second if s.lstrip().startswith("select") and "learning_data" in s]
-    learned = stream[-1].payload["learning_data"]["analyses"]
+    learned = (await learning_data_of(harness, ws, template))["analyses"]
     assert [a["execution_id"] for a in learned] == [run.execution_id, second.execution_id]
+    assert [a["analyzed_at"] for a in learned] == [e.payload["analyzed_at"] for e in stream[1::2]]

@@ -1,4 +1,4 @@
-"""Patterns, suggestions, performance metrics, learning_data and the rolling score (quality-model.md)."""
+"""Patterns, suggestions, performance metrics and the rolling score (quality-model.md)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sous_events.contracts import LearningData, Snapshot
+from sous_events.contracts import Snapshot
 from sous_quality.domain import learning
 from sous_quality.domain.agents import AgentTotals
 from sous_quality.domain.record import ExecutionRecord, StepRecord
@@ -99,24 +99,6 @@ def test_performance_metrics() -> None:
         "total_tokens": 15,
         "total_cost_usd": 0.03,
     }
-
-
-def test_learning_data_keeps_last_50_and_latest_fields() -> None:
-    learned: LearningData | None = None
-    for i in range(52):
-        analysis = learning.analyse(run(step("a", attempts=1 + i % 2)))
-        learned = learning.updated_learning_data(learned, execution_id=f"e{i}", analyzed_at=f"t{i}", analysis=analysis)
-    assert learned is not None
-    data = learned.as_dict()
-    analyses = data["analyses"]
-    assert isinstance(analyses, list) and len(analyses) == 50
-    assert analyses[0]["execution_id"] == "e2" and analyses[-1]["execution_id"] == "e51"
-    # e51 had attempts 2: one retry_needed pattern, one tool_addition suggestion
-    assert (analyses[-1]["pattern_count"], analyses[-1]["suggestion_count"]) == (1, 1)
-    assert data["last_analyzed_at"] == "t51"
-    assert kinds(learned.latest_patterns) == [("retry_needed", "a", "medium")]
-    assert kinds(learned.latest_suggestions) == [("tool_addition", "a", "medium")]
-    assert data["latest_performance"] == analyses[-1]["performance_metrics"]
 
 
 def test_rolling_score_over_three_assessments() -> None:

@@ -233,10 +233,55 @@ async def test_quality_learning_and_agent_metrics(catalog):
     await catalog.wait_for(lambda: _true_when(runner.duplicates > duplicates))
     assert (await recipe_of(catalog, tid))["quality_score"] == 0.6
 
-    learning = {"patterns": [{"kind": "slow_step", "step_id": "fetch"}], "runs": 3}
-    await catalog.publish(
-        event(ev.LearningRecorded(template_id=tid, execution_id=new_id(), learning_data=learning), ws, stream, 3)
+    # A stored v2 LearningRecorded carried the recipe's whole learning_data (here, its first analysis); from v3
+    # on each carries its run's analysis, which the catalog folds into the recipe's learning_data.
+    patterns = [{"type": "slow_step", "severity": "medium", "description": "slow", "step_id": "fetch"}]
+    performance = {"total_steps": 1, "success_rate": 1.0, "step_durations": [{"step_id": "fetch", "duration_ms": 9.5}]}
+    first, second = new_id(), new_id()
+    first_analysis = {
+        "execution_id": first,
+        "analyzed_at": "t1",
+        "pattern_count": 1,
+        "suggestion_count": 0,
+        "performance_metrics": performance,
+    }
+    stored_v2 = {
+        "template_id": tid,
+        "execution_id": first,
+        "patterns": patterns,
+        "suggestions": [],
+        "performance_metrics": performance,
+        "learning_data": {
+            "analyses": [first_analysis],
+            "latest_patterns": patterns,
+            "latest_suggestions": [],
+            "latest_performance": performance,
+            "last_analyzed_at": "t1",
+        },
+    }
+    v2_event = event(ev.LearningRecorded(template_id=tid, execution_id=first, analyzed_at="t1"), ws, stream, 3)
+    await catalog.publish(v2_event.model_copy(update={"schema_version": 2, "payload": stored_v2}))
+    suggestions = [{"type": "prompt_rewrite", "priority": "low", "message": "m", "step_id": "fetch"}]
+    learned_v3 = ev.LearningRecorded.model_validate(
+        {
+            "template_id": tid,
+            "execution_id": second,
+            "analyzed_at": "t2",
+            "suggestions": suggestions,
+            "performance_metrics": performance,
+        }
     )
+    await catalog.publish(event(learned_v3, ws, stream, 4))
+    learning = {
+        "analyses": [
+            first_analysis,
+            first_analysis | {"execution_id": second, "analyzed_at": "t2", "pattern_count": 0, "suggestion_count": 1},
+        ],
+        "latest_patterns": [],
+        "latest_suggestions": suggestions,
+        "latest_performance": performance,
+        "last_analyzed_at": "t2",
+    }
     metrics = {
         "runs": 3,
         "successes": 2,

@@ -7,7 +7,6 @@ from pydantic import Field
 from sous_events.contracts import (
     AgentMetricsSnapshot,
     Bottleneck,
-    LearningData,
     Pattern,
     PerformanceMetrics,
     Suggestion,
@@ -28,14 +27,16 @@ class QualityAssessed(EventPayload):
 
 
 class LearningRecorded(EventPayload):
-    """v2: `template_id` (v1: `recipe_id`)."""
+    """One run's analysis. v3: the run's analysis only, with `analyzed_at`; the recipe's learning_data is the
+    fold of its LearningRecorded events (sous_events.learning_fold), which v2 carried whole as `learning_data`.
+    v2: `template_id` (v1: `recipe_id`)."""
 
     template_id: str
     execution_id: str
+    analyzed_at: str
     patterns: list[Pattern] = []
     suggestions: list[Suggestion] = []
     performance_metrics: PerformanceMetrics = Field(default_factory=PerformanceMetrics)
-    learning_data: LearningData = Field(default_factory=LearningData)
 
 
 class AgentMetricsUpdated(EventPayload):

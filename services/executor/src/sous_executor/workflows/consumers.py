@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import events as ev
@@ -34,18 +31,9 @@ async def record_agent_metrics(session: AsyncSession, envelope: Envelope, payloa
     )
 
 
-class LearningSignal(ev.LearningRecorded):
-    """LearningRecorded as a signal reads it: learning_data (the recipe's last 50 analyses, most of the
-    event) is neither validated nor kept."""
-
-    learning_data: Any = Field(default=None, exclude=True)
-
-
 async def record_quality_signal(
     session: AsyncSession, envelope: Envelope, payload: ev.QualityAssessed | ev.LearningRecorded
 ) -> None:
-    # A LearningRecorded is kept without its learning_data (the recipe's last 50 analyses, most of the event):
-    # the stages read the run's own patterns, suggestions and performance.
     learning = isinstance(payload, ev.LearningRecorded)
     await repo.record_signal(
         session,
@@ -53,7 +41,7 @@ async def record_quality_signal(
         kind="learning" if learning else "quality",
         workspace_id=envelope.workspace_id,
         recipe_id=payload.template_id,
-        payload=payload.model_dump(mode="json", exclude={"learning_data"} if learning else None),
+        payload=payload.model_dump(mode="json"),
     )
 
 
@@ -67,5 +55,4 @@ def quality_consumer() -> ConsumerSpec:
             ev.LearningRecorded: record_quality_signal,
             ev.AgentMetricsUpdated: record_agent_metrics,
         },
-        views={ev.LearningRecorded: LearningSignal},
     )

@@ -13,10 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events import jsontext
-from sous_events.contracts import LearningData
+from sous_events import jsontext, learning_fold
 from sous_quality.adapters import statements
-from sous_quality.adapters.known_learning import KNOWN
 from sous_quality.adapters.tables import analyses, assessments, recipe_quality
 from sous_quality.domain.agents import AgentMetrics, AgentTotals
 from sous_quality.domain.recipe_quality import RecipeQuality
@@ -105,46 +103,19 @@ async def insert_analysis(
     workspace_id: str,
     template_id: str,
     analyzed_at: datetime,
-    patterns: list[dict[str, Any]],
-    suggestions: list[dict[str, Any]],
-    performance_metrics: dict[str, Any],
+    documents: tuple[str, str, str],
 ) -> None:
-    await statements.run(
-        session,
-        _ANALYSIS_SQL,
-        execution_id,
-        workspace_id,
-        template_id,
-        analyzed_at,
-        jsontext.dumps(patterns),
-        jsontext.dumps(suggestions),
-        jsontext.dumps(performance_metrics),
-    )
+    """`documents`: the JSON texts of the analysis's patterns, suggestions and performance_metrics."""
+    await statements.run(session, _ANALYSIS_SQL, execution_id, workspace_id, template_id, analyzed_at, *documents)
 
 
 # --- the RecipeQuality aggregate -----------------------------------------------------------------
-
-
-def _recipe_quality(row: RowMapping) -> RecipeQuality:
-    return RecipeQuality(
-        workspace_id=row["workspace_id"],
-        template_id=row["template_id"],
-        rolling_score=row["quality_score"],
-        assessment_count=row["assessment_count"],
-        learning_data=LearningData.model_validate(row["learning_data"] or {}),
-        version=row["version"],
-    )
-
-
-def _recipe_quality_where(workspace_id: str, template_id: str) -> Any:
-    return (recipe_quality.c.workspace_id == workspace_id) & (recipe_quality.c.template_id == template_id)
 
 
 _LOCK_QUALITY_SQL = (
     "SELECT quality_score, assessment_count, version FROM recipe_quality "
     "WHERE workspace_id = $1 AND template_id = $2 FOR UPDATE"
 )
-_LEARNING_DATA_SQL = "SELECT learning_data FROM recipe_quality WHERE workspace_id = $1 AND template_id = $2"
 _NEW_QUALITY_SQL = """
 INSERT INTO recipe_quality (workspace_id, template_id, assessment_count, learning_data, version)
 VALUES ($1, $2, 0, '{}', 0)
@@ -154,31 +125,24 @@ ON CONFLICT DO NOTHING
 
 async def lock_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
     """The recipe's quality, created if missing and locked until the transaction ends (one statement when the
-    row exists and this process knows its learning_data at its version, as it does from a recipe's second run
-    on when one instance learns from its runs)."""
+    row exists; its learning_data, which no decision reads, stays in the row)."""
     row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).first()
     if row is None:
         await statements.run(session, _NEW_QUALITY_SQL, workspace_id, template_id)
         row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).one()
-    learning_data = KNOWN.get(workspace_id, template_id, row.version)
-    if learning_data is None:
-        stored = (await statements.run(session, _LEARNING_DATA_SQL, workspace_id, template_id)).scalar_one()
-        # Not kept: the row may be this transaction's own write, which may still roll back.
-        learning_data = LearningData.model_validate(stored or {})
     return RecipeQuality(
         workspace_id=workspace_id,
         template_id=template_id,
         rolling_score=row.quality_score,
         assessment_count=row.assessment_count,
-        learning_data=learning_data,
         version=row.version,
     )
 
 
-async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality | None:
-    query = select(recipe_quality).where(_recipe_quality_where(workspace_id, template_id))
-    row = (await session.execute(query)).mappings().first()
-    return _recipe_quality(row) if row is not None else None
+async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RowMapping | None:
+    """The recipe's quality row as the API reads it: rolling score, assessment count, learning_data."""
+    where = (recipe_quality.c.workspace_id == workspace_id) & (recipe_quality.c.template_id == template_id)
+    return (await session.execute(select(recipe_quality).where(where))).mappings().first()
 
 
 _SAVE_SCORE_SQL = """
@@ -187,10 +151,11 @@ VALUES ($1, $2, $3, 1, '{}', $4)
 ON CONFLICT (workspace_id, template_id) DO UPDATE SET quality_score = EXCLUDED.quality_score,
     assessment_count = q.assessment_count + 1, version = EXCLUDED.version
 """
-_SAVE_LEARNING_SQL = """
-INSERT INTO recipe_quality (workspace_id, template_id, assessment_count, learning_data, version)
-VALUES ($1, $2, 0, $3::jsonb, $4)
-ON CONFLICT (workspace_id, template_id) DO UPDATE SET learning_data = EXCLUDED.learning_data,
+# $4..$8: the LearningRecorded's execution_id, analyzed_at, patterns, suggestions, performance_metrics.
+_SAVE_LEARNING_SQL = f"""
+INSERT INTO recipe_quality AS q (workspace_id, template_id, assessment_count, learning_data, version)
+VALUES ($1, $2, 0, {learning_fold.folded("'{}'::jsonb", 4)}, $3)
+ON CONFLICT (workspace_id, template_id) DO UPDATE SET learning_data = {learning_fold.folded("q.learning_data", 4)},
     version = EXCLUDED.version
 """
 
@@ -202,11 +167,21 @@ async def save_assessed_score(
     await statements.run(session, _SAVE_SCORE_SQL, workspace_id, template_id, rolling_score, version)
 
 
-async def save_learning_data(
-    session: AsyncSession, workspace_id: str, template_id: str, learning_data: dict[str, Any], version: int
+async def save_learning(
+    session: AsyncSession,
+    workspace_id: str,
+    template_id: str,
+    version: int,
+    *,
+    execution_id: str,
+    analyzed_at: str,
+    documents: tuple[str, str, str],
 ) -> None:
-    """A learning at `version`: the recipe's whole new learning_data, its scores as they are."""
-    await statements.run(session, _SAVE_LEARNING_SQL, workspace_id, template_id, jsontext.dumps(learning_data), version)
+    """A learning at `version`: its analysis folded into the recipe's learning_data (in the statement), its
+    scores as they are. `documents`: the JSON texts of its patterns, suggestions and performance_metrics."""
+    await statements.run(
+        session, _SAVE_LEARNING_SQL, workspace_id, template_id, version, execution_id, analyzed_at, *documents
+    )
 
 
 # --- the AgentMetrics aggregate ------------------------------------------------------------------

@@ -16,7 +16,6 @@ from sous_events.contracts import LearningData
 from sous_quality.adapters import copies, repository
 from sous_quality.adapters.tables import analyses, assessments
 from sous_quality.domain.errors import RecipeNotFound
-from sous_quality.domain.recipe_quality import RecipeQuality
 
 
 def _iso(at: datetime) -> str:
@@ -57,8 +56,8 @@ async def analysis(session: AsyncSession, workspace_id: str, execution_id: str) 
     return analysis_view(row) if row is not None else None
 
 
-async def _known_recipe(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality | None:
-    """The recipe's quality; RecipeNotFound when the workspace knows nothing of this recipe."""
+async def _known_recipe(session: AsyncSession, workspace_id: str, template_id: str) -> RowMapping | None:
+    """The recipe's quality row; RecipeNotFound when the workspace knows nothing of this recipe."""
     recipe = await copies.get_recipe(session, workspace_id, template_id)
     quality = await repository.get_recipe_quality(session, workspace_id, template_id)
     if (recipe is None and quality is None) or (recipe is not None and recipe["deleted"]):
@@ -68,11 +67,11 @@ async def _known_recipe(session: AsyncSession, workspace_id: str, template_id: s
 
 async def suggestions(session: AsyncSession, workspace_id: str, template_id: str) -> dict[str, Any]:
     quality = await _known_recipe(session, workspace_id, template_id)
-    data = quality.learning_data if quality is not None else LearningData()
+    data = LearningData.model_validate(quality["learning_data"] or {}) if quality is not None else LearningData()
     count = select(func.count()).where(analyses.c.workspace_id == workspace_id, analyses.c.template_id == template_id)
     return {
         "recipe_id": template_id,
-        "quality_score": quality.rolling_score if quality is not None else None,
+        "quality_score": quality["quality_score"] if quality is not None else None,
         "suggestions": [suggestion.as_dict() for suggestion in data.latest_suggestions],
         "patterns": [pattern.as_dict() for pattern in data.latest_patterns],
         "performance_metrics": data.latest_performance.as_dict(),
@@ -92,8 +91,8 @@ async def history(session: AsyncSession, workspace_id: str, template_id: str, li
     rows = reversed((await session.execute(latest)).mappings().all())
     return {
         "recipe_id": template_id,
-        "quality_score": quality.rolling_score if quality is not None else None,
-        "assessment_count": quality.assessment_count if quality is not None else 0,
+        "quality_score": quality["quality_score"] if quality is not None else None,
+        "assessment_count": quality["assessment_count"] if quality is not None else 0,
         "points": [
             {
                 "execution_id": r["execution_id"],

@@ -1,4 +1,5 @@
-"""Learning over one execution: patterns, suggestions, performance metrics, the recipe's learning_data.
+"""Learning over one execution: patterns, suggestions, performance metrics (the recipe's learning_data is
+their fold over its runs: sous_events.learning_fold).
 
 Choices where the model is silent:
 - one pattern per occurrence (one per failed/slow/empty/retried step, one per missing input, one failure).
@@ -13,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sous_events.contracts import AnalysisSummary, LearningData, Pattern, PerformanceMetrics, StepDuration, Suggestion
+from sous_events.contracts import Pattern, PerformanceMetrics, StepDuration, Suggestion
 from sous_quality.domain.record import ExecutionRecord
 
 SLOW_PATTERN_MS = 30_000.0
 MODEL_UPGRADE_RETRIES = 3
-MAX_ANALYSES = 50
 
 SEVERITY = {
     "failure": "high",
@@ -135,26 +135,3 @@ class Analysis:
 def analyse(record: ExecutionRecord) -> Analysis:
     found = patterns(record)
     return Analysis(found, suggestions(found), performance_metrics(record))
-
-
-def updated_learning_data(
-    previous: LearningData | None, *, execution_id: str, analyzed_at: str, analysis: Analysis
-) -> LearningData:
-    """The recipe's new learning_data: the analysis appended (last 50 kept) and the latest_* fields."""
-    analyses = list(previous.analyses) if previous is not None else []
-    analyses.append(
-        AnalysisSummary(
-            execution_id=execution_id,
-            analyzed_at=analyzed_at,
-            pattern_count=len(analysis.patterns),
-            suggestion_count=len(analysis.suggestions),
-            performance_metrics=analysis.performance_metrics,
-        )
-    )
-    return LearningData(
-        analyses=analyses[-MAX_ANALYSES:],
-        latest_patterns=analysis.patterns,
-        latest_suggestions=analysis.suggestions,
-        latest_performance=analysis.performance_metrics,
-        last_analyzed_at=analyzed_at,
-    )

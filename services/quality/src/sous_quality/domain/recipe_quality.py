@@ -1,17 +1,17 @@
 """The RecipeQuality aggregate: one recipe's rolling quality score and learning data.
 
-Its stream holds QualityAssessed and LearningRecorded, one of each per finished execution. Each event
-carries the state it leaves behind (the new rolling score, the whole learning_data), so the state is a fold
-of the stream that needs only its latest events; the `recipe_quality` row is that fold, kept at the
-stream's version in the appending transaction, and the handlers decide from it as from a snapshot. An
-event appended from a snapshot that is behind the stream is refused by the store (expected version).
+Its stream holds QualityAssessed and LearningRecorded, one of each per finished execution. A QualityAssessed
+carries the rolling score it leaves behind; a LearningRecorded carries its run's analysis only, which no
+decision depends on (the recipe's learning_data is a read model folded from these events, see
+sous_events.learning_fold). The `recipe_quality` row is the fold, kept at the stream's version in the
+appending transaction, and the handlers decide from it as from a snapshot. An event appended from a snapshot
+that is behind the stream is refused by the store (expected version).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from sous_events.contracts import LearningData
 from sous_events.events import LearningRecorded, QualityAssessed
 from sous_quality.domain import learning, scoring
 from sous_quality.domain.errors import ExecutionNotFinished
@@ -32,7 +32,6 @@ class RecipeQuality:
     template_id: str
     rolling_score: float | None = None
     assessment_count: int = 0
-    learning_data: LearningData = field(default_factory=LearningData)
     version: int = 0
 
     @property
@@ -54,18 +53,16 @@ class RecipeQuality:
         )
 
     def learn(self, record: ExecutionRecord, analyzed_at: str) -> LearningRecorded:
-        """Analyse a finished execution and fold the analysis into the recipe's learning_data."""
+        """Analyse a finished execution: the analysis alone, which the recipe's learning_data folds in."""
         _require_finished(record)
         analysis = learning.analyse(record)
         return LearningRecorded(
             template_id=self.template_id,
             execution_id=record.execution_id,
+            analyzed_at=analyzed_at,
             patterns=analysis.patterns,
             suggestions=analysis.suggestions,
             performance_metrics=analysis.performance_metrics,
-            learning_data=learning.updated_learning_data(
-                self.learning_data, execution_id=record.execution_id, analyzed_at=analyzed_at, analysis=analysis
-            ),
         )
 
     def applied(self, event: QualityAssessed | LearningRecorded, version: int) -> RecipeQuality:
@@ -74,7 +71,7 @@ class RecipeQuality:
             return replace(
                 self, rolling_score=event.rolling_score, assessment_count=self.assessment_count + 1, version=version
             )
-        return replace(self, learning_data=event.learning_data, version=version)
+        return replace(self, version=version)
 
 
 def _require_finished(record: ExecutionRecord) -> None:

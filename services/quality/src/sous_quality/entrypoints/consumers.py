@@ -3,13 +3,9 @@
 Each record is applied in the runner's inbox transaction, so a redelivered event is skipped: the copies
 are kept (`replicas`), then what the event causes (an agent's attempt counted, an auto-learning
 assessment) runs in a unit of work joined to that transaction, its events going out through the outbox.
-What such a unit of work does once committed (`UnitOfWork.after_commit`) runs when the runner reports the
-record's transaction committed.
 """
 
 from __future__ import annotations
-
-from collections import OrderedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,36 +17,14 @@ from sous_quality.commands import CountAgentAttempts, LearnFromFinishedRun
 from sous_quality.config import QualitySettings
 from sous_service.caller import Caller
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
-from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
+from sous_service.unit_of_work import UnitOfWorks
 
 # Kept in the copies only; outcomes and finishes also count and learn (below).
 COPIED = (ev.ExecutionStarted, ev.StepStarted, ev.StepRetryScheduled, ev.StepSkipped)
 # Read through views of the fields kept (docs/events.md).
 VIEWS: dict[type[EventPayload], type[EventPayload]] = {ev.ExecutionRequested: replicas.RequestedRun}
-# Units of work waiting for their record's transaction to commit; one whose transaction never does (a record
-# dead-lettered) is dropped once this many wait behind it.
-MAX_AWAITING_COMMIT = 1000
 # Where a batch's session keeps the step outcomes it has yet to count (sessions are one per batch transaction).
 ATTEMPTS_KEY = "sous_quality.attempts_to_count"
-
-
-class AwaitingCommit:
-    """The joined units of work of records applied in a transaction not yet committed, by event id."""
-
-    def __init__(self) -> None:
-        self._units: OrderedDict[str, UnitOfWork] = OrderedDict()
-
-    def add(self, envelope: Envelope, uow: UnitOfWork) -> None:
-        # A record applied again (its batch rolled back and retried) replaces what its first try left.
-        self._units.pop(envelope.event_id, None)
-        self._units[envelope.event_id] = uow
-        while len(self._units) > MAX_AWAITING_COMMIT:
-            self._units.popitem(last=False)
-
-    async def committed(self, envelope: Envelope) -> None:
-        uow = self._units.pop(envelope.event_id, None)
-        if uow is not None:
-            uow.committed()
 
 
 class AttemptsToCount:
@@ -77,9 +51,7 @@ class AttemptsToCount:
             await handlers.count_agent_attempts(CountAgentAttempts(agent_id=agent_id, outcomes=outcomes), uow)
 
 
-def consumed(
-    uows: UnitOfWorks, attempts: AttemptsToCount, awaiting: AwaitingCommit | None = None
-) -> dict[type[EventPayload], TypedHandler]:
+def consumed(uows: UnitOfWorks, attempts: AttemptsToCount) -> dict[type[EventPayload], TypedHandler]:
     """What the quality consumer handles: each payload class with its handler."""
 
     async def step_outcome(
@@ -93,8 +65,6 @@ def consumed(
         uow = uows.joined(session, Caller.from_event(envelope))
         command = LearnFromFinishedRun(template_id=payload.template_id, execution_id=payload.execution_id)
         await handlers.learn_from_finished_run(command, uow)
-        if awaiting is not None:
-            awaiting.add(envelope, uow)
 
     return {
         ev.RecipeCreated: replicas.keep_recipe,
@@ -109,16 +79,9 @@ def consumed(
 
 
 def consumer_spec(name: str, uows: UnitOfWorks) -> ConsumerSpec:
-    """The quality consumer group `name`: its handlers, the batch's attempts counted at its end, and the
-    units of work told once their records committed."""
-    attempts, awaiting = AttemptsToCount(uows), AwaitingCommit()
-    return ConsumerSpec(
-        name=name,
-        handlers=consumed(uows, attempts, awaiting),
-        views=VIEWS,
-        after_batch=attempts.count,
-        after_commit=awaiting.committed,
-    )
+    """The quality consumer group `name`: its handlers, and the batch's attempts counted at its end."""
+    attempts = AttemptsToCount(uows)
+    return ConsumerSpec(name=name, handlers=consumed(uows, attempts), views=VIEWS, after_batch=attempts.count)
 
 
 def quality_consumer(settings: QualitySettings, runtime: ServiceRuntime) -> ConsumerSpec:

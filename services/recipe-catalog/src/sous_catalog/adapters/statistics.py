@@ -15,7 +15,7 @@ from sqlalchemy import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from sous_catalog.domain.recipe import popularity
-from sous_events import jsontext
+from sous_events import jsontext, learning_fold
 
 # An execution's status moves forward only: a terminal status is final, and a late pending/running never
 # moves it back (rank of the new status: pending 0, running 1, anything else 3).
@@ -57,7 +57,11 @@ _QUALITY = f"UPDATE recipes SET quality_score = $3 WHERE workspace_id = $1 AND t
 
 _RATES = "UPDATE recipes SET success_rate = $2, popularity = $3 WHERE id = $1"
 
-_LEARNING = "UPDATE recipes SET learning_data = $3::jsonb WHERE workspace_id = $1 AND template_id = $2"
+# A run's analysis ($3..$7) folded into the recipe's learning_data, which is neither read nor sent back.
+_LEARNING = (
+    f"UPDATE recipes SET learning_data = {learning_fold.folded('learning_data', 3)} "
+    "WHERE workspace_id = $1 AND template_id = $2"
+)
 
 _AGENT_METRICS = "UPDATE agents SET metrics = $3::jsonb WHERE workspace_id = $1 AND id = $2"
 
@@ -96,8 +100,19 @@ class StatisticsWriter:
     async def quality(self, workspace_id: str, template_id: str, score: float) -> None:
         await self._rates(await self._counts(_QUALITY, workspace_id, template_id, min(max(score, 0.0), 1.0)))
 
-    async def learning(self, workspace_id: str, template_id: str, data: dict[str, Any]) -> None:
-        await self._run(_LEARNING, workspace_id, template_id, jsontext.dumps(data))
+    async def learning(
+        self,
+        workspace_id: str,
+        template_id: str,
+        *,
+        execution_id: str,
+        analyzed_at: str,
+        findings: tuple[list[Any], list[Any], dict[str, Any]],
+    ) -> None:
+        """A run's analysis (`findings`: its patterns, suggestions and performance_metrics as written), folded
+        into the recipe's learning_data."""
+        documents = [jsontext.dumps(document) for document in findings]
+        await self._run(_LEARNING, workspace_id, template_id, execution_id, analyzed_at, *documents)
 
     async def agent_metrics(self, workspace_id: str, agent_id: str, metrics: dict[str, Any]) -> None:
         await self._run(_AGENT_METRICS, workspace_id, agent_id, jsontext.dumps(metrics))

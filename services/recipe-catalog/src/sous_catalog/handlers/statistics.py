@@ -5,9 +5,10 @@ transaction, so a redelivered event changes nothing twice.
 
 Each handler reads its event through a view of the few fields it uses (`VIEWS`, declared with the
 consumer): an ExecutionRequested carries the recipe and its agents, an ExecutionFinished the step results,
-a LearningRecorded ~20 KB of findings, none of which the statistics need to validate or rebuild. The
-learning data and agent metrics are snapshots whose written form is exactly what the producer wrote
-(sous_events.contracts.base.Snapshot), so they are stored as they arrived.
+none of which the statistics need to validate or rebuild. A LearningRecorded's findings and the agent
+metrics are snapshots whose written form is exactly what the producer wrote
+(sous_events.contracts.base.Snapshot), so they are stored as they arrived: the agent's metrics whole, the
+run's analysis folded into the recipe's learning_data (sous_events.learning_fold).
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ class QualityScored(EventPayload):
 
 class LearningOfRecipe(EventPayload):
     template_id: str
-    learning_data: dict[str, Any] = {}
+    execution_id: str
+    analyzed_at: str
+    patterns: list[Any] = []
+    suggestions: list[Any] = []
+    performance_metrics: dict[str, Any] = {}
 
 
 class AgentMetricsOfAgent(EventPayload):
@@ -88,7 +93,13 @@ async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload
 
 
 async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payload: LearningOfRecipe) -> None:
-    await StatisticsWriter(session).learning(envelope.workspace_id, payload.template_id, payload.learning_data)
+    await StatisticsWriter(session).learning(
+        envelope.workspace_id,
+        payload.template_id,
+        execution_id=payload.execution_id,
+        analyzed_at=payload.analyzed_at,
+        findings=(payload.patterns, payload.suggestions, payload.performance_metrics),
+    )
 
 
 async def on_agent_metrics(session: AsyncSession, envelope: Envelope, payload: AgentMetricsOfAgent) -> None:
