@@ -6,6 +6,7 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
+from pydantic import Field
 
 from sous_events import events as ev
 from sous_events.registry import make_event
@@ -13,8 +14,14 @@ from sous_events.topics import QUALITY
 from sous_executor.bootstrap import build_app
 from sous_executor.config import ExecutorSettings
 from sous_executor.entrypoints.consumers import REPLICAS_GROUP, joined_specs, replica_consumer
-from sous_executor.workflows.consumers import LearningSignal, quality_consumer
+from sous_executor.workflows.consumers import quality_consumer
 from sous_service.runtime import ConsumerSpec
+
+
+class LearningHeadline(ev.LearningRecorded):
+    """A narrower reading of LearningRecorded, as a consumer that skips its analysis would declare."""
+
+    patterns: Any = Field(default=None, exclude=True)
 
 
 class RecordingSession:
@@ -40,7 +47,8 @@ def test_the_quality_topic_is_read_by_one_group_of_the_executor() -> None:
 
 async def test_a_verdict_is_copied_as_the_recipes_score_and_as_the_runs_signal_in_one_pass() -> None:
     spec = replica_consumer(MagicMock(), quality_consumer())
-    assert spec.views == {ev.LearningRecorded: LearningSignal}
+    # v3 carries only its run's analysis, so the signal reads the whole registered payload.
+    assert spec.views == {}
     payload = ev.QualityAssessed(
         template_id="recipe", execution_id="e1", quality_score=0.8, rolling_score=0.7, breakdown={}, grade="B"
     )
@@ -58,9 +66,9 @@ def test_specs_joined_into_one_group_must_read_a_payload_through_the_same_view()
         return None
 
     narrowed = ConsumerSpec(
-        name="a", handlers={ev.LearningRecorded: handle}, views={ev.LearningRecorded: LearningSignal}
+        name="a", handlers={ev.LearningRecorded: handle}, views={ev.LearningRecorded: LearningHeadline}
     )
     whole = ConsumerSpec(name="b", handlers={ev.LearningRecorded: handle})
     with pytest.raises(ValueError, match="different views"):
         joined_specs("ab", narrowed, whole)
-    assert joined_specs("aa", narrowed, narrowed).views == {ev.LearningRecorded: LearningSignal}
+    assert joined_specs("aa", narrowed, narrowed).views == {ev.LearningRecorded: LearningHeadline}
