@@ -135,7 +135,10 @@ def test_create_a_recipe_see_a_field_error_fix_it_run_it_and_watch_steps_complet
     page.get_by_role("link", name="Run", exact=True).click()
     page.get_by_label("topic (required)").fill("focaccia")
     console.screenshot("run-form")
-    page.get_by_role("button", name="Start run").click()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/execute")) as execute:
+        page.get_by_role("button", name="Start run").click()
+    # Its retries (a lost answer) repeat the key: the run starts once.
+    assert re.fullmatch(r"sous-console-[0-9a-f]{32}", execute.value.headers.get("idempotency-key", ""))
 
     timeline = page.locator("ol.timeline")
     # Live: the page shows the second step running before it shows it completed.

@@ -166,18 +166,20 @@ async def test_one_execution_through_the_gateway_is_one_trace_across_the_service
     )
     assert request["parent_id"] == entry["context"]["span_id"]
 
-    # The Kafka hop: ExecutionRequested carries the request span's traceparent; both consumers continue it.
-    [runner] = named(
+    # The Kafka hop: ExecutionRequested carries the request span's traceparent; the catalog's copy continues it.
+    copies = named(catalog, "CONSUMER", lambda s: "ExecutionRequested" in s["name"])
+    assert copies and len({s["parent_id"] for s in copies}) == 1  # the one producing span
+    assert copies[0]["attributes"]["messaging.destination.name"] == "sous.executor.executions.v1"
+    # The instance that accepted the run claimed it in the request's transaction: its runner group passes the
+    # record over, and the run continues the same producing span.
+    runners = named(
         executor, "CONSUMER", lambda s: s["attributes"]["messaging.consumer.group.name"] == "executor-runners"
     )
-    assert descends(runner, request, executor)
-    assert runner["attributes"]["messaging.destination.name"] == "sous.executor.executions.v1"
-    copies = named(catalog, "CONSUMER", lambda s: "ExecutionRequested" in s["name"])
-    assert copies and all(s["parent_id"] == runner["parent_id"] for s in copies)  # the same producing span
+    assert runners == []
 
     # The engine: the run continues the request's trace, a span per step, the model call a CLIENT span in it.
     [run] = [s for s in executor if s["name"] == "execution run"]
-    assert run["parent_id"] == runner["parent_id"] and descends(run, request, executor)
+    assert run["parent_id"] == copies[0]["parent_id"] and descends(run, request, executor)
     [step] = [s for s in executor if s["name"] == "step write"]
     assert step["parent_id"] == run["context"]["span_id"]
     chats = named(executor, "CLIENT", lambda s: s["name"].startswith("chat "))
@@ -248,8 +250,9 @@ async def test_every_service_exposes_the_metrics_and_they_move_with_a_run(traced
             > total(before["gateway"], "sous_http_requests_total", service="gateway", status="202", **execute),
             total(executor, "sous_http_requests_total", service="executor", status="202", **execute)
             > total(before["executor"], "sous_http_requests_total", service="executor", status="202", **execute),
-            total(executor, "sous_consumer_processing_seconds_count", group="executor-runners")
-            > total(before["executor"], "sous_consumer_processing_seconds_count", group="executor-runners"),
+            # Claimed on accept: the runner group passes the request over (outcome passed_over).
+            total(executor, "sous_consumer_records_total", group="executor-runners", outcome="passed_over")
+            > total(before["executor"], "sous_consumer_records_total", group="executor-runners", outcome="passed_over"),
             total(catalog, "sous_consumer_processing_seconds_count", group="catalog")
             > total(before["catalog"], "sous_consumer_processing_seconds_count", group="catalog"),
             total(executor, "sous_executions_in_status", status="completed")

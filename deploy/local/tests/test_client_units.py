@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from sous_local.client.http import ClientError, parse_sse
+from sous_local.client.http import ClientError, Gateway, parse_sse
 from sous_local.client.inputs import load_recipe_file, parse_inputs
-from sous_local.client.runs import Progress
+from sous_local.client.profile import Profile
+from sous_local.client.runs import Progress, start_execution
 from sous_local.seed import system_recipes
 
 pytestmark = pytest.mark.unit
@@ -94,3 +97,29 @@ def test_the_seeded_recipes_are_valid_system_recipes() -> None:
         data = RecipeCreate.model_validate(recipe).model_dump(mode="json", exclude_none=True)
         assert data["is_system"] is True
         assert validate_recipe_fields(data, creating=True) == []
+
+
+def test_a_run_whose_answer_was_lost_is_asked_again_under_the_same_idempotency_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("Idempotency-Key"))
+        if len(keys) == 1:
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        if len(keys) == 2:
+            return httpx.Response(503, json={"detail": "upstream unavailable", "code": "unavailable"})
+        return httpx.Response(202, json={"execution_id": "e1", "replayed": True})
+
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    profile = Profile(url="http://gateway", api_key="key")
+    with Gateway(profile, transport=httpx.MockTransport(answer)) as gateway:
+        started = start_execution(gateway, "recipe", {"topic": "bread"})
+
+    assert started == {"execution_id": "e1", "replayed": True}
+    assert len(keys) == 3 and keys[0] is not None and keys[0].startswith("sous-cli-")
+    assert set(keys) == {keys[0]}
+    with Gateway(profile, transport=httpx.MockTransport(answer)) as gateway:
+        start_execution(gateway, "recipe", {})
+    assert keys[-1] != keys[0]  # each run its own key

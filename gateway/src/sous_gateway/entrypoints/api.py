@@ -256,8 +256,9 @@ def create_app(components: Components, lifespan: Any = None) -> FastAPI:
                 "Content-Type",
                 "X-Request-ID",
                 "traceparent",
+                "Idempotency-Key",
             ],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
         )
     app.add_middleware(GatewayMiddleware, max_body_bytes=settings.max_body_bytes)

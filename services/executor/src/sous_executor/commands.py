@@ -30,6 +30,8 @@ class StartExecution(Command):
     reused_results: list[dict[str, Any]] = Field(default_factory=list)
     step_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     execution_id: str | None = None
+    # The client's Idempotency-Key: a request repeating one already taken answers with that execution.
+    idempotency_key: str | None = None
 
 
 class StartScheduledRun(Command):

@@ -65,6 +65,8 @@ class ExecutorSettings(ServiceSettings):
     # JSON {workspace_id: [toolkit, ...]}: the Composio toolkits each workspace may use.
     composio_workspace_toolkits: str = ""
     webhook_rate_limit_per_minute: int = Field(default=60, ge=1)
+    # An execute request's Idempotency-Key answers its repeats with the same execution for this long.
+    idempotency_key_ttl_s: float = Field(default=86_400.0, gt=0)
     # Per-workspace defaults that apply when a recipe sets no budget (0 = no default);
     # JSON {workspace_id: {max_tokens, max_cost_usd, runs_per_day}} overrides them per workspace.
     default_max_tokens: int = Field(default=1_000_000, ge=0)

@@ -35,6 +35,7 @@ from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.quotas import admit_start, check_graph, quota_for, with_budget
+from sous_executor.use_cases.execute_answers import accepted, started_under_key
 from sous_executor.webhooks.deliveries import admit
 from sous_service.caller import Caller
 from sous_service.domain_errors import Conflict, InputInvalid, NotFound
@@ -164,11 +165,17 @@ class ExecutorService:
         *,
         triggered_by: str = "manual",
         workspace_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         workspace = workspace_id if workspace_id is not None else ctx.workspace_id
         recipe, agents = await self.load_start(workspace, template_id)
         command = StartExecution(
-            workspace_id=workspace, recipe=recipe, agents=agents, input_data=input_data, triggered_by=triggered_by
+            workspace_id=workspace,
+            recipe=recipe,
+            agents=agents,
+            input_data=input_data,
+            triggered_by=triggered_by,
+            idempotency_key=idempotency_key,
         )
         return await self.start(command, Caller.from_context(ctx))
 
@@ -234,6 +241,11 @@ class ExecutorService:
         data = resolve_inputs(recipe.get("inputs") or {}, command.input_data, missing_text_as_empty=True)
         session = uow.session
         execution_id = command.execution_id or new_id()
+        if command.idempotency_key is not None:
+            ttl_s = self.settings.idempotency_key_ttl_s
+            earlier = await started_under_key(session, command, command.idempotency_key, execution_id, ttl_s)
+            if earlier is not None:
+                return earlier
 
         def event(payload: EventPayload, version: int) -> Envelope:
             return make_event(
@@ -277,14 +289,8 @@ class ExecutorService:
         )
         # Last, so the workspace's lock is held only from here to the commit: its other starts overlap.
         await admit_start(session, workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
-        return {
-            "recipe_execution_id": execution_id,
-            "execution_id": execution_id,
-            "recipe_id": str(recipe["template_id"]),
-            "status": "started",
-            "total_steps": len(steps),
-            "message": f"Execution of recipe '{recipe.get('name') or recipe['template_id']}' started",
-        }
+        name = recipe.get("name") or recipe["template_id"]
+        return accepted(execution_id, recipe, "started", len(steps), f"Execution of recipe '{name}' started")
 
     # ------------------------------------------------------------ runners (consumer)
     async def claim_requested(self, session: AsyncSession, envelope: Envelope) -> bool:

@@ -70,10 +70,18 @@ class Gateway:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
         try:
-            response = self._client.request(method, path, json=json_body, params=clean)
+            response = self._client.request(method, path, json=json_body, params=clean, headers=headers)
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach the gateway at {self.profile.url}: {exc}") from exc
         if response.status_code >= 400:
@@ -85,8 +93,8 @@ class Gateway:
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params)
 
-    def post(self, path: str, body: Any = None) -> Any:
-        return self.call("POST", path, json_body={} if body is None else body)
+    def post(self, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        return self.call("POST", path, json_body={} if body is None else body, headers=headers)
 
     def events(self, path: str) -> Iterator[SseEvent]:
         """Server-Sent Events of `path` until the server ends the stream."""

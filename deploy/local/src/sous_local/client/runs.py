@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, TextIO
 from urllib.parse import quote
 
@@ -84,16 +85,24 @@ def follow(gateway: Gateway, recipe_id: str, execution_id: str, out: TextIO) -> 
     return progress.status
 
 
+# Answers after which the request may not have been applied, or was answered by a gateway that lost its upstream.
+RETRIED_STATUSES = (0, 502, 503, 504)
+
+
 def start_execution(gateway: Gateway, recipe_id: str, inputs: dict[str, Any], wait_s: float = 20.0) -> Any:
-    """POST …/execute; a recipe created a moment ago may not have reached the executor yet: retry 404s."""
+    """POST …/execute, retried under one Idempotency-Key: a lost answer is asked again without starting (and
+    paying for) a second execution. A recipe created a moment ago may not have reached the executor yet: 404s
+    are retried too."""
     deadline = time.monotonic() + wait_s
+    key = {"Idempotency-Key": f"sous-cli-{uuid.uuid4()}"}
     while True:
         try:
-            return gateway.post(f"{RECIPES}/{quote_segment(recipe_id)}/execute", {"input_data": inputs})
+            return gateway.post(f"{RECIPES}/{quote_segment(recipe_id)}/execute", {"input_data": inputs}, key)
         except ClientError as exc:
-            if exc.status != 404 or time.monotonic() >= deadline:
+            if exc.status not in (404, *RETRIED_STATUSES) or time.monotonic() >= deadline:
                 raise
-            gateway.get(f"{RECIPES}/{quote_segment(recipe_id)}")  # a 404 here is final: the recipe does not exist
+            if exc.status == 404:
+                gateway.get(f"{RECIPES}/{quote_segment(recipe_id)}")  # a 404 here is final: no such recipe
         time.sleep(0.5)
 
 

@@ -101,7 +101,8 @@ TOOL_DURATION = Histogram(
 # (name, help) of the counters LiveCounters sources may report; values are totals since the process started.
 LIVE_COUNTERS: dict[str, str] = {
     "sous_dlq_records_total": "Records a consumer sent to <topic>.dlq (topic: the source topic)",
-    "sous_consumer_records_total": "Records a consumer applied (outcome applied) or skipped as duplicates",
+    "sous_consumer_records_total": "Records a consumer applied (outcome applied), skipped as duplicates (duplicate) "
+    "or passed over undecoded because its own instance already did their work (passed_over)",
     "sous_consumer_transient_failures_total": "Transient failures (database or broker away) a consumer retried",
     "sous_outbox_published_total": "Outbox rows this process's relay published",
     "sous_outbox_parked_total": "Outbox rows this process's relay parked (refused by the broker for good)",

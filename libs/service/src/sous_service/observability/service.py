@@ -146,6 +146,11 @@ def consumer_source(service: str, consumers: Sequence[ConsumerRunner]) -> Any:
                 runner.duplicates,
             )
             yield (
+                "sous_consumer_records_total",
+                {"service": service, "group": group, "outcome": "passed_over"},
+                runner.passed_over,
+            )
+            yield (
                 "sous_consumer_transient_failures_total",
                 {"service": service, "group": group},
                 runner.transient_failures,

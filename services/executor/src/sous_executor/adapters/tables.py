@@ -1,4 +1,4 @@
-"""The executor's own tables: executions read model, leases, catalog replicas, cron runs."""
+"""The executor's own tables: executions read model, leases, catalog replicas, cron runs, execute keys."""
 
 from __future__ import annotations
 
@@ -99,4 +99,16 @@ schedule_runs = Table(
     time_column("due_at", primary_key=True),
     id_column("execution_id"),
     time_column("created_at", server_default=func.now()),
+)
+
+# A client's Idempotency-Key on execute, kept with the request it came with and the execution it started.
+execute_keys = Table(
+    "execute_keys",
+    metadata,
+    workspace_column(primary_key=True),
+    Column("idempotency_key", String(255), primary_key=True),
+    Column("request_sha256", String(64), nullable=False),
+    id_column("execution_id"),
+    time_column("created_at", server_default=func.now()),
+    Index("ix_execute_keys_created", "workspace_id", "created_at"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +48,24 @@ class ExecuteAccepted(BaseModel):
     status: str
     total_steps: int
     message: str
+    replayed: bool = Field(
+        default=False, description="True when an earlier request with the same Idempotency-Key started it."
+    )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A key the client makes per intended execution (a UUID, say) and repeats on retries: "
+        "for 24 h a request with the same key, recipe and input_data starts nothing and answers with the "
+        "execution the first one started (`replayed: true`, header `Idempotent-Replayed: true`). The same key "
+        "with another recipe or other inputs is refused (422).",
+    ),
+]
 
 
 def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
@@ -61,12 +79,24 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         response_model=ExecuteAccepted,
         summary="Execute a recipe",
         description="Validates inputs (defaults applied), enforces the workspace's concurrency limit, records "
-        "ExecutionRequested and returns at once; a runner picks the execution up.",
+        "ExecutionRequested and returns at once; a runner picks the execution up. With an `Idempotency-Key`, "
+        "a retried request never starts (nor pays for) the execution twice.",
         responses=responses(429),
         tags=["executions"],
     )
-    async def execute(template_id: str, ctx: Context, body: ExecuteBody | None = None) -> dict[str, Any]:
-        return await service.execute(ctx, template_id, (body or ExecuteBody()).input_data)
+    async def execute(
+        template_id: str,
+        ctx: Context,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+        body: ExecuteBody | None = None,
+    ) -> dict[str, Any]:
+        answer = await service.execute(
+            ctx, template_id, (body or ExecuteBody()).input_data, idempotency_key=idempotency_key
+        )
+        if answer.get("replayed"):
+            response.headers["Idempotent-Replayed"] = "true"
+        return answer
 
     @router.get(
         RECIPES + "/{template_id}/executions",

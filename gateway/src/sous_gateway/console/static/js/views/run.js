@@ -1,5 +1,5 @@
 // Run a recipe: an inputs form generated from the recipe's `inputs` schema.
-import { ApiError, get, post } from "../api.js";
+import { ApiError, api, get } from "../api.js";
 import { field, h, heading, input, select } from "../ui.js";
 
 const NUMBER = new Set(["number", "float", "integer", "int"]);
@@ -92,17 +92,33 @@ export async function render(root, [templateId], { signal }) {
 }
 
 // A recipe created a moment ago reaches the executor through the event stream: its first 404s are retried
-// for a short while (the recipe itself was just read from the catalog, so it exists).
+// for a short while (the recipe itself was just read from the catalog, so it exists). Every attempt of one
+// submission carries the same Idempotency-Key, so an answer lost to the network is asked again without
+// starting (and paying for) a second run.
+const LOST_ANSWER = new Set([502, 503, 504]);
+
+// crypto.randomUUID needs a secure context; a console served over plain HTTP still has getRandomValues.
+function randomKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function startRun(templateId, inputData, notice) {
   const path = `/api/workflow-recipes/${encodeURIComponent(templateId)}/execute`;
+  const headers = { "Idempotency-Key": `sous-console-${randomKey()}` };
   const deadline = Date.now() + 20000;
   for (;;) {
     try {
-      return await post(path, { input_data: inputData });
+      return await api("POST", path, { body: { input_data: inputData }, headers });
     } catch (error) {
-      if (!(error instanceof ApiError) || error.status !== 404 || Date.now() > deadline) throw error;
+      const lost = !(error instanceof ApiError) || LOST_ANSWER.has(error.status);
+      const unknownYet = error instanceof ApiError && error.status === 404;
+      if (!(lost || unknownYet) || Date.now() > deadline) throw error;
       notice.hidden = false;
-      notice.replaceChildren(h("p", { text: "The executor is still learning this new recipe; starting in a moment…" }));
+      const text = unknownYet
+        ? "The executor is still learning this new recipe; starting in a moment…"
+        : "No answer from the server yet; asking again (the run starts once)…";
+      notice.replaceChildren(h("p", { text }));
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
