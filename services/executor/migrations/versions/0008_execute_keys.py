@@ -1,4 +1,4 @@
-"""Idempotency keys of execute requests: a retried request starts its execution once
+"""Idempotency keys of execute requests: a retried request starts its execution (or workflow run) once
 
 Revision ID: 0008
 Revises: 0007
@@ -17,7 +17,7 @@ def upgrade() -> None:
     op.execute(
         "CREATE TABLE IF NOT EXISTS execute_keys ("
         " workspace_id varchar(100) NOT NULL, idempotency_key varchar(255) NOT NULL,"
-        " request_sha256 varchar(64) NOT NULL, execution_id varchar(64) NOT NULL,"
+        " request_sha256 varchar(64) NOT NULL, started_id varchar(64) NOT NULL,"
         " created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (workspace_id, idempotency_key))"
     )
     op.execute("CREATE INDEX IF NOT EXISTS ix_execute_keys_created ON execute_keys (workspace_id, created_at)")

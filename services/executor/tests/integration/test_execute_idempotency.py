@@ -1,5 +1,5 @@
 """An execute request's Idempotency-Key: a client that retries (a timeout, a lost answer) never starts, nor pays
-for, the execution twice, across instances; the same key for another request is refused, and a refused start
+for, the execution (or workflow run) twice, across instances; the same key for another request is refused, and a refused start
 does not use the key up."""
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from executor_harness import (
 from sqlalchemy import func, select, update
 
 from sous_executor.adapters.tables import execute_keys, executions
+from sous_executor.workflows.runner import WorkflowTimings
+from sous_executor.workflows.tables import workflow_runs
 from sous_local.testing import Infrastructure, unique
 
 pytestmark = pytest.mark.integration
@@ -156,3 +158,33 @@ async def test_a_key_older_than_its_lifetime_starts_a_new_execution_and_old_keys
         async with running.executor.service.sessions() as session:
             keys = select(func.count()).where(execute_keys.c.workspace_id == ws)
             assert (await session.execute(keys)).scalar_one() == 1  # the expired `forgotten` went
+
+
+async def test_repeats_of_a_keyed_workflow_run_start_one_run_and_keys_do_not_cross_targets(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    ws = unique("ws")
+    async with running_executor(executor_settings(fresh_database, infra.kafka_bootstrap, model_server)) as running:
+        running.app.state.workflows.runner.timings = WorkflowTimings(quality_wait_s=0.3, poll_s=0.05)
+        tid = await seeded(running, ws)
+        headers = context_header(running.settings, ws)
+        created = await running.client.post(
+            "/api/workflows", json={"name": "Once", "task_template": "Do it"}, headers=headers
+        )
+        workflow_id = created.json()["workflow"]["id"]
+        key = unique("key")
+        run_path = f"/api/workflows/{workflow_id}/execute"
+
+        answers = await asyncio.gather(
+            *(running.client.post(run_path, json={}, headers={**headers, "Idempotency-Key": key}) for _ in range(3))
+        )
+
+        assert [a.status_code for a in answers] == [202] * 3, [a.text for a in answers]
+        assert len({a.json()["run_id"] for a in answers}) == 1
+        assert sorted(a.json()["replayed"] for a in answers) == [False, True, True]
+        async with running.executor.service.sessions() as session:
+            runs = select(func.count()).where(workflow_runs.c.workspace_id == ws)
+            assert (await session.execute(runs)).scalar_one() == 1
+        # The workflow's key is not a recipe's: the same key on an execute is another request.
+        crossed = await execute(running, ws, tid, key)
+        assert crossed.status_code == 422 and crossed.json()["errors"][0]["field"] == "Idempotency-Key"

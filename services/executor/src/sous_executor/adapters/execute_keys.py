@@ -1,4 +1,4 @@
-"""Idempotency keys of execute requests, taken in the transaction that starts the execution.
+"""Idempotency keys of execute requests, taken in the transaction that starts the execution (or workflow run).
 
 The key's row is the start's first write: a concurrent request with the same key waits on it until the first
 commits (then finds it) or rolls back (then takes the key itself). A start that is refused (the workspace's
@@ -25,16 +25,17 @@ K = execute_keys.c
 
 @dataclass(frozen=True)
 class KeyedStart:
-    """The start that holds a key: its execution, and the digest of the request it came with."""
+    """The start that holds a key: what it started, and the digest of the request it came with."""
 
-    execution_id: str
+    started_id: str
     request_sha256: str
 
 
-def request_digest(template_id: str, input_data: dict[str, Any] | None) -> str:
-    """What makes two execute requests the same one: the recipe and the inputs as sent."""
+def request_digest(target: str, input_data: dict[str, Any] | None) -> str:
+    """What makes two execute requests the same one: what they start (`recipe:<template id>`,
+    `workflow:<id>`) and the inputs as sent."""
     canonical = json.dumps(
-        {"template_id": template_id, "input_data": input_data or {}},
+        {"target": target, "input_data": input_data or {}},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -44,7 +45,7 @@ def request_digest(template_id: str, input_data: dict[str, Any] | None) -> str:
 
 
 async def take_key(
-    session: AsyncSession, workspace_id: str, key: str, digest: str, execution_id: str, ttl_s: float
+    session: AsyncSession, workspace_id: str, key: str, digest: str, started_id: str, ttl_s: float
 ) -> KeyedStart | None:
     """None when this request took the key (unused, or last used more than `ttl_s` ago); else who holds it."""
     now = datetime.now(UTC)
@@ -53,25 +54,25 @@ async def take_key(
         workspace_id=workspace_id,
         idempotency_key=key,
         request_sha256=digest,
-        execution_id=execution_id,
+        started_id=started_id,
         created_at=now,
     )
     taken = statement.on_conflict_do_update(
         index_elements=[K.workspace_id, K.idempotency_key],
         set_={
             "request_sha256": statement.excluded.request_sha256,
-            "execution_id": statement.excluded.execution_id,
+            "started_id": statement.excluded.started_id,
             "created_at": statement.excluded.created_at,
         },
         where=K.created_at < expired_before,
-    ).returning(K.execution_id)
+    ).returning(K.started_id)
     if (await session.execute(taken)).first() is not None:
         # The workspace's expired keys go with its next keyed start: the table holds one TTL of keys.
         await session.execute(delete(execute_keys).where(K.workspace_id == workspace_id, K.created_at < expired_before))
         return None
     held = (
         await session.execute(
-            select(K.execution_id, K.request_sha256).where(K.workspace_id == workspace_id, K.idempotency_key == key)
+            select(K.started_id, K.request_sha256).where(K.workspace_id == workspace_id, K.idempotency_key == key)
         )
     ).one()
-    return KeyedStart(execution_id=held.execution_id, request_sha256=held.request_sha256)
+    return KeyedStart(started_id=held.started_id, request_sha256=held.request_sha256)

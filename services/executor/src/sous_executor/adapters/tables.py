@@ -101,14 +101,15 @@ schedule_runs = Table(
     time_column("created_at", server_default=func.now()),
 )
 
-# A client's Idempotency-Key on execute, kept with the request it came with and the execution it started.
+# A client's Idempotency-Key on a start (a recipe's execute, a workflow's), kept with the request it came with
+# and what it started (an execution, a workflow run).
 execute_keys = Table(
     "execute_keys",
     metadata,
     workspace_column(primary_key=True),
     Column("idempotency_key", String(255), primary_key=True),
     Column("request_sha256", String(64), nullable=False),
-    id_column("execution_id"),
+    id_column("started_id"),
     time_column("created_at", server_default=func.now()),
     Index("ix_execute_keys_created", "workspace_id", "created_at"),
 )

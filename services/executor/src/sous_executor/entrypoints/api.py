@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from sous_executor.entrypoints.idempotency import IdempotencyKey, answered
 from sous_executor.entrypoints.sse import stream_execution, stream_reads
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
@@ -53,21 +54,6 @@ class ExecuteAccepted(BaseModel):
     )
 
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="A key the client makes per intended execution (a UUID, say) and repeats on retries: "
-        "for 24 h a request with the same key, recipe and input_data starts nothing and answers with the "
-        "execution the first one started (`replayed: true`, header `Idempotent-Replayed: true`). The same key "
-        "with another recipe or other inputs is refused (422).",
-    ),
-]
-
-
 def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     router = APIRouter()
     reads = stream_reads(service.views.sessions)
@@ -91,12 +77,8 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         idempotency_key: IdempotencyKey = None,
         body: ExecuteBody | None = None,
     ) -> dict[str, Any]:
-        answer = await service.execute(
-            ctx, template_id, (body or ExecuteBody()).input_data, idempotency_key=idempotency_key
-        )
-        if answer.get("replayed"):
-            response.headers["Idempotent-Replayed"] = "true"
-        return answer
+        input_data = (body or ExecuteBody()).input_data
+        return answered(response, await service.execute(ctx, template_id, input_data, idempotency_key=idempotency_key))
 
     @router.get(
         RECIPES + "/{template_id}/executions",

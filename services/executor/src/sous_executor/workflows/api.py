@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
+from sous_executor.entrypoints.idempotency import IdempotencyKey, answered
 from sous_executor.workflows.schemas import (
     CancelRun,
     ExecuteWorkflow,
@@ -156,11 +157,19 @@ def build_workflow_router(service: WorkflowService) -> APIRouter:
         summary="Run a workflow",
         description="Checks the inputs, records WorkflowRunRequested and returns at once; the run then passes "
         "through the nine stages (decomposition, agent selection, context engineering, agent execution on the "
-        "engine, result aggregation, learning update, quality assessment, memory storage, response generation).",
+        "engine, result aggregation, learning update, quality assessment, memory storage, response generation). "
+        "With an `Idempotency-Key`, a retried request never starts the run twice.",
         responses=responses(409),
     )
-    async def execute(workflow_id: str, ctx: Context, body: ExecuteWorkflow | None = None) -> dict[str, Any]:
-        return await service.execute(ctx, workflow_id, (body or ExecuteWorkflow()).input_data)
+    async def execute(
+        workflow_id: str,
+        ctx: Context,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+        body: ExecuteWorkflow | None = None,
+    ) -> dict[str, Any]:
+        input_data = (body or ExecuteWorkflow()).input_data
+        return answered(response, await service.execute(ctx, workflow_id, input_data, idempotency_key))
 
     @router.get(
         ONE + "/runs",

@@ -23,6 +23,7 @@ from sous_events.store import ConcurrencyConflict
 from sous_executor.commands import CancelWorkflowRun
 from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.handlers import ExecutorService
+from sous_executor.use_cases.execute_answers import REPLAYED_MESSAGE, started_earlier
 from sous_executor.workflows import catalog
 from sous_executor.workflows import repository as repo
 from sous_executor.workflows.model import WORKFLOW, WORKFLOW_RUN, WorkflowDefinition, WorkflowRun
@@ -70,6 +71,19 @@ CANCEL_ATTEMPTS = 10
 
 def _changing_fast(_: BaseException) -> Conflict:
     return Conflict("the run is changing too fast; retry")
+
+
+def _run_accepted(
+    run_id: str, workflow_id: str, status: str, message: str, *, replayed: bool = False
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "workflow_id": workflow_id,
+        "status": status,
+        "stages": list(STAGES),
+        "message": message,
+        "replayed": replayed,
+    }
 
 
 class WorkflowService:
@@ -176,15 +190,28 @@ class WorkflowService:
         return {"message": "Workflow deleted", "workflow_id": workflow_id}
 
     # ------------------------------------------------------------ runs
-    async def execute(self, ctx: InternalContext, workflow_id: str, input_data: dict[str, Any]) -> dict[str, Any]:
+    async def execute(
+        self, ctx: InternalContext, workflow_id: str, input_data: dict[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         async with self.sessions() as session, session.begin():
+            run_id = new_id()
+            if idempotency_key is not None:
+                ttl_s = self.settings.idempotency_key_ttl_s
+                target = f"workflow:{workflow_id}"
+                earlier = await started_earlier(
+                    session, ctx.workspace_id, idempotency_key, target, input_data, run_id, ttl_s
+                )
+                if earlier is not None:
+                    row = await repo.get_run_row(session, ctx.workspace_id, earlier)
+                    status = row.status if row is not None else "pending"
+                    message = REPLAYED_MESSAGE.format(f"Workflow run {earlier}")
+                    return _run_accepted(earlier, workflow_id, status, message, replayed=True)
             definition = await self._definition(session, ctx, workflow_id)
             workflow = definition.workflow
             if workflow.get("status") == "archived":
                 raise Conflict(f"workflow '{workflow_id}' is archived; activate it to run it", code="workflow_archived")
             data = resolve_inputs(workflow.get("inputs") or {}, input_data)
             task = render_task(str(workflow["task_template"]), data)
-            run_id = new_id()
             envelope = make_event(
                 WorkflowRunRequested(
                     run_id=run_id, workflow_id=workflow_id, workflow=workflow, task=task, input_data=data
@@ -203,13 +230,7 @@ class WorkflowService:
             # and a sweeper resumes the run.
             await repo.claim_new_lease(session, run_id, ctx.workspace_id, self.runner.owner, self.runner.ttl_s)
         self.runner.spawn(run_id)
-        return {
-            "run_id": run_id,
-            "workflow_id": workflow_id,
-            "status": "started",
-            "stages": list(STAGES),
-            "message": f"Workflow '{workflow.get('name')}' started",
-        }
+        return _run_accepted(run_id, workflow_id, "started", f"Workflow '{workflow.get('name')}' started")
 
     def _with_progress(self, doc: dict[str, Any], progress: tuple[int, int, str] | None) -> dict[str, Any]:
         done = int(doc.get("completed_stages") or 0)
