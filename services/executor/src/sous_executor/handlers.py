@@ -32,6 +32,7 @@ from sous_executor.config import ExecutorSettings
 from sous_executor.domain.execution import Execution
 from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.domain.output_checks import referenced_agents
+from sous_executor.domain.outputs import summary_result
 from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.quotas import admit_start, check_graph, quota_for, with_budget
@@ -353,7 +354,8 @@ class ExecutorService:
             rerun_set.add(from_step)
             for step in original.ordered_steps():
                 if step.step_id not in rerun_set and step.status == "completed" and step.step_id not in overrides:
-                    reused.append(step.result())
+                    # Named, not copied: the runner reads the kept outputs from this run (they could outgrow one event).
+                    reused.append(summary_result(step.result()))
         command = StartExecution(
             workspace_id=ctx.workspace_id,
             recipe=original.recipe,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sous_events.envelope import EventPayload
 from sous_events.events.executor import (
@@ -152,14 +153,40 @@ def stop_message(execution: Execution, step_id: str) -> str:
     return f"step {step_id} failed: {step.error if step else 'error'}"
 
 
-def reused_completions(execution: Execution, plan: Plan) -> list[StepCompleted]:
-    """A rerun's steps kept from the original run, recorded as completed without running them."""
+def kept_without_output(execution: Execution) -> bool:
+    """Whether the rerun still has to record kept steps its request names without their outputs (those are
+    read from the original run)."""
+    return any(
+        raw.get("output") is None and _unrecorded(execution, str(raw.get("step_id")))
+        for raw in execution.reused_results
+    )
+
+
+def _unrecorded(execution: Execution, step_id: str) -> bool:
+    step = execution.steps.get(step_id)
+    return step is not None and step.status != "completed"
+
+
+def reused_completions(
+    execution: Execution, plan: Plan, original: Mapping[str, StepState] | None = None
+) -> list[StepCompleted]:
+    """A rerun's steps kept from the original run, recorded as completed without running them.
+
+    A request names each kept step; its output and tool calls come from the request when it carries them
+    (requests made before they were left out), else from the `original` run's steps.
+    """
     events: list[StepCompleted] = []
     for raw in execution.reused_results:
         sid = str(raw.get("step_id"))
         step = execution.steps.get(sid)
         if step is None or step.status == "completed" or sid not in plan.by_id:
             continue
+        source = (original or {}).get(sid)
+        output: Any = raw.get("output")
+        calls: Any = raw.get("tool_calls")
+        output_format = "text"
+        if output is None and source is not None:
+            output, calls, output_format = source.output, source.tool_calls, source.output_format
         events.append(
             StepCompleted(
                 execution_id=execution.execution_id,
@@ -168,12 +195,13 @@ def reused_completions(execution: Execution, plan: Plan) -> list[StepCompleted]:
                 attempt=int(raw.get("attempt") or 1),
                 agent_id=step.agent_id,
                 agent_name=step.agent_name,
-                output=str(raw.get("output") or ""),
-                tool_calls=[ToolCallRecord.model_validate(t) for t in raw.get("tool_calls") or []],
+                output=str(output or ""),
+                tool_calls=[ToolCallRecord.model_validate(t) for t in calls or []],
                 duration_ms=0.0,
                 tokens=TokenUsage(),
                 cost_usd=0.0,
                 reused=True,
+                output_format=output_format,
             )
         )
     return events

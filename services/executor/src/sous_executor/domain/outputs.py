@@ -15,7 +15,9 @@ from typing import Any
 TRUNCATION_MARKER = "\n[… output truncated by Sous: {kept} of {total} characters kept]"
 PREVIEW_CHARS = 2000
 # Keys of a step result that the summary leaves to the step's own StepCompleted.
-HEAVY_RESULT_KEYS = ("output", "tool_calls")
+# Left out of a step result wherever it is carried whole within another event (a finished run's summary, a
+# rerun's kept steps): together they could outgrow one event, and each step's own events hold them.
+HEAVY_RESULT_KEYS = ("output", "tool_calls", "output_json", "check_failures")
 
 
 @dataclass(frozen=True)

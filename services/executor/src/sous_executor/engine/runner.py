@@ -24,12 +24,13 @@ from sous_events.envelope import EventPayload
 from sous_events.events.executor import ExecutionStarted
 from sous_executor.adapters.leases import LeaseLost
 from sous_executor.domain.budget_policy import Limits
-from sous_executor.domain.execution import Execution
+from sous_executor.domain.execution import Execution, StepState
 from sous_executor.domain.outcomes import (
     RunEnding,
     StepOutcome,
     closing_events,
     finished_event,
+    kept_without_output,
     resume_state,
     reused_completions,
 )
@@ -167,7 +168,7 @@ class Run:
                 total_steps=len(specs),
             )
             await self.emit([started])
-        reused = reused_completions(self.agg, plan)
+        reused = reused_completions(self.agg, plan, await self._kept_steps())
         if reused:
             await self.emit(reused)
         state = resume_state(self.agg, plan)
@@ -175,6 +176,13 @@ class Run:
             await self._finish(RunEnding.stopped_by(self.agg, state.stop_failure, interrupting=False))
             return
         await self._loop(plan, state.finished, state.resume)
+
+    async def _kept_steps(self) -> dict[str, StepState]:
+        """The original run's steps, when this rerun's request names the steps it keeps without their outputs."""
+        agg = self.agg
+        if not agg.rerun_of or not kept_without_output(agg):
+            return {}
+        return Execution.from_events(await self.journal.stream.load(agg.rerun_of)).steps
 
     def _deadline(self) -> tuple[float, float]:
         """The recipe's total_timeout (0: none) and the monotonic time it runs out, counted from the start."""

@@ -16,6 +16,7 @@ from sous_executor.commands import StartExecution
 from sous_executor.domain.execution import Execution
 from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.output_diff import StepRecord, Usage, replay_diff
+from sous_executor.domain.outputs import summary_result
 from sous_executor.domain.planning import PlanError
 from sous_executor.domain.replay_plan import apply_overrides, changed_steps, plan_replay
 from sous_executor.handlers import FINISHED, ExecutorService
@@ -80,7 +81,8 @@ class ReplayService:
             )
         except PlanError as exc:
             raise InputInvalid.single("revision" if revision is not None else "step_overrides", str(exc)) from None
-        reused = [original.steps[sid].result() for sid in plan.reused]
+        # Named, not copied: the runner reads the kept outputs from the original run.
+        reused = [summary_result(original.steps[sid].result()) for sid in plan.reused]
         # Agents the past execution ran with stay as recorded; new ones (new steps, judges) are loaded.
         needed = sorted(referenced_agents(candidate["steps"]) - set(original.agents))
         loaded = await self.executor.load_agents(ctx.workspace_id, {"steps": [{"agent_id": a} for a in needed]})
