@@ -13,6 +13,9 @@ process nor written out of it, whatever its size.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 MAX_ANALYSES = 50
 
 # The last MAX_ANALYSES elements of an array (lax mode: all of them when there are fewer).
@@ -38,3 +41,22 @@ def folded(learning_data: str, first: int) -> str:
         f"'latest_patterns', {patterns}::jsonb, 'latest_suggestions', {suggestions}::jsonb, "
         f"'latest_performance', {performance}::jsonb, 'last_analyzed_at', {analyzed_at}::text)"
     )
+
+
+def fold_in_memory(previous: Mapping[str, Any] | None, run: Mapping[str, Any]) -> dict[str, Any]:
+    """The same fold over documents in hand (`run`: a LearningRecorded payload as JSON data): what `folded`
+    computes in PostgreSQL, and what a v2 event carried."""
+    summary = {
+        "execution_id": run["execution_id"],
+        "analyzed_at": run["analyzed_at"],
+        "pattern_count": len(run["patterns"]),
+        "suggestion_count": len(run["suggestions"]),
+        "performance_metrics": run["performance_metrics"],
+    }
+    return {
+        "analyses": [*(previous or {}).get("analyses", []), summary][-MAX_ANALYSES:],
+        "latest_patterns": run["patterns"],
+        "latest_suggestions": run["suggestions"],
+        "latest_performance": run["performance_metrics"],
+        "last_analyzed_at": run["analyzed_at"],
+    }

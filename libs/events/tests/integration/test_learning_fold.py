@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from sous_events import jsontext, learning_fold
 from sous_events.envelope import Envelope
+from sous_events.learning_fold import fold_in_memory
 from sous_events.registry import payload_of
 
 pytestmark = pytest.mark.integration
@@ -52,24 +53,6 @@ def analysis(i: int) -> dict[str, Any]:
     }
 
 
-def v2_learning_data(previous: dict[str, Any] | None, run: dict[str, Any]) -> dict[str, Any]:
-    """What a v2 LearningRecorded carried: the previous learning_data with this run's analysis folded in."""
-    summary = {
-        "execution_id": run["execution_id"],
-        "analyzed_at": run["analyzed_at"],
-        "pattern_count": len(run["patterns"]),
-        "suggestion_count": len(run["suggestions"]),
-        "performance_metrics": run["performance_metrics"],
-    }
-    return {
-        "analyses": [*(previous or {}).get("analyses", []), summary][-50:],
-        "latest_patterns": run["patterns"],
-        "latest_suggestions": run["suggestions"],
-        "latest_performance": run["performance_metrics"],
-        "last_analyzed_at": run["analyzed_at"],
-    }
-
-
 async def fold(connection: asyncpg.Connection, learning_data: dict[str, Any], envelope: Envelope) -> dict[str, Any]:
     """One event folded by the statement the services run, read through the registry (upcast)."""
     run = payload_of(envelope).model_dump(mode="json")
@@ -102,7 +85,7 @@ async def test_the_fold_of_v2_and_v3_events_is_what_each_v2_event_carried(connec
     folded: dict[str, Any] = {}
     for i in range(55):
         run = analysis(i)
-        expected = v2_learning_data(expected, run)
+        expected = fold_in_memory(expected, run)
         if i < 30:
             without_time = {k: v for k, v in run.items() if k != "analyzed_at"}
             envelope = stored(2, without_time | {"learning_data": expected}, i + 1)

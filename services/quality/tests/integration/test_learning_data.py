@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.events import ExecutionFinished, ExecutionRequested, StepCompleted, StepFailed
 from sous_events.ids import new_id
+from sous_events.learning_fold import fold_in_memory
 from sous_events.registry import make_event
 from sous_events.store import EventStore
 from sous_local.testing import unique
@@ -95,24 +96,6 @@ async def consume(sessions: Sessions, events: list[Envelope]) -> None:
             await spec.after_batch(session)
 
 
-def v2_learning_data(previous: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """The learning_data a v2 LearningRecorded carried: the previous one with this run's analysis folded in."""
-    summary = {
-        "execution_id": run["execution_id"],
-        "analyzed_at": run["analyzed_at"],
-        "pattern_count": len(run["patterns"]),
-        "suggestion_count": len(run["suggestions"]),
-        "performance_metrics": run["performance_metrics"],
-    }
-    return {
-        "analyses": [*previous.get("analyses", []), summary][-50:],
-        "latest_patterns": run["patterns"],
-        "latest_suggestions": run["suggestions"],
-        "latest_performance": run["performance_metrics"],
-        "last_analyzed_at": run["analyzed_at"],
-    }
-
-
 async def stream_of(sessions: Sessions, workspace_id: str, template_id: str) -> list[Envelope]:
     async with sessions() as session:
         stream_id = recipe_quality_domain.stream_id(workspace_id, template_id)
@@ -138,7 +121,7 @@ async def test_the_apis_learning_data_after_several_runs_is_the_one_v2_events_ca
     assert {e.schema_version for e in learned} == {3} and not [e for e in learned if "learning_data" in e.payload]
     expected: dict[str, Any] = {}
     for event in learned:
-        expected = v2_learning_data(expected, event.payload)
+        expected = fold_in_memory(expected, event.payload)
     assert expected["latest_patterns"] and expected["latest_suggestions"]  # the last run failed
 
     (row,), analysed = await rows(sessions, ws)
@@ -175,7 +158,7 @@ async def test_a_rebuild_from_stored_v2_and_new_v3_events_gives_the_same_rows(qu
             "suggestions": [],
             "performance_metrics": {"total_steps": 2, "successful_steps": 2 - i % 2, "success_rate": 1.0 - i / 4},
         }
-        expected = v2_learning_data(expected, run)
+        expected = fold_in_memory(expected, run)
         payload = {k: v for k, v in run.items() if k != "analyzed_at"} | {"learning_data": expected}
         stored_v2.append(
             Envelope(
@@ -200,7 +183,7 @@ async def test_a_rebuild_from_stored_v2_and_new_v3_events_gives_the_same_rows(qu
     await consume(sessions, [event for run in runs for event in run.events()])
     for event in (await stream_of(sessions, ws, template))[3:]:
         if event.event_type == "LearningRecorded":
-            expected = v2_learning_data(expected, event.payload)
+            expected = fold_in_memory(expected, event.payload)
     live = await rows(sessions, ws)
     assert live[0][0].learning_data == expected and len(expected["analyses"]) == 5
 
