@@ -21,6 +21,8 @@ from executor_harness import (
 from sqlalchemy import text
 
 from sous_events.store import DEFAULT_MAX_EVENT_BYTES
+from sous_executor.domain.outcomes import BARE_ERROR_CHARS
+from sous_executor.engine import runner
 from sous_local.testing import unique
 
 pytestmark = pytest.mark.integration
@@ -133,3 +135,33 @@ async def test_a_step_whose_outcome_cannot_be_written_fails_as_a_crash_loop(
     assert body["total_tokens"] == served["total_tokens"] > 0
     events = await events_of(executor, eid)
     assert [e.event_type for e in events].count("StepStarted") == limit
+
+
+async def test_a_run_whose_finish_is_too_large_to_store_still_finishes_with_a_bare_one(
+    executor: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    m = unique("finish")
+    recipe = recipe_snapshot(ws, [step("one", 1, agent["id"], f"first {m}"), step("two", 2, agent["id"], "then")])
+    tid = recipe["template_id"]
+    await seed(executor, ws, recipe, [agent])
+    whole = runner.finished_event
+
+    def oversized(*args: Any) -> Any:
+        # Whatever made it so (a summary of very many steps, a huge error), this finish cannot be stored.
+        finished = whole(*args)
+        return finished.model_copy(update={"error": "x" * DEFAULT_MAX_EVENT_BYTES})
+
+    monkeypatch.setattr(runner, "finished_event", oversized)
+
+    eid = await start(executor, ws, tid)
+
+    body = await wait_finished(executor, ws, tid, eid, within=120)
+    assert body["status"] == "completed"
+    assert [r["status"] for r in body["step_results"]] == ["completed", "completed"]
+    assert m in body["step_results"][0]["output"]
+    events = await events_of(executor, eid)
+    [finish] = [e for e in events if e.event_type == "ExecutionFinished"]
+    assert finish.payload["step_results"] == [] and finish.payload["status"] == "completed"
+    assert len(finish.payload["error"]) == BARE_ERROR_CHARS and encoded(finish) < 16 * 1024

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.events.executor import StepUsageRecorded
 from sous_events.registry import make_event
-from sous_events.store import ConcurrencyConflict
+from sous_events.store import ConcurrencyConflict, encoded_size, outbox_row
 from sous_executor.adapters.execution_stream import PRODUCER, ExecutionStream
 from sous_executor.adapters.leases import LeaseLost
 from sous_executor.domain.execution import Execution
@@ -162,6 +162,11 @@ class RunJournal:
         except BaseException:
             self._unwritten = carried + self._unwritten
             raise
+
+    def fits(self, payload: EventPayload) -> bool:
+        """Whether `payload`, as the run's next event, is within the size the event store takes."""
+        envelope = self._envelope(payload, self.execution.version + 1)
+        return encoded_size(outbox_row(envelope)) <= self.stream.store.max_event_bytes
 
     def _envelope(self, payload: EventPayload, version: int) -> Envelope:
         execution = self.execution

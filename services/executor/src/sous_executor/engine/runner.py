@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sous_executor.domain.execution import Execution, StepState
 from sous_executor.domain.outcomes import (
     RunEnding,
     StepOutcome,
+    bare_finish,
     closing_events,
     finished_event,
     kept_without_output,
@@ -42,6 +44,8 @@ from sous_executor.engine.fence import LeaseGuard
 from sous_executor.engine.journal import RunJournal
 from sous_executor.engine.step_loop import run_step
 from sous_executor.observability import run_span, traced_step
+
+logger = logging.getLogger("sous.executor.runner")
 
 if TYPE_CHECKING:
     from sous_executor.engine.step_engine import StepEngine
@@ -307,4 +311,10 @@ class Run:
         self.inflight.clear()
         # The closing events and the finish are one append, with the outcomes still staged.
         await self.journal.stage(closing_events(self.agg, interrupted, ending))
-        await self.emit([finished_event(self.agg, ending, self.model_ms, utcnow())], finish=True)
+        finished = finished_event(self.agg, ending, self.model_ms, utcnow())
+        if not self.journal.fits(finished):
+            # The store would refuse it, and a run that can never end is resumed forever: the bare finish (no
+            # summary; every step's own events hold its result) goes instead.
+            logger.warning("execution %s: its finish is too large to store; recording a bare one", self.execution_id)
+            finished = bare_finish(finished)
+        await self.emit([finished], finish=True)
