@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from .conftest import create_agent, create_recipe, eventually, run_to_end
+from .conftest import create_agent, create_recipe, eventually, run_to_end, wait_for_recipe_at_executor
 
 pytestmark = pytest.mark.e2e
 
@@ -125,3 +127,32 @@ async def test_a_retried_and_a_failed_step_are_assessed_and_learned_from_automat
     )
     assert again["quality_score"] == pytest.approx(points[0]["quality_score"], abs=1e-4)
     assert {b["type"] for b in again["bottlenecks"]} >= {"failed_step"}
+
+
+async def test_a_retried_execute_through_the_gateway_starts_once_and_a_key_never_crosses_workspaces(make_api):
+    """The gateway forwards Idempotency-Key; keys are the workspace's own, so another tenant sending the same
+    key on a recipe of the same name starts its own run and learns nothing of the first."""
+    key = f"retry-{uuid.uuid4().hex}"
+    template_id = f"r-{uuid.uuid4().hex[:8]}"
+    started: dict[str, list[dict]] = {}
+    for tenant in ("first", "second"):
+        api = make_api()
+        agent = await create_agent(api)
+        steps = [{"step_id": "only", "order": 1, "agent_id": agent["id"], "prompt_template": "Say {input.topic}"}]
+        await create_recipe(api, steps, template_id=template_id, inputs={"topic": {"type": "string"}})
+        await wait_for_recipe_at_executor(api, template_id)
+        path = f"/api/workflow-recipes/{template_id}/execute"
+        answers = [
+            await api.post(path, json={"input_data": {"topic": tenant}}, headers={"Idempotency-Key": key})
+            for _ in range(2)
+        ]
+        assert [a.status_code for a in answers] == [202, 202], [a.text for a in answers]
+        assert answers[1].headers.get("Idempotent-Replayed") == "true"
+        started[tenant] = [a.json() for a in answers]
+        listed = await api.ok("GET", f"/api/workflow-recipes/{template_id}/executions")
+        assert listed["total"] == 1
+
+    first, second = started["first"], started["second"]
+    assert first[0]["execution_id"] == first[1]["execution_id"] and first[1]["replayed"]
+    assert second[0]["execution_id"] == second[1]["execution_id"] and not second[0]["replayed"]
+    assert first[0]["execution_id"] != second[0]["execution_id"]
