@@ -234,19 +234,20 @@ class ExecutorService:
         is written in the same transaction, and the run starts once it commits (StepEngine.reserve_here).
         """
         workspace_id = command.workspace_id
+        session = uow.session
+        execution_id = command.execution_id or new_id()
+        if command.idempotency_key is not None:
+            # First: a repeat answers with the run it repeats, even if the recipe has changed since.
+            ttl_s = self.settings.idempotency_key_ttl_s
+            earlier = await started_under_key(session, command, command.idempotency_key, execution_id, ttl_s)
+            if earlier is not None:
+                return earlier
         recipe = command.recipe
         steps = recipe.get("steps") or []
         check_graph(recipe, self.settings)
         quota = quota_for(self.settings, workspace_id)
         recipe = with_budget(recipe, quota)
         data = resolve_inputs(recipe.get("inputs") or {}, command.input_data, missing_text_as_empty=True)
-        session = uow.session
-        execution_id = command.execution_id or new_id()
-        if command.idempotency_key is not None:
-            ttl_s = self.settings.idempotency_key_ttl_s
-            earlier = await started_under_key(session, command, command.idempotency_key, execution_id, ttl_s)
-            if earlier is not None:
-                return earlier
 
         def event(payload: EventPayload, version: int) -> Envelope:
             return make_event(

@@ -269,7 +269,7 @@ BARE_ERROR_CHARS = 2000
 
 def bare_finish(finished: ExecutionFinished) -> ExecutionFinished:
     """A finish without its summary (step results, output previews) and with its error cut: what is recorded
-    when the whole one is refused. The steps' own events still hold every result and output."""
+    when the whole one would be too large to store. The steps' own events still hold every result and output."""
     error = finished.error[:BARE_ERROR_CHARS] if finished.error else finished.error
     return finished.model_copy(update={"step_results": [], "output_data": {}, "output_refs": {}, "error": error})
 
