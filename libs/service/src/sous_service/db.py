@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -44,6 +46,18 @@ def refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def snapshot_session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose statements all read one snapshot (a read-only REPEATABLE READ transaction).
+
+    For reads of more than one statement: under PostgreSQL's default READ COMMITTED each statement sees what
+    had committed when it began, so a writer committing between two of them (a row and the count of its
+    children, say) makes the answer contradict itself."""
+    async with sessions() as session:
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+        yield session
 
 
 def _asyncpg_dsn(sqlalchemy_url: str) -> str:

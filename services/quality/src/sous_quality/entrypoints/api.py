@@ -29,6 +29,7 @@ from sous_quality.schemas import (
     SuggestionsResponse,
 )
 from sous_service.caller import Caller
+from sous_service.db import snapshot_session
 from sous_service.domain_errors import Unavailable
 from sous_service.errors import responses
 from sous_service.scopes import QUALITY_WRITE, RECIPES_READ
@@ -62,7 +63,8 @@ def _uows(request: Request) -> UnitOfWorks:
 
 
 async def _read_session(uows: Annotated[UnitOfWorks, Depends(_uows)]) -> AsyncIterator[AsyncSession]:
-    async with uows.sessions() as session:
+    # The views read a row and then what belongs to it: one snapshot keeps the answer consistent.
+    async with snapshot_session(uows.sessions) as session:
         yield session
 
 
