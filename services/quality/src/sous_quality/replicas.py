@@ -20,9 +20,7 @@ from sous_events.events import (
     RecipeUpdated,
     StepCompleted,
     StepFailed,
-    StepRetryScheduled,
     StepSkipped,
-    StepStarted,
 )
 from sous_quality.adapters import copies
 
@@ -78,17 +76,6 @@ async def keep_execution(session: AsyncSession, envelope: Envelope, payload: Eve
     ws, at = envelope.workspace_id, envelope.occurred_at
     if isinstance(payload, ExecutionStarted):
         await copies.record_started(session, ws, payload.execution_id, payload.template_id, at)
-    elif isinstance(payload, StepStarted):
-        await copies.upsert_step(
-            session,
-            payload.execution_id,
-            payload.step_id,
-            status="running",
-            order=payload.order,
-            attempts=payload.attempt,
-            agent_id=payload.agent_id,
-            agent_name=payload.agent_name,
-        )
     elif isinstance(payload, StepCompleted):
         await copies.upsert_step(
             session,
@@ -108,8 +95,6 @@ async def keep_execution(session: AsyncSession, envelope: Envelope, payload: Eve
             error=payload.error,
             **_step_outcome(payload),
         )
-    elif isinstance(payload, StepRetryScheduled):
-        await copies.upsert_step(session, payload.execution_id, payload.step_id)
     elif isinstance(payload, StepSkipped):
         await copies.upsert_step(session, payload.execution_id, payload.step_id, status="skipped")
     elif isinstance(payload, ExecutionFinished):

@@ -143,6 +143,8 @@ async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Envelo
     handle = spec.dispatch()
     assert spec.after_batch is not None
     for envelope in events:
+        if envelope.event_type not in handle.event_types:
+            continue  # not read by the group (the consumer skips it undecoded)
         async with sessions() as session, session.begin():
             await handle(session, envelope)
             await spec.after_batch(session)
@@ -155,7 +157,8 @@ async def _apply_as_one_batch(sessions: async_sessionmaker[AsyncSession], events
     assert spec.after_batch is not None
     async with sessions() as session, session.begin():
         for envelope in events:
-            await handle(session, envelope)
+            if envelope.event_type in handle.event_types:
+                await handle(session, envelope)
         await spec.after_batch(session)
 
 

@@ -19,8 +19,11 @@ from sous_service.caller import Caller
 from sous_service.runtime import ConsumerSpec, ServiceRuntime
 from sous_service.unit_of_work import UnitOfWorks
 
-# Kept in the copies only; outcomes and finishes also count and learn (below).
-COPIED = (ev.ExecutionStarted, ev.StepStarted, ev.StepRetryScheduled, ev.StepSkipped)
+# Kept in the copies only; outcomes and finishes also count and learn (below). A step's start and retries are
+# not read: a step's copy is written by its outcome (StepCompleted, StepFailed, StepSkipped), which says all the
+# scoring reads, and every step of a finished run has one. Leaving them out spares the group a transaction
+# per step.
+COPIED = (ev.ExecutionStarted, ev.StepSkipped)
 # Read through views of the fields kept (docs/events.md).
 VIEWS: dict[type[EventPayload], type[EventPayload]] = {ev.ExecutionRequested: replicas.RequestedRun}
 # Where a batch's session keeps the step outcomes it has yet to count (sessions are one per batch transaction).
