@@ -123,3 +123,42 @@ async def test_a_listing_whose_score_falls_below_the_gate_later_is_flagged_and_l
     # Still installable: a moderator decides what happens to it.
     public = await visitor.ok("GET", f"/api/marketplace/listings/{listing_id}")
     assert (public["status"], public["flagged"], public["featured"]) == ("approved", True, False)
+
+
+async def test_replaying_a_run_is_no_new_evidence_for_the_gate(make_api: Any) -> None:
+    """A replay without changes reuses every result: it costs nothing, so were it counted a creator could replay
+    one good run until the gate's run count and score were met. It is scored, but not counted."""
+    creator, moderator = make_api(), make_api(roles=("moderator",))
+    template_id = (await shared_recipe(creator))["template_id"]
+    original = await run_to_end(creator, template_id, GOOD)
+    assert original["status"] == "completed", original
+    first = await assessed_runs(creator, template_id, 1)
+
+    path = f"/api/workflow-recipes/{template_id}/executions/{original['execution_id']}/replay"
+    started = await creator.ok("POST", path, 202, json={})
+    assert started["plan"]["rerun_steps"] == [] and started["plan"]["reused_steps"] == ["sum"]
+    replay_id = started["replay_execution_id"]
+
+    async def replay_assessed() -> dict[str, Any] | None:
+        response = await creator.post(
+            f"/api/workflow-recipes/{template_id}/assess-quality", json={"execution_id": replay_id}
+        )
+        return response.json() if response.status_code == 200 else None
+
+    replayed = await eventually(replay_assessed, what="the replay to be assessed")
+    assert replayed["counted"] is False and replayed["rolling_score"] == first["quality_score"]
+
+    # A real run after it: once the marketplace has seen that one, it has seen the replay's assessment too.
+    assert (await run_to_end(creator, template_id, failing(f"{creator.workspace}-after")))["status"] == "failed"
+    history = await assessed_runs(creator, template_id, 2)
+    assert history["assessment_count"] == 2 and replay_id not in {p["execution_id"] for p in history["points"]}
+    listing_id = await submit(creator, template_id)
+
+    async def gate_sees_two() -> dict[str, Any] | None:
+        queue = await moderator.ok("GET", "/api/marketplace/queue", params={"kind": "pending", "limit": 100})
+        item = next((i for i in queue["items"] if i["id"] == listing_id), None)
+        return item if item is not None and item["assessed_runs"] >= 2 else None
+
+    item = await eventually(gate_sees_two, what="the marketplace to see both assessed runs")
+    assert item["assessed_runs"] == 2
+    assert item["score_trend"] == pytest.approx([p["rolling_score"] for p in history["points"]], abs=1e-4)

@@ -99,7 +99,11 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             bottlenecks=[bottleneck.as_dict() for bottleneck in payload.bottlenecks],
             recipe_revision=int(revision) if isinstance(revision, int) else None,
             models=models_of(execution),
+            counted=payload.counted,
         )
+        if not payload.counted:
+            await repository.save_uncounted_assessment(session, ws, payload.template_id, envelope.aggregate_version)
+            return
         # The event carries the new rolling score; the count of assessments grows by one (in the statement).
         await repository.save_assessed_score(
             session, ws, payload.template_id, payload.rolling_score, envelope.aggregate_version

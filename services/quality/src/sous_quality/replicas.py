@@ -84,6 +84,7 @@ async def keep_execution(session: AsyncSession, envelope: Envelope, payload: Eve
             status="completed",
             output=payload.output,
             error=None,
+            reused=payload.reused,
             **_step_outcome(payload),
         )
     elif isinstance(payload, StepFailed):

@@ -55,6 +55,11 @@ class AssessResponse(NamesTheRecipe):
     breakdown: Breakdown
     grade: str
     bottlenecks: list[dict[str, Any]]
+    counted: bool = Field(
+        True,
+        description="False when no step ran in the run (every result reused or skipped): it is scored, but "
+        "neither the recipe's rolling score nor its count of assessed runs moves.",
+    )
 
 
 class LearnResponse(NamesTheRecipe):

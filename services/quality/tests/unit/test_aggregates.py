@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sous_events.events import AgentMetricsUpdated
@@ -34,6 +36,28 @@ def test_a_first_assessment_sets_the_rolling_score_and_later_ones_move_it() -> N
     assert failed.quality_score < first.quality_score
     assert failed.rolling_score == round(0.3 * failed.quality_score + 0.7 * first.quality_score, 4)
     assert quality.applied(failed, version=2).assessment_count == 2
+
+
+def test_a_run_in_which_no_step_ran_is_scored_but_not_counted() -> None:
+    """A replay that reuses every result (or a run whose steps were all skipped) costs nothing to repeat: were
+    it counted, replaying one good run would pump the rolling score and a quality gate's run count."""
+    quality = RecipeQuality("ws", "t", rolling_score=0.5, assessment_count=2, version=4)
+    reused = (
+        StepRecord(step_id="a", status="completed", output="text", duration_ms=0.0, reused=True),
+        StepRecord(step_id="b", status="skipped"),
+    )
+    replay = ExecutionRecord(execution_id="r", template_id="t", status="completed", steps=reused)
+    event = quality.assess(replay)
+    assert not event.counted and event.quality_score > 0.5 and event.rolling_score == 0.5
+    assert quality.applied(event, version=5) == RecipeQuality("ws", "t", 0.5, 2, 5)
+
+    unscored = RecipeQuality("ws", "t").assess(replay)
+    assert not unscored.counted and unscored.rolling_score == round(unscored.quality_score, 4)
+    assert RecipeQuality("ws", "t").applied(unscored, version=1).assessment_count == 0
+
+    one_ran = replace(replay, steps=(*reused, StepRecord(step_id="c", status="failed", error="boom")))
+    assert quality.assess(one_ran).counted
+    assert quality.applied(quality.assess(one_ran), version=5).assessment_count == 3
 
 
 @pytest.mark.parametrize("status", ["pending", "running"])

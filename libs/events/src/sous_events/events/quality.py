@@ -15,7 +15,12 @@ from sous_events.envelope import EventPayload
 
 
 class QualityAssessed(EventPayload):
-    """v2: `template_id` (v1: `recipe_id`), the recipe assessed."""
+    """v2: `template_id` (v1: `recipe_id`), the recipe assessed.
+
+    `counted` is false for a run in which no step ran (every result reused from an earlier run, or skipped):
+    it is scored, but it is no new evidence of the recipe's quality, so neither the recipe's rolling score
+    nor its count of assessed runs moves (`rolling_score` repeats the recipe's, or is the run's own score
+    when the recipe has none yet). Events written before the field count."""
 
     template_id: str
     execution_id: str
@@ -24,6 +29,8 @@ class QualityAssessed(EventPayload):
     breakdown: dict[str, float]
     grade: str
     bottlenecks: list[Bottleneck] = []
+    # Written only when false, so an assessment that counts keeps the shape it had before the field.
+    counted: bool = Field(default=True, exclude_if=lambda counted: counted)
 
 
 class LearningRecorded(EventPayload):

@@ -28,6 +28,8 @@ _COPY_SCORE = (
 
 
 async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: QualityAssessed) -> None:
+    if not payload.counted:
+        return  # the recipe's rolling score did not move
     connection = await session.connection()
     await connection.exec_driver_sql(
         _COPY_SCORE, (envelope.workspace_id, payload.template_id, payload.rolling_score, envelope.aggregate_version)

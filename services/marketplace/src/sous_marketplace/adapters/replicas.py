@@ -52,6 +52,7 @@ class AssessedScore(EventPayload):
     quality_score: float
     rolling_score: float
     grade: str
+    counted: bool = True
 
 
 # The recipe's score (a newer assessment only), the assessed run, and the recipe's approved listings, whose
@@ -76,7 +77,10 @@ SELECT id FROM listings WHERE source_workspace_id = $1 AND recipe_id = $2 AND st
 async def on_quality_assessed(
     session: AsyncSession, event: Envelope, payload: QualityAssessed | AssessedScore
 ) -> list[str]:
-    """Keep the score and the assessed run; the ids of the recipe's approved listings."""
+    """Keep the score and the assessed run; the ids of the recipe's approved listings. An assessment that is
+    not counted (a run in which no step ran) moves neither the score nor the assessed runs: nothing to keep."""
+    if not payload.counted:
+        return []
     connection = await session.connection()
     listed = await connection.exec_driver_sql(
         _ASSESSED,

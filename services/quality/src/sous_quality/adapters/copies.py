@@ -197,10 +197,11 @@ STEP_DEFAULTS: dict[str, Any] = {
     "tokens": None,
     "cost_usd": 0.0,
     "error": None,
+    "reused": False,
 }
 _STEP_INSERT = (
     'INSERT INTO step_results AS s (execution_id, step_id, "order", agent_id, agent_name, status, attempts, output, '
-    "duration_ms, tokens, cost_usd, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12) "
+    "duration_ms, tokens, cost_usd, error, reused) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13) "
 )
 _STEP_UPSERTS: dict[frozenset[str], str] = {}
 
@@ -245,6 +246,7 @@ async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecor
             tokens=row["tokens"],
             cost_usd=row["cost_usd"],
             error=row["error"],
+            reused=row["reused"],
         )
         for row in result.mappings()
     ]

@@ -38,8 +38,8 @@ async def is_assessed(session: AsyncSession, workspace_id: str, execution_id: st
 
 _ASSESSMENT_SQL = """
 INSERT INTO assessments (execution_id, workspace_id, template_id, assessed_at, quality_score, rolling_score,
-    breakdown, grade, bottlenecks, recipe_revision, models)
-VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11::jsonb)
+    breakdown, grade, bottlenecks, recipe_revision, models, counted)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11::jsonb, $12)
 ON CONFLICT DO NOTHING
 """
 
@@ -58,6 +58,7 @@ async def insert_assessment(
     bottlenecks: list[dict[str, Any]],
     recipe_revision: int | None,
     models: list[str],
+    counted: bool = True,
 ) -> None:
     await statements.run(
         session,
@@ -73,6 +74,7 @@ async def insert_assessment(
         jsontext.dumps(bottlenecks),
         recipe_revision,
         jsontext.dumps(models),
+        counted,
     )
 
 
@@ -151,6 +153,11 @@ VALUES ($1, $2, $3, 1, '{}', $4)
 ON CONFLICT (workspace_id, template_id) DO UPDATE SET quality_score = EXCLUDED.quality_score,
     assessment_count = q.assessment_count + 1, version = EXCLUDED.version
 """
+_SAVE_UNCOUNTED_SQL = """
+INSERT INTO recipe_quality AS q (workspace_id, template_id, assessment_count, learning_data, version)
+VALUES ($1, $2, 0, '{}', $3)
+ON CONFLICT (workspace_id, template_id) DO UPDATE SET version = EXCLUDED.version
+"""
 # $4..$8: the LearningRecorded's execution_id, analyzed_at, patterns, suggestions, performance_metrics.
 _SAVE_LEARNING_SQL = f"""
 INSERT INTO recipe_quality AS q (workspace_id, template_id, assessment_count, learning_data, version)
@@ -165,6 +172,11 @@ async def save_assessed_score(
 ) -> None:
     """An assessment at `version`: the recipe's rolling score is the one given, one more assessment counted."""
     await statements.run(session, _SAVE_SCORE_SQL, workspace_id, template_id, rolling_score, version)
+
+
+async def save_uncounted_assessment(session: AsyncSession, workspace_id: str, template_id: str, version: int) -> None:
+    """An assessment that is not counted (QualityAssessed.counted): the recipe's score and count stay."""
+    await statements.run(session, _SAVE_UNCOUNTED_SQL, workspace_id, template_id, version)
 
 
 async def save_learning(

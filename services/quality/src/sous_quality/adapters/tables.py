@@ -77,6 +77,7 @@ step_results = Table(
     Column("tokens", BigInteger, nullable=True),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("error", Text, nullable=True),
+    Column("reused", Boolean, nullable=False, default=False),
 )
 
 
@@ -104,6 +105,8 @@ assessments = per_execution(
     json_column("bottlenecks"),
     Column("recipe_revision", Integer, nullable=True),
     json_column("models", default=list),
+    # False for a run in which no step ran (QualityAssessed.counted): not part of the rolling score's history.
+    Column("counted", Boolean, nullable=False, default=True),
     Index("ix_assessments_recipe", "workspace_id", "template_id", "assessed_at"),
 )
 

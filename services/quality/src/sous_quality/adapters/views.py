@@ -32,6 +32,7 @@ def assessment_view(row: RowMapping) -> dict[str, Any]:
         "breakdown": row["breakdown"],
         "grade": row["grade"],
         "bottlenecks": row["bottlenecks"],
+        "counted": row["counted"],
     }
 
 
@@ -84,7 +85,11 @@ async def history(session: AsyncSession, workspace_id: str, template_id: str, li
     quality = await _known_recipe(session, workspace_id, template_id)
     latest = (
         select(assessments)
-        .where(assessments.c.workspace_id == workspace_id, assessments.c.template_id == template_id)
+        .where(
+            assessments.c.workspace_id == workspace_id,
+            assessments.c.template_id == template_id,
+            assessments.c.counted,
+        )
         .order_by(assessments.c.assessed_at.desc(), assessments.c.execution_id.desc())
         .limit(limit)
     )

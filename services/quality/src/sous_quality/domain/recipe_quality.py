@@ -39,17 +39,26 @@ class RecipeQuality:
         return stream_id(self.workspace_id, self.template_id)
 
     def assess(self, record: ExecutionRecord) -> QualityAssessed:
-        """Score a finished execution and move the rolling score; patterns come from the record itself."""
+        """Score a finished execution and move the rolling score; patterns come from the record itself.
+
+        A run in which no step ran (all reused or skipped) costs nothing to repeat: it is scored but not
+        counted, so replaying a run cannot move the rolling score nor pass a quality gate's run count."""
         _require_finished(record)
         result = scoring.assess(record, learning.patterns(record))
+        counted = record.ran_any_step
+        if counted:
+            rolling = next_rolling_score(self.rolling_score, result.quality_score)
+        else:
+            rolling = self.rolling_score if self.rolling_score is not None else round(result.quality_score, 4)
         return QualityAssessed(
             template_id=self.template_id,
             execution_id=record.execution_id,
             quality_score=result.quality_score,
-            rolling_score=next_rolling_score(self.rolling_score, result.quality_score),
+            rolling_score=rolling,
             breakdown=result.breakdown,
             grade=result.grade,
             bottlenecks=result.bottlenecks,
+            counted=counted,
         )
 
     def learn(self, record: ExecutionRecord, analyzed_at: str) -> LearningRecorded:
@@ -67,6 +76,8 @@ class RecipeQuality:
 
     def applied(self, event: QualityAssessed | LearningRecorded, version: int) -> RecipeQuality:
         """The state after one of its events (live and on rebuild)."""
+        if isinstance(event, QualityAssessed) and not event.counted:
+            return replace(self, version=version)
         if isinstance(event, QualityAssessed):
             return replace(
                 self, rolling_score=event.rolling_score, assessment_count=self.assessment_count + 1, version=version

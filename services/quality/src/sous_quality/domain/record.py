@@ -27,6 +27,12 @@ class StepRecord:
     cost_usd: float = 0.0
     error: str | None = None
     timeout_s: float | None = None  # the step's own `timeout`, when it overrides timeout_per_step
+    reused: bool = False  # its result was taken from an earlier run (a rerun's or a replay's), not produced
+
+    @property
+    def ran(self) -> bool:
+        """The step produced its outcome in this run (neither reused nor skipped nor left pending)."""
+        return self.status in ("completed", "failed") and not self.reused
 
     @property
     def retries(self) -> int:
@@ -76,6 +82,11 @@ class ExecutionRecord:
     @property
     def retries(self) -> int:
         return sum(s.retries for s in self.steps)
+
+    @property
+    def ran_any_step(self) -> bool:
+        """Some step produced its outcome in this run: the run is evidence of the recipe's quality."""
+        return any(s.ran for s in self.steps)
 
     @property
     def is_finished(self) -> bool:

@@ -126,6 +126,8 @@ async def _on_finished_run(
         "cost; the overall score is their mean, with a grade (A>=0.9, B>=0.75, C>=0.6, D>=0.4, else F) and "
         "bottlenecks. Updates the recipe's rolling quality score (EMA, alpha 0.3) and appends QualityAssessed. "
         "Assessing the same execution again returns the stored assessment without moving the rolling score. "
+        "A run in which no step ran (every result reused, as in a replay without changes, or skipped) is "
+        "scored with `counted: false` and moves neither the rolling score nor the count of assessed runs. "
         "Learning patterns are computed from the execution on the server; a `learnings` field is refused (422)."
     ),
 )

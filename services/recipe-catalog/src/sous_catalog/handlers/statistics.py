@@ -36,6 +36,7 @@ class ExecutionFinishedOutcome(ExecutionMoved):
 class QualityScored(EventPayload):
     template_id: str
     rolling_score: float
+    counted: bool = True
 
 
 class LearningOfRecipe(EventPayload):
@@ -89,6 +90,8 @@ async def _moved(session: AsyncSession, envelope: Envelope, payload: ExecutionMo
 
 
 async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: QualityScored) -> None:
+    if not payload.counted:
+        return  # the recipe's rolling score did not move (QualityAssessed.counted)
     await StatisticsWriter(session).quality(envelope.workspace_id, payload.template_id, payload.rolling_score)
 
 
