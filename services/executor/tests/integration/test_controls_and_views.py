@@ -65,6 +65,11 @@ async def test_cancel_during_step_two_never_starts_step_three(executor: Running)
     assert [r["status"] for r in body["step_results"]] == ["completed", "cancelled", "skipped"]
     events = await events_of(executor, eid)
     assert "StepStarted" not in types_for(events, "three")
+    # The cut call reached the model, which bills its prompt: charged as estimated, never free.
+    [cut] = [e.payload for e in events if e.event_type == "StepUsageRecorded" and e.payload["step_id"] == "two"]
+    assert cut["estimated"] is True and cut["tokens"]["prompt"] > 0 and cut["tokens"]["completion"] == 0
+    assert body["step_results"][1]["tokens_used"]["prompt"] == cut["tokens"]["prompt"]
+    assert body["total_tokens"] == sum(r["tokens_used"]["total"] for r in body["step_results"])
     assert [e.event_type for e in events if e.event_type.startswith("Execution")][-2:] == [
         "ExecutionCancelRequested",
         "ExecutionFinished",

@@ -151,6 +151,11 @@ async def test_step_timeout_fails_the_step(executor: Running) -> None:
     two = body["step_results"][1]
     assert two["status"] == "failed" and two["error_type"] == "timeout"
     assert "timeout" in two["error"]
+    # The call the timeout cut had its prompt billed: the step's usage and the run's total hold an estimate.
+    usage = [e.payload for e in by_type(await events_of(executor, eid), "StepUsageRecorded", "two")]
+    assert [(u["estimated"], u["tokens"]["completion"]) for u in usage] == [(True, 0)]
+    assert two["tokens_used"]["prompt"] == usage[0]["tokens"]["prompt"] > 0
+    assert body["total_tokens"] == body["step_results"][0]["tokens_used"]["total"] + two["tokens_used"]["total"]
 
 
 async def test_total_timeout_ends_the_run(executor: Running) -> None:

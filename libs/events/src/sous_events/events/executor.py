@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from sous_events.contracts import AgentSnapshot, RecipeSnapshot, StepOverride, StepResult, TokenUsage, ToolCallRecord
 from sous_events.envelope import EventPayload
 
@@ -114,6 +116,10 @@ class StepUsageRecorded(EventPayload):
     The attempt's StepCompleted/StepFailed carries the attempt's full usage and supersedes these; an
     attempt interrupted before its outcome (a crash, a lost lease) keeps them, so budgets and totals
     count every call that reached the model.
+
+    `estimated`: the call was cut before it answered (the step's timeout, a cancel, the client's own timeout),
+    so no usage came back; the provider had the prompt, and bills it, so its tokens are charged as estimated
+    from its length. Written only when true.
     """
 
     execution_id: str
@@ -121,6 +127,7 @@ class StepUsageRecorded(EventPayload):
     attempt: int = 1
     tokens: TokenUsage = TokenUsage()
     cost_usd: float = 0.0
+    estimated: bool = Field(default=False, exclude_if=lambda estimated: not estimated)
 
 
 class StepRetryScheduled(EventPayload):

@@ -7,13 +7,16 @@ tool results) is cleaned of text PostgreSQL refuses before it can reach an event
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from openai import APITimeoutError
+
 from sous_events import jsontext
 from sous_events.events.executor import StepUsageRecorded, TokenUsage
-from sous_executor.domain.budget_policy import estimate_call
+from sous_executor.domain.budget_policy import estimate_call, estimate_prompt_tokens
 from sous_executor.domain.planning import StepSpec
 from sous_executor.engine.attempt import BudgetExceeded, InFlight, StepFailure
 from sous_executor.engine.budget_gate import BudgetRefused
@@ -68,8 +71,14 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
         try:
             run.checkpoint()
             t0 = time.perf_counter()
-            response = await observed_completion(client, kwargs, prices)
-            rec.model_ms += (time.perf_counter() - t0) * 1000
+            try:
+                response = await observed_completion(client, kwargs, prices)
+            except (asyncio.CancelledError, TimeoutError, APITimeoutError):
+                # Cut before it answered: the provider had the prompt and bills it, so the budget does too.
+                _charge_cut_call(run, spec, rec, target.model, estimate_prompt_tokens(prompt_chars))
+                raise
+            finally:
+                rec.model_ms += (time.perf_counter() - t0) * 1000
             usage = response.usage
             if usage is not None:
                 cost = cost_usd(prices, target.model, usage.prompt_tokens, usage.completion_tokens)
@@ -129,8 +138,18 @@ async def agent_loop(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> st
     raise StepFailure(f"no final answer within max_iterations={max_iterations}", "max_iterations")
 
 
+def _charge_cut_call(run: Run, spec: StepSpec, rec: InFlight, model: str, prompt_tokens: int) -> None:
+    """A call cut before it answered costs its prompt, estimated from its length (no completion came back)."""
+    prices = run.settings.prices
+    cost = cost_usd(prices, model, prompt_tokens, 0)
+    rec.prompt_tokens += prompt_tokens
+    rec.cost += cost
+    observe_model_cost(prices, model, cost)
+    run.journal.defer_usage(_usage_event(run, spec, rec, prompt_tokens, 0, cost, estimated=True))
+
+
 def _usage_event(
-    run: Run, spec: StepSpec, rec: InFlight, prompt: int, completion: int, cost: float
+    run: Run, spec: StepSpec, rec: InFlight, prompt: int, completion: int, cost: float, *, estimated: bool = False
 ) -> StepUsageRecorded:
     return StepUsageRecorded(
         execution_id=run.execution_id,
@@ -138,4 +157,5 @@ def _usage_event(
         attempt=rec.attempt,
         tokens=TokenUsage(prompt=prompt, completion=completion, total=prompt + completion),
         cost_usd=round(cost, 8),
+        estimated=estimated,
     )
