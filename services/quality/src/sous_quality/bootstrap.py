@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from sous_quality import handlers
 from sous_quality.adapters.executor_reads import ExecutionCatchUp
 from sous_quality.config import QualitySettings
+from sous_quality.entrypoints.agent_metrics import AgentMetricsPublisher
 from sous_quality.entrypoints.api import QualityServices, router
 from sous_quality.entrypoints.consumers import quality_consumer
 from sous_quality.projections import rebuild_read_models
@@ -27,6 +28,9 @@ def build_app(settings: QualitySettings) -> FastAPI:
         uows=handlers.unit_of_works(runtime.sessions, runtime.store),
         catch_up=ExecutionCatchUp(owner, runtime.sessions, wait_s=settings.execution_catch_up_s),
     )
+    publisher = AgentMetricsPublisher(app.state.quality.uows, settings.agent_metrics_window_s)
+    runtime.on_start(publisher.start)
+    runtime.on_stop(publisher.stop)
     app.include_router(router)
     return app
 

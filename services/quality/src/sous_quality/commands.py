@@ -28,3 +28,9 @@ class CountAgentAttempts(Command):
 
     agent_id: str
     outcomes: list[StepCompleted | StepFailed]
+
+
+class PublishAgentMetrics(Command):
+    """Put the agent's attempts counted since its last AgentMetricsUpdated in a new one."""
+
+    agent_id: str

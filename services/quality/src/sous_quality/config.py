@@ -20,3 +20,6 @@ class QualitySettings(ServiceSettings):
     # how long a request waits for the run's events once the executor says it finished.
     executor_url: str = "http://127.0.0.1:8002"
     execution_catch_up_s: float = Field(default=10.0, ge=0, le=120)
+    # How often the agents' attempts counted since their last AgentMetricsUpdated are published in a new one:
+    # a busy agent costs one event per window, and its metrics lag its steps by at most about this long.
+    agent_metrics_window_s: float = Field(default=1.0, gt=0, le=60)

@@ -17,8 +17,14 @@ from sous_events.events import LearningRecorded, QualityAssessed, StepCompleted,
 from sous_events.store import EventStore
 from sous_quality import projections
 from sous_quality.adapters import copies, repository, views
-from sous_quality.commands import AssessExecution, CountAgentAttempts, LearnFromExecution, LearnFromFinishedRun
-from sous_quality.domain.agents import Attempt
+from sous_quality.commands import (
+    AssessExecution,
+    CountAgentAttempts,
+    LearnFromExecution,
+    LearnFromFinishedRun,
+    PublishAgentMetrics,
+)
+from sous_quality.domain.agents import AgentTotals, Attempt
 from sous_quality.domain.errors import ExecutionNotFound
 from sous_service.unit_of_work import UnitOfWork, UnitOfWorks
 
@@ -41,13 +47,25 @@ def _attempt(outcome: StepCompleted | StepFailed) -> Attempt | None:
 
 
 async def count_agent_attempts(command: CountAgentAttempts, uow: UnitOfWork) -> None:
-    """Steps' outcomes count towards their agent: one event with the totals after all of them."""
+    """Steps' outcomes count towards their agent: staged together, for its next AgentMetricsUpdated."""
     attempts = [attempt for outcome in command.outcomes if (attempt := _attempt(outcome)) is not None]
     if not command.agent_id or not attempts:
         return
+    await repository.stage_attempts(
+        uow.session, command.agent_id, uow.caller.workspace_id, AgentTotals.of_attempts(attempts)
+    )
+
+
+async def publish_agent_metrics(command: PublishAgentMetrics, uow: UnitOfWork) -> bool:
+    """The agent's staged attempts, taken under its lock, in one event with the totals after them. False when
+    there were none (another instance took them first)."""
     metrics = await repository.lock_agent(uow.session, command.agent_id, uow.caller.workspace_id)
-    event = metrics.count_all(attempts)
+    added = await repository.take_staged_attempts(uow.session, command.agent_id)
+    if added is None:
+        return False
+    event = metrics.count_totals(added)
     await uow.record(event, aggregate_id=metrics.agent_id, expected_version=metrics.version)
+    return True
 
 
 async def _execution(

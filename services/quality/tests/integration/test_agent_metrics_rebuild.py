@@ -1,8 +1,9 @@
 """The write models against their streams: rebuilt state equals the live one, and a stale one decides nothing.
 
-Each counted step attempt is recorded in the store, not only a summary when the execution finishes: a
-rebuild between two AgentMetricsUpdated events must not lose the attempts counted in between. A decision
-is recorded at the version of the snapshot row it was made from, so a row behind its stream is refused.
+Each counted step attempt is staged durably in the transaction that reads its outcome, and published in the
+next AgentMetricsUpdated: a rebuild between two of them must not lose the attempts staged in between. A
+decision is recorded at the version of the snapshot row it was made from, so a row behind its stream is
+refused.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sous_quality.commands import AssessExecution
 from sous_quality.config import QualitySettings
 from sous_quality.domain import recipe_quality
 from sous_quality.domain.agents import AGGREGATE as AGENT_METRICS
+from sous_quality.entrypoints.agent_metrics import AgentMetricsPublisher
 from sous_quality.entrypoints.consumers import consumer_spec
 from sous_service.caller import Caller
 from sous_service.db import create_engine, create_session_factory
@@ -162,6 +164,11 @@ async def _apply_as_one_batch(sessions: async_sessionmaker[AsyncSession], events
         await spec.after_batch(session)
 
 
+async def _publish(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """One tick of the agents' metrics publisher: the agents published."""
+    return await AgentMetricsPublisher(handlers.unit_of_works(sessions), window_s=1.0).tick()
+
+
 async def _agent_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
     cols = [c for c in agent_metrics.c if c.name != "updated_at"]
     async with sessions() as session:
@@ -181,9 +188,15 @@ async def test_a_rebuild_keeps_attempts_counted_since_the_last_metrics_event(qua
         [*running.begin(), *running.attempt(1, ok=False, tokens=100), *running.attempt(2, ok=True, tokens=50)],
     )
 
+    assert await _agent_rows(sessions) == []  # staged, not yet published
+    # A rebuild while the attempts are staged loses none of them: they are published after it.
+    await SERVICE.rebuild_from_store(settings)
+    assert await _publish(sessions) == 1
+    assert await _publish(sessions) == 0  # taken: never published twice
+
     live = await _agent_rows(sessions)
     (row,) = live
-    assert (row.runs, row.successes, row.total_tokens) == (2, 2, 180)
+    assert (row.runs, row.successes, row.total_tokens, row.version) == (2, 2, 180, 1)
 
     async with sessions() as session:
         stored = len(await EventStore().load(session, AGENT_METRICS, agent))
@@ -193,7 +206,7 @@ async def test_a_rebuild_keeps_attempts_counted_since_the_last_metrics_event(qua
     assert await _agent_rows(sessions) == live
 
 
-async def test_a_batch_counts_each_agents_attempts_in_one_event_with_the_totals(quality: Any) -> None:
+async def test_a_window_counts_each_agents_attempts_in_one_event_with_the_totals(quality: Any) -> None:
     settings, sessions = quality
     ws, agent, other = unique("ws"), new_id(), new_id()
     first, second, third = Run(ws, agent), Run(ws, agent), Run(ws, other)
@@ -206,9 +219,10 @@ async def test_a_batch_counts_each_agents_attempts_in_one_event_with_the_totals(
             *first.attempt(1, ok=False, tokens=100),
             *second.attempt(1, ok=True, tokens=30),
             *third.attempt(1, ok=True, tokens=7),
-            *first.attempt(2, ok=True, tokens=50),
         ],
     )
+    await _apply(sessions, first.attempt(2, ok=True, tokens=50))  # a later batch, in the same window
+    assert await _publish(sessions) == 2
     live = await _agent_rows(sessions)
     totals = {row.agent_id: (row.runs, row.successes, row.total_tokens, row.version) for row in live}
     assert totals == {agent: (2, 2, 180, 1), other: (1, 1, 7, 1)}

@@ -103,6 +103,17 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.
         await asyncio.sleep(0.2)
 
 
+async def agent_totals(bootstrap: str, agent_id: str, runs: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    """The agent's metrics in its latest AgentMetricsUpdated, once they count `runs` runs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        events = await quality_events(bootstrap, agent_id, want=1, timeout_s=5.0)
+        if events and events[-1].payload["metrics"]["runs"] >= runs:
+            metrics: dict[str, Any] = events[-1].payload["metrics"]
+            return metrics
+    raise AssertionError(f"agent {agent_id} never reached {runs} run(s)")
+
+
 async def quality_events(
     bootstrap: str, aggregate_id: str, want: int, timeout_s: float = 30.0, settle_s: float = 0.0
 ) -> list[Envelope]:
@@ -416,10 +427,11 @@ async def test_assess_learn_suggest_history_and_isolation(harness: Harness) -> N
             "performance_metrics": pm,
         }
     ]
-    # Agent metrics: a1 ran s1 (ok) and s3 (failed); a2's first attempt will retry, so only its success is a run.
-    # One AgentMetricsUpdated per counted attempt: a1 has two, a2 two (the retried failure spent tokens).
-    m1 = (await quality_events(harness.bootstrap, a1, want=2))[-1].payload["metrics"]
-    m2 = (await quality_events(harness.bootstrap, a2, want=2))[-1].payload["metrics"]
+    # Agent metrics: a1 ran s1 (ok) and s3 (failed); a2's first attempt will retry, so only its success is a run
+    # (the retried failure's tokens count: they were spent). Published once per window, so the attempts may be
+    # in one event or more: the latest holds the totals.
+    m1 = await agent_totals(harness.bootstrap, a1, runs=2)
+    m2 = await agent_totals(harness.bootstrap, a2, runs=1)
     assert (m1["runs"], m1["successes"], m1["success_rate"], m1["mean_duration_ms"], m1["total_tokens"]) == (
         2,
         1,
@@ -536,11 +548,11 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
             break
         live = latest
     assert len([row for row in live[1] if row[1] == ws]) == 2 and {a1, a2} <= {row[0] for row in live[3]}
-    # every stored event is re-applied (the broker may also carry other tests' executions, hence >= 8:
-    # 2 runs x (QualityAssessed + LearningRecorded + AgentMetricsUpdated for each of 2 agents))
+    # every stored event is re-applied (the broker may also carry other tests' executions, hence >= 6:
+    # 2 runs x (QualityAssessed + LearningRecorded), and at least one AgentMetricsUpdated for each of 2 agents)
     async with sessions() as session:
         stored = (await session.execute(select(func.count()).select_from(event_store))).scalar_one()
-    assert stored >= 8
+    assert stored >= 6
     assert await SERVICE.rebuild_from_store(harness.settings) == stored
     assert await snapshot() == live
 
@@ -548,7 +560,8 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
 async def test_auto_learning_reads_the_run_once_and_never_the_learning_data(harness: Harness) -> None:
     """A finished run is assessed and learned from in one pass: the run's copy is read once, and the recipe's
     learning_data (the last 50 analyses, the largest document here) is never read: one statement folds the
-    run's analysis into it. Counting steps' attempts reads their agent's metrics once per batch."""
+    run's analysis into it. Counting steps' attempts reads nothing: they are staged for their agent's next
+    AgentMetricsUpdated (one row per agent per consumer batch), which the publisher appends once per window."""
     ws, template = unique("ws"), unique("recipe")
     created, recipe = recipe_event(ws, template, auto_learning=True)
     run, a1, a2 = Run(ws, template), new_id(), new_id()
@@ -573,11 +586,12 @@ async def test_auto_learning_reads_the_run_once_and_never_the_learning_data(harn
     assert learning_reads == []
     assert len(learning_writes) == 1  # the LearningRecorded's projection
     assert len(run_reads) == 1  # the copy scored (keeping ExecutionFinished needs none: its totals are given)
-    agent_reads = [s for s, params in statements if (a1 in params or a2 in params) and s.startswith("SELECT")]
-    # 4 counted attempts of 2 agents, counted under their agent's lock once per consumer batch holding some
-    # (read again once created, for each agent's first); projecting AgentMetricsUpdated reads nothing: the
-    # event carries the whole totals.
-    assert 2 + 2 <= len(agent_reads) <= 4 + 2
+    about_agents = [" ".join(s.split()) for s, params in statements if a1 in params or a2 in params]
+    staged = [s for s in about_agents if s.startswith("INSERT INTO agent_attempts")]
+    # 4 counted attempts of 2 agents: at most one staging row per agent per consumer batch holding some, and no
+    # read of the agents' metrics but the publisher's (under the agent's lock, once per window).
+    assert 2 <= len(staged) <= 4
+    assert all("FOR UPDATE" in s for s in about_agents if s.startswith("SELECT") and "agent_metrics" in s)
 
     second = Run(ws, template)
     statements.clear()

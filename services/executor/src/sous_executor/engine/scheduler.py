@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from sous_executor.commands import StartScheduledRun
-from sous_executor.engine.periodic import Periodic
 from sous_executor.handlers import ExecutorService
 from sous_service.caller import Caller
 from sous_service.domain_errors import DomainError
+from sous_service.periodic import Periodic
 
 logger = logging.getLogger("sous.executor.scheduler")
 # Cron runs act for the platform, as this user.

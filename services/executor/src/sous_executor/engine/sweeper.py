@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from sous_executor.engine.periodic import Periodic
 from sous_executor.engine.step_engine import StepEngine
+from sous_service.periodic import Periodic
 
 logger = logging.getLogger("sous.executor.sweeper")
 

@@ -236,6 +236,56 @@ async def lock_agent(session: AsyncSession, agent_id: str, workspace_id: str) ->
     return AgentMetrics(agent_id=agent_id, totals=totals, version=int(row.version))
 
 
+_STAGE_ATTEMPTS_SQL = """
+INSERT INTO agent_attempts (agent_id, workspace_id, runs, successes, total_duration_ms, total_tokens, total_cost_usd)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+# Taken by the transaction that puts them in an event: deleted and summed in one statement (under the agent's
+# lock, so two takers never count a row twice).
+_TAKE_ATTEMPTS_SQL = """
+WITH taken AS (DELETE FROM agent_attempts WHERE agent_id = $1 RETURNING *)
+SELECT count(*) AS rows, coalesce(sum(runs), 0) AS runs, coalesce(sum(successes), 0) AS successes,
+    coalesce(sum(total_duration_ms), 0) AS total_duration_ms, coalesce(sum(total_tokens), 0) AS total_tokens,
+    coalesce(sum(total_cost_usd), 0) AS total_cost_usd
+FROM taken
+"""
+_STAGED_AGENTS_SQL = "SELECT DISTINCT agent_id, workspace_id FROM agent_attempts"
+
+
+async def stage_attempts(session: AsyncSession, agent_id: str, workspace_id: str, added: AgentTotals) -> None:
+    """Attempts counted towards the agent, until an AgentMetricsUpdated takes them."""
+    await statements.run(
+        session,
+        _STAGE_ATTEMPTS_SQL,
+        agent_id,
+        workspace_id,
+        added.runs,
+        added.successes,
+        added.total_duration_ms,
+        added.total_tokens,
+        added.total_cost_usd,
+    )
+
+
+async def take_staged_attempts(session: AsyncSession, agent_id: str) -> AgentTotals | None:
+    """What the agent's staged attempts add up to, taken out of staging; None when there are none."""
+    row = (await statements.run(session, _TAKE_ATTEMPTS_SQL, agent_id)).one()
+    if not row.rows:
+        return None
+    return AgentTotals(
+        runs=int(row.runs),
+        successes=int(row.successes),
+        total_duration_ms=float(row.total_duration_ms),
+        total_tokens=int(row.total_tokens),
+        total_cost_usd=float(row.total_cost_usd),
+    )
+
+
+async def agents_with_staged_attempts(session: AsyncSession) -> list[tuple[str, str]]:
+    """(agent_id, workspace_id) of every agent with attempts staged."""
+    return [(r.agent_id, r.workspace_id) for r in (await statements.run(session, _STAGED_AGENTS_SQL)).all()]
+
+
 async def save_agent(session: AsyncSession, metrics: AgentMetrics, workspace_id: str) -> None:
     """Write the agent's totals at its version, creating its row if missing."""
     totals = metrics.totals

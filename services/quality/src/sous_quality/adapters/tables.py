@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -133,6 +134,22 @@ recipe_quality = Table(
 )
 
 # The AgentMetrics aggregate's state.
+# Attempts counted and not yet in an AgentMetricsUpdated: one row per agent per consumer batch, taken (deleted)
+# by the transaction that appends the event with the totals after them (domain/agents.py).
+agent_attempts = Table(
+    "agent_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    id_column("agent_id"),
+    workspace_column(),
+    Column("runs", Integer, nullable=False),
+    Column("successes", Integer, nullable=False),
+    Column("total_duration_ms", Float, nullable=False),
+    Column("total_tokens", BigInteger, nullable=False),
+    Column("total_cost_usd", Float, nullable=False),
+    Index("ix_agent_attempts_agent", "agent_id"),
+)
+
 agent_metrics = Table(
     "agent_metrics",
     metadata,

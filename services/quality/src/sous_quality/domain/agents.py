@@ -3,6 +3,12 @@
 A run of an agent is a step's final outcome: StepCompleted (a success) or StepFailed without a retry to
 come (a failure). Failed attempts that will be retried are not runs, but their tokens and cost count,
 because they were spent. Reused results (rerun from a step) are neither runs nor spending.
+
+Attempts are counted as their outcomes arrive, into a staging row per consumer batch (`agent_attempts`, in
+the batch's transaction); at most once per window (`SOUS_AGENT_METRICS_WINDOW_S`) an agent's staged
+attempts are taken and one AgentMetricsUpdated with the totals after them is appended, in one transaction.
+The state is the agent's stream plus its staged rows, so neither a crash nor a rebuild loses an attempt,
+and a busy agent costs one event per window instead of one per step.
 """
 
 from __future__ import annotations
@@ -48,6 +54,29 @@ class AgentTotals:
             total_cost_usd=self.total_cost_usd + cost_usd,
         )
 
+    def plus(self, other: AgentTotals) -> AgentTotals:
+        return AgentTotals(
+            runs=self.runs + other.runs,
+            successes=self.successes + other.successes,
+            total_duration_ms=self.total_duration_ms + other.total_duration_ms,
+            total_tokens=self.total_tokens + other.total_tokens,
+            total_cost_usd=self.total_cost_usd + other.total_cost_usd,
+        )
+
+    @classmethod
+    def of_attempts(cls, attempts: Sequence[Attempt]) -> AgentTotals:
+        """What `attempts` add to an agent's totals."""
+        totals = cls()
+        for attempt in attempts:
+            totals = totals.with_attempt(
+                final=attempt.final,
+                success=attempt.success,
+                duration_ms=attempt.duration_ms,
+                tokens=attempt.tokens,
+                cost_usd=attempt.cost_usd,
+            )
+        return totals
+
     def metrics(self) -> dict[str, Any]:
         return {
             "runs": self.runs,
@@ -90,18 +119,12 @@ class AgentMetrics:
         return self.count_all([Attempt(final, success, duration_ms, tokens, cost_usd)])
 
     def count_all(self, attempts: Sequence[Attempt]) -> AgentMetricsUpdated:
-        """Counted attempts are in an event, the totals after all of them, recorded in the transaction that
-        counts them: a rebuild must not lose attempts between two summaries."""
-        totals = self.totals
-        for attempt in attempts:
-            totals = totals.with_attempt(
-                final=attempt.final,
-                success=attempt.success,
-                duration_ms=attempt.duration_ms,
-                tokens=attempt.tokens,
-                cost_usd=attempt.cost_usd,
-            )
-        return AgentMetricsUpdated(agent_id=self.agent_id, metrics=totals.metrics())
+        """The totals after all of `attempts`, in one event."""
+        return self.count_totals(AgentTotals.of_attempts(attempts))
+
+    def count_totals(self, added: AgentTotals) -> AgentMetricsUpdated:
+        """The totals after `added` (attempts counted since the last event), in one event."""
+        return AgentMetricsUpdated(agent_id=self.agent_id, metrics=self.totals.plus(added).metrics())
 
     def applied(self, event: AgentMetricsUpdated, version: int) -> AgentMetrics:
         """The state after one of its events (live and on rebuild)."""
