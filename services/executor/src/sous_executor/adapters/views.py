@@ -16,6 +16,7 @@ from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.quality_scores import QualityScores
 from sous_executor.adapters.tables import executions, recipe_replicas
 from sous_executor.config import ExecutorSettings
+from sous_service.db import snapshot_session
 from sous_service.domain_errors import NotFound
 from sous_service.internal_context import InternalContext
 
@@ -72,7 +73,8 @@ class ExecutionViews:
     async def list_executions(
         self, ctx: InternalContext, template_id: str, status: str | None, skip: int, limit: int
     ) -> dict[str, Any]:
-        async with self.sessions() as session:
+        # The page and its total from one snapshot: a run started in between is in both or in neither.
+        async with snapshot_session(self.sessions) as session:
             recipe = await repo.get_recipe(session, ctx.workspace_id, template_id)
             rows, total = await repo.list_execution_rows(session, ctx.workspace_id, template_id, status, skip, limit)
         if recipe is None and total == 0:
@@ -92,7 +94,7 @@ class ExecutionViews:
 
     async def active_workflows(self, ctx: InternalContext) -> dict[str, Any]:
         ws = ctx.workspace_id
-        async with self.sessions() as session:
+        async with snapshot_session(self.sessions) as session:
             active = (
                 await session.execute(
                     select(executions)
@@ -161,7 +163,7 @@ class ExecutionViews:
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         since = today - timedelta(days=29)
         e = executions.c
-        async with self.sessions() as session:
+        async with snapshot_session(self.sessions) as session:
             by_status: dict[str, int] = dict(
                 (
                     await session.execute(select(e.status, func.count()).where(e.workspace_id == ws).group_by(e.status))

@@ -16,6 +16,7 @@ from sous_marketplace.commands import ApproveListing, InstallListing, RejectList
 from sous_marketplace.domain.trust import is_trusted
 from sous_marketplace.handlers import MarketplaceHandlers
 from sous_service.caller import Caller
+from sous_service.db import snapshot_session
 from sous_service.domain_errors import NotFound
 from sous_service.errors import ApiError, responses
 from sous_service.internal_context import InternalContext
@@ -198,7 +199,7 @@ def build_router() -> APIRouter:
         skip: int = Skip,
         limit: int = Limit,
     ) -> dict[str, Any]:
-        async with _sessions(request)() as session:
+        async with snapshot_session(_sessions(request)) as session:
             page = await queries.browse(
                 session, category=category, search=search, sort_by=sort_by, skip=skip, limit=limit, featured=featured
             )
@@ -224,7 +225,7 @@ def build_router() -> APIRouter:
         responses=responses(),
     )
     async def detail(listing_id: str, context: Context, request: Request) -> dict[str, Any]:
-        async with _sessions(request)() as session:
+        async with snapshot_session(_sessions(request)) as session:
             row = await queries.get_listing(session, listing_id)
             if row is None:
                 raise NotFound("listing", listing_id)
@@ -274,7 +275,7 @@ def build_router() -> APIRouter:
         limit: int = Limit,
     ) -> dict[str, Any]:
         require_moderator(context)
-        async with _sessions(request)() as session:
+        async with snapshot_session(_sessions(request)) as session:
             page = await queries.queue(session, skip=skip, limit=limit, kind=kind)
             items = await _views(request, session, page.items, queries.submission_view)
         return {
@@ -337,7 +338,7 @@ def build_router() -> APIRouter:
         limit: int = Limit,
     ) -> dict[str, Any]:
         threshold = _marketplace(request).handlers.trusted_threshold
-        async with _sessions(request)() as session:
+        async with snapshot_session(_sessions(request)) as session:
             page = await queries.submissions(
                 session,
                 creator_id=context.user_id,

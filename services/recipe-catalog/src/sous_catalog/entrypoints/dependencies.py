@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sous_catalog.handlers import CatalogHandlers
 from sous_catalog.handlers.versions import Promotions
 from sous_service.caller import Caller
+from sous_service.db import snapshot_session
 from sous_service.domain_errors import InputInvalid
 from sous_service.errors import ApiError
 from sous_service.internal_context import InternalContext
@@ -63,7 +64,8 @@ WriteCaller = Annotated[Caller, Depends(write_caller)]
 
 
 async def read_session(svc: Services) -> AsyncIterator[AsyncSession]:
-    async with svc.uows.sessions() as session:
+    # A page and its total, a recipe and its agents: one snapshot, so a write in between cannot split them.
+    async with snapshot_session(svc.uows.sessions) as session:
         yield session
 
 
