@@ -34,5 +34,9 @@ class AgentMetricsPublisher(Periodic):
         for agent_id, workspace_id in staged:
             caller = Caller(workspace_id=workspace_id, user_id="system", auth_type="system")
             command = PublishAgentMetrics(agent_id=agent_id)
-            published += bool(await self.uows.run(handlers.publish_agent_metrics, command, caller))
+            try:
+                published += bool(await self.uows.run(handlers.publish_agent_metrics, command, caller))
+            except Exception as exc:
+                # One agent that cannot be published (its attempts stay staged) must not hold the others back.
+                logger.warning("agent %s: metrics not published this window: %s", agent_id, exc)
         return published
