@@ -51,11 +51,13 @@ async def test_a_snapshot_session_writes_nothing(engine: AsyncEngine) -> None:
             await session.execute(text("INSERT INTO children VALUES (2)"))
 
 
-async def test_the_pooled_connection_goes_back_to_read_committed(engine: AsyncEngine) -> None:
+async def test_the_pooled_connection_goes_back_to_read_committed_and_writable(engine: AsyncEngine) -> None:
     sessions = create_session_factory(engine)
     async with snapshot_session(sessions) as session:
         await session.execute(text("SELECT 1"))
-    for _ in range(2):  # both pooled connections
-        async with sessions() as session:
+    for n in range(2):  # both pooled connections
+        async with sessions() as session, session.begin():
             level = (await session.execute(text("SHOW transaction_isolation"))).scalar_one()
-            assert level == "read committed"
+            read_only = (await session.execute(text("SHOW transaction_read_only"))).scalar_one()
+            assert (level, read_only) == ("read committed", "off")
+            await session.execute(text("INSERT INTO children VALUES (:n)"), {"n": 10 + n})
