@@ -116,11 +116,7 @@ class AgentMetrics:
     def count(
         self, *, final: bool, success: bool, duration_ms: float, tokens: int, cost_usd: float
     ) -> AgentMetricsUpdated:
-        return self.count_all([Attempt(final, success, duration_ms, tokens, cost_usd)])
-
-    def count_all(self, attempts: Sequence[Attempt]) -> AgentMetricsUpdated:
-        """The totals after all of `attempts`, in one event."""
-        return self.count_totals(AgentTotals.of_attempts(attempts))
+        return self.count_totals(AgentTotals.of_attempts([Attempt(final, success, duration_ms, tokens, cost_usd)]))
 
     def count_totals(self, added: AgentTotals) -> AgentMetricsUpdated:
         """The totals after `added` (attempts counted since the last event), in one event."""
