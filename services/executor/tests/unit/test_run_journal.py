@@ -86,7 +86,7 @@ def usage(tokens: int) -> StepUsageRecorded:
     )
 
 
-async def test_deferred_usage_is_written_with_the_next_append() -> None:
+async def test_a_final_answers_usage_is_superseded_by_its_outcome_in_the_same_append() -> None:
     stream = RecordingStream()
     j = journal(stream)
     await j.emit([StepStarted(execution_id="e", step_id="s", order=1)])
@@ -96,8 +96,39 @@ async def test_deferred_usage_is_written_with_the_next_append() -> None:
 
     await j.emit([StepCompleted(execution_id="e", step_id="s", order=1, output="ok", tokens=TokenUsage(total=7))])
 
-    assert stream.batches == [["StepStarted"], ["StepUsageRecorded", "StepCompleted"]]
+    assert stream.batches == [["StepStarted"], ["StepCompleted"]]
     assert j.unwritten_usage() == (0, 0.0)
+    assert j.execution.total_tokens == 7
+
+
+async def test_usage_of_another_attempt_and_an_estimated_charge_are_written_with_the_outcome() -> None:
+    stream = RecordingStream()
+    j = journal(stream)
+    await j.emit([StepStarted(execution_id="e", step_id="s", order=1)])
+    cut = usage(4).model_copy(update={"estimated": True})
+    j.defer_usage(cut)
+    j.defer_usage(usage(3).model_copy(update={"attempt": 2}))
+    outcome = StepFailed(
+        execution_id="e", step_id="s", order=1, error="cut", error_type="timeout", tokens=TokenUsage(prompt=4, total=4)
+    )
+
+    await j.emit([outcome])
+
+    assert stream.batches[-1] == ["StepUsageRecorded", "StepUsageRecorded", "StepFailed"]
+    assert j.execution.total_tokens == 4 + 3
+
+
+async def test_usage_written_before_a_tool_call_stays_on_record() -> None:
+    stream = RecordingStream()
+    j = journal(stream)
+    await j.emit([StepStarted(execution_id="e", step_id="s", order=1)])
+    j.defer_usage(usage(2))
+    await j.flush()  # the agent loop flushes before the tool call
+    j.defer_usage(usage(5))
+    await j.stage([completed(tokens=7)])
+    await j.flush()
+
+    assert stream.batches == [["StepStarted"], ["StepUsageRecorded"], ["StepCompleted"]]
     assert j.execution.total_tokens == 7
 
 
@@ -146,14 +177,14 @@ async def test_a_staged_outcome_is_folded_at_once_and_written_with_the_next_star
 
     assert stream.batches == [["StepStarted"]]  # nothing written yet
     assert j.pending
-    assert (j.execution.steps["s"].status, j.execution.steps["s"].output, j.execution.version) == ("completed", "ok", 4)
+    assert (j.execution.steps["s"].status, j.execution.steps["s"].output, j.execution.version) == ("completed", "ok", 3)
     assert (j.unwritten_usage(), j.execution.total_tokens) == ((0, 0.0), 5)  # folded: counted once
 
     await j.emit([StepStarted(execution_id="e", step_id="t", order=2)])
 
-    assert stream.batches == [["StepStarted"], ["StepUsageRecorded", "StepCompleted", "StepStarted"]]
-    assert stream.versions == [[2], [3, 4, 5]]
-    assert j.execution.version == 5 and not j.pending
+    assert stream.batches == [["StepStarted"], ["StepCompleted", "StepStarted"]]
+    assert stream.versions == [[2], [3, 4]]
+    assert j.execution.version == 4 and not j.pending
 
 
 async def test_the_last_outcome_is_written_with_the_finish() -> None:

@@ -4,9 +4,11 @@ Step outcomes go through `emit`, which records at most one outcome per step atte
 (the step itself, a cancel or an abort). An append that conflicts (a cancel request was appended in
 between) or hits a database blip reloads and tries again while the lease is provably still held.
 
-A model call's usage is written with the run's next append rather than in a statement of its own: a final
-answer's usage travels with the step's outcome. The agent loop flushes it before anything else can take
-time or act outside (the next model call, a tool call), and the budget counts it while it waits.
+A model call's usage is written with the run's next append rather than in a statement of its own. The agent
+loop flushes it before anything else can take time or act outside (the next model call, a tool call), and the
+budget counts it while it waits. A final answer's usage that reaches the append together with its attempt's
+outcome is not written at all: the outcome carries the attempt's whole usage and would supersede it at once
+(an estimated charge, for a cut call, is always written: its flag is the record of the estimate).
 
 A step's outcome is staged the same way: folded into the Execution at once (the next step's prompt and the
 run's totals see it) and written by the run's next append, so a step boundary (this step's outcome, the
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from sous_events.envelope import Envelope, EventPayload
-from sous_events.events.executor import StepUsageRecorded
+from sous_events.events.executor import StepCompleted, StepFailed, StepUsageRecorded
 from sous_events.registry import make_event
 from sous_events.store import ConcurrencyConflict, encoded_size, outbox_row
 from sous_executor.adapters.execution_stream import PRODUCER, ExecutionStream
@@ -54,6 +56,9 @@ class RunJournal:
         # Folded into `execution` but not written yet (payloads, and the envelopes they were folded as).
         self._staged: list[EventPayload] = []
         self._staged_envelopes: list[Envelope] = []
+        # Usage left out of the staged events because a staged outcome supersedes it; kept until they are
+        # written, so that an outcome the database refuses does not take its usage down with it.
+        self._superseded: list[StepUsageRecorded] = []
 
     def defer_usage(self, usage: StepUsageRecorded) -> None:
         """Write `usage` with the next append (`flush` forces one)."""
@@ -82,6 +87,8 @@ class RunJournal:
             self._fold([*carried, *payloads])
 
     def _fold(self, payloads: Sequence[EventPayload]) -> None:
+        payloads, superseded = without_superseded_usage(self.execution, payloads)
+        self._superseded.extend(superseded)
         for payload in payloads:
             if records_outcome(self.execution, payload):
                 envelope = self._envelope(payload, self.execution.version + 1)
@@ -134,8 +141,8 @@ class RunJournal:
                     if not is_transient(error):
                         # Staged outcomes may be what was refused: they go, their usage stays.
                         refused = [*payloads, *self._staged]
-                        usage = [p for p in self._staged if isinstance(p, StepUsageRecorded)]
-                        self._staged, self._staged_envelopes = [], []
+                        usage = [p for p in self._staged if isinstance(p, StepUsageRecorded)] + self._superseded
+                        self._staged, self._staged_envelopes, self._superseded = [], [], []
                         self._unwritten = usage + self._unwritten
                         with contextlib.suppress(Exception):
                             await self.reload()
@@ -183,6 +190,7 @@ class RunJournal:
     async def _append_now(self, payloads: Sequence[EventPayload], finish: bool) -> None:
         execution = self.execution
         envelopes = list(self._staged_envelopes)
+        payloads, _ = without_superseded_usage(execution, payloads)
         for payload in payloads:
             # Folded here, from the typed payload (not read back from the envelope); on a failed append the
             # execution is stale and the caller reloads it.
@@ -191,7 +199,33 @@ class RunJournal:
             envelopes.append(envelope)
         sent = time.monotonic()
         await self.stream.append(execution, envelopes, finish=finish, folded=len(envelopes))
-        self._staged, self._staged_envelopes = [], []
+        self._staged, self._staged_envelopes, self._superseded = [], [], []
         self.guard.renewed(sent)
         if execution.cancel_requested:
             self.on_cancel_requested()
+
+
+def without_superseded_usage(
+    execution: Execution, payloads: Sequence[EventPayload]
+) -> tuple[list[EventPayload], list[StepUsageRecorded]]:
+    """`payloads` without the usage an outcome later in them supersedes, and that usage.
+
+    Only an outcome the execution records (the attempt's first) supersedes, and never an estimated charge.
+    """
+    outcomes = {
+        (p.step_id, p.attempt)
+        for p in payloads
+        if isinstance(p, StepCompleted | StepFailed) and records_outcome(execution, p)
+    }
+    kept: list[EventPayload] = []
+    superseded: list[StepUsageRecorded] = []
+    for payload in payloads:
+        if (
+            isinstance(payload, StepUsageRecorded)
+            and not payload.estimated
+            and (payload.step_id, payload.attempt) in outcomes
+        ):
+            superseded.append(payload)
+        else:
+            kept.append(payload)
+    return kept, superseded
