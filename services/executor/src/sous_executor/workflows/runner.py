@@ -26,6 +26,7 @@ from sous_executor.workflows.driver import RunDriver
 from sous_executor.workflows.errors import RunLeaseLost
 from sous_executor.workflows.model import WORKFLOW_RUN, WorkflowRun
 from sous_executor.workflows.projection import apply_run_side_effects
+from sous_service.periodic import Periodic
 
 logger = logging.getLogger("sous.executor.workflows")
 PRODUCER = "executor"
@@ -41,6 +42,20 @@ class WorkflowTimings:
     agent_wait_s: float = 30.0
     poll_s: float = 0.25
     busy_retry_s: float = 2.0
+
+
+class WorkflowSweeper(Periodic):
+    """Claims the runs no live instance holds (their owner died), every sweeper interval."""
+
+    name = "workflow-sweeper"
+    what = "workflow sweep"
+
+    def __init__(self, runner: WorkflowRunner, interval_s: float) -> None:
+        super().__init__(interval_s, logger)
+        self.runner = runner
+
+    async def tick(self) -> list[str]:
+        return await self.runner.sweep_once()
 
 
 class WorkflowRunner:
@@ -63,7 +78,7 @@ class WorkflowRunner:
         self.owner = settings.runner_id
         self.ttl_s = settings.lease_ttl_s
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = WorkflowSweeper(self, settings.sweeper_interval_s)
         self._stopping = False
         self.resumed = 0
 
@@ -96,25 +111,12 @@ class WorkflowRunner:
                 self.resumed += 1
         return claimed
 
-    async def _sweep_loop(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("workflow sweep failed: %s", exc)
-            await asyncio.sleep(self.settings.sweeper_interval_s)
-
     async def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_loop(), name="workflow-sweeper")
+        await self._sweeper.start()
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._sweeper
+        await self._sweeper.stop()
         tasks = dict(self._tasks)
         for task in tasks.values():
             task.cancel()
