@@ -54,23 +54,26 @@ async def test_a_committed_append_wakes_exactly_its_streams(
         await _until(lambda: hub.listening)
         mine, other = unique("exec"), unique("exec")
         with hub.subscribe("Execution", mine) as wake, hub.subscribe("Execution", other) as untouched:
-            wake.clear()
-            untouched.clear()
+            wake.woken.clear()
+            untouched.woken.clear()
             waiter = asyncio.create_task(hub.wait(wake, timeout_s=3600))
             async with engine.begin() as conn:
-                await conn.execute(insert(event_store).values(**_row(mine, 1)))
+                await conn.execute(insert(event_store).values([_row(mine, 1), _row(mine, 2)]))
             assert await asyncio.wait_for(waiter, 60) is True
-            assert not untouched.is_set()
+            assert not untouched.woken.is_set()
+            # The notification says the stream's version after the append: nothing handed over covers it.
+            assert wake.announced == 2 and wake.take(0) == ([], True)
             # Rolled back: nothing happened, nobody is woken. A later committed append still is.
-            wake.clear()
+            wake.woken.clear()
             async with engine.connect() as conn:
                 transaction = await conn.begin()
-                await conn.execute(insert(event_store).values(**_row(mine, 2)))
+                await conn.execute(insert(event_store).values(**_row(mine, 3)))
                 await transaction.rollback()
             async with engine.begin() as conn:
                 await conn.execute(insert(event_store).values(**_row(other, 1)))
-            await asyncio.wait_for(untouched.wait(), 60)
-            assert not wake.is_set()
+            await asyncio.wait_for(untouched.woken.wait(), 60)
+            assert not wake.woken.is_set()
+            assert untouched.announced == 1
         assert hub.subscriptions == 0
     finally:
         await hub.stop()

@@ -1,4 +1,5 @@
-"""Unit tests: a live event stream reads once per wake-up and ends with the execution's last events."""
+"""Unit tests: a live event stream reads once per wake-up, sends what it is handed without reading it back,
+and ends with the execution's last events."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sous_executor.adapters.event_notifications import EventNotifications
+from sous_executor.adapters.event_notifications import EventNotifications, Subscription, parse_payload
 from sous_executor.entrypoints import sse
 
 pytestmark = pytest.mark.unit
@@ -68,3 +69,54 @@ async def test_a_pass_with_nothing_new_keeps_the_stream_open_until_a_later_pass_
 
     assert passes == [0, 1, 1]
     assert frames[-1] == sse.format_event(2, "ExecutionFinished", '{"n": 2}')
+
+
+async def test_events_handed_over_are_sent_without_a_read_and_their_notification_costs_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stored = [(1, "ExecutionRequested", '{"n": 1}')]
+    passes: list[int] = []
+
+    async def read_pass(_reads: Any, _execution_id: str, after: int) -> tuple[list[Any], bool]:
+        passes.append(after)
+        return [row for row in stored if row[0] > after], False
+
+    monkeypatch.setattr(sse, "read_pass", read_pass)
+    hub = listening()
+    stream = sse.stream_execution(None, hub, "e1", 0, keepalive_s=3600)  # type: ignore[arg-type]
+    frames = [await anext(stream), await anext(stream)]  # the retry hint, then what is stored
+    assert passes == [0]
+
+    hub.published("Execution", "e1", [(2, "StepStarted", '{"n": 2}'), (3, "StepCompleted", '{"n": 3}')])
+    frames.append(await anext(stream))
+    hub._on_notify(None, 0, "", "Execution:e1:3")  # the same append's NOTIFY: already sent
+    hub.published("Execution", "e1", [(4, "ExecutionFinished", '{"n": 4}')])
+    frames.append(await anext(stream))
+
+    assert passes == [0]  # one read: the stored events; the rest were handed over
+    assert frames[2] == sse.format_event(2, "StepStarted", '{"n": 2}') + sse.format_event(
+        3, "StepCompleted", '{"n": 3}'
+    )
+    assert frames[3] == sse.format_event(4, "ExecutionFinished", '{"n": 4}')
+    with pytest.raises(StopAsyncIteration):
+        await anext(stream)
+
+
+def test_a_gap_or_a_later_announcement_sends_the_stream_to_the_store() -> None:
+    subscription = Subscription()
+    assert subscription.take(0) == ([], True)  # nothing known yet
+    subscription.push([(3, "StepStarted", "{}")])
+    assert subscription.take(1) == ([], True)  # version 2 was never handed over
+    subscription.push([(2, "StepStarted", "{}"), (3, "StepCompleted", "{}")])
+    subscription.announce(4)  # appended elsewhere (a cancel request through another instance)
+    assert subscription.take(1) == ([(2, "StepStarted", "{}"), (3, "StepCompleted", "{}")], True)
+    subscription.announce(3)
+    assert subscription.take(4) == ([], False)
+    subscription.announce(None)  # a notification without a version (the listener reconnected)
+    assert subscription.take(4) == ([], True)
+
+
+def test_notification_payloads_with_and_without_a_version() -> None:
+    assert parse_payload("Execution:ab12:7") == ("Execution:ab12", 7)
+    assert parse_payload("Execution:ab12") == ("Execution:ab12", None)
+    assert parse_payload("WorkflowRun:r1:x") == ("WorkflowRun:r1:x", None)

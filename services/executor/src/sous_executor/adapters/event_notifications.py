@@ -1,10 +1,15 @@
 """One LISTEN connection per executor process, fanned out to every live-event stream it serves.
 
-A trigger on `event_store` (migration 0005) sends `NOTIFY sous_events_appended, '<type>:<id>'` when an
-append commits. Streams wait on their key here instead of polling the database: an idle stream costs no
-query at all, and a stream reads only when its execution has something new. While the listener is
-down (database restart), waiters fall back to a slow poll, and every stream is woken on reconnection
-so nothing appended in between is missed.
+A statement trigger on `event_store` (migration 0009) sends `NOTIFY sous_events_appended,
+'<type>:<id>:<version>'` when an append commits, `<version>` being the stream's last version after it. Streams
+wait on their subscription here instead of polling the database: an idle stream costs no query at all, and a
+stream reads only when its execution has something it has not been given.
+
+What this process appends itself (the runs it drives) is handed to its subscribers as it commits, with each
+event's JSON text (`published`): a stream sends those without reading them back, and the NOTIFY of that same
+append, announcing a version the stream has already sent, costs it nothing. While the listener is down
+(database restart), waiters fall back to a slow poll, and every stream is woken on reconnection so nothing
+appended in between is missed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -22,40 +27,87 @@ from sous_events.outbox import asyncpg_dsn
 logger = logging.getLogger("sous.executor.notifications")
 
 CHANNEL = "sous_events_appended"
+# One event of a stream as a live stream sends it: (version, event type, the envelope's JSON text).
+Row = tuple[int, str, str]
+
+
+class Subscription:
+    """What one live stream is told about its execution; `woken` is set whenever it may have grown."""
+
+    def __init__(self) -> None:
+        self.woken = asyncio.Event()
+        self.announced = 0  # the highest version a NOTIFY announced
+        self.unknown = True  # something may have been appended that no version says: read the store
+        self._pushed: list[Row] = []
+
+    def announce(self, version: int | None) -> None:
+        if version is None:
+            self.unknown = True
+        else:
+            self.announced = max(self.announced, version)
+        self.woken.set()
+
+    def push(self, rows: Sequence[Row]) -> None:
+        self._pushed.extend(rows)
+        self.woken.set()
+
+    def take(self, after: int) -> tuple[list[Row], bool]:
+        """The events handed over that follow version `after` without a gap, and whether the store must be
+        read as well (an announced or handed-over event is not among them, or nothing is known)."""
+        pushed, self._pushed = sorted(self._pushed), []
+        rows: list[Row] = []
+        gap = False
+        for row in pushed:
+            if row[0] <= after + len(rows):
+                continue  # sent already
+            if row[0] != after + len(rows) + 1:
+                gap = True
+                break
+            rows.append(row)
+        read = self.unknown or gap or self.announced > after + len(rows)
+        self.unknown = False
+        return rows, read
 
 
 class EventNotifications:
     def __init__(self, database_url: str, *, fallback_poll_s: float = 5.0) -> None:
         self._dsn = asyncpg_dsn(database_url)
         self.fallback_poll_s = fallback_poll_s
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[Subscription]] = {}
         self._task: asyncio.Task[None] | None = None
         self.listening = False
 
     # -- streams ---------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def subscribe(self, aggregate_type: str, aggregate_id: str) -> Iterator[asyncio.Event]:
-        """An event set whenever the stream may have grown; the subscriber clears it before reading."""
+    def subscribe(self, aggregate_type: str, aggregate_id: str) -> Iterator[Subscription]:
+        """A subscription to the stream's growth; the subscriber clears `woken` before it takes and reads."""
         key = f"{aggregate_type}:{aggregate_id}"
-        event = asyncio.Event()
-        self._waiters.setdefault(key, set()).add(event)
+        subscription = Subscription()
+        self._waiters.setdefault(key, set()).add(subscription)
         try:
-            yield event
+            yield subscription
         finally:
             waiters = self._waiters.get(key)
             if waiters is not None:
-                waiters.discard(event)
+                waiters.discard(subscription)
                 if not waiters:
                     del self._waiters[key]
 
-    async def wait(self, event: asyncio.Event, timeout_s: float) -> bool:
+    async def wait(self, subscription: Subscription, timeout_s: float) -> bool:
         """Wait for a wake-up, at most `timeout_s` (shorter while not listening). True when woken."""
         limit = timeout_s if self.listening else min(timeout_s, self.fallback_poll_s)
         try:
-            await asyncio.wait_for(event.wait(), limit)
+            await asyncio.wait_for(subscription.woken.wait(), limit)
         except TimeoutError:
-            return not self.listening  # without a listener, a timeout must count as "look again"
+            if self.listening:
+                return False
+            subscription.unknown = True  # without a listener, a timeout must count as "look again"
         return True
+
+    def published(self, aggregate_type: str, aggregate_id: str, rows: Sequence[Row]) -> None:
+        """Events this process has just appended (committed) to the stream: handed to its subscribers here."""
+        for subscription in self._waiters.get(f"{aggregate_type}:{aggregate_id}", ()):
+            subscription.push(rows)
 
     @property
     def subscriptions(self) -> int:
@@ -63,13 +115,14 @@ class EventNotifications:
 
     # -- the listener ----------------------------------------------------------------------------
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        for event in self._waiters.get(payload, ()):
-            event.set()
+        key, version = parse_payload(payload)
+        for subscription in self._waiters.get(key, ()):
+            subscription.announce(version)
 
     def _wake_all(self) -> None:
         for waiters in self._waiters.values():
-            for event in waiters:
-                event.set()
+            for subscription in waiters:
+                subscription.announce(None)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-notifications")
@@ -113,3 +166,11 @@ class EventNotifications:
                 await asyncio.wait_for(lost.wait(), 10.0)
             if not lost.is_set():
                 await conn.fetchval("SELECT 1", timeout=5)
+
+
+def parse_payload(payload: str) -> tuple[str, int | None]:
+    """('<type>:<id>', version) of a NOTIFY payload; no version from a payload without one (an older trigger)."""
+    key, _, version = payload.rpartition(":")
+    if key.count(":") == 1 and version.isdigit():
+        return key, int(version)
+    return payload, None

@@ -8,7 +8,7 @@ statement just locked, so a runner that lost its lease writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Float, Integer, Table
@@ -143,6 +143,8 @@ class ExecutionStream:
         # The boundary is a single statement: committed by the server on its own, no BEGIN/COMMIT round trips.
         self.statements = bind.execution_options(isolation_level="AUTOCOMMIT")
         self.cancel_flags = CancelFlags(self.statements)
+        # Told of every append this instance commits, with each event's JSON text (the live streams it serves).
+        self.on_appended: Callable[[str, str, Sequence[tuple[int, str, str]]], None] | None = None
 
     async def load(self, execution_id: str) -> list[Envelope]:
         async with self.sessions() as session:
@@ -176,6 +178,12 @@ class ExecutionStream:
             raise ConcurrencyConflict(AGGREGATE, execution_id, expected_version) from exc
         if not owned:
             raise LeaseLost(execution_id)
+        if self.on_appended is not None:
+            rows = [
+                (e.aggregate_version, e.event_type, _json_text(row["value"]))
+                for e, row in zip(envelopes, outbox_rows, strict=True)
+            ]
+            self.on_appended(AGGREGATE, execution_id, rows)
 
     async def close(self, execution_id: str) -> None:
         """Close the lease of an execution there is nothing to run for."""
@@ -184,3 +192,9 @@ class ExecutionStream:
 
     async def cancel_requested(self, execution_id: str) -> bool:
         return await self.cancel_flags.requested(execution_id)
+
+
+def _json_text(value: object) -> str:
+    """An outbox row's value (the envelope's JSON, as the store holds it) as text."""
+    assert isinstance(value, bytes)
+    return value.decode()

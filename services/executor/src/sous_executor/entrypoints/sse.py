@@ -1,10 +1,11 @@
 """Server-Sent Events of one execution: stored events first, then new ones live, until it finishes.
 
-A stream reads the event store only when the process-wide listener says its execution has grown (see
-adapters/event_notifications.py); between events it costs nothing but a keep-alive comment now and then,
-which also tells the gateway the upstream is alive. A read is one statement outside a transaction (no
-BEGIN/ROLLBACK round trips), and each event is sent as the JSON text PostgreSQL holds, never decoded and
-encoded again on the way.
+A stream reads the event store only when the process-wide listener says its execution has grown past what
+the stream was given (see adapters/event_notifications.py): the events of a run this process drives are
+handed over as they commit, and sent without being read back. Between events a stream costs nothing but a
+keep-alive comment now and then, which also tells the gateway the upstream is alive. A read is one statement
+outside a transaction (no BEGIN/ROLLBACK round trips). Each event is sent as its JSON text (as PostgreSQL
+holds it, or as it was appended), never decoded and encoded again on the way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from sous_executor.adapters.event_notifications import EventNotifications
+from sous_executor.adapters.event_notifications import EventNotifications, Row
 from sous_executor.adapters.execution_stream import AGGREGATE
 
 KEEPALIVE_S = 15.0
@@ -29,7 +30,6 @@ _PASS = (
     "WHERE execution_id = $2 AND status IN ('completed', 'failed', 'cancelled') "
     "ORDER BY 1 NULLS LAST"
 )
-Row = tuple[int, str, str]
 
 
 def format_event(version: int, event_type: str, envelope_json: str) -> str:
@@ -54,17 +54,21 @@ async def stream_execution(
     last = after_version
     yield "retry: 1000\n\n"
     last_sent = time.monotonic()
-    with notifications.subscribe(AGGREGATE, execution_id) as wake:
+    with notifications.subscribe(AGGREGATE, execution_id) as subscription:
         woken = True  # the first pass reads what is stored already
         while True:
             if woken:
-                # Cleared before reading: an append that commits during the read wakes the next pass.
-                wake.clear()
-                rows, finished = await read_pass(reads, execution_id, last)
+                # Cleared before taking and reading: an append that commits meanwhile wakes the next pass.
+                subscription.woken.clear()
+                rows, read = subscription.take(last)
+                finished = False
+                if read:
+                    stored, finished = await read_pass(reads, execution_id, rows[-1][0] if rows else last)
+                    rows += stored
                 ending = next((i for i, row in enumerate(rows) if row[1] == "ExecutionFinished"), None)
                 sent = rows if ending is None else rows[: ending + 1]
                 if sent:
-                    # One chunk per read: each chunk is a trip through the middleware and a socket write.
+                    # One chunk per pass: each chunk is a trip through the middleware and a socket write.
                     last = sent[-1][0]
                     yield "".join(format_event(*row) for row in sent)
                     last_sent = time.monotonic()
@@ -73,9 +77,11 @@ async def stream_execution(
             if time.monotonic() - last_sent >= keepalive_s:
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
-            # A look at the store on every keep-alive as well: a notification lost in transit costs at
-            # most one interval, never a stream frozen until the next append.
-            woken = await notifications.wait(wake, keepalive_s) or time.monotonic() - last_sent >= keepalive_s
+            woken = await notifications.wait(subscription, keepalive_s)
+            if not woken and time.monotonic() - last_sent >= keepalive_s:
+                # A look at the store on every keep-alive as well: a notification lost in transit costs at
+                # most one interval, never a stream frozen until the next append.
+                subscription.unknown = woken = True
 
 
 async def read_pass(reads: AsyncEngine, execution_id: str, after: int) -> tuple[list[Row], bool]:
