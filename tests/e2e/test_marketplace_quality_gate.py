@@ -78,8 +78,13 @@ async def test_a_recipe_scored_below_the_gate_is_refused_approval_with_the_reaso
     assert body["quality"]["assessed_runs"] == 1 and body["quality"]["min_score"] == 0.85
     assert body["quality"]["score"] == pytest.approx(score, abs=1e-4)
 
-    queue = await moderator.ok("GET", "/api/marketplace/queue", params={"kind": "pending", "limit": 100})
-    [item] = [i for i in queue["items"] if i["id"] == listing_id]
+    # The queue shows the marketplace's own copy of the assessments, once it has caught up with the run.
+    async def queued() -> dict[str, Any] | None:
+        queue = await moderator.ok("GET", "/api/marketplace/queue", params={"kind": "pending", "limit": 100})
+        [item] = [i for i in queue["items"] if i["id"] == listing_id]
+        return item if item["assessed_runs"] >= 1 else None
+
+    item = await eventually(queued, what="the marketplace's copy of the assessment")
     assert (item["status"], item["quality_gate"]["met"]) == ("pending", False)
     assert item["quality_gate"]["reason"] == body["reason"]
 
