@@ -128,7 +128,7 @@ def build_app(settings: ExecutorSettings | None = None) -> FastAPI:
     app.include_router(build_replay_router(ReplayService(executor.service)))
     # One LISTEN connection per process feeds every live-event stream it serves.
     notifications = EventNotifications(settings.service_database_url)
-    executor.engine.stream.on_appended = notifications.published
+    executor.engine.stream.observer = notifications
     executor.runtime.on_start(notifications.start)
     executor.runtime.on_stop(notifications.stop)
     app.state.event_notifications = notifications

@@ -87,10 +87,14 @@ async def test_events_handed_over_are_sent_without_a_read_and_their_notification
     frames = [await anext(stream), await anext(stream)]  # the retry hint, then what is stored
     assert passes == [0]
 
-    hub.published("Execution", "e1", [(2, "StepStarted", '{"n": 2}'), (3, "StepCompleted", '{"n": 3}')])
+    hub.appending("Execution", "e1")
+    hub._on_notify(None, 0, "", "Execution:e1:3")  # the append's NOTIFY, before the append is handed over
+    assert passes == [0]
+    hub.appended("Execution", "e1", [(2, "StepStarted", '{"n": 2}'), (3, "StepCompleted", '{"n": 3}')])
     frames.append(await anext(stream))
-    hub._on_notify(None, 0, "", "Execution:e1:3")  # the same append's NOTIFY: already sent
-    hub.published("Execution", "e1", [(4, "ExecutionFinished", '{"n": 4}')])
+    hub.appending("Execution", "e1")
+    hub.appended("Execution", "e1", [(4, "ExecutionFinished", '{"n": 4}')])
+    hub._on_notify(None, 0, "", "Execution:e1:4")  # after it: already sent
     frames.append(await anext(stream))
 
     assert passes == [0]  # one read: the stored events; the rest were handed over
@@ -120,3 +124,14 @@ def test_notification_payloads_with_and_without_a_version() -> None:
     assert parse_payload("Execution:ab12:7") == ("Execution:ab12", 7)
     assert parse_payload("Execution:ab12") == ("Execution:ab12", None)
     assert parse_payload("WorkflowRun:r1:x") == ("WorkflowRun:r1:x", None)
+
+
+def test_a_notification_during_an_append_of_this_process_wakes_the_stream_when_the_append_ends() -> None:
+    subscription = Subscription()
+    subscription.take(0)
+    subscription.hold()
+    subscription.announce(3)
+    assert not subscription.woken.is_set()  # it would read back what the append is about to hand over
+    subscription.push([])  # the append did not commit: the announced version is read from the store
+    assert subscription.woken.is_set()
+    assert subscription.take(0) == ([], True)

@@ -6,8 +6,9 @@ wait on their subscription here instead of polling the database: an idle stream 
 stream reads only when its execution has something it has not been given.
 
 What this process appends itself (the runs it drives) is handed to its subscribers as it commits, with each
-event's JSON text (`published`): a stream sends those without reading them back, and the NOTIFY of that same
-append, announcing a version the stream has already sent, costs it nothing. While the listener is down
+event's JSON text (`appending`, then `appended`): a stream sends those without reading them back, and the
+NOTIFY of that same append, announcing a version the stream has been given, costs it nothing (one arriving
+while such an append is in flight waits for it). While the listener is down
 (database restart), waiters fall back to a slow poll, and every stream is woken on reconnection so nothing
 appended in between is missed.
 """
@@ -39,15 +40,24 @@ class Subscription:
         self.announced = 0  # the highest version a NOTIFY announced
         self.unknown = True  # something may have been appended that no version says: read the store
         self._pushed: list[Row] = []
+        # Appends by this process in flight: their NOTIFY can arrive before they are handed over, so a wake-up
+        # waits for them (a stream would otherwise read back what it is about to be given).
+        self._appending = 0
 
     def announce(self, version: int | None) -> None:
         if version is None:
             self.unknown = True
         else:
             self.announced = max(self.announced, version)
-        self.woken.set()
+        if not self._appending:
+            self.woken.set()
+
+    def hold(self) -> None:
+        self._appending += 1
 
     def push(self, rows: Sequence[Row]) -> None:
+        """An append of this process ended: its events, or none when it did not commit."""
+        self._appending = max(0, self._appending - 1)
         self._pushed.extend(rows)
         self.woken.set()
 
@@ -104,8 +114,14 @@ class EventNotifications:
             subscription.unknown = True  # without a listener, a timeout must count as "look again"
         return True
 
-    def published(self, aggregate_type: str, aggregate_id: str, rows: Sequence[Row]) -> None:
-        """Events this process has just appended (committed) to the stream: handed to its subscribers here."""
+    def appending(self, aggregate_type: str, aggregate_id: str) -> None:
+        """This process starts an append to the stream (`appended` follows, whatever its outcome)."""
+        for subscription in self._waiters.get(f"{aggregate_type}:{aggregate_id}", ()):
+            subscription.hold()
+
+    def appended(self, aggregate_type: str, aggregate_id: str, rows: Sequence[Row]) -> None:
+        """This process's append to the stream ended: the events it committed (none if it did not), handed to
+        the stream's subscribers here."""
         for subscription in self._waiters.get(f"{aggregate_type}:{aggregate_id}", ()):
             subscription.push(rows)
 

@@ -8,8 +8,8 @@ statement just locked, so a runner that lost its lease writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Boolean, DateTime, Float, Integer, Table
 from sqlalchemy.dialects.postgresql import JSONB
@@ -133,6 +133,15 @@ async def append_requested(
         raise ConcurrencyConflict(AGGREGATE, execution.execution_id, 0) from exc
 
 
+class AppendObserver(Protocol):
+    """Told when an append to a stream starts, and when it ends: with its events' (version, type, JSON text)
+    when it committed, with none when it did not."""
+
+    def appending(self, aggregate_type: str, aggregate_id: str) -> None: ...
+
+    def appended(self, aggregate_type: str, aggregate_id: str, rows: Sequence[tuple[int, str, str]]) -> None: ...
+
+
 class ExecutionStream:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], store: EventStore, leases: Leases) -> None:
         self.sessions = sessions
@@ -143,8 +152,9 @@ class ExecutionStream:
         # The boundary is a single statement: committed by the server on its own, no BEGIN/COMMIT round trips.
         self.statements = bind.execution_options(isolation_level="AUTOCOMMIT")
         self.cancel_flags = CancelFlags(self.statements)
-        # Told of every append this instance commits, with each event's JSON text (the live streams it serves).
-        self.on_appended: Callable[[str, str, Sequence[tuple[int, str, str]]], None] | None = None
+        # Told of every append this instance makes, and of its events' JSON text once it commits (the live
+        # streams this instance serves).
+        self.observer: AppendObserver | None = None
 
     async def load(self, execution_id: str) -> list[Envelope]:
         async with self.sessions() as session:
@@ -170,20 +180,26 @@ class ExecutionStream:
         if not finish:
             parameters.append(self.leases.ttl_s)
         parameters += _projection_parameters(execution)
+        observer = self.observer
+        if observer is not None:
+            observer.appending(AGGREGATE, execution_id)
+        rows: list[tuple[int, str, str]] = []
         try:
             async with self.statements.connect() as conn:
                 result = await conn.exec_driver_sql(FINISHING_SQL if finish else RENEWING_SQL, tuple(parameters))
                 owned = result.first() is not None
+            if owned:
+                rows = [
+                    (e.aggregate_version, e.event_type, _json_text(row["value"]))
+                    for e, row in zip(envelopes, outbox_rows, strict=True)
+                ]
         except IntegrityError as exc:
             raise ConcurrencyConflict(AGGREGATE, execution_id, expected_version) from exc
+        finally:
+            if observer is not None:
+                observer.appended(AGGREGATE, execution_id, rows)
         if not owned:
             raise LeaseLost(execution_id)
-        if self.on_appended is not None:
-            rows = [
-                (e.aggregate_version, e.event_type, _json_text(row["value"]))
-                for e, row in zip(envelopes, outbox_rows, strict=True)
-            ]
-            self.on_appended(AGGREGATE, execution_id, rows)
 
     async def close(self, execution_id: str) -> None:
         """Close the lease of an execution there is nothing to run for."""
