@@ -13,6 +13,18 @@ from sous_executor.entrypoints import sse
 pytestmark = pytest.mark.unit
 
 
+def reads_of(monkeypatch: pytest.MonkeyPatch, stored: list[tuple[int, str, str]]) -> list[int]:
+    """The stream reads `stored` (never a terminal status); the list of each read's `after`, as it grows."""
+    passes: list[int] = []
+
+    async def read_pass(_reads: Any, _execution_id: str, after: int) -> tuple[list[Any], bool]:
+        passes.append(after)
+        return [row for row in stored if row[0] > after], False
+
+    monkeypatch.setattr(sse, "read_pass", read_pass)
+    return passes
+
+
 def listening() -> EventNotifications:
     notifications = EventNotifications("postgresql://unused/db")
     notifications.listening = True
@@ -74,14 +86,7 @@ async def test_a_pass_with_nothing_new_keeps_the_stream_open_until_a_later_pass_
 async def test_events_handed_over_are_sent_without_a_read_and_their_notification_costs_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stored = [(1, "ExecutionRequested", '{"n": 1}')]
-    passes: list[int] = []
-
-    async def read_pass(_reads: Any, _execution_id: str, after: int) -> tuple[list[Any], bool]:
-        passes.append(after)
-        return [row for row in stored if row[0] > after], False
-
-    monkeypatch.setattr(sse, "read_pass", read_pass)
+    passes = reads_of(monkeypatch, [(1, "ExecutionRequested", '{"n": 1}')])
     hub = listening()
     stream = sse.stream_execution(None, hub, "e1", 0, keepalive_s=3600)  # type: ignore[arg-type]
     frames = [await anext(stream), await anext(stream)]  # the retry hint, then what is stored
