@@ -133,8 +133,7 @@ async def learn_from_finished_run(command: LearnFromFinishedRun, uow: UnitOfWork
         raise ExecutionNotFound(eid)
     quality = await repository.lock_recipe_quality(session, ws, command.template_id)
     # Read under the lock: an assessment or analysis asked for meanwhile is not recorded twice.
-    assessed = await repository.is_assessed(session, ws, eid)
-    analysed = await repository.is_analysed(session, ws, eid)
+    assessed, analysed = await repository.assessed_and_analysed(session, ws, eid)
     if assessed and analysed:
         return
     record = await copies.execution_record(session, execution, recipe)

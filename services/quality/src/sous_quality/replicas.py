@@ -123,9 +123,8 @@ def _step_result_values(result: StepResult) -> dict[str, Any]:
 
 async def _keep_finished(session: AsyncSession, envelope: Envelope, payload: ExecutionFinished) -> None:
     await copies.ensure_execution(session, envelope.workspace_id, payload.execution_id, payload.template_id)
-    for result in payload.step_results:
-        if result.step_id:
-            await copies.upsert_step(session, payload.execution_id, result.step_id, **_step_result_values(result))
+    summary = [(result.step_id, _step_result_values(result)) for result in payload.step_results if result.step_id]
+    await copies.upsert_steps(session, payload.execution_id, summary)
     totals = payload.totals
     # The copies are read only for what the totals leave out (a run's copy and steps are the larger rows).
     duration = totals.duration_ms or None

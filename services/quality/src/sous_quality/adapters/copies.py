@@ -5,6 +5,7 @@ Every query that serves a caller filters by workspace.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -199,37 +200,69 @@ STEP_DEFAULTS: dict[str, Any] = {
     "error": None,
     "reused": False,
 }
-_STEP_INSERT = (
-    'INSERT INTO step_results AS s (execution_id, step_id, "order", agent_id, agent_name, status, attempts, output, '
-    "duration_ms, tokens, cost_usd, error, reused) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13) "
-)
-_STEP_UPSERTS: dict[frozenset[str], str] = {}
+_STEP_COLUMNS = ("execution_id", "step_id", *STEP_DEFAULTS)
+_STEP_UPSERTS: dict[tuple[frozenset[str], int], str] = {}
 
 
-def _step_upsert_sql(given: frozenset[str]) -> str:
-    """The upsert that changes the `given` columns of an existing row (attempts only grow); one text per set."""
-    sql = _STEP_UPSERTS.get(given)
+def _step_values_sql(row: int) -> str:
+    """The placeholders of the `row`-th row (from 0); output is JSONB."""
+    first = row * len(_STEP_COLUMNS) + 1
+    return (
+        "("
+        + ", ".join(
+            f"${first + i}::jsonb" if name == "output" else f"${first + i}" for i, name in enumerate(_STEP_COLUMNS)
+        )
+        + ")"
+    )
+
+
+def _step_upsert_sql(given: frozenset[str], rows: int) -> str:
+    """The upsert of `rows` steps that changes the `given` columns of an existing row (attempts only grow) and
+    leaves a row the values would not change unwritten; one text per set and row count."""
+    sql = _STEP_UPSERTS.get((given, rows))
     if sql is None:
+        changed = [name for name in STEP_DEFAULTS if name in given]
         changes = [
             f'"{name}" = EXCLUDED."{name}"'
             if name != "attempts"
             else "attempts = GREATEST(s.attempts, EXCLUDED.attempts)"
-            for name in STEP_DEFAULTS
-            if name in given
+            for name in changed
         ]
-        conflict = f"DO UPDATE SET {', '.join(changes)}" if changes else "DO NOTHING"
-        sql = _STEP_UPSERTS[given] = f"{_STEP_INSERT}ON CONFLICT (execution_id, step_id) {conflict}"
+        differs = [
+            f's."{name}" IS DISTINCT FROM EXCLUDED."{name}"' if name != "attempts" else "s.attempts < EXCLUDED.attempts"
+            for name in changed
+        ]
+        conflict = f"DO UPDATE SET {', '.join(changes)} WHERE {' OR '.join(differs)}" if changes else "DO NOTHING"
+        columns = ", ".join(f'"{name}"' for name in _STEP_COLUMNS)
+        values = ", ".join(_step_values_sql(row) for row in range(rows))
+        sql = (
+            f"INSERT INTO step_results AS s ({columns}) VALUES {values} ON CONFLICT (execution_id, step_id) {conflict}"
+        )
+        _STEP_UPSERTS[(given, rows)] = sql
     return sql
 
 
 async def upsert_step(session: AsyncSession, execution_id: str, step_id: str, **values: Any) -> None:
     """Write what an event says about a step; attempts only grow."""
-    unknown = values.keys() - STEP_DEFAULTS.keys()
-    if unknown:
-        raise ValueError(f"step_results has no column {sorted(unknown)}")
-    row = {**STEP_DEFAULTS, **values}
-    row["output"] = statements.json_text(row["output"])
-    await statements.run(session, _step_upsert_sql(frozenset(values)), execution_id, step_id, *row.values())
+    await upsert_steps(session, execution_id, [(step_id, values)])
+
+
+async def upsert_steps(session: AsyncSession, execution_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Write what an event says about several steps, one statement per set of columns given (a finish's summary
+    gives the same for every step); a step named twice takes its last values."""
+    groups: dict[frozenset[str], dict[str, dict[str, Any]]] = {}
+    for step_id, values in steps:
+        unknown = values.keys() - STEP_DEFAULTS.keys()
+        if unknown:
+            raise ValueError(f"step_results has no column {sorted(unknown)}")
+        groups.setdefault(frozenset(values), {})[step_id] = values
+    for given, by_step in groups.items():
+        parameters: list[Any] = []
+        for step_id, values in by_step.items():
+            row = {**STEP_DEFAULTS, **values}
+            row["output"] = statements.json_text(row["output"])
+            parameters += [execution_id, step_id, *row.values()]
+        await statements.run(session, _step_upsert_sql(given, len(by_step)), *parameters)
 
 
 async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecord]:

@@ -31,9 +31,16 @@ async def get_assessment(session: AsyncSession, workspace_id: str, execution_id:
     return result.mappings().first()
 
 
-async def is_assessed(session: AsyncSession, workspace_id: str, execution_id: str) -> bool:
-    sql = "SELECT 1 FROM assessments WHERE execution_id = $1 AND workspace_id = $2"
-    return (await statements.run(session, sql, execution_id, workspace_id)).first() is not None
+_RECORDED_SQL = (
+    "SELECT EXISTS (SELECT FROM assessments WHERE execution_id = $1 AND workspace_id = $2), "
+    "EXISTS (SELECT FROM analyses WHERE execution_id = $1 AND workspace_id = $2)"
+)
+
+
+async def assessed_and_analysed(session: AsyncSession, workspace_id: str, execution_id: str) -> tuple[bool, bool]:
+    """Whether the run has its assessment, and its analysis, in one statement."""
+    row: Any = (await statements.run(session, _RECORDED_SQL, execution_id, workspace_id)).one()
+    return bool(row[0]), bool(row[1])
 
 
 _ASSESSMENT_SQL = """
@@ -83,11 +90,6 @@ async def get_analysis(session: AsyncSession, workspace_id: str, execution_id: s
         select(analyses).where(analyses.c.execution_id == execution_id, analyses.c.workspace_id == workspace_id)
     )
     return result.mappings().first()
-
-
-async def is_analysed(session: AsyncSession, workspace_id: str, execution_id: str) -> bool:
-    sql = "SELECT 1 FROM analyses WHERE execution_id = $1 AND workspace_id = $2"
-    return (await statements.run(session, sql, execution_id, workspace_id)).first() is not None
 
 
 _ANALYSIS_SQL = """

@@ -1,0 +1,49 @@
+"""Unit tests: a finish's summary writes its steps in one statement, each step once, and leaves unchanged rows be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sous_quality.adapters import copies
+
+pytestmark = pytest.mark.unit
+
+
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+
+    async def run(_session: Any, sql: str, *parameters: Any) -> None:
+        sent.append((sql, parameters))
+
+    monkeypatch.setattr(copies.statements, "run", run)
+    return sent
+
+
+async def test_the_steps_of_a_summary_go_in_one_statement_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = recorded(monkeypatch)
+    summary = [
+        ("a", {"status": "completed", "attempts": 1}),
+        ("b", {"status": "failed", "attempts": 2}),
+        ("a", {"status": "completed", "attempts": 3}),  # named twice: its last values
+    ]
+    await copies.upsert_steps(None, "e1", summary)  # type: ignore[arg-type]
+
+    [(sql, parameters)] = sent
+    width = 2 + len(copies.STEP_DEFAULTS)
+    assert len(parameters) == 2 * width
+    assert [parameters[0:2], parameters[width : width + 2]] == [("e1", "a"), ("e1", "b")]
+    assert parameters[list(copies.STEP_DEFAULTS).index("attempts") + 2] == 3
+    assert f"${width + 8}::jsonb" in sql  # the second row's output
+    # Only what the summary gives is changed, and a row it would not change is not written again.
+    assert 'DO UPDATE SET "status" = EXCLUDED."status", attempts = GREATEST(s.attempts, EXCLUDED.attempts)' in sql
+    assert 'WHERE s."status" IS DISTINCT FROM EXCLUDED."status" OR s.attempts < EXCLUDED.attempts' in sql
+
+
+async def test_steps_that_give_different_columns_go_in_a_statement_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = recorded(monkeypatch)
+    await copies.upsert_steps(None, "e1", [("a", {"status": "skipped"}), ("b", {"status": "completed", "output": "x"})])  # type: ignore[arg-type]
+    assert len(sent) == 2
+    with pytest.raises(ValueError, match="no column"):
+        await copies.upsert_steps(None, "e1", [("a", {"colour": "red"})])  # type: ignore[arg-type]
