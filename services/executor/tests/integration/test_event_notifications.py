@@ -6,10 +6,12 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 from executor_harness import ModelServer, executor_settings
 from sqlalchemy import insert
 
+from sous_events.outbox import asyncpg_dsn
 from sous_events.tables import event_store
 from sous_executor.adapters.event_notifications import EventNotifications
 from sous_executor.bootstrap import MIGRATIONS_DIR
@@ -77,4 +79,24 @@ async def test_a_committed_append_wakes_exactly_its_streams(
         assert hub.subscriptions == 0
     finally:
         await hub.stop()
+        await engine.dispose()
+
+
+async def test_the_previous_releases_streams_are_still_notified(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    # Migrations run while the previous release still serves: its listeners keep getting '<type>:<id>'.
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
+    await upgrade_async(settings, MIGRATIONS_DIR)
+    listener = await asyncpg.connect(asyncpg_dsn(settings.service_database_url))
+    engine = create_engine(settings)
+    received: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        await listener.add_listener("sous_events_appended", lambda *args: received.put_nowait(args[-1]))
+        mine = unique("exec")
+        async with engine.begin() as conn:
+            await conn.execute(insert(event_store).values([_row(mine, 1), _row(mine, 2)]))
+        assert await asyncio.wait_for(received.get(), 60) == f"Execution:{mine}"
+    finally:
+        await listener.close()
         await engine.dispose()

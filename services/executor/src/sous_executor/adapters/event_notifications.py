@@ -1,7 +1,8 @@
 """One LISTEN connection per executor process, fanned out to every live-event stream it serves.
 
-A statement trigger on `event_store` (migration 0009) sends `NOTIFY sous_events_appended,
-'<type>:<id>:<version>'` when an append commits, `<version>` being the stream's last version after it. Streams
+A statement trigger on `event_store` (migration 0009) sends `NOTIFY sous_stream_versions,
+'<type>:<id>:<version>'` when an append commits, `<version>` being the stream's last version after it (and,
+for the previous release's streams, '<type>:<id>' on `sous_events_appended`). Streams
 wait on their subscription here instead of polling the database: an idle stream costs no query at all, and a
 stream reads only when its execution has something it has not been given.
 
@@ -27,7 +28,7 @@ from sous_events.outbox import asyncpg_dsn
 
 logger = logging.getLogger("sous.executor.notifications")
 
-CHANNEL = "sous_events_appended"
+CHANNEL = "sous_stream_versions"
 # One event of a stream as a live stream sends it: (version, event type, the envelope's JSON text).
 Row = tuple[int, str, str]
 
