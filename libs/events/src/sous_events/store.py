@@ -120,12 +120,13 @@ def append_parameters(events: Sequence[Envelope], outbox_rows: Sequence[dict[str
         [e.aggregate_version for e in events],
         [e.occurred_at for e in events],
         # The outbox value is the envelope's JSON already: encoded once, stored twice.
-        [_text(row["value"]) for row in outbox_rows],
+        [outbox_value_text(row["value"]) for row in outbox_rows],
         *_outbox_columns(outbox_rows),
     ]
 
 
-def _text(value: object) -> str:
+def outbox_value_text(value: object) -> str:
+    """An outbox row's value (the envelope's JSON, as the event store also holds it) as text."""
     assert isinstance(value, bytes)
     return value.decode()
 

@@ -8,7 +8,6 @@ refused.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -34,13 +33,11 @@ from sous_quality import handlers
 from sous_quality.adapters.tables import agent_metrics
 from sous_quality.bootstrap import SERVICE
 from sous_quality.commands import AssessExecution
-from sous_quality.config import QualitySettings
 from sous_quality.domain import recipe_quality
 from sous_quality.domain.agents import AGGREGATE as AGENT_METRICS
 from sous_quality.entrypoints.agent_metrics import AgentMetricsPublisher
 from sous_quality.entrypoints.consumers import consumer_spec
 from sous_service.caller import Caller
-from sous_service.db import create_engine, create_session_factory
 from sous_service.domain_errors import Conflict
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -117,26 +114,6 @@ class Run:
                 step_results=[{"step_id": "s1", "order": 1, "agent_id": self.agent_id, "status": "completed"}],
             )
         )
-
-
-@pytest.fixture
-async def quality(
-    infra: Any, fresh_database: str
-) -> AsyncIterator[tuple[QualitySettings, async_sessionmaker[AsyncSession]]]:
-    settings = QualitySettings(
-        env="test",
-        database_url=fresh_database,
-        database_name="",
-        kafka_bootstrap=infra.kafka_bootstrap,
-        internal_secret="quality-rebuild-test-secret",
-        database_pool_size=2,
-    )
-    await SERVICE.migrate_async(settings)
-    engine = create_engine(settings)
-    try:
-        yield settings, create_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 async def _apply(sessions: async_sessionmaker[AsyncSession], events: list[Envelope]) -> None:

@@ -3,7 +3,6 @@ is what the events carried whole before (v2): live, through the API, and rebuilt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,32 +20,12 @@ from sous_quality import handlers, projections
 from sous_quality.adapters import views
 from sous_quality.adapters.tables import analyses, recipe_quality
 from sous_quality.bootstrap import SERVICE
-from sous_quality.config import QualitySettings
 from sous_quality.domain import recipe_quality as recipe_quality_domain
 from sous_quality.entrypoints.consumers import consumer_spec
-from sous_service.db import create_engine, create_session_factory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def quality(infra: Any, fresh_database: str) -> AsyncIterator[tuple[QualitySettings, Sessions]]:
-    settings = QualitySettings(
-        env="test",
-        database_url=fresh_database,
-        database_name="",
-        kafka_bootstrap=infra.kafka_bootstrap,
-        internal_secret="quality-learning-test-secret",
-        database_pool_size=2,
-    )
-    await SERVICE.migrate_async(settings)
-    engine = create_engine(settings)
-    try:
-        yield settings, create_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 class Run:

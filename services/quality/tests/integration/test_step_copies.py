@@ -3,7 +3,6 @@ unwritten (no new row version), and changes the ones it does."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,29 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.ids import new_id
 from sous_quality.adapters import copies
-from sous_quality.bootstrap import SERVICE
-from sous_quality.config import QualitySettings
-from sous_service.db import create_engine, create_session_factory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-async def sessions(infra: Any, fresh_database: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    settings = QualitySettings(
-        env="test",
-        database_url=fresh_database,
-        database_name="",
-        kafka_bootstrap=infra.kafka_bootstrap,
-        internal_secret="quality-step-copies-test-secret",
-        database_pool_size=2,
-    )
-    await SERVICE.migrate_async(settings)
-    engine = create_engine(settings)
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
+def sessions(quality: tuple[Any, async_sessionmaker[AsyncSession]]) -> async_sessionmaker[AsyncSession]:
+    return quality[1]
 
 
 async def row_versions(sessions: async_sessionmaker[AsyncSession], execution_id: str) -> dict[str, tuple[str, str]]:

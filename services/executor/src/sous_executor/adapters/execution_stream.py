@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sous_events import jsontext
 from sous_events.envelope import Envelope, EventPayload
-from sous_events.store import APPEND_PARAMETERS, ConcurrencyConflict, EventStore, append_parameters, append_sql
+from sous_events.store import (
+    APPEND_PARAMETERS,
+    ConcurrencyConflict,
+    EventStore,
+    append_parameters,
+    append_sql,
+    outbox_value_text,
+)
 from sous_executor.adapters.cancel_flags import CancelFlags
 from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.adapters.repositories import execution_row
@@ -190,7 +197,7 @@ class ExecutionStream:
                 owned = result.first() is not None
             if owned:
                 rows = [
-                    (e.aggregate_version, e.event_type, _json_text(row["value"]))
+                    (e.aggregate_version, e.event_type, outbox_value_text(row["value"]))
                     for e, row in zip(envelopes, outbox_rows, strict=True)
                 ]
         except IntegrityError as exc:
@@ -208,9 +215,3 @@ class ExecutionStream:
 
     async def cancel_requested(self, execution_id: str) -> bool:
         return await self.cancel_flags.requested(execution_id)
-
-
-def _json_text(value: object) -> str:
-    """An outbox row's value (the envelope's JSON, as the store holds it) as text."""
-    assert isinstance(value, bytes)
-    return value.decode()
