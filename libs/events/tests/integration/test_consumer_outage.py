@@ -45,9 +45,10 @@ async def test_postgres_unreachable_for_twenty_seconds_mid_stream_loses_and_dead
     relay.start()
     runner.start()
     try:
-        producing = asyncio.create_task(
-            produce(sessions, workspace, aggregates=AGGREGATES, per_aggregate=PER_AGGREGATE, per_transaction=5)
-        )
+        # Half the stream before the outage, half during it: the consumer has work while the database is away
+        # however fast the first half was applied.
+        half = PER_AGGREGATE // 2
+        first = await produce(sessions, workspace, aggregates=AGGREGATES, per_aggregate=half, per_transaction=5)
 
         async def some_applied() -> bool:
             return (await stats(engine, consumer)).distinct >= 200
@@ -55,6 +56,16 @@ async def test_postgres_unreachable_for_twenty_seconds_mid_stream_loses_and_dead
         await eventually(some_applied, what="200 events applied before the outage")
         proxy.cut()
         cut_at = time.monotonic()
+        producing = asyncio.create_task(
+            produce(
+                sessions,
+                workspace,
+                aggregates=AGGREGATES,
+                per_aggregate=PER_AGGREGATE - half,
+                per_transaction=5,
+                start_version=half + 1,
+            )
+        )
 
         async def outage_held_and_surfaced() -> bool:
             return bool(runner.stalled) and time.monotonic() - cut_at >= OUTAGE_S
@@ -62,7 +73,7 @@ async def test_postgres_unreachable_for_twenty_seconds_mid_stream_loses_and_dead
         await eventually(outage_held_and_surfaced, timeout_s=OUTAGE_S + 60, what="the stall during the outage")
         during = (await stats(engine, consumer)).distinct
         proxy.restore()
-        assert await producing == AGGREGATES * PER_AGGREGATE
+        assert first + await producing == AGGREGATES * PER_AGGREGATE
 
         async def all_applied() -> bool:
             return (await stats(engine, consumer)).distinct == AGGREGATES * PER_AGGREGATE
