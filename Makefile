@@ -27,7 +27,7 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */pyproject.toml */*/py
 install: $(VENV)/.synced ## Create the virtualenv and install everything (locked)
 
 PACKAGES := sous_events sous_service sous_local sous_catalog sous_executor sous_quality sous_marketplace sous_gateway
-TEST_PATHS := libs deploy/local deploy/k8s services gateway tests
+TEST_PATHS := libs deploy/local deploy/k8s services gateway tests bench/tests
 PYTEST := $(VENV)/bin/pytest
 
 up: install ## Start the whole system on embedded defaults (Ctrl-C stops it)

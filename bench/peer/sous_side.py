@@ -12,24 +12,25 @@ import asyncio
 import itertools
 import time
 import uuid
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 from peer.run_stats import peak_overlap, percentile
+from peer.wire import WireClient, WireError
 
 from sous_gateway.tokens import mint_development_token
-from sous_local.client.http import parse_sse
 from sous_local.stack import Stack
-from sous_service.internal_client import ContextAuth
-from sous_service.internal_context import InternalContext
+from sous_service.internal_context import CONTEXT_HEADER, InternalContext, sign_request
 
 STEP_COUNT = 3
 PROCESS = "process:"  # prefix of the meter's groups that hold one process of the stack each
 WARM_UP_RUNS = 5
 STREAM_RESUMES = 5
+START_BODY = b'{"input_data": {}}'
 
 
 @dataclass
@@ -46,28 +47,54 @@ class SousSample:
         self.stream_resumes = 0
 
 
-async def follow_events(client: httpx.AsyncClient, path: str, sample: SousSample) -> list[dict[str, Any]]:
+def signer(context: InternalContext, secret: str) -> Callable[[str, str, bytes], dict[str, str]]:
+    """Signs each request as `context`, bound to its method, target and body (as the services' own client does)."""
+
+    def sign(method: str, target: str, body: bytes) -> dict[str, str]:
+        signed = sign_request(context, secret, method=method, target=target, body=body, service="executor")
+        return {CONTEXT_HEADER: signed}
+
+    return sign
+
+
+def whole_events(body: bytes) -> tuple[list[dict[str, Any]], str]:
+    """The JSON data and the last id of every whole event in an SSE body (an event cut short is left out)."""
+    envelopes: list[dict[str, Any]] = []
+    last_id = ""
+    # An event ends with a blank line; what follows the last one is an event cut in the middle.
+    for block in body.replace(b"\r\n", b"\n").split(b"\n\n")[:-1]:
+        data: list[bytes] = []
+        for line in block.split(b"\n"):
+            if line.startswith(b"data:"):
+                data.append(line[5:].removeprefix(b" "))
+            elif line.startswith(b"id:"):
+                last_id = line[3:].strip().decode()
+        if data:
+            envelopes.append(orjson.loads(b"\n".join(data)))
+    return envelopes, last_id
+
+
+async def follow_events(client: WireClient, path: str, sample: SousSample) -> list[dict[str, Any]]:
     """The execution's events up to ExecutionFinished, from its live stream.
 
     A stream cut short (a reset connection, or an end before ExecutionFinished) is resumed after its last whole
-    event with `Last-Event-ID`, as the console does; every resume is counted in the sample.
+    event with `Last-Event-ID`, as the console does; every resume is counted in the sample. The body is parsed
+    once the stream ends: the benchmark's client shares the cores it measures, so it does as little as it can.
     """
     envelopes: list[dict[str, Any]] = []
     last_id = ""
     for _ in range(STREAM_RESUMES + 1):
-        lines: list[str] = []
+        headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
         try:
-            headers = {"Last-Event-ID": last_id} if last_id else {}
-            async with client.stream("GET", path, headers=headers) as response:
-                response.raise_for_status()
-                async for line in response.aiter_lines():
-                    lines.append(line)
-        except httpx.TransportError:
-            while lines and lines[-1]:  # an event cut in the middle is read again on resume
-                lines.pop()
-        for event in parse_sse(iter(lines)):
-            envelopes.append(event.data)
-            last_id = event.id or last_id
+            response = await client.request("GET", path, headers=headers)
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {response.body[:300]!r}")
+            body = response.body
+        except WireError as exc:
+            body = exc.args[1]
+        received, received_last = whole_events(body)
+        envelopes.extend(received)
+        last_id = received_last or last_id
         if envelopes and envelopes[-1].get("event_type") == "ExecutionFinished":
             return envelopes
         sample.stream_resumes += 1
@@ -170,36 +197,33 @@ async def sous_level(
     stack's CPU counts the work its consumers do after the last run ended).
     """
     recipes = [await prepare_recipe(stack, latency_ms) for _ in range(workspaces)]
-    per_client = concurrency * 2 // workspaces + 10
-    limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
     sample = SousSample()
     turn = itertools.count()
-    async with AsyncExitStack() as open_clients:
-        clients = [
-            await open_clients.enter_async_context(
-                httpx.AsyncClient(
-                    base_url=stack.urls["executor"],
-                    # Signed per request: a level lasts minutes, a signature far less.
-                    auth=ContextAuth(
-                        InternalContext(workspace_id=workspace, user_id="bench", roles=("admin",), scopes=("*",)),
-                        stack.internal_secret,
-                        "executor",
-                    ),
-                    limits=limits,
-                    timeout=httpx.Timeout(None, connect=30),  # a start may wait its turn for minutes
-                )
-            )
-            for workspace, _ in recipes
-        ]
+    clients = [
+        (
+            WireClient(
+                stack.urls["executor"],
+                sign=signer(
+                    InternalContext(workspace_id=workspace, user_id="bench", roles=("admin",), scopes=("*",)),
+                    stack.internal_secret,
+                ),
+                max_connections=concurrency * 2 // workspaces + 10,
+            ),
+            f"/api/workflow-recipes/{template_id}",
+        )
+        for workspace, template_id in recipes
+    ]
+    try:
         semaphore = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
-            index = next(turn) % workspaces
-            client, base = clients[index], f"/api/workflow-recipes/{recipes[index][1]}"
+            client, base = clients[next(turn) % len(clients)]
             async with semaphore:
                 submitted_at = time.time()
-                response = (await client.post(f"{base}/execute", json={"input_data": {}})).raise_for_status()
-                execution_id = response.json()["recipe_execution_id"]
+                response = await client.request("POST", f"{base}/execute", START_BODY)
+                if response.status >= 300:
+                    raise RuntimeError(f"execute: {response.status} {response.body[:300]!r}")
+                execution_id = orjson.loads(response.body)["recipe_execution_id"]
                 envelopes = await follow_events(client, f"{base}/executions/{execution_id}/events", sample)
                 record_execution(sample, envelopes, submitted_at)
 
@@ -213,6 +237,9 @@ async def sous_level(
         elapsed = time.perf_counter() - started
         drained_s = await settle(meter) if drain else 0.0
         meter.stop()
+    finally:
+        for client, _ in clients:
+            await client.close()
     return {
         "engine": "sous",
         "concurrency": concurrency,
