@@ -29,6 +29,7 @@ from sous_executor.entrypoints.replay_api import build_replay_router
 from sous_executor.handlers import ExecutorService
 from sous_executor.llm.client import ClientFactory
 from sous_executor.observability import executions_probe, takeovers_source
+from sous_executor.quotas import refuse_at_commit
 from sous_executor.secrets.api import build_secrets_router
 from sous_executor.secrets.crypto import Keyring
 from sous_executor.secrets.resolver import Credentials
@@ -76,6 +77,7 @@ def build_tool_router(settings: ExecutorSettings) -> ToolRouter:
 
 def build_executor(settings: ExecutorSettings) -> Executor:
     runtime = SERVICE.runtime(settings)
+    refuse_at_commit(runtime.engine)
     router = build_tool_router(settings)
     secrets = SecretStore(runtime.sessions, Keyring.from_setting(settings.secrets_kek))
     credentials = Credentials(secrets, settings.env_grant_map)

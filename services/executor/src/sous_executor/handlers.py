@@ -35,7 +35,7 @@ from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.outputs import summary_result
 from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.engine.step_engine import StepEngine
-from sous_executor.quotas import admit_start, check_graph, quota_for, with_budget
+from sous_executor.quotas import admission_for, check_graph, quota_for, with_budget
 from sous_executor.use_cases.execute_answers import accepted, started_under_key
 from sous_executor.webhooks.deliveries import admit
 from sous_service.caller import Caller
@@ -286,11 +286,18 @@ class ExecutorService:
             )
             stream.append(event(started, 2))
             payloads.append(started)
+        # Admitted at the commit, under the workspace's lock: its other starts overlap until then.
+        admission = admission_for(workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
         await append_requested(
-            session, self.store, execution, stream, leases=self.leases, claimed=claimed, payloads=payloads
+            session,
+            self.store,
+            execution,
+            stream,
+            leases=self.leases,
+            claimed=claimed,
+            admission=admission,
+            payloads=payloads,
         )
-        # Last, so the workspace's lock is held only from here to the commit: its other starts overlap.
-        await admit_start(session, workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
         name = recipe.get("name") or recipe["template_id"]
         return accepted(execution_id, recipe, "started", len(steps), f"Execution of recipe '{name}' started")
 

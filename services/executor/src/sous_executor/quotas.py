@@ -2,8 +2,8 @@
 
 Budgets (tokens, cost) are written into the execution's recipe copy, so the engine's own budget checks
 enforce them even when the recipe sets none; a recipe may ask for less, never for more. Runs per day
-are counted from midnight UTC. Both the runs in flight and the runs today are counted as the start's last
-statement, under the workspace's lock (adapters/admission.py), so they hold exactly across instances.
+are counted from midnight UTC. Both the runs in flight and the runs today are counted at the start's commit,
+under the workspace's lock (adapters/admission.py), so they hold exactly across instances.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sous_executor.adapters.admission import count_under_lock
+from sous_executor.adapters.admission import TOO_MANY_ACTIVE, Admission, Refusal, refusal_of
+from sous_executor.adapters.repositories import ACTIVE_STATUSES
 from sous_executor.config import ExecutorSettings
 from sous_executor.domain.planning import PlanError, build_plan, check_size, parse_steps
 from sous_service.domain_errors import InputInvalid, RateLimited
@@ -65,27 +68,41 @@ def check_graph(recipe: dict[str, Any], settings: ExecutorSettings) -> None:
         raise InputInvalid.single("steps", str(exc)) from exc
 
 
-async def admit_start(session: AsyncSession, workspace_id: str, quota: Quota, max_concurrent: int) -> None:
-    """The start's last statement: 429 when the workspace runs `max_concurrent` executions or used its runs today.
+def admission_for(workspace_id: str, quota: Quota, max_concurrent: int) -> Admission:
+    """The limits a start of the workspace is admitted on at its commit (adapters/admission.py)."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = midnight if quota.runs_per_day > 0 else None
+    return Admission(workspace_id, max_concurrent, quota.runs_per_day, since, ACTIVE_STATUSES)
 
-    The start's own execution row is already written, so it is among the counts.
-    """
-    now = datetime.now(UTC)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    load = await count_under_lock(session, workspace_id, midnight if quota.runs_per_day > 0 else None)
-    others = load.active - 1
-    if load.active > max_concurrent:
-        raise RateLimited(
-            f"this workspace already runs {others} executions (limit {max_concurrent})",
+
+def refused(refusal: Refusal) -> RateLimited:
+    """The 429 of a start its commit refused: the workspace runs its limit of executions, or used its runs today."""
+    if refusal.kind == TOO_MANY_ACTIVE:
+        others = refusal.counted - 1
+        return RateLimited(
+            f"this workspace already runs {others} executions (limit {refusal.limit})",
             retry_after_s=5,
             code="concurrency_limit",
-            limits={"max_concurrent_executions": max_concurrent, "active_executions": others},
+            limits={"max_concurrent_executions": refusal.limit, "active_executions": others},
         )
-    if quota.runs_per_day > 0 and load.today > quota.runs_per_day:
-        started = load.today - 1
-        raise RateLimited(
-            f"this workspace started {started} executions today (limit {quota.runs_per_day} per day)",
-            retry_after_s=int((midnight + timedelta(days=1) - now).total_seconds()) + 1,
-            code="quota_exceeded",
-            limits={"runs_per_day": quota.runs_per_day, "runs_today": started},
-        )
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    started = refusal.counted - 1
+    return RateLimited(
+        f"this workspace started {started} executions today (limit {refusal.limit} per day)",
+        retry_after_s=int((midnight + timedelta(days=1) - now).total_seconds()) + 1,
+        code="quota_exceeded",
+        limits={"runs_per_day": refusal.limit, "runs_today": started},
+    )
+
+
+def refuse_at_commit(engine: AsyncEngine) -> None:
+    """Turn the engine's admission refusals (a start's failed commit) into 429s, whichever path committed it:
+    a request's unit of work, a webhook, a workflow's stage."""
+
+    def translate(context: ExceptionContext) -> None:
+        refusal = refusal_of(context.original_exception)
+        if refusal is not None:
+            raise refused(refusal) from context.original_exception
+
+    event.listen(engine.sync_engine, "handle_error", translate)

@@ -3,7 +3,7 @@
 Every start is held inside its open transaction (after it wrote its execution's events and claimed its lease)
 until all of them are there at once: starts that took turns for their whole transaction would never all arrive.
 Then they are let go together, and the counts taken under the workspace's lock at their commit admit exactly
-as many as the limit allows.
+as many as the limit allows. Nothing of a refused start is left: its commit failed.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ from executor_harness import (
     step,
     wait_finished,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from sous_executor import handlers
+from sous_executor.adapters.admission import Admission
+from sous_executor.adapters.admission import insert_sql as admission_sql
 from sous_executor.adapters.repositories import ACTIVE_STATUSES
 from sous_executor.adapters.tables import executions
 from sous_local.testing import Infrastructure, unique
+from sous_service.domain_errors import RateLimited
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +60,16 @@ async def two_instances(
 
 
 def held_until_all_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each start waits inside its transaction, after writing its run (events, lease, read-model row) and before
-    its admission, until every start is there."""
+    """Each start waits inside its transaction, after writing its run (events, lease, read-model row, admission
+    row) and before its commit, where it is admitted, until every start is there."""
     barrier = asyncio.Barrier(STARTS)
-    admit = handlers.admit_start
+    append = handlers.append_requested
 
-    async def held(*args: Any) -> None:
+    async def held(*args: Any, **kwargs: Any) -> None:
+        await append(*args, **kwargs)
         await barrier.wait()
-        await admit(*args)
 
-    monkeypatch.setattr(handlers, "admit_start", held)
+    monkeypatch.setattr(handlers, "append_requested", held)
 
 
 async def start_all_at_once(
@@ -91,6 +94,11 @@ async def active_in(instance: Running, ws: str) -> int:
     async with instance.executor.service.sessions() as session:
         query = select(func.count()).where(executions.c.workspace_id == ws, executions.c.status.in_(ACTIVE_STATUSES))
         return int((await session.execute(query)).scalar_one())
+
+
+async def admission_rows(instance: Running) -> int:
+    async with instance.executor.service.sessions() as session:
+        return int((await session.execute(text("SELECT count(*) FROM start_admissions"))).scalar_one())
 
 
 async def cancel_all(instance: Running, ws: str, template_id: str, eids: list[str]) -> None:
@@ -124,6 +132,7 @@ async def test_concurrent_starts_of_a_workspace_overlap_and_are_admitted_up_to_i
         assert all(body["code"] == "concurrency_limit" for body in refused) and len(refused) == STARTS - 3
         assert refused[0]["limits"] == {"max_concurrent_executions": 3, "active_executions": 3}
         assert await active_in(instances[0], ws) == 3
+        assert await admission_rows(instances[0]) == 0  # the trigger takes its row away, refused or not
 
         # Finished runs give their slots back: the next start is admitted.
         await cancel_all(instances[0], ws, tid, admitted)
@@ -151,3 +160,23 @@ async def test_concurrent_starts_of_a_workspace_are_admitted_up_to_its_runs_per_
             f"/api/workflow-recipes/{tid}/execute", json={}, headers=context_header(instances[1].settings, ws)
         )
         assert late.status_code == 429 and late.json()["code"] == "quota_exceeded"
+
+
+async def test_a_refusal_at_any_commit_of_the_executor_is_a_rate_limit(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    """Not only a request's unit of work: a workflow's stage commits a start in a transaction of its own, and
+    is told the same 429 (it then waits for a slot)."""
+    ws = unique("ws")
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
+    async with running_executor(settings) as instance:
+        admission = Admission(ws, max_active=-1, runs_per_day=0, since=None, active_statuses=ACTIVE_STATUSES)
+        sql = "WITH " + admission_sql(1).removesuffix(", ") + " SELECT 1"
+        async with instance.executor.service.sessions() as session:
+            with pytest.raises(RateLimited) as refused:
+                async with session.begin():
+                    connection = await session.connection()
+                    await connection.exec_driver_sql(sql, tuple(admission.parameters(unique("exec"))))
+        assert refused.value.code == "concurrency_limit"
+        assert refused.value.extra["limits"] == {"max_concurrent_executions": -1, "active_executions": -1}
+        assert await admission_rows(instance) == 0

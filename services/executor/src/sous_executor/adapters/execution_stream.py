@@ -26,6 +26,9 @@ from sous_events.store import (
     append_sql,
     outbox_value_text,
 )
+from sous_executor.adapters.admission import COLUMNS as ADMISSION_COLUMNS
+from sous_executor.adapters.admission import Admission
+from sous_executor.adapters.admission import insert_sql as admission_sql
 from sous_executor.adapters.cancel_flags import CancelFlags
 from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.adapters.repositories import execution_row
@@ -93,15 +96,17 @@ def _projection_parameters(execution: Execution) -> list[Any]:
 
 
 def _requesting_sql() -> str:
-    """A start's writes: the lease when this instance claims the run, events, outbox rows, read-model row."""
+    """A start's writes: the lease when this instance claims the run, its admission (decided at the commit),
+    events, outbox rows, read-model row."""
     first = APPEND_PARAMETERS + 1  # execution_id, workspace_id, owner, ttl, claimed
     lease = (
         "lease AS (INSERT INTO execution_leases (execution_id, workspace_id, owner, expires_at) "
         f"SELECT ${first}::text, ${first + 1}::text, ${first + 2}::text, "
         f"clock_timestamp() + make_interval(secs => ${first + 3}::float8) WHERE ${first + 4}::boolean), "
     )
-    projection, _ = _projection_cte(first + 5, source="")
-    return append_sql(ctes=lease + projection)
+    admission = admission_sql(first + 5)
+    projection, _ = _projection_cte(first + 5 + len(ADMISSION_COLUMNS), source="")
+    return append_sql(ctes=lease + admission + projection)
 
 
 REQUESTING_SQL = _requesting_sql()
@@ -115,10 +120,12 @@ async def append_requested(
     *,
     leases: Leases,
     claimed: bool,
+    admission: Admission,
     payloads: Sequence[EventPayload] | None = None,
 ) -> None:
     """The first events of an execution (folded into `execution`), written by one statement of the session's
     transaction with their outbox rows and read-model row, and the lease when `claimed` by this instance.
+    The start is admitted on `admission` at the commit, which fails with a refusal past a limit.
 
     `payloads`: the typed payloads the envelopes were made from, folded as they are (not read back from the
     envelopes: a request's payload carries the whole recipe and its agents).
@@ -132,7 +139,8 @@ async def append_requested(
     for index, envelope in enumerate(envelopes):
         execution.apply(envelope, None if payloads is None else payloads[index])
     parameters = [*append_parameters(envelopes, outbox_rows), execution.execution_id, execution.workspace_id]
-    parameters += [leases.owner, leases.ttl_s, claimed, *_projection_parameters(execution)]
+    parameters += [leases.owner, leases.ttl_s, claimed, *admission.parameters(execution.execution_id)]
+    parameters += _projection_parameters(execution)
     connection = await session.connection()
     try:
         await connection.exec_driver_sql(REQUESTING_SQL, tuple(parameters))
