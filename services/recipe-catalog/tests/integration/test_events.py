@@ -129,11 +129,15 @@ async def test_execution_events_update_statistics_once(catalog):
     assert again["revision"] == 1
 
 
-async def test_statistics_are_one_change_per_event_without_reading_the_recipe_documents(catalog):
+async def test_a_batch_writes_each_recipe_it_counts_once_without_reading_the_recipe_documents(catalog):
     """Counting a use, a finish or a score is arithmetic in SQL on the statistics columns, then the popularity
     it leads to: no row is locked and read first, and the recipe's documents (the snapshot, learning_data,
-    large) are neither read nor returned."""
-    engine = catalog.app.state.runtime.engine.sync_engine
+    large) are neither read nor returned. A batch of three runs of one recipe (their requests, starts, finishes
+    and scores) writes each execution row once per event and the recipe twice: its counters, then its
+    popularity and success rate."""
+    runtime = catalog.app.state.runtime
+    runner = runtime.consumers[0]
+    engine = runtime.engine.sync_engine
     statements: list[str] = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
@@ -141,33 +145,38 @@ async def test_statistics_are_one_change_per_event_without_reading_the_recipe_do
 
     ws = catalog.workspace
     recipe = await catalog.recipe()
-    tid, execution_id = recipe["template_id"], new_id()
+    tid = recipe["template_id"]
+    envelopes = []
+    for index, status in enumerate(("completed", "completed", "failed")):
+        execution_id = new_id()
+        envelopes += [
+            event(ev.ExecutionRequested(execution_id=execution_id, template_id=tid, recipe=recipe), ws, execution_id),
+            event(ev.ExecutionStarted(execution_id=execution_id, template_id=tid), ws, execution_id, 2),
+            event(ev.ExecutionFinished(execution_id=execution_id, template_id=tid, status=status), ws, execution_id, 3),
+        ]
+        assessed = ev.QualityAssessed(
+            template_id=tid,
+            execution_id=execution_id,
+            quality_score=0.9,
+            rolling_score=0.5 + index / 10,
+            breakdown={},
+            grade="B",
+        )
+        envelopes.append(event(assessed, ws, f"{ws}:{tid}", index + 1))
     event_.listen(engine, "before_cursor_execute", seen)
     try:
-        for payload, version in (
-            (ev.ExecutionRequested(execution_id=execution_id, template_id=tid, recipe=recipe), 1),
-            (ev.ExecutionStarted(execution_id=execution_id, template_id=tid), 2),
-            (ev.ExecutionFinished(execution_id=execution_id, template_id=tid, status="completed"), 3),
-        ):
-            await catalog.publish(event(payload, ws, execution_id, version))
-        assessed = ev.QualityAssessed(
-            template_id=tid, execution_id=execution_id, quality_score=0.9, rolling_score=0.7, breakdown={}, grade="B"
-        )
-        await catalog.publish(event(assessed, ws, f"{ws}:{tid}"))
-
-        async def counted():
-            found = await recipe_of(catalog, tid)
-            return found["use_count"] == 1 and found["success_rate"] == 1.0 and found["quality_score"] == 0.7
-
-        await catalog.wait_for(counted)
+        async with runtime.sessions() as session, session.begin():
+            await runner.batch_handler(session, envelopes)
     finally:
         event_.remove(engine, "before_cursor_execute", seen)
-    changes = [s for s in statements if "UPDATE recipes" in s or "INTO executions" in s]
-    assert len(changes) == 7  # use + popularity, start, finish + rate and popularity, score + popularity
+    assert len([s for s in statements if "INTO executions" in s]) == 9
+    assert len([s for s in statements if "UPDATE recipes" in s]) == 2
     assert not [s for s in statements if "FOR UPDATE" in s and ("recipes" in s or "executions" in s)]
-    assert not [s for s in changes if "learning_data" in s or "doc" in s.split()]
+    assert not [s for s in statements if "learning_data" in s or "doc" in s.split()]
     found = await recipe_of(catalog, tid)
-    assert found["popularity"] == popularity(1, 1.0, 0.7)
+    rate = round(2 / 3, 6)
+    assert (found["use_count"], found["success_rate"], found["quality_score"]) == (3, rate, 0.7)
+    assert found["popularity"] == popularity(3, rate, 0.7)
 
 
 async def test_an_execution_moves_forward_only_and_a_cancellation_is_no_finish(catalog):

@@ -1,13 +1,18 @@
-"""The statistics consumed events move: one textual statement per event kind, prepared once per connection.
+"""The statistics consumed events move: textual statements, prepared once per connection.
 
-Each event's change is arithmetic in SQL on the rows it touches (no lock-then-read-then-write), in the
-consumer's inbox transaction. Popularity and the success rate are computed by `sous_catalog.domain.recipe`
-from the counts the statement returns (Python's rounding, the same as the API's), and written by a second
-statement on the row the first one locked.
+An event's change to its execution row is its own statement (an execution's status moves forward only, and a
+use or a finish is counted once, by the statement that inserts or moves the row). What the events of a batch
+add to a recipe (uses, finishes, successes, the latest quality score) is tallied in the batch's session and
+written once, when the batch's records are handled (`flush`): one UPDATE of the recipe's counters, arithmetic
+in SQL (no lock-then-read-then-write), then its popularity and success rate, computed by
+`sous_catalog.domain.recipe` from the counts it returned (Python's rounding, the same as the API's). A batch of
+many runs of one recipe then writes that recipe twice instead of twice per event; the batch's records and its
+tally commit or roll back together.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,38 +27,33 @@ from sous_events import jsontext, learning_fold
 _RANKS = {"pending": 0, "running": 1}
 _OTHER_RANK = 3
 
-_COUNTED = "RETURNING id, use_count, finished_count, success_count, success_rate, quality_score"
-
 # A request inserts the execution once; only that insert counts a use of the recipe.
-_REQUESTED = f"""
-WITH requested AS (
-    INSERT INTO executions (execution_id, workspace_id, recipe_id, status, requested_at, updated_at)
-    VALUES ($1, $2, $3, 'pending', $4, $4)
-    ON CONFLICT (execution_id) DO NOTHING
-    RETURNING 1
-)
-UPDATE recipes SET use_count = use_count + 1, last_used_at = GREATEST(last_used_at, $4)
-WHERE workspace_id = $2 AND template_id = $3 AND EXISTS (SELECT FROM requested)
-{_COUNTED}
+_REQUESTED = """
+INSERT INTO executions (execution_id, workspace_id, recipe_id, status, requested_at, updated_at)
+VALUES ($1, $2, $3, 'pending', $4, $4)
+ON CONFLICT (execution_id) DO NOTHING
+RETURNING 1
 """
 
-# A later status ($4, ranked $6): when the execution moves, a completed or failed one ($7) counts a finish
-# ($8: 1 when it succeeded).
-_MOVED = f"""
-WITH moved AS (
-    INSERT INTO executions AS e (execution_id, workspace_id, recipe_id, status, requested_at, updated_at)
-    VALUES ($1, $2, $3, $4::varchar, CASE WHEN $4::varchar = 'pending' THEN $5::timestamptz END, $5)
-    ON CONFLICT (execution_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
-    WHERE e.status NOT IN ('completed', 'failed', 'cancelled')
-        AND (CASE e.status WHEN 'pending' THEN 0 WHEN 'running' THEN 1 ELSE 2 END) < $6::int
-    RETURNING 1
-)
-UPDATE recipes SET finished_count = finished_count + 1, success_count = success_count + $8::int
-WHERE workspace_id = $2 AND template_id = $3 AND $7::boolean AND EXISTS (SELECT FROM moved)
-{_COUNTED}
+# A later status ($4, ranked $6); returns a row when the execution moved (a finish then counts).
+_MOVED = """
+INSERT INTO executions AS e (execution_id, workspace_id, recipe_id, status, requested_at, updated_at)
+VALUES ($1, $2, $3, $4::varchar, CASE WHEN $4::varchar = 'pending' THEN $5::timestamptz END, $5)
+ON CONFLICT (execution_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at
+WHERE e.status NOT IN ('completed', 'failed', 'cancelled')
+    AND (CASE e.status WHEN 'pending' THEN 0 WHEN 'running' THEN 1 ELSE 2 END) < $6::int
+RETURNING 1
 """
 
-_QUALITY = f"UPDATE recipes SET quality_score = $3 WHERE workspace_id = $1 AND template_id = $2 {_COUNTED}"
+# A batch's tally of one recipe: uses ($3, the latest at $4), finishes ($5), successes ($6), the latest
+# quality score ($7, NULL: none in the batch).
+_TALLIED = """
+UPDATE recipes SET use_count = use_count + $3, last_used_at = GREATEST(last_used_at, $4::timestamptz),
+    finished_count = finished_count + $5, success_count = success_count + $6,
+    quality_score = COALESCE($7::float8, quality_score)
+WHERE workspace_id = $1 AND template_id = $2
+RETURNING id, use_count, finished_count, success_count, success_rate, quality_score
+"""
 
 _RATES = "UPDATE recipes SET success_rate = $2, popularity = $3 WHERE id = $1"
 
@@ -64,6 +64,25 @@ _LEARNING = (
 )
 
 _AGENT_METRICS = "UPDATE agents SET metrics = $3::jsonb WHERE workspace_id = $1 AND id = $2"
+
+
+# Where a batch's session keeps its tally (sessions are one per batch transaction).
+TALLY_KEY = "sous_catalog.recipe_tally"
+
+
+@dataclass
+class RecipeTally:
+    """What a batch's events add to one recipe."""
+
+    uses: int = 0
+    last_used_at: datetime | None = None
+    finished: int = 0
+    successes: int = 0
+    quality_score: float | None = None
+
+    def used(self, at: datetime) -> None:
+        self.uses += 1
+        self.last_used_at = at if self.last_used_at is None else max(self.last_used_at, at)
 
 
 class StatisticsWriter:
@@ -81,24 +100,26 @@ class StatisticsWriter:
     async def _run(self, sql: str, *params: Any) -> None:
         await self._execute(sql, params)
 
-    async def _counts(self, sql: str, *params: Any) -> Any:
-        """The counts a statement left on the recipe it changed (None: it changed none)."""
-        return (await self._execute(sql, params)).first()
+    def _tally(self, workspace_id: str, template_id: str) -> RecipeTally:
+        tallies: dict[tuple[str, str], RecipeTally] = self.session.info.setdefault(TALLY_KEY, {})
+        return tallies.setdefault((workspace_id, template_id), RecipeTally())
 
     async def requested(self, workspace_id: str, execution_id: str, template_id: str, at: datetime) -> None:
         """A request counts a use of the recipe, once per execution."""
-        await self._rates(await self._counts(_REQUESTED, execution_id, workspace_id, template_id, at))
+        if (await self._execute(_REQUESTED, (execution_id, workspace_id, template_id, at))).first() is not None:
+            self._tally(workspace_id, template_id).used(at)
 
     async def moved(self, workspace_id: str, execution_id: str, template_id: str, status: str, at: datetime) -> None:
         """The execution's new status; a finish (completed or failed, once per execution) moves the success rate."""
-        counted = status in ("completed", "failed")
-        success = 1 if status == "completed" else 0
         rank = _RANKS.get(status, _OTHER_RANK)
-        row = await self._counts(_MOVED, execution_id, workspace_id, template_id, status, at, rank, counted, success)
-        await self._rates(row, finished=True)
+        moved = (await self._execute(_MOVED, (execution_id, workspace_id, template_id, status, at, rank))).first()
+        if moved is not None and status in ("completed", "failed"):
+            tally = self._tally(workspace_id, template_id)
+            tally.finished += 1
+            tally.successes += 1 if status == "completed" else 0
 
-    async def quality(self, workspace_id: str, template_id: str, score: float) -> None:
-        await self._rates(await self._counts(_QUALITY, workspace_id, template_id, min(max(score, 0.0), 1.0)))
+    def quality(self, workspace_id: str, template_id: str, score: float) -> None:
+        self._tally(workspace_id, template_id).quality_score = min(max(score, 0.0), 1.0)
 
     async def learning(
         self,
@@ -117,9 +138,21 @@ class StatisticsWriter:
     async def agent_metrics(self, workspace_id: str, agent_id: str, metrics: dict[str, Any]) -> None:
         await self._run(_AGENT_METRICS, workspace_id, agent_id, jsontext.dumps(metrics))
 
-    async def _rates(self, row: Any, *, finished: bool = False) -> None:
-        """Popularity (and, after a finish, the success rate) from the counts the change left."""
-        if row is None:
-            return
-        rate = round(row.success_count / row.finished_count, 6) if finished else row.success_rate
-        await self._run(_RATES, row.id, rate, popularity(row.use_count, rate, row.quality_score))
+    async def flush(self) -> None:
+        """Write the batch's tally: each recipe's counters, then its popularity and success rate."""
+        tallies: dict[tuple[str, str], RecipeTally] = self.session.info.pop(TALLY_KEY, None) or {}
+        for (workspace_id, template_id), tally in tallies.items():
+            parameters = (
+                workspace_id,
+                template_id,
+                tally.uses,
+                tally.last_used_at,
+                tally.finished,
+                tally.successes,
+                tally.quality_score,
+            )
+            row = (await self._execute(_TALLIED, parameters)).first()
+            if row is None:
+                continue
+            rate = round(row.success_count / row.finished_count, 6) if tally.finished else row.success_rate
+            await self._run(_RATES, row.id, rate, popularity(row.use_count, rate, row.quality_score))

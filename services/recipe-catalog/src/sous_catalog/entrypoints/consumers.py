@@ -41,4 +41,5 @@ def catalog_consumer(settings: CatalogSettings, runtime: ServiceRuntime) -> Cons
             ev.RecipeInstalled: recipe_installed,
         },
         views=stats.VIEWS,
+        after_batch=stats.flush,
     )

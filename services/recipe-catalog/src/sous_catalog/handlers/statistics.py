@@ -1,7 +1,8 @@
 """Statistics from other services' events: uses, outcomes, quality, learning and agent metrics.
 
 They change read-model columns only (never a Recipe or Agent event): each runs in the consumer's inbox
-transaction, so a redelivered event changes nothing twice.
+transaction, so a redelivered event changes nothing twice. What a batch's events add to a recipe's counters is
+tallied and written once at the batch's end (`flush`, the consumer's after_batch).
 
 Each handler reads its event through a view of the few fields it uses (`VIEWS`, declared with the
 consumer): an ExecutionRequested carries the recipe and its agents, an ExecutionFinished the step results,
@@ -92,7 +93,7 @@ async def _moved(session: AsyncSession, envelope: Envelope, payload: ExecutionMo
 async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: QualityScored) -> None:
     if not payload.counted:
         return  # the recipe's rolling score did not move (QualityAssessed.counted)
-    await StatisticsWriter(session).quality(envelope.workspace_id, payload.template_id, payload.rolling_score)
+    StatisticsWriter(session).quality(envelope.workspace_id, payload.template_id, payload.rolling_score)
 
 
 async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payload: LearningOfRecipe) -> None:
@@ -107,3 +108,8 @@ async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payloa
 
 async def on_agent_metrics(session: AsyncSession, envelope: Envelope, payload: AgentMetricsOfAgent) -> None:
     await StatisticsWriter(session).agent_metrics(envelope.workspace_id, payload.agent_id, payload.metrics)
+
+
+async def flush(session: AsyncSession) -> None:
+    """Once a batch's records are handled: what they added to each recipe, written once (in its transaction)."""
+    await StatisticsWriter(session).flush()
