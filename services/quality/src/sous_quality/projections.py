@@ -7,10 +7,10 @@ they come from consumed events.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events import jsontext
@@ -28,7 +28,7 @@ AGGREGATE_TYPES = (recipe_quality_domain.AGGREGATE, agents.AGGREGATE)
 LEARNING_RECORDED = spec_of(LearningRecorded).event_type
 
 
-def models_of(execution: RowMapping | None) -> list[str]:
+def models_of(execution: Mapping[str, Any] | None) -> list[str]:
     """The models the execution's agents were configured with, sorted."""
     if execution is None:
         return []

@@ -557,8 +557,8 @@ async def test_auto_learning_assesses_once_without_a_call(harness: Harness) -> N
     assert await snapshot() == live
 
 
-async def test_auto_learning_reads_the_run_once_and_never_the_learning_data(harness: Harness) -> None:
-    """A finished run is assessed and learned from in one pass: the run's copy is read once, and the recipe's
+async def test_auto_learning_reads_neither_the_run_back_nor_the_learning_data(harness: Harness) -> None:
+    """A finished run is assessed and learned from in one pass: the run's copy is not read back, and the recipe's
     learning_data (the last 50 analyses, the largest document here) is never read: one statement folds the
     run's analysis into it. Counting steps' attempts reads nothing: they are staged for their agent's next
     AgentMetricsUpdated (one row per agent per consumer batch), which the publisher appends once per window."""
@@ -585,7 +585,8 @@ async def test_auto_learning_reads_the_run_once_and_never_the_learning_data(harn
     run_reads = [s for s in reads if "select * from execution_copies" in s or "execution_copies.recipe," in s]
     assert learning_reads == []
     assert len(learning_writes) == 1  # the LearningRecorded's projection
-    assert len(run_reads) == 1  # the copy scored (keeping ExecutionFinished needs none: its totals are given)
+    # None: the copy scored is the one keeping ExecutionFinished wrote and returned (its totals are given).
+    assert run_reads == []
     about_agents = [" ".join(s.split()) for s, params in statements if a1 in params or a2 in params]
     staged = [s for s in about_agents if s.startswith("INSERT INTO agent_attempts")]
     # 4 counted attempts of 2 agents: at most one staging row per agent per consumer batch holding some, and no

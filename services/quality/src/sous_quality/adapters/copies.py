@@ -5,7 +5,7 @@ Every query that serves a caller filters by workspace.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -90,10 +90,26 @@ _FINISHED_SQL = """
 UPDATE execution_copies SET status = $2, output_data = $3::jsonb, error = $4, total_duration_ms = $5,
     total_tokens = $6, total_cost_usd = $7, finished_at = $8
 WHERE execution_id = $1
+RETURNING *
 """
+
+# The run copies a finish wrote in this session's transaction, by execution id: the learning that follows the
+# finish, and the assessment's projection, read the copy the finish returned instead of reading it back. Any
+# other write to a run's copy forgets it.
+_WRITTEN_KEY = "sous_quality.finished_copies"
+
+
+def _written(session: AsyncSession) -> dict[str, RowMapping]:
+    written: dict[str, RowMapping] = session.info.setdefault(_WRITTEN_KEY, {})
+    return written
+
+
+def _forget(session: AsyncSession, execution_id: str) -> None:
+    session.info.get(_WRITTEN_KEY, {}).pop(execution_id, None)
 
 
 async def ensure_execution(session: AsyncSession, workspace_id: str, execution_id: str, template_id: str) -> None:
+    _forget(session, execution_id)
     await statements.run(session, _ENSURE_EXECUTION_SQL, execution_id, workspace_id, template_id)
 
 
@@ -109,6 +125,7 @@ async def record_requested(
     correlation_id: str,
     at: datetime,
 ) -> None:
+    _forget(session, execution_id)
     await statements.run(
         session,
         _REQUESTED_SQL,
@@ -127,6 +144,7 @@ async def record_started(
     session: AsyncSession, workspace_id: str, execution_id: str, template_id: str, at: datetime
 ) -> None:
     """The run started: its copy (created if missing) is running, unless it already finished."""
+    _forget(session, execution_id)
     await statements.run(session, _STARTED_SQL, execution_id, workspace_id, template_id, at)
 
 
@@ -142,7 +160,7 @@ async def record_finished(
     total_cost_usd: float,
     at: datetime,
 ) -> None:
-    await statements.run(
+    result = await statements.run(
         session,
         _FINISHED_SQL,
         execution_id,
@@ -154,21 +172,31 @@ async def record_finished(
         total_cost_usd,
         at,
     )
+    row = result.mappings().first()
+    if row is None:
+        _forget(session, execution_id)
+    else:
+        _written(session)[execution_id] = row
 
 
 async def get_execution(session: AsyncSession, execution_id: str) -> RowMapping | None:
+    if (written := _written(session).get(execution_id)) is not None:
+        return written
     result = await statements.run(session, "SELECT * FROM execution_copies WHERE execution_id = $1", execution_id)
     return result.mappings().first()
 
 
-async def revision_and_agents(session: AsyncSession, execution_id: str) -> RowMapping | None:
+async def revision_and_agents(session: AsyncSession, execution_id: str) -> Mapping[str, Any] | None:
     """The recipe revision a run used and its agents, without reading the rest of the run's copy."""
+    if (written := _written(session).get(execution_id)) is not None:
+        return {"revision": (written["recipe"] or {}).get("revision"), "agents": written["agents"]}
     result = await statements.run(
         session,
         "SELECT recipe -> 'revision' AS revision, agents FROM execution_copies WHERE execution_id = $1",
         execution_id,
     )
-    return result.mappings().first()
+    row = result.mappings().first()
+    return None if row is None else dict(row)
 
 
 async def find_execution(
