@@ -10,8 +10,8 @@ DBOS workflow in an environment of its own (`bench/peer/dbos_recipe.py`, see `sc
 Fair by construction: while one engine is measured the other one's processes are stopped (SIGSTOP; Sous's
 services and broker, or the DBOS process), so neither pays for the other's idle loops; both may hold the
 same number of database connections (`--db-connections`) and model connections; CPU is read the same way
-for both, from outside, with psutil, over the measured runs only (a warm-up of a few runs per level is not
-counted).
+for both, from outside, with psutil, over the measured runs only. Before the first level each engine runs
+`--warm-up-runs` executions (300, 10 at a time), and each level starts with a few more: none is counted.
 
 Per level it prints executions/s, per-step engine overhead p50/p99 (step wall time minus time inside the
 model call), CPU per step of the engine process (Sous's executor, the DBOS process), of Sous's whole stack
@@ -235,6 +235,39 @@ def sous_environment(highest: int, db_connections: int, llm_connections: int) ->
     }
 
 
+class Unmetered:
+    """The meter of runs that are not measured (the warm-up)."""
+
+    groups: dict[str, list[int]] = {}
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def read(self, group: str) -> float:
+        return 0.0
+
+    def per_step_ms(self, group: str, executions: int) -> float:
+        return 0.0
+
+
+def warm_up(stack: Stack, dbos: DbosSide | None, sous_pids: list[int], engines: list[str], runs: int) -> None:
+    """Both engines run `runs` executions, 10 at a time, before anything is measured: the levels then measure
+    processes in their steady state, as a long-running deployment is (Python's caches, PostgreSQL's plans
+    and statistics and, on the Kafka lane, the broker's JVM, whose JIT-compiled code took more than the first
+    level to settle: its CPU per step fell by a third between two identical levels run one after the other)."""
+    if runs <= 0:
+        return
+    if dbos is not None:
+        with paused(sous_pids):
+            dbos.level(10, runs, 0)
+    if "sous" in engines:
+        with paused([dbos.process.pid] if dbos else []):
+            asyncio.run(sous_level(stack, 10, runs, 0, Unmetered()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded")
@@ -259,6 +292,12 @@ def main() -> None:
         "--drain",
         action="store_true",
         help="Sous: count the stack's CPU until its consumers have applied the level's events (they lag the runs)",
+    )
+    parser.add_argument(
+        "--warm-up-runs",
+        type=int,
+        default=300,
+        help="executions each engine runs (10 at a time, not counted) before the first level",
     )
     parser.add_argument("--db-connections", type=int, default=64, help="database connections each engine may hold")
     parser.add_argument("--json", type=Path, help="result file (default .sous/bench-peer/<broker>-<time>.json)")
@@ -288,6 +327,7 @@ def main() -> None:
         "sous_environment": env,
         "sous_workspaces": args.workspaces,
         "sous_drain": args.drain,
+        "warm_up_runs": args.warm_up_runs,
     }
     dbos: DbosSide | None = None
     with (
@@ -310,6 +350,7 @@ def main() -> None:
                     dbos = DbosSide(stack, args.db_connections, llm_connections)
             print(f"Sous ({args.broker} broker) vs DBOS, 3-step sequential recipe, same PostgreSQL and model server")
             print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+            warm_up(stack, dbos, sous_pids, args.engines, args.warm_up_runs)
             print_header()
             for concurrency, total, latency_ms in levels:
                 dbos_result = sous_result = None
