@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,8 +83,23 @@ def run_cli(definition: ServiceDefinition[S], argv: list[str] | None = None) -> 
 
 def serve(app: FastAPI, settings: ServiceSettings, *, host: str | None, port: int | None, **options: Any) -> None:
     configure_tracing(settings.service_name)  # OTEL_TRACES_EXPORTER; off (no SDK) by default
+    tune_garbage_collection()
     options = {"timeout_keep_alive": KEEP_ALIVE_S, **options}
     uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_config=None, **options)
+
+
+# A young-generation collection every 50,000 allocations instead of 700: a request or an event allocates
+# thousands of short-lived objects (pydantic models, rows, dicts), which reference counting frees; the cyclic
+# collector found little among them and ran several times per request.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_garbage_collection() -> None:
+    """Move what start-up created (modules, the app, its routes) out of the collector's sight, and collect
+    the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def replay(settings: ServiceSettings) -> int:
