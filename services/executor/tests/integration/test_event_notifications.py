@@ -13,7 +13,7 @@ from sqlalchemy import insert
 
 from sous_events.outbox import asyncpg_dsn
 from sous_events.tables import event_store
-from sous_executor.adapters.event_notifications import EventNotifications
+from sous_executor.adapters.event_notifications import CHANNEL, EventNotifications
 from sous_executor.bootstrap import MIGRATIONS_DIR
 from sous_local.testing import Infrastructure, unique
 from sous_service.db import create_engine
@@ -82,21 +82,25 @@ async def test_a_committed_append_wakes_exactly_its_streams(
         await engine.dispose()
 
 
-async def test_the_previous_releases_streams_are_still_notified(
+async def test_only_the_versions_channel_is_notified(
     infra: Infrastructure, fresh_database: str, model_server: ModelServer
 ) -> None:
-    # Migrations run while the previous release still serves: its listeners keep getting '<type>:<id>'.
+    # 0009 also sent '<type>:<id>' on the old channel for the release before it; 0011 stopped that. Both NOTIFYs
+    # of one commit arrive together, the old one first: once the new one is here, the old one would be too.
     settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server)
     await upgrade_async(settings, MIGRATIONS_DIR)
     listener = await asyncpg.connect(asyncpg_dsn(settings.service_database_url))
     engine = create_engine(settings)
-    received: asyncio.Queue[str] = asyncio.Queue()
+    old: asyncio.Queue[str] = asyncio.Queue()
+    new: asyncio.Queue[str] = asyncio.Queue()
     try:
-        await listener.add_listener("sous_events_appended", lambda *args: received.put_nowait(args[-1]))
+        await listener.add_listener("sous_events_appended", lambda *args: old.put_nowait(args[-1]))
+        await listener.add_listener(CHANNEL, lambda *args: new.put_nowait(args[-1]))
         mine = unique("exec")
         async with engine.begin() as conn:
             await conn.execute(insert(event_store).values([_row(mine, 1), _row(mine, 2)]))
-        assert await asyncio.wait_for(received.get(), 60) == f"Execution:{mine}"
+        assert await asyncio.wait_for(new.get(), 60) == f"Execution:{mine}:2"
+        assert old.empty()
     finally:
         await listener.close()
         await engine.dispose()

@@ -1,8 +1,7 @@
 """One LISTEN connection per executor process, fanned out to every live-event stream it serves.
 
-A statement trigger on `event_store` (migration 0009) sends `NOTIFY sous_stream_versions,
-'<type>:<id>:<version>'` when an append commits, `<version>` being the stream's last version after it (and,
-for the previous release's streams, '<type>:<id>' on `sous_events_appended`). Streams
+A statement trigger on `event_store` (migrations 0009, 0011) sends `NOTIFY sous_stream_versions,
+'<type>:<id>:<version>'` when an append commits, `<version>` being the stream's last version after it. Streams
 wait on their subscription here instead of polling the database: an idle stream costs no query at all, and a
 stream reads only when its execution has something it has not been given.
 
