@@ -77,7 +77,7 @@ async def keep_execution(session: AsyncSession, envelope: Envelope, payload: Eve
     if isinstance(payload, ExecutionStarted):
         await copies.record_started(session, ws, payload.execution_id, payload.template_id, at)
     elif isinstance(payload, StepCompleted):
-        await copies.upsert_step(
+        copies.stage_step(
             session,
             payload.execution_id,
             payload.step_id,
@@ -88,7 +88,7 @@ async def keep_execution(session: AsyncSession, envelope: Envelope, payload: Eve
             **_step_outcome(payload),
         )
     elif isinstance(payload, StepFailed):
-        await copies.upsert_step(
+        copies.stage_step(
             session,
             payload.execution_id,
             payload.step_id,
@@ -97,7 +97,7 @@ async def keep_execution(session: AsyncSession, envelope: Envelope, payload: Eve
             **_step_outcome(payload),
         )
     elif isinstance(payload, StepSkipped):
-        await copies.upsert_step(session, payload.execution_id, payload.step_id, status="skipped")
+        copies.stage_step(session, payload.execution_id, payload.step_id, status="skipped")
     elif isinstance(payload, ExecutionFinished):
         await _keep_finished(session, envelope, payload)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -9,6 +10,11 @@ import pytest
 from sous_quality.adapters import copies
 
 pytestmark = pytest.mark.unit
+
+
+def session() -> Any:
+    """What the upserts use of a session: its `info` (the staged outcomes); statements are recorded apart."""
+    return SimpleNamespace(info={})
 
 
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
@@ -28,7 +34,7 @@ async def test_the_steps_of_a_summary_go_in_one_statement_each_once(monkeypatch:
         ("b", {"status": "failed", "attempts": 2}),
         ("a", {"status": "completed", "attempts": 3}),  # named twice: its last values
     ]
-    await copies.upsert_steps(None, "e1", summary)  # type: ignore[arg-type]
+    await copies.upsert_steps(session(), "e1", summary)
 
     [(sql, parameters)] = sent
     width = 2 + len(copies.STEP_DEFAULTS)
@@ -43,7 +49,34 @@ async def test_the_steps_of_a_summary_go_in_one_statement_each_once(monkeypatch:
 
 async def test_steps_that_give_different_columns_go_in_a_statement_each(monkeypatch: pytest.MonkeyPatch) -> None:
     sent = recorded(monkeypatch)
-    await copies.upsert_steps(None, "e1", [("a", {"status": "skipped"}), ("b", {"status": "completed", "output": "x"})])  # type: ignore[arg-type]
+    await copies.upsert_steps(
+        session(), "e1", [("a", {"status": "skipped"}), ("b", {"status": "completed", "output": "x"})]
+    )
     assert len(sent) == 2
     with pytest.raises(ValueError, match="no column"):
-        await copies.upsert_steps(None, "e1", [("a", {"colour": "red"})])  # type: ignore[arg-type]
+        await copies.upsert_steps(session(), "e1", [("a", {"colour": "red"})])
+
+
+async def test_a_runs_staged_outcomes_are_one_statement_written_before_its_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent = recorded(monkeypatch)
+    batch = session()
+    copies.stage_step(batch, "e1", "a", status="failed", error="boom", attempts=1)
+    copies.stage_step(batch, "e1", "a", status="completed", output="ok", error=None, attempts=2)  # a retry
+    copies.stage_step(batch, "e1", "b", status="completed", output="ok", error=None, attempts=1)
+    copies.stage_step(batch, "e2", "a", status="skipped")
+    assert sent == []  # nothing is written while the batch's records are handled
+
+    await copies.upsert_steps(batch, "e1", [("a", {"status": "completed", "attempts": 2})])  # e1's summary
+    outcomes, summary = sent
+    width = 2 + len(copies.STEP_DEFAULTS)
+    assert [outcomes[1][0:2], outcomes[1][width : width + 2]] == [("e1", "a"), ("e1", "b")]
+    merged = dict(zip(copies.STEP_DEFAULTS, outcomes[1][2:width], strict=True))
+    assert (merged["status"], merged["error"], merged["attempts"], merged["output"]) == ("completed", None, 2, '"ok"')
+    assert summary[1][0:2] == ("e1", "a")
+
+    await copies.flush_steps(batch)  # the batch's end: e2's outcome
+    assert [parameters[0:2] for _, parameters in sent[2:]] == [("e2", "a")]
+    await copies.flush_steps(batch)
+    assert len(sent) == 3

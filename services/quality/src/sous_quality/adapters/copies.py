@@ -275,9 +275,36 @@ async def upsert_step(session: AsyncSession, execution_id: str, step_id: str, **
     await upsert_steps(session, execution_id, [(step_id, values)])
 
 
+# Step outcomes a batch has yet to write, by execution and step: a run's outcomes in one batch are one statement,
+# written when the batch's records are handled, or before anything reads or writes that run's steps.
+_STAGED_KEY = "sous_quality.staged_steps"
+
+
+def stage_step(session: AsyncSession, execution_id: str, step_id: str, **values: Any) -> None:
+    """What an event says about a step, written with the batch's other outcomes of the run (`flush_steps`). A
+    step staged twice keeps the later values of the columns both give, as two upserts in turn would."""
+    unknown = values.keys() - STEP_DEFAULTS.keys()
+    if unknown:
+        raise ValueError(f"step_results has no column {sorted(unknown)}")
+    staged: dict[str, dict[str, dict[str, Any]]] = session.info.setdefault(_STAGED_KEY, {})
+    steps = staged.setdefault(execution_id, {})
+    steps[step_id] = {**steps.get(step_id, {}), **values}
+
+
+async def flush_steps(session: AsyncSession, execution_id: str | None = None) -> None:
+    """Write the staged outcomes of one run (None: of every run)."""
+    staged: dict[str, dict[str, dict[str, Any]]] = session.info.get(_STAGED_KEY) or {}
+    for run in list(staged) if execution_id is None else [execution_id]:
+        steps = staged.pop(run, None)
+        if steps:
+            await upsert_steps(session, run, list(steps.items()))
+
+
 async def upsert_steps(session: AsyncSession, execution_id: str, steps: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """Write what an event says about several steps, one statement per set of columns given (a finish's summary
-    gives the same for every step); a step named twice takes its last values."""
+    gives the same for every step); a step named twice takes its last values. The run's staged outcomes are
+    written first."""
+    await flush_steps(session, execution_id)
     groups: dict[frozenset[str], dict[str, dict[str, Any]]] = {}
     for step_id, values in steps:
         unknown = values.keys() - STEP_DEFAULTS.keys()
@@ -294,6 +321,7 @@ async def upsert_steps(session: AsyncSession, execution_id: str, steps: Sequence
 
 
 async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecord]:
+    await flush_steps(session, execution_id)
     result = await statements.run(session, "SELECT * FROM step_results WHERE execution_id = $1", execution_id)
     return [
         StepRecord(

@@ -13,6 +13,7 @@ from sous_events import events as ev
 from sous_events.dispatch import TypedHandler
 from sous_events.envelope import Envelope, EventPayload
 from sous_quality import handlers, replicas
+from sous_quality.adapters import copies
 from sous_quality.commands import CountAgentAttempts, LearnFromFinishedRun
 from sous_quality.config import QualitySettings
 from sous_service.caller import Caller
@@ -82,9 +83,15 @@ def consumed(uows: UnitOfWorks, attempts: AttemptsToCount) -> dict[type[EventPay
 
 
 def consumer_spec(name: str, uows: UnitOfWorks) -> ConsumerSpec:
-    """The quality consumer group `name`: its handlers, and the batch's attempts counted at its end."""
+    """The quality consumer group `name`: its handlers, and at the batch's end its staged step outcomes written
+    and its attempts counted."""
     attempts = AttemptsToCount(uows)
-    return ConsumerSpec(name=name, handlers=consumed(uows, attempts), views=VIEWS, after_batch=attempts.count)
+
+    async def batch_end(session: AsyncSession) -> None:
+        await copies.flush_steps(session)
+        await attempts.count(session)
+
+    return ConsumerSpec(name=name, handlers=consumed(uows, attempts), views=VIEWS, after_batch=batch_end)
 
 
 def quality_consumer(settings: QualitySettings, runtime: ServiceRuntime) -> ConsumerSpec:
