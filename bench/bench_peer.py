@@ -235,29 +235,14 @@ def sous_environment(highest: int, db_connections: int, llm_connections: int) ->
     }
 
 
-class Unmetered:
-    """The meter of runs that are not measured (the warm-up)."""
-
-    groups: dict[str, list[int]] = {}
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def read(self, group: str) -> float:
-        return 0.0
-
-    def per_step_ms(self, group: str, executions: int) -> float:
-        return 0.0
-
-
-def warm_up(stack: Stack, dbos: DbosSide | None, sous_pids: list[int], engines: list[str], runs: int) -> None:
+def warm_up(
+    stack: Stack, meter: CpuMeter, dbos: DbosSide | None, sous_pids: list[int], engines: list[str], runs: int
+) -> None:
     """Both engines run `runs` executions, 10 at a time, before anything is measured: the levels then measure
     processes in their steady state, as a long-running deployment is (Python's caches, PostgreSQL's plans
     and statistics and, on the Kafka lane, the broker's JVM, whose JIT-compiled code took more than the first
-    level to settle: its CPU per step fell by a third between two identical levels run one after the other)."""
+    level to settle: its CPU per step fell by a third between two identical levels run one after the other).
+    What `meter` reads meanwhile is discarded: each level starts it again."""
     if runs <= 0:
         return
     if dbos is not None:
@@ -265,7 +250,7 @@ def warm_up(stack: Stack, dbos: DbosSide | None, sous_pids: list[int], engines: 
             dbos.level(10, runs, 0)
     if "sous" in engines:
         with paused([dbos.process.pid] if dbos else []):
-            asyncio.run(sous_level(stack, 10, runs, 0, Unmetered()))
+            asyncio.run(sous_level(stack, 10, runs, 0, meter))
 
 
 def main() -> None:
@@ -350,7 +335,7 @@ def main() -> None:
                     dbos = DbosSide(stack, args.db_connections, llm_connections)
             print(f"Sous ({args.broker} broker) vs DBOS, 3-step sequential recipe, same PostgreSQL and model server")
             print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-            warm_up(stack, dbos, sous_pids, args.engines, args.warm_up_runs)
+            warm_up(stack, sous_meter, dbos, sous_pids, args.engines, args.warm_up_runs)
             print_header()
             for concurrency, total, latency_ms in levels:
                 dbos_result = sous_result = None

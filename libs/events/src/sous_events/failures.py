@@ -54,6 +54,15 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def error_detail(exc: BaseException) -> str:
+    """The DETAIL PostgreSQL gave with the error ("" when none), bare or wrapped by SQLAlchemy."""
+    for candidate in _chain(exc):
+        detail = getattr(candidate, "detail", None)
+        if isinstance(detail, str):  # SQLAlchemy's own `detail` is a list of its notes, not the server's
+            return detail
+    return ""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when the same work is expected to succeed once the infrastructure is back."""
     code = sqlstate(exc)

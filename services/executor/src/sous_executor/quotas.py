@@ -71,8 +71,9 @@ def check_graph(recipe: dict[str, Any], settings: ExecutorSettings) -> None:
 def admission_for(workspace_id: str, quota: Quota, max_concurrent: int) -> Admission:
     """The limits a start of the workspace is admitted on at its commit (adapters/admission.py)."""
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = midnight if quota.runs_per_day > 0 else None
-    return Admission(workspace_id, max_concurrent, quota.runs_per_day, since, ACTIVE_STATUSES)
+    if quota.runs_per_day <= 0:
+        return Admission(workspace_id, max_concurrent, 0, None, ACTIVE_STATUSES)
+    return Admission(workspace_id, max_concurrent, quota.runs_per_day, midnight, ACTIVE_STATUSES)
 
 
 def refused(refusal: Refusal) -> RateLimited:

@@ -17,17 +17,26 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sous_events.failures import sqlstate
+from sous_events.failures import error_detail, sqlstate
 
-# Columns of the row, in the order `parameters` gives them.
-COLUMNS = ("execution_id", "workspace_id", "lock_key", "max_active", "runs_per_day", "since", "active_statuses")
+# Columns of the row with their types, in the order `parameters` gives them.
+COLUMNS = (
+    ("execution_id", "text"),
+    ("workspace_id", "text"),
+    ("lock_key", "bigint"),
+    ("max_active", "int"),
+    ("runs_per_day", "int"),
+    ("since", "timestamptz"),
+    ("active_statuses", "varchar[]"),
+)
 TOO_MANY_ACTIVE = "SA429"
 TOO_MANY_TODAY = "SA430"
 
 
 @dataclass(frozen=True)
 class Admission:
-    """What a start is admitted on: its workspace's limits (`runs_per_day` 0: not counted, `since` None)."""
+    """What a start is admitted on: its workspace's limits (`runs_per_day` 0: not counted, and `since`, the
+    start of the day they are counted from, None)."""
 
     workspace_id: str
     max_active: int
@@ -41,7 +50,7 @@ class Admission:
             self.workspace_id,
             lock_key(self.workspace_id),
             self.max_active,
-            self.runs_per_day if self.since is not None else 0,
+            self.runs_per_day,
             self.since,
             list(self.active_statuses),
         ]
@@ -63,9 +72,9 @@ def lock_key(workspace_id: str) -> int:
 
 def insert_sql(first: int) -> str:
     """The CTE that writes the admission row, its parameters numbered from `first`."""
-    casts = ("text", "text", "bigint", "int", "int", "timestamptz", "varchar[]")
-    values = ", ".join(f"${first + i}::{cast}" for i, cast in enumerate(casts))
-    return f"admission AS (INSERT INTO start_admissions ({', '.join(COLUMNS)}) VALUES ({values})), "
+    names = ", ".join(name for name, _ in COLUMNS)
+    values = ", ".join(f"${first + i}::{cast}" for i, (_, cast) in enumerate(COLUMNS))
+    return f"admission AS (INSERT INTO start_admissions ({names}) VALUES ({values})), "
 
 
 def refusal_of(exc: BaseException) -> Refusal | None:
@@ -73,7 +82,7 @@ def refusal_of(exc: BaseException) -> Refusal | None:
     code = sqlstate(exc)
     if code not in (TOO_MANY_ACTIVE, TOO_MANY_TODAY):
         return None
-    counted, _, limit = _detail(exc).partition("/")
+    counted, _, limit = error_detail(exc).partition("/")
     return Refusal(code, _number(counted), _number(limit))
 
 
@@ -82,15 +91,3 @@ def _number(text: str) -> int:
         return int(text)
     except ValueError:
         return 0
-
-
-def _detail(exc: BaseException) -> str:
-    seen: set[int] = set()
-    candidate: BaseException | None = exc
-    while candidate is not None and id(candidate) not in seen:
-        seen.add(id(candidate))
-        detail = getattr(candidate, "detail", None)
-        if isinstance(detail, str):
-            return detail
-        candidate = getattr(candidate, "orig", None) or candidate.__cause__
-    return ""

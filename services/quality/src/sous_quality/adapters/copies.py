@@ -275,6 +275,12 @@ async def upsert_step(session: AsyncSession, execution_id: str, step_id: str, **
     await upsert_steps(session, execution_id, [(step_id, values)])
 
 
+def _check_step_columns(values: Mapping[str, Any]) -> None:
+    unknown = values.keys() - STEP_DEFAULTS.keys()
+    if unknown:
+        raise ValueError(f"step_results has no column {sorted(unknown)}")
+
+
 # Step outcomes a batch has yet to write, by execution and step: a run's outcomes in one batch are one statement,
 # written when the batch's records are handled, or before anything reads or writes that run's steps.
 _STAGED_KEY = "sous_quality.staged_steps"
@@ -283,9 +289,7 @@ _STAGED_KEY = "sous_quality.staged_steps"
 def stage_step(session: AsyncSession, execution_id: str, step_id: str, **values: Any) -> None:
     """What an event says about a step, written with the batch's other outcomes of the run (`flush_steps`). A
     step staged twice keeps the later values of the columns both give, as two upserts in turn would."""
-    unknown = values.keys() - STEP_DEFAULTS.keys()
-    if unknown:
-        raise ValueError(f"step_results has no column {sorted(unknown)}")
+    _check_step_columns(values)
     staged: dict[str, dict[str, dict[str, Any]]] = session.info.setdefault(_STAGED_KEY, {})
     steps = staged.setdefault(execution_id, {})
     steps[step_id] = {**steps.get(step_id, {}), **values}
@@ -307,9 +311,7 @@ async def upsert_steps(session: AsyncSession, execution_id: str, steps: Sequence
     await flush_steps(session, execution_id)
     groups: dict[frozenset[str], dict[str, dict[str, Any]]] = {}
     for step_id, values in steps:
-        unknown = values.keys() - STEP_DEFAULTS.keys()
-        if unknown:
-            raise ValueError(f"step_results has no column {sorted(unknown)}")
+        _check_step_columns(values)
         groups.setdefault(frozenset(values), {})[step_id] = values
     for given, by_step in groups.items():
         parameters: list[Any] = []
