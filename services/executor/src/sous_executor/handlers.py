@@ -34,6 +34,7 @@ from sous_executor.domain.inputs import resolve_inputs
 from sous_executor.domain.output_checks import referenced_agents
 from sous_executor.domain.outputs import summary_result
 from sous_executor.domain.planning import build_plan, parse_steps
+from sous_executor.domain.step_start import opening_starts
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.quotas import admission_for, check_graph, quota_for, with_budget
 from sous_executor.use_cases.execute_answers import accepted, started_under_key
@@ -286,6 +287,14 @@ class ExecutorService:
             )
             stream.append(event(started, 2))
             payloads.append(started)
+            # Its first steps start with it: the run goes straight to their model calls.
+            for index, envelope in enumerate(stream):
+                execution.apply(envelope, payloads[index])
+            for opening in opening_starts(execution):
+                envelope = event(opening, execution.version + 1)
+                execution.apply(envelope, opening)
+                stream.append(envelope)
+                payloads.append(opening)
         # Admitted at the commit, under the workspace's lock: its other starts overlap until then.
         admission = admission_for(workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
         await append_requested(
@@ -297,6 +306,7 @@ class ExecutorService:
             claimed=claimed,
             admission=admission,
             payloads=payloads,
+            folded=len(stream) if claimed else 0,
         )
         name = recipe.get("name") or recipe["template_id"]
         return accepted(execution_id, recipe, "started", len(steps), f"Execution of recipe '{name}' started")

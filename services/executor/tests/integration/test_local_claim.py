@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import pytest
 from executor_harness import (
+    ModelServer,
     Running,
     agent_snapshot,
     context_header,
     events_of,
+    executor_settings,
     recipe_snapshot,
+    running_executor,
     seed,
     start,
     step,
     wait_finished,
     wait_for,
 )
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.registry import payload_of
@@ -27,7 +30,7 @@ from sous_executor.adapters.leases import Leases
 from sous_executor.adapters.tables import leases
 from sous_executor.domain import execution as execution_module
 from sous_executor.entrypoints.consumers import RUNNERS_GROUP, runner_consumer
-from sous_local.testing import unique
+from sous_local.testing import Infrastructure, unique
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +135,60 @@ async def test_a_run_claimed_on_accept_never_decodes_its_request_again(
     assert body["status"] == "completed", body
     assert [r["output"] for r in body["step_results"]] != ["", ""]
     assert "ExecutionRequested" not in decoded and "ExecutionStarted" not in decoded
+
+
+async def test_a_run_claimed_on_accept_opens_its_first_steps_in_the_request_s_transaction(executor: Running) -> None:
+    """The ready steps' StepStarted are written with ExecutionRequested, in one transaction; the run then calls
+    the model for those attempts without recording them again."""
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    marker = unique("open")
+    recipe = recipe_snapshot(
+        ws,
+        [step("a", 1, agent["id"], f"a {marker}"), step("b", 2, agent["id"], "b"), step("c", 3, agent["id"], "c")],
+        execution_config={"mode": "parallel", "parallel_limit": 2},
+    )
+    await seed(executor, ws, recipe, [agent])
+    eid = await start(executor, ws, recipe["template_id"])
+    body = await wait_finished(executor, ws, recipe["template_id"], eid)
+    assert body["status"] == "completed", body
+    async with executor.executor.service.sessions() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT aggregate_version, event_type, envelope -> 'payload' ->> 'step_id', "
+                    "(envelope -> 'payload' ->> 'attempt')::int, xmin::text FROM event_store "
+                    "WHERE aggregate_type = 'Execution' AND aggregate_id = :eid ORDER BY aggregate_version"
+                ),
+                {"eid": eid},
+            )
+        ).all()
+    request_transaction = rows[0][4]
+    opened = [(r[1], r[2], r[3]) for r in rows if r[4] == request_transaction]
+    assert opened == [
+        ("ExecutionRequested", None, None),
+        ("ExecutionStarted", None, None),
+        ("StepStarted", "a", 1),
+        ("StepStarted", "b", 1),
+    ]
+    starts = [(r[2], r[3]) for r in rows if r[1] == "StepStarted"]
+    assert sorted(starts) == [("a", 1), ("b", 1), ("c", 1)]
+    assert [r["attempt"] for r in body["step_results"]] == [1, 1, 1]
+    assert f"a {marker}" in body["step_results"][0]["output"]
+
+
+async def test_an_opened_attempt_is_not_counted_among_the_starts_before_it(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    """With a crash-loop limit of one start, a fresh run's opened first attempt still runs: the limit counts
+    the starts before an attempt, and this one has none."""
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server, crash_loop_claims=1)
+    async with running_executor(settings) as running:
+        ws = unique("ws")
+        agent = agent_snapshot(ws)
+        recipe = recipe_snapshot(ws, [step("one", 1, agent["id"], f"one {unique('m')}")])
+        await seed(running, ws, recipe, [agent])
+        eid = await start(running, ws, recipe["template_id"])
+        body = await wait_finished(running, ws, recipe["template_id"], eid)
+    assert body["status"] == "completed", body
+    assert [(r["status"], r["attempt"]) for r in body["step_results"]] == [("completed", 1)]

@@ -122,13 +122,15 @@ async def append_requested(
     claimed: bool,
     admission: Admission,
     payloads: Sequence[EventPayload] | None = None,
+    folded: int = 0,
 ) -> None:
     """The first events of an execution (folded into `execution`), written by one statement of the session's
     transaction with their outbox rows and read-model row, and the lease when `claimed` by this instance.
     The start is admitted on `admission` at the commit, which fails with a refusal past a limit.
 
     `payloads`: the typed payloads the envelopes were made from, folded as they are (not read back from the
-    envelopes: a request's payload carries the whole recipe and its agents).
+    envelopes: a request's payload carries the whole recipe and its agents). `folded`: how many of the first
+    envelopes the caller has folded into `execution` already.
 
     No savepoint: a conflict (the execution exists already) fails the whole transaction, whose unit of work
     runs the start again. The lease expiry counts from the statement, as `Leases.claim_new`'s does.
@@ -137,7 +139,8 @@ async def append_requested(
     if payloads is not None and len(payloads) != len(envelopes):
         raise ValueError("one payload per envelope")
     for index, envelope in enumerate(envelopes):
-        execution.apply(envelope, None if payloads is None else payloads[index])
+        if index >= folded:
+            execution.apply(envelope, None if payloads is None else payloads[index])
     parameters = [*append_parameters(envelopes, outbox_rows), execution.execution_id, execution.workspace_id]
     parameters += [leases.owner, leases.ttl_s, claimed, *admission.parameters(execution.execution_id)]
     parameters += _projection_parameters(execution)

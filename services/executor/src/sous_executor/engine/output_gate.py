@@ -7,8 +7,7 @@ retry policy decides whether another attempt runs, and that attempt's prompt car
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sous_events.events.executor import FailedCheck
 from sous_executor.domain.output_checks import (
@@ -17,12 +16,10 @@ from sous_executor.domain.output_checks import (
     ContractError,
     check_name,
     check_output,
-    contract_of,
-    feedback,
     judge_verdict,
-    schema_instruction,
 )
 from sous_executor.domain.planning import StepSpec
+from sous_executor.domain.step_start import step_contract, with_contract
 from sous_executor.engine.agent_loop import agent_loop
 from sous_executor.engine.attempt import InFlight, StepFailure
 from sous_service.output_checks import JudgeCheck, OutputContract
@@ -54,29 +51,19 @@ class Answer:
     output_format: str  # "json" when the step declares an output_schema
 
 
-def _raw_step(run: Run, step_id: str) -> Mapping[str, Any]:
-    return next((s for s in run.agg.recipe.get("steps") or [] if str(s.get("step_id")) == step_id), {})
-
-
 def _contract(run: Run, spec: StepSpec) -> OutputContract:
     try:
-        return contract_of(_raw_step(run, spec.step_id))
+        return step_contract(run.agg, spec.step_id)
     except ContractError as exc:
         raise StepFailure(f"invalid output contract: {exc}", "config_error") from None
 
 
 def contract_prompt(run: Run, spec: StepSpec, prompt: str) -> str:
     """The prompt with the schema to answer in and, after an output_invalid attempt, what failed."""
-    contract = _contract(run, spec)
-    if not contract.declared:
-        return prompt
-    refused = run.agg.steps[spec.step_id].check_failures
-    if refused:
-        # The latest refusal, even when a later attempt was interrupted before answering.
-        return prompt + feedback(refused[-1]["failed_checks"], contract.output_schema)
-    if contract.output_schema is not None:
-        return prompt + schema_instruction(contract.output_schema)
-    return prompt
+    try:
+        return with_contract(run.agg, spec, prompt)
+    except ContractError as exc:
+        raise StepFailure(f"invalid output contract: {exc}", "config_error") from None
 
 
 async def checked_answer(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> Answer:

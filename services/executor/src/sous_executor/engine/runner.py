@@ -2,12 +2,14 @@
 
 A run can start on any instance that holds the execution's lease. It rebuilds the Execution from its
 stream (engine/journal.py), so a run resumed after a crash keeps completed steps and re-runs an
-interrupted step as a new attempt; a run its accepting instance has just claimed starts from the
-Execution its request folded (ExecutionRequested, ExecutionStarted: the whole stream at that moment; an
-append that finds the stream moved on, a cancel request, reloads it), without reading or decoding it again. Every append checks the lease in the same transaction, and every
-model or tool call first checks the lease guard (engine/fence.py): a runner that may have lost the
-lease neither writes nor acts. What a step's failure means and how a run's end is recorded are
-domain rules (domain/retry_policy.py, domain/budget_policy.py, domain/outcomes.py); this is the loop.
+interrupted step as a new attempt. A run its accepting instance has just claimed starts from the Execution
+its request folded (ExecutionRequested, ExecutionStarted and the StepStarted of the steps the request
+opened: the whole stream at that moment), without reading or decoding it again, and runs those attempts
+without recording them twice; an append that finds the stream moved on (a cancel request) reloads it.
+Every append checks the lease in the same transaction, and every model or tool call first checks the lease
+guard (engine/fence.py): a runner that may have lost the lease neither writes nor acts. What a step's
+failure means and how a run's end is recorded are domain rules (domain/retry_policy.py,
+domain/budget_policy.py, domain/outcomes.py); this is the loop.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ class Run:
         self.inflight: dict[str, InFlight] = {}
         self.model_ms: dict[str, float] = {}
         self.plan: Plan | None = None
+        # Step attempts whose StepStarted the request's transaction wrote (domain/step_start.py): run, not
+        # recorded again.
+        self._opened: set[tuple[str, int]] = set()
 
     @property
     def agg(self) -> Execution:
@@ -176,6 +181,13 @@ class Run:
         if reused:
             await self.emit(reused)
         state = resume_state(self.agg, plan)
+        if self.claimed is not None:
+            # Claimed with its request: a step already running was opened by that transaction, and this is
+            # that attempt (a resumed run starts a running step's next attempt instead).
+            for step_id in state.resume:
+                attempt = self.agg.steps[step_id].attempt
+                state.resume[step_id] = (attempt, None)
+                self._opened.add((step_id, attempt))
         if state.stop_failure is not None:
             await self._finish(RunEnding.stopped_by(self.agg, state.stop_failure, interrupting=False))
             return
@@ -268,6 +280,13 @@ class Run:
         return RunEnding.over_budget(over) if over else None
 
     # ------------------------------------------------------------ steps
+    def opened_with_request(self, step_id: str, attempt: int) -> bool:
+        """Whether this attempt's StepStarted is on record already, written with the run's request (once)."""
+        if (step_id, attempt) not in self._opened:
+            return False
+        self._opened.discard((step_id, attempt))
+        return True
+
     def _start_step(self, spec: StepSpec, attempt: int, retry_at: datetime | None) -> asyncio.Task[StepOutcome]:
         running = run_step(self, spec, attempt, retry_at)
         return asyncio.create_task(traced_step(spec.step_id, attempt, running), name=f"step-{spec.step_id}")

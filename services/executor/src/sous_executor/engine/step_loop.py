@@ -9,20 +9,19 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from sous_events.events.executor import StepCompleted, StepFailed, StepRetryScheduled, StepStarted, TokenUsage
+from sous_events.events.executor import StepCompleted, StepFailed, StepRetryScheduled, TokenUsage
 from sous_executor.adapters.leases import LeaseLost
 from sous_executor.domain.outcomes import StepOutcome
 from sous_executor.domain.outputs import cut_to_bytes
 from sous_executor.domain.planning import StepSpec
 from sous_executor.domain.retry_policy import RetryRule, after_failure, is_crash_loop
+from sous_executor.domain.step_start import step_started
 from sous_executor.engine.attempt import InFlight, StepFailure, classify
 from sous_executor.engine.output_gate import OutputInvalid, checked_answer, contract_prompt
 from sous_service.text import clean_text
 
 if TYPE_CHECKING:
     from sous_executor.engine.runner import Run
-
-MAX_PROMPT_IN_EVENT = 8000
 
 
 def utcnow() -> datetime:
@@ -36,7 +35,9 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
     if retry_at is not None:
         run.inflight[sid] = InFlight(attempt=attempt, waiting_retry=True)
         await run.pause(max(0.0, (retry_at - utcnow()).total_seconds()))
-    if is_crash_loop(step.unfinished_starts, run.settings.crash_loop_claims):
+    # An attempt the run's request opened is on record already: it is not one of the starts before it.
+    opened = run.opened_with_request(sid, attempt)
+    if is_crash_loop(step.unfinished_starts - opened, run.settings.crash_loop_claims):
         return await _crash_loop(run, spec)
     while True:
         rec = InFlight(attempt=attempt)
@@ -44,19 +45,9 @@ async def run_step(run: Run, spec: StepSpec, attempt: int, retry_at: datetime | 
         prompt, unknown = run.prompt(spec)
         prompt = contract_prompt(run, spec, prompt)
         run.checkpoint()
-        await run.emit(
-            [
-                StepStarted(
-                    execution_id=run.execution_id,
-                    step_id=sid,
-                    order=step.order,
-                    attempt=attempt,
-                    agent_id=step.agent_id,
-                    agent_name=step.agent_name,
-                    prompt=clean_text(prompt[:MAX_PROMPT_IN_EVENT]),
-                )
-            ]
-        )
+        if not opened:
+            await run.emit([step_started(run.agg, spec, attempt, prompt)])
+        opened = False
         rec.started = True
         rec.t0 = time.perf_counter()
         failure: StepFailure | None = None
