@@ -63,22 +63,14 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             jsontext.dumps(learned.suggestions),
             jsontext.dumps(learned.performance_metrics),
         )
-        await repository.insert_analysis(
-            session,
-            execution_id=learned.execution_id,
-            workspace_id=ws,
-            template_id=learned.template_id,
-            analyzed_at=envelope.occurred_at,
-            documents=documents,
-        )
-        # The analysis is folded into the recipe's learning_data by the statement; its scores stay as they are.
-        await repository.save_learning(
+        await repository.record_learning(
             session,
             ws,
             learned.template_id,
             envelope.aggregate_version,
             execution_id=learned.execution_id,
             analyzed_at=learned.analyzed_at,
+            recorded_at=envelope.occurred_at,
             documents=documents,
         )
         return
@@ -86,7 +78,8 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
     if isinstance(payload, QualityAssessed):
         execution = await copies.revision_and_agents(session, payload.execution_id)
         revision = execution["revision"] if execution is not None else None
-        await repository.insert_assessment(
+        # The event carries the new rolling score; the count of assessments grows by one (in the statement).
+        await repository.record_assessment(
             session,
             execution_id=payload.execution_id,
             workspace_id=ws,
@@ -100,13 +93,7 @@ async def apply(session: AsyncSession, envelope: Envelope) -> None:
             recipe_revision=int(revision) if isinstance(revision, int) else None,
             models=models_of(execution),
             counted=payload.counted,
-        )
-        if not payload.counted:
-            await repository.save_uncounted_assessment(session, ws, payload.template_id, envelope.aggregate_version)
-            return
-        # The event carries the new rolling score; the count of assessments grows by one (in the statement).
-        await repository.save_assessed_score(
-            session, ws, payload.template_id, payload.rolling_score, envelope.aggregate_version
+            version=envelope.aggregate_version,
         )
     elif isinstance(payload, AgentMetricsUpdated):
         # The event carries the agent's whole totals: the state it leaves needs nothing read.

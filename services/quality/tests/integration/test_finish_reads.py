@@ -1,5 +1,6 @@
 """A finish writes its run's copy and the learning that follows reads the copy the finish returned: neither the
-learning nor the assessment's projection reads the run's copy back."""
+learning nor the assessment's projection reads the run's copy back. Each projection of the learning's events
+(the assessment, the analysis) writes its row and the recipe's quality in one statement."""
 
 from __future__ import annotations
 
@@ -82,3 +83,20 @@ async def test_a_finished_run_is_assessed_without_reading_its_copy_back(
             )
         ).one()
     assert (row.recipe_revision, row.models) == (3, ["gpt-4o-mini"])
+    # The assessment's row and the recipe's score; the analysis's row and the recipe's learning: a statement each.
+    (assessed,) = [s for s in statements if s.startswith("WITH assessed AS ( INSERT INTO assessments")]
+    (analysed,) = [s for s in statements if s.startswith("WITH analysis AS ( INSERT INTO analyses")]
+    assert "INSERT INTO recipe_quality" in assessed and "INSERT INTO recipe_quality" in analysed
+    assert not [s for s in statements if s.startswith(("INSERT INTO assessments", "INSERT INTO analyses"))]
+    async with sessions() as session:
+        quality = (
+            await session.execute(
+                text(
+                    "SELECT assessment_count, jsonb_array_length(learning_data -> 'analyses') AS analyses, "
+                    "(SELECT count(*) FROM analyses WHERE execution_id = :e) AS rows "
+                    "FROM recipe_quality WHERE template_id = :t"
+                ),
+                {"e": execution_id, "t": template_id},
+            )
+        ).one()
+    assert (quality.assessment_count, quality.analyses, quality.rows) == (1, 1, 1)

@@ -43,15 +43,30 @@ async def assessed_and_analysed(session: AsyncSession, workspace_id: str, execut
     return bool(row[0]), bool(row[1])
 
 
-_ASSESSMENT_SQL = """
+_ASSESSMENT = """
 INSERT INTO assessments (execution_id, workspace_id, template_id, assessed_at, quality_score, rolling_score,
     breakdown, grade, bottlenecks, recipe_revision, models, counted)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, $11::jsonb, $12)
 ON CONFLICT DO NOTHING
 """
+# $13: the event's version. A counted assessment's rolling score is the one given, one more assessment counted;
+# an uncounted one leaves the recipe's score and count as they are.
+_ASSESSED_SQL = f"""
+WITH assessed AS ({_ASSESSMENT})
+INSERT INTO recipe_quality AS q (workspace_id, template_id, quality_score, assessment_count, learning_data, version)
+VALUES ($2, $3, $6, 1, '{{}}', $13)
+ON CONFLICT (workspace_id, template_id) DO UPDATE SET quality_score = EXCLUDED.quality_score,
+    assessment_count = q.assessment_count + 1, version = EXCLUDED.version
+"""
+_UNCOUNTED_SQL = f"""
+WITH assessed AS ({_ASSESSMENT})
+INSERT INTO recipe_quality AS q (workspace_id, template_id, assessment_count, learning_data, version)
+VALUES ($2, $3, 0, '{{}}', $13)
+ON CONFLICT (workspace_id, template_id) DO UPDATE SET version = EXCLUDED.version
+"""
 
 
-async def insert_assessment(
+async def record_assessment(
     session: AsyncSession,
     *,
     execution_id: str,
@@ -65,11 +80,13 @@ async def insert_assessment(
     bottlenecks: list[dict[str, Any]],
     recipe_revision: int | None,
     models: list[str],
-    counted: bool = True,
+    counted: bool,
+    version: int,
 ) -> None:
+    """The run's assessment row and, in the same statement, the recipe's quality at `version`."""
     await statements.run(
         session,
-        _ASSESSMENT_SQL,
+        _ASSESSED_SQL if counted else _UNCOUNTED_SQL,
         execution_id,
         workspace_id,
         template_id,
@@ -82,6 +99,7 @@ async def insert_assessment(
         recipe_revision,
         jsontext.dumps(models),
         counted,
+        version,
     )
 
 
@@ -90,27 +108,6 @@ async def get_analysis(session: AsyncSession, workspace_id: str, execution_id: s
         select(analyses).where(analyses.c.execution_id == execution_id, analyses.c.workspace_id == workspace_id)
     )
     return result.mappings().first()
-
-
-_ANALYSIS_SQL = """
-INSERT INTO analyses (execution_id, workspace_id, template_id, analyzed_at, patterns, suggestions,
-    performance_metrics)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb)
-ON CONFLICT DO NOTHING
-"""
-
-
-async def insert_analysis(
-    session: AsyncSession,
-    *,
-    execution_id: str,
-    workspace_id: str,
-    template_id: str,
-    analyzed_at: datetime,
-    documents: tuple[str, str, str],
-) -> None:
-    """`documents`: the JSON texts of the analysis's patterns, suggestions and performance_metrics."""
-    await statements.run(session, _ANALYSIS_SQL, execution_id, workspace_id, template_id, analyzed_at, *documents)
 
 
 # --- the RecipeQuality aggregate -----------------------------------------------------------------
@@ -149,19 +146,16 @@ async def get_recipe_quality(session: AsyncSession, workspace_id: str, template_
     return (await session.execute(select(recipe_quality).where(where))).mappings().first()
 
 
-_SAVE_SCORE_SQL = """
-INSERT INTO recipe_quality AS q (workspace_id, template_id, quality_score, assessment_count, learning_data, version)
-VALUES ($1, $2, $3, 1, '{}', $4)
-ON CONFLICT (workspace_id, template_id) DO UPDATE SET quality_score = EXCLUDED.quality_score,
-    assessment_count = q.assessment_count + 1, version = EXCLUDED.version
-"""
-_SAVE_UNCOUNTED_SQL = """
-INSERT INTO recipe_quality AS q (workspace_id, template_id, assessment_count, learning_data, version)
-VALUES ($1, $2, 0, '{}', $3)
-ON CONFLICT (workspace_id, template_id) DO UPDATE SET version = EXCLUDED.version
-"""
-# $4..$8: the LearningRecorded's execution_id, analyzed_at, patterns, suggestions, performance_metrics.
-_SAVE_LEARNING_SQL = f"""
+# $4..$8: the LearningRecorded's execution_id, analyzed_at (its text), patterns, suggestions,
+# performance_metrics; $9: when it was recorded. The run's analysis row, and the analysis folded into the
+# recipe's learning_data.
+_LEARNING_SQL = f"""
+WITH analysis AS (
+    INSERT INTO analyses (execution_id, workspace_id, template_id, analyzed_at, patterns, suggestions,
+        performance_metrics)
+    VALUES ($4, $1, $2, $9, $6::jsonb, $7::jsonb, $8::jsonb)
+    ON CONFLICT DO NOTHING
+)
 INSERT INTO recipe_quality AS q (workspace_id, template_id, assessment_count, learning_data, version)
 VALUES ($1, $2, 0, {learning_fold.folded("'{}'::jsonb", 4)}, $3)
 ON CONFLICT (workspace_id, template_id) DO UPDATE SET learning_data = {learning_fold.folded("q.learning_data", 4)},
@@ -169,19 +163,7 @@ ON CONFLICT (workspace_id, template_id) DO UPDATE SET learning_data = {learning_
 """
 
 
-async def save_assessed_score(
-    session: AsyncSession, workspace_id: str, template_id: str, rolling_score: float, version: int
-) -> None:
-    """An assessment at `version`: the recipe's rolling score is the one given, one more assessment counted."""
-    await statements.run(session, _SAVE_SCORE_SQL, workspace_id, template_id, rolling_score, version)
-
-
-async def save_uncounted_assessment(session: AsyncSession, workspace_id: str, template_id: str, version: int) -> None:
-    """An assessment that is not counted (QualityAssessed.counted): the recipe's score and count stay."""
-    await statements.run(session, _SAVE_UNCOUNTED_SQL, workspace_id, template_id, version)
-
-
-async def save_learning(
+async def record_learning(
     session: AsyncSession,
     workspace_id: str,
     template_id: str,
@@ -189,12 +171,22 @@ async def save_learning(
     *,
     execution_id: str,
     analyzed_at: str,
+    recorded_at: datetime,
     documents: tuple[str, str, str],
 ) -> None:
-    """A learning at `version`: its analysis folded into the recipe's learning_data (in the statement), its
-    scores as they are. `documents`: the JSON texts of its patterns, suggestions and performance_metrics."""
+    """A learning at `version`: the run's analysis row, and the analysis folded into the recipe's learning_data
+    (its scores as they are), in one statement. `documents`: the JSON texts of its patterns, suggestions and
+    performance_metrics."""
     await statements.run(
-        session, _SAVE_LEARNING_SQL, workspace_id, template_id, version, execution_id, analyzed_at, *documents
+        session,
+        _LEARNING_SQL,
+        workspace_id,
+        template_id,
+        version,
+        execution_id,
+        analyzed_at,
+        *documents,
+        recorded_at,
     )
 
 
