@@ -85,6 +85,7 @@ class OutboxRelay:
         keepalive_idle_s: int = 10,
         on_park: Callable[[int], None] | None = None,
         mark_delay_s: float = 0.1,
+        vacuum_every_rows: int = 2000,
     ) -> None:
         self.name = name
         self.dsn = asyncpg_dsn(database_url)
@@ -99,6 +100,15 @@ class OutboxRelay:
         self._mark_sent = (_MARK_SENT if keep_sent_s > 0 else _DELETE_SENT).format(ids="$1")
         self.purge_every_s = purge_every_s
         self._last_purge = 0.0
+        # A deleted row leaves a dead entry in ix_outbox_unsent, and each fetch walks that index from its
+        # oldest entry: until the table is vacuumed, every fetch steps over every row deleted since.
+        # Autovacuum looks at a database once a naptime (a minute by default), by which time a busy service
+        # has deleted tens of thousands of rows and a fetch costs several times what it did, so the leader
+        # vacuums the table itself every `vacuum_every_rows` rows deleted. (Rows kept as a delivery log are
+        # live: the periodic trim and autovacuum look after that table.)
+        self.vacuum_every_rows = vacuum_every_rows if keep_sent_s <= 0 else 0
+        self.vacuums = 0
+        self._vacuumed_at = 0
         # A connection that silently died (a dropped route, a frozen server) must fail a query rather than
         # hang the leader: every command is bounded, and keepalives let the server drop the session (and
         # its advisory lock) so a reconnecting leader, or another instance, can take over.
@@ -161,6 +171,7 @@ class OutboxRelay:
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             while not self._stopping.is_set():
                 await self._purge_if_due(conn)
+                await self._vacuum_if_due(conn)
                 # Cleared before the query: a NOTIFY of a commit the query does not see wakes the next wait.
                 self._wake.clear()
                 fetched = await self._publish_batch(conn)
@@ -203,6 +214,15 @@ class OutboxRelay:
         await conn.execute(
             "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)", float(self.keep_sent_s)
         )
+
+    async def _vacuum_if_due(self, conn: asyncpg.Connection) -> None:
+        if self.vacuum_every_rows <= 0 or self.published - self._vacuumed_at < self.vacuum_every_rows:
+            return
+        self._vacuumed_at = self.published
+        # SKIP_LOCKED: a vacuum already running (autovacuum's) is left to finish; a role that does not own the
+        # table gets a warning from the server, not an error.
+        await conn.execute("VACUUM (SKIP_LOCKED) outbox")
+        self.vacuums += 1
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

@@ -224,3 +224,40 @@ async def test_a_relay_keeping_no_delivery_log_deletes_each_row_once_acknowledge
         await reader.stop()
         await relay._close_producer()
         await conn.close()
+
+
+async def test_a_relay_keeping_no_delivery_log_vacuums_the_outbox_as_it_deletes(
+    fresh_database, sessions, kafka, workspace
+):
+    # Every deleted row leaves a dead entry in the unsent index that each fetch steps over until the table is
+    # vacuumed; the leader vacuums it every `vacuum_every_rows` rows instead of waiting for autovacuum.
+    store = EventStore()
+    async with sessions() as s, s.begin():
+        await store.append_streams(
+            s, [([pipeline_event(workspace, f"{workspace}-vacuum-{i}", v) for v in range(1, 101)], 0) for i in range(3)]
+        )
+    relay = OutboxRelay(
+        name=f"relay-{uuid.uuid4().hex[:8]}",
+        database_url=fresh_database,
+        kafka=kafka,
+        keep_sent_s=0,
+        batch_size=100,
+        vacuum_every_rows=100,
+    )
+    conn = await asyncpg.connect(relay.dsn)
+    relay.start()
+    try:
+
+        async def vacuumed() -> bool:
+            counts = await conn.fetchrow(
+                "SELECT pg_stat_get_vacuum_count('outbox'::regclass) AS vacuums, (SELECT count(*) FROM outbox) AS left"
+            )
+            return counts["left"] == 0 and counts["vacuums"] >= 2
+
+        await eventually(vacuumed, what="the sent rows deleted and the outbox vacuumed")
+        assert relay.published == 300
+    finally:
+        await relay.stop()
+        await conn.close()
+    # A relay that keeps its delivery log leaves its live rows to the periodic trim and autovacuum.
+    assert OutboxRelay(name="kept", database_url=fresh_database, kafka=kafka, keep_sent_s=60).vacuum_every_rows == 0
