@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # imports them without compiling (which also holds where PYTHONDONTWRITEBYTECODE keeps Python from caching).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench bench-peer bench-stack k8s-validate chaos chaos-short
+.PHONY: help install up down test test-kafka test-kafka-all lint typecheck bench bench-peer bench-stack bench-steady k8s-validate chaos chaos-short
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ bench-peer: install ## Sous vs DBOS on one PostgreSQL and model server: exec/s, 
 	bash scripts/bench-peer-env.sh
 	$(PY) bench/bench_peer.py --broker embedded $(BENCH_PEER_ARGS)
 	$(PY) bench/bench_peer.py --broker kafka --skip-high $(BENCH_PEER_ARGS)
+
+bench-steady: install ## Sous's cost per run over consecutive windows of one stack: flat, or growing with the stores
+	$(PY) bench/bench_steady.py $(BENCH_STEADY_ARGS)
 
 bench-stack: install ## make up's warm start time, the idle stack's memory (RSS) and CPU
 	$(PY) bench/bench_stack.py
