@@ -179,6 +179,52 @@ async def test_a_batch_writes_each_recipe_it_counts_once_without_reading_the_rec
     assert found["popularity"] == popularity(3, rate, 0.7)
 
 
+async def test_a_batch_folds_its_analyses_of_a_recipe_into_its_learning_data_in_order_in_one_statement(catalog):
+    """A batch's LearningRecorded of one recipe are folded into its learning_data by one statement (eight at
+    most each), in the order they came: the latest fields are the last one's, every one is summarised."""
+    from sous_catalog.adapters.statistics import MAX_FOLDED
+    from sous_events.learning_fold import fold_in_memory
+
+    runtime = catalog.app.state.runtime
+    runner = runtime.consumers[0]
+    engine = runtime.engine.sync_engine
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    ws = catalog.workspace
+    tid = (await catalog.recipe())["template_id"]
+    stream = f"{ws}:{tid}"
+    analyses = [
+        {
+            "template_id": tid,
+            "execution_id": new_id(),
+            "analyzed_at": f"t{index:02d}",
+            "patterns": [{"type": "slow_step", "step_id": f"s{index}"}] * (index % 3),
+            "suggestions": [{"type": "prompt_rewrite", "priority": "low", "message": f"m{index}"}],
+            "performance_metrics": {"duration_ms": index},
+        }
+        for index in range(MAX_FOLDED + 2)
+    ]
+    envelopes = [
+        event(ev.LearningRecorded.model_validate(analysis), ws, stream, index + 1)
+        for index, analysis in enumerate(analyses)
+    ]
+    event_.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with runtime.sessions() as session, session.begin():
+            await runner.batch_handler(session, envelopes)
+    finally:
+        event_.remove(engine, "before_cursor_execute", seen)
+    # Ten analyses: a statement of eight, then one of two.
+    assert len([s for s in statements if s.startswith("UPDATE recipes SET learning_data")]) == 2
+    expected = None
+    for envelope in envelopes:
+        expected = fold_in_memory(expected, envelope.payload)
+    assert (await recipe_of(catalog, tid))["learning_data"] == expected
+
+
 async def test_an_execution_moves_forward_only_and_a_cancellation_is_no_finish(catalog):
     ws = catalog.workspace
     recipe = await catalog.recipe()

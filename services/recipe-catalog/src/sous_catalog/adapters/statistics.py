@@ -57,17 +57,26 @@ RETURNING id, use_count, finished_count, success_count, success_rate, quality_sc
 
 _RATES = "UPDATE recipes SET success_rate = $2, popularity = $3 WHERE id = $1"
 
-# A run's analysis ($3..$7) folded into the recipe's learning_data, which is neither read nor sent back.
-_LEARNING = (
-    f"UPDATE recipes SET learning_data = {learning_fold.folded('learning_data', 3)} "
-    "WHERE workspace_id = $1 AND template_id = $2"
-)
+# A batch's analyses of one recipe, folded into its learning_data in one statement, in the order they came (the
+# document is neither read nor sent back): at most this many per statement, each five parameters from $3 on.
+MAX_FOLDED = 8
+
+
+def _learning_sql(count: int) -> str:
+    folded = "learning_data"
+    for index in range(count):
+        folded = learning_fold.folded(folded, 3 + 5 * index)
+    return f"UPDATE recipes SET learning_data = {folded} WHERE workspace_id = $1 AND template_id = $2"
+
+
+_LEARNING = tuple(_learning_sql(count) for count in range(1, MAX_FOLDED + 1))
 
 _AGENT_METRICS = "UPDATE agents SET metrics = $3::jsonb WHERE workspace_id = $1 AND id = $2"
 
 
-# Where a batch's session keeps its tally (sessions are one per batch transaction).
+# Where a batch's session keeps its tally and its recipes' analyses (sessions are one per batch transaction).
 TALLY_KEY = "sous_catalog.recipe_tally"
+LEARNINGS_KEY = "sous_catalog.recipe_learnings"
 
 
 @dataclass
@@ -131,15 +140,23 @@ class StatisticsWriter:
         findings: tuple[list[Any], list[Any], dict[str, Any]],
     ) -> None:
         """A run's analysis (`findings`: its patterns, suggestions and performance_metrics as written), folded
-        into the recipe's learning_data."""
-        documents = [jsontext.dumps(document) for document in findings]
-        await self._run(_LEARNING, workspace_id, template_id, execution_id, analyzed_at, *documents)
+        into the recipe's learning_data with the batch's others at its end (`flush`)."""
+        learnings: dict[tuple[str, str], list[Any]] = self.session.info.setdefault(LEARNINGS_KEY, {})
+        staged = learnings.setdefault((workspace_id, template_id), [])
+        staged.append((execution_id, analyzed_at, *(jsontext.dumps(document) for document in findings)))
 
     async def agent_metrics(self, workspace_id: str, agent_id: str, metrics: dict[str, Any]) -> None:
         await self._run(_AGENT_METRICS, workspace_id, agent_id, jsontext.dumps(metrics))
 
     async def flush(self) -> None:
-        """Write the batch's tally: each recipe's counters, then its popularity and success rate."""
+        """Write the batch's tally (each recipe's counters, then its popularity and success rate) and fold its
+        analyses into each recipe's learning_data."""
+        learnings: dict[tuple[str, str], list[Any]] = self.session.info.pop(LEARNINGS_KEY, None) or {}
+        for (workspace_id, template_id), staged in learnings.items():
+            for start in range(0, len(staged), MAX_FOLDED):
+                chunk = staged[start : start + MAX_FOLDED]
+                values = [value for analysis in chunk for value in analysis]
+                await self._run(_LEARNING[len(chunk) - 1], workspace_id, template_id, *values)
         tallies: dict[tuple[str, str], RecipeTally] = self.session.info.pop(TALLY_KEY, None) or {}
         for (workspace_id, template_id), tally in tallies.items():
             parameters = (

@@ -2,7 +2,8 @@
 
 They change read-model columns only (never a Recipe or Agent event): each runs in the consumer's inbox
 transaction, so a redelivered event changes nothing twice. What a batch's events add to a recipe's counters is
-tallied and written once at the batch's end (`flush`, the consumer's after_batch).
+tallied and written once at the batch's end (`flush`, the consumer's after_batch), and so are its analyses of each
+recipe, folded into the recipe's learning_data by one statement.
 
 Each handler reads its event through a view of the few fields it uses (`VIEWS`, declared with the
 consumer): an ExecutionRequested carries the recipe and its agents, an ExecutionFinished the step results,
