@@ -129,20 +129,30 @@ async def test_execution_events_update_statistics_once(catalog):
     assert again["revision"] == 1
 
 
-async def test_a_batch_writes_each_recipe_it_counts_once_without_reading_the_recipe_documents(catalog):
-    """Counting a use, a finish or a score is arithmetic in SQL on the statistics columns, then the popularity
-    it leads to: no row is locked and read first, and the recipe's documents (the snapshot, learning_data,
-    large) are neither read nor returned. A batch of three runs of one recipe (their requests, starts, finishes
-    and scores) writes each execution row once per event and the recipe twice: its counters, then its
-    popularity and success rate."""
+async def batch_statements(catalog, envelopes) -> list[str]:
+    """Apply `envelopes` as one consumer batch; the statements it sent, whitespace folded."""
     runtime = catalog.app.state.runtime
-    runner = runtime.consumers[0]
     engine = runtime.engine.sync_engine
     statements: list[str] = []
 
     def seen(conn, cursor, statement, parameters, context, executemany):
         statements.append(" ".join(statement.split()))
 
+    event_.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with runtime.sessions() as session, session.begin():
+            await runtime.consumers[0].batch_handler(session, envelopes)
+    finally:
+        event_.remove(engine, "before_cursor_execute", seen)
+    return statements
+
+
+async def test_a_batch_writes_each_recipe_it_counts_once_without_reading_the_recipe_documents(catalog):
+    """Counting a use, a finish or a score is arithmetic in SQL on the statistics columns, then the popularity
+    it leads to: no row is locked and read first, and the recipe's documents (the snapshot, learning_data,
+    large) are neither read nor returned. A batch of three runs of one recipe (their requests, starts, finishes
+    and scores) writes each execution row once per event and the recipe twice: its counters, then its
+    popularity and success rate."""
     ws = catalog.workspace
     recipe = await catalog.recipe()
     tid = recipe["template_id"]
@@ -163,12 +173,7 @@ async def test_a_batch_writes_each_recipe_it_counts_once_without_reading_the_rec
             grade="B",
         )
         envelopes.append(event(assessed, ws, f"{ws}:{tid}", index + 1))
-    event_.listen(engine, "before_cursor_execute", seen)
-    try:
-        async with runtime.sessions() as session, session.begin():
-            await runner.batch_handler(session, envelopes)
-    finally:
-        event_.remove(engine, "before_cursor_execute", seen)
+    statements = await batch_statements(catalog, envelopes)
     assert len([s for s in statements if "INTO executions" in s]) == 9
     assert len([s for s in statements if "UPDATE recipes" in s]) == 2
     assert not [s for s in statements if "FOR UPDATE" in s and ("recipes" in s or "executions" in s)]
@@ -184,14 +189,6 @@ async def test_a_batch_folds_its_analyses_of_a_recipe_into_its_learning_data_in_
     most each), in the order they came: the latest fields are the last one's, every one is summarised."""
     from sous_catalog.adapters.statistics import MAX_FOLDED
     from sous_events.learning_fold import fold_in_memory
-
-    runtime = catalog.app.state.runtime
-    runner = runtime.consumers[0]
-    engine = runtime.engine.sync_engine
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()))
 
     ws = catalog.workspace
     tid = (await catalog.recipe())["template_id"]
@@ -211,12 +208,7 @@ async def test_a_batch_folds_its_analyses_of_a_recipe_into_its_learning_data_in_
         event(ev.LearningRecorded.model_validate(analysis), ws, stream, index + 1)
         for index, analysis in enumerate(analyses)
     ]
-    event_.listen(engine, "before_cursor_execute", seen)
-    try:
-        async with runtime.sessions() as session, session.begin():
-            await runner.batch_handler(session, envelopes)
-    finally:
-        event_.remove(engine, "before_cursor_execute", seen)
+    statements = await batch_statements(catalog, envelopes)
     # Ten analyses: a statement of eight, then one of two.
     assert len([s for s in statements if s.startswith("UPDATE recipes SET learning_data")]) == 2
     expected = None
