@@ -173,7 +173,7 @@ async def test_a_pass_fetches_the_next_rows_while_its_own_are_acknowledged(fresh
         assert _CountingConnection.fetches == 4  # the second and third pass had their rows already
         assert await relay._publish_batch(conn) == 0  # marks the last pass's rows; nothing more to send
         assert await pending_count(fresh_database) == 0
-        assert relay.published == 300
+        assert relay.published == 300 and relay.vacuums >= 2
         rows = await conn.fetch("SELECT key, count(*) FROM outbox WHERE sent_at IS NOT NULL GROUP BY key")
         assert sorted((r["key"], r["count"]) for r in rows) == [(a, 100) for a in aggregates]
     finally:

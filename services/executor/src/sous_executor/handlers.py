@@ -288,8 +288,8 @@ class ExecutorService:
             stream.append(event(started, 2))
             payloads.append(started)
             # Its first steps start with it: the run goes straight to their model calls.
-            for index, envelope in enumerate(stream):
-                execution.apply(envelope, payloads[index])
+            for envelope, payload in zip(stream, payloads, strict=True):
+                execution.apply(envelope, payload)
             for opening in opening_starts(execution):
                 envelope = event(opening, execution.version + 1)
                 execution.apply(envelope, opening)

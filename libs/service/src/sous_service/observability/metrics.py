@@ -106,6 +106,7 @@ LIVE_COUNTERS: dict[str, str] = {
     "sous_consumer_transient_failures_total": "Transient failures (database or broker away) a consumer retried",
     "sous_outbox_published_total": "Outbox rows this process's relay published",
     "sous_outbox_parked_total": "Outbox rows this process's relay parked (refused by the broker for good)",
+    "sous_outbox_vacuums_total": "Vacuums of the outbox this process's relay ran, every so many rows it deleted",
     "sous_lease_takeovers_total": "Executions this executor took over after their owner's lease expired",
 }
 

@@ -167,6 +167,7 @@ def relay_source(service: str, relay: Any) -> Any:
         if current is not None:
             yield "sous_outbox_published_total", {"service": service}, current.published
             yield "sous_outbox_parked_total", {"service": service}, current.parked
+            yield "sous_outbox_vacuums_total", {"service": service}, current.vacuums
 
     return samples
 
