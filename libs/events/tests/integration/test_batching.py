@@ -173,7 +173,7 @@ async def test_a_pass_fetches_the_next_rows_while_its_own_are_acknowledged(fresh
         assert _CountingConnection.fetches == 4  # the second and third pass had their rows already
         assert await relay._publish_batch(conn) == 0  # marks the last pass's rows; nothing more to send
         assert await pending_count(fresh_database) == 0
-        assert relay.published == 300 and relay.vacuums >= 2
+        assert relay.published == 300
         rows = await conn.fetch("SELECT key, count(*) FROM outbox WHERE sent_at IS NOT NULL GROUP BY key")
         assert sorted((r["key"], r["count"]) for r in rows) == [(a, 100) for a in aggregates]
     finally:
@@ -255,7 +255,7 @@ async def test_a_relay_keeping_no_delivery_log_vacuums_the_outbox_as_it_deletes(
             return counts["left"] == 0 and counts["vacuums"] >= 2
 
         await eventually(vacuumed, what="the sent rows deleted and the outbox vacuumed")
-        assert relay.published == 300
+        assert relay.published == 300 and relay.vacuums >= 2
     finally:
         await relay.stop()
         await conn.close()
