@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import Envelope, EventPayload
@@ -168,3 +168,16 @@ async def test_a_rebuild_from_stored_v2_and_new_v3_events_gives_the_same_rows(qu
 
     await SERVICE.rebuild_from_store(settings)
     assert await rows(sessions, ws) == live
+
+
+async def test_the_learning_document_is_stored_uncompressed(quality: tuple[Any, Sessions]) -> None:
+    """Each learning rewrites the whole document: it is kept out of line without compression (migration 0005)."""
+    _, sessions = quality
+    async with sessions() as session:
+        storage = await session.scalar(
+            text(
+                "SELECT attstorage::text FROM pg_attribute WHERE attrelid = 'recipe_quality'::regclass AND attname = :c"
+            ),
+            {"c": "learning_data"},
+        )
+    assert storage == "e"

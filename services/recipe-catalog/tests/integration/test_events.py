@@ -2,7 +2,7 @@
 
 import pytest
 from sqlalchemy import event as event_
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from sous_catalog.adapters.tables import agents, recipes
 from sous_catalog.domain.recipe import popularity
@@ -450,3 +450,13 @@ async def test_rebuild_from_the_event_store_equals_the_live_read_models(catalog)
     replayed = await rebuild_read_models(sessions)
     assert replayed >= 9
     assert await snapshot() == live
+
+
+async def test_the_learning_document_is_stored_uncompressed(catalog):
+    """Each batch's analyses rewrite the whole document: it is kept out of line without compression (0004)."""
+    async with catalog.app.state.runtime.sessions() as session:
+        storage = await session.scalar(
+            text("SELECT attstorage::text FROM pg_attribute WHERE attrelid = 'recipes'::regclass AND attname = :c"),
+            {"c": "learning_data"},
+        )
+    assert storage == "e"
