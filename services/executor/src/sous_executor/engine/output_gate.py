@@ -51,11 +51,15 @@ class Answer:
     output_format: str  # "json" when the step declares an output_schema
 
 
+def _config_error(exc: ContractError) -> StepFailure:
+    return StepFailure(f"invalid output contract: {exc}", "config_error")
+
+
 def _contract(run: Run, spec: StepSpec) -> OutputContract:
     try:
         return step_contract(run.agg, spec.step_id)
     except ContractError as exc:
-        raise StepFailure(f"invalid output contract: {exc}", "config_error") from None
+        raise _config_error(exc) from None
 
 
 def contract_prompt(run: Run, spec: StepSpec, prompt: str) -> str:
@@ -63,7 +67,7 @@ def contract_prompt(run: Run, spec: StepSpec, prompt: str) -> str:
     try:
         return with_contract(run.agg, spec, prompt)
     except ContractError as exc:
-        raise StepFailure(f"invalid output contract: {exc}", "config_error") from None
+        raise _config_error(exc) from None
 
 
 async def checked_answer(run: Run, spec: StepSpec, prompt: str, rec: InFlight) -> Answer:

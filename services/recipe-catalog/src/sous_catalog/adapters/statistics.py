@@ -130,7 +130,7 @@ class StatisticsWriter:
     def quality(self, workspace_id: str, template_id: str, score: float) -> None:
         self._tally(workspace_id, template_id).quality_score = min(max(score, 0.0), 1.0)
 
-    async def learning(
+    def learning(
         self,
         workspace_id: str,
         template_id: str,

@@ -98,7 +98,7 @@ async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload
 
 
 async def on_learning_recorded(session: AsyncSession, envelope: Envelope, payload: LearningOfRecipe) -> None:
-    await StatisticsWriter(session).learning(
+    StatisticsWriter(session).learning(
         envelope.workspace_id,
         payload.template_id,
         execution_id=payload.execution_id,
