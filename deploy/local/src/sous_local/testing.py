@@ -19,12 +19,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sous_service.db import create_database as create_server_database
 
@@ -144,3 +147,35 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 60.
             return last
         await asyncio.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@asynccontextmanager
+async def statements_sent(engine: AsyncEngine) -> AsyncIterator[list[tuple[str, tuple[Any, ...]]]]:
+    """Every statement sent on the connections `engine` hands out while inside, as (SQL with its whitespace
+    collapsed, parameters): those SQLAlchemy executes, and those sent to the driver connection directly
+    (sous_events.driver), BEGIN included. Connections checked out before entering are not watched."""
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+    watched: list[Any] = []
+
+    def through_engine(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((" ".join(statement.split()), tuple(parameters or ())))
+
+    def to_driver(query: Any) -> None:
+        sent.append((" ".join(query.query.split()), tuple(query.args or ())))
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        driver.add_query_logger(to_driver)
+        watched.append(driver)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", through_engine)
+    event.listen(engine.sync_engine, "checkout", checkout)
+    try:
+        yield sent
+    finally:
+        # The driver hands each logged query to its callbacks on the loop's next turn.
+        await asyncio.sleep(0)
+        event.remove(engine.sync_engine, "checkout", checkout)
+        event.remove(engine.sync_engine, "before_cursor_execute", through_engine)
+        for driver in watched:
+            driver.remove_query_logger(to_driver)

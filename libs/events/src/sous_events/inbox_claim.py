@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import driver
 from sous_events.envelope import Envelope
 
 # One statement whatever the batch size (the ids travel as one array), so each connection prepares it once.
@@ -22,9 +23,8 @@ async def claim(session: AsyncSession, consumer: str, envelopes: Sequence[Envelo
     """
     if not envelopes:
         return []
-    connection = await session.connection()
-    inserted = await connection.exec_driver_sql(CLAIM_SQL, (consumer, [e.event_id for e in envelopes]))
-    new = set(inserted.scalars())
+    inserted = await driver.fetch(session, CLAIM_SQL, consumer, [e.event_id for e in envelopes])
+    new = {row[0] for row in inserted}
     claimed: list[Envelope] = []
     for envelope in envelopes:
         if envelope.event_id in new:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events import jsontext
+from sous_events import driver, jsontext
 from sous_events.codec import encode, kafka_headers
 from sous_events.envelope import Envelope
 from sous_events.registry import topic_for
@@ -190,8 +190,7 @@ class EventStore:
             events += stream_events
         try:
             async with session.begin_nested():
-                connection = await session.connection()
-                await connection.exec_driver_sql(append_sql(), tuple(append_parameters(events, outbox_rows)))
+                await driver.execute(session, append_sql(), *append_parameters(events, outbox_rows))
         except IntegrityError as exc:
             stream_events, expected_version = await self._conflicting(session, streams)
             first = stream_events[0]
@@ -221,10 +220,7 @@ class EventStore:
         """Promise to publish events (already recorded, or not event-sourced) via the outbox."""
         if events:
             rows = self._outbox_rows(events)
-            connection = await session.connection()
-            await connection.exec_driver_sql(
-                ENQUEUE_SQL, tuple([[r["event_id"] for r in rows], *_outbox_columns(rows)])
-            )
+            await driver.execute(session, ENQUEUE_SQL, [r["event_id"] for r in rows], *_outbox_columns(rows))
 
     async def load(self, session: AsyncSession, aggregate_type: str, aggregate_id: str) -> list[Envelope]:
         result = await session.execute(

@@ -32,6 +32,7 @@ from sous_service.observability.service import (
     relay_source,
     start_metrics_server,
 )
+from sous_service.statement_pool import StatementPool
 
 
 def kafka_config(settings: ServiceSettings) -> KafkaConfig:
@@ -90,6 +91,8 @@ class ServiceRuntime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     kafka: KafkaConfig
+    # Single statements that commit on their own, on the hot paths (see statement_pool.py).
+    statements: StatementPool
     store: EventStore = field(default_factory=EventStore)
     relay: OutboxRelay | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
@@ -107,6 +110,7 @@ class ServiceRuntime:
             engine=engine,
             sessions=create_session_factory(engine),
             kafka=kafka_config(settings),
+            statements=StatementPool(engine, settings.database_pool_size),
             metrics=ServiceMetrics(settings.service_name),
         )
 
@@ -169,6 +173,7 @@ class ServiceRuntime:
         if self.metrics_server is not None:
             await self.metrics_server.stop()
         self.metrics.close()
+        await self.statements.close()
         await self.engine.dispose()
 
     @asynccontextmanager

@@ -87,6 +87,7 @@ def build_executor(settings: ExecutorSettings) -> Executor:
         store=runtime.store,
         router=router,
         clients=ClientFactory(settings, credentials),
+        statements=runtime.statements,
     )
     service = ExecutorService(
         settings=settings,

@@ -83,7 +83,11 @@ class ExecutorService:
         self.reads = async_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
         self.uows = UnitOfWorks(self.sessions, producer=PRODUCER, store=self.store)
         self.views = ExecutionViews(
-            self.sessions, self.settings, load_recipe=self.load_recipe, quality_scores=self.quality_scores
+            self.sessions,
+            self.settings,
+            statements=self.engine.stream.statements,
+            load_recipe=self.load_recipe,
+            quality_scores=self.quality_scores,
         )
 
     # ------------------------------------------------------------ replicas
@@ -139,8 +143,7 @@ class ExecutorService:
     async def load_start(self, workspace_id: str, template_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """The recipe and its agents a start needs: from the replicas in one read when they hold them all,
         else as load_recipe and load_agents find them (the catalog fills what the replicas miss)."""
-        async with self.reads() as session:
-            found = await repo.get_recipe_with_agents(session, workspace_id, template_id)
+        found = await repo.get_recipe_with_agents(self.engine.stream.statements, workspace_id, template_id)
         if found is not None:
             recipe, replicated = found
             ids = referenced_agents(recipe.get("steps") or [])

@@ -11,6 +11,7 @@ from sous_executor.bootstrap import MIGRATIONS_DIR
 from sous_local.testing import Infrastructure
 from sous_service.db import create_engine, create_session_factory
 from sous_service.migrate import upgrade_async
+from sous_service.statement_pool import StatementPool
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -47,3 +48,11 @@ async def engine(infra: Infrastructure, fresh_database: str, model_server: Model
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_session_factory(engine)
+
+
+@pytest.fixture
+async def statements(engine: AsyncEngine) -> AsyncIterator[StatementPool]:
+    """The driver's pool of the executor's database, as a running executor holds it (runtime.statements)."""
+    pool = StatementPool(engine, max_size=4)
+    yield pool
+    await pool.close()

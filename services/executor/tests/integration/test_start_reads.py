@@ -7,12 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_executor.adapters import repositories as repo
 from sous_local.testing import unique
+from sous_service.statement_pool import StatementPool
 
 pytestmark = pytest.mark.integration
 
 
 async def test_the_recipe_comes_with_the_live_replicas_of_its_step_and_judge_agents(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], statements: StatementPool
 ) -> None:
     ws, other = unique("ws"), unique("ws")
     worker, judge, gone, idle = (unique("agent") for _ in range(4))
@@ -28,9 +29,8 @@ async def test_the_recipe_comes_with_the_live_replicas_of_its_step_and_judge_age
         for agent_id in (worker, judge, gone, idle):
             await repo.upsert_agent(session, ws, {"id": agent_id, "name": agent_id}, 1)
         await repo.delete_agent(session, gone, ws)
-    async with sessions() as session:
-        found = await repo.get_recipe_with_agents(session, ws, recipe["template_id"])
-        elsewhere = await repo.get_recipe_with_agents(session, other, recipe["template_id"])
+    found = await repo.get_recipe_with_agents(statements, ws, recipe["template_id"])
+    elsewhere = await repo.get_recipe_with_agents(statements, other, recipe["template_id"])
     assert found is not None and elsewhere is None
     stored, agents = found
     assert stored["steps"] == recipe["steps"]

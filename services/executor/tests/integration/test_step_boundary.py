@@ -20,6 +20,7 @@ from sous_executor.adapters.execution_stream import PRODUCER, ExecutionStream
 from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.adapters.tables import executions, leases
 from sous_executor.domain.execution import Execution
+from sous_service.statement_pool import StatementPool
 
 pytestmark = pytest.mark.integration
 RECIPE = {"template_id": "r", "steps": [{"step_id": "s", "order": 1, "agent_id": "a", "prompt_template": "p"}]}
@@ -39,12 +40,12 @@ def envelopes(execution: Execution, *payloads: EventPayload, eid: str = "") -> l
     ]
 
 
-async def requested(sessions: async_sessionmaker[AsyncSession], owner: Leases) -> Execution:
+async def requested(sessions: async_sessionmaker[AsyncSession], owner: Leases, statements: StatementPool) -> Execution:
     """A requested execution, claimed by `owner`, its row projected: where a run starts."""
     eid = f"e-{uuid.uuid4().hex[:10]}"
     execution = Execution()
     first = envelopes(execution, ExecutionRequested(execution_id=eid, template_id="r", recipe=RECIPE), eid=eid)
-    stream = ExecutionStream(sessions, EventStore(), owner)
+    stream = ExecutionStream(sessions, EventStore(), owner, statements)
     async with sessions() as session, session.begin():
         await EventStore().append(session, first, expected_version=0)
         assert await owner.claim_new(session, eid, "w")
@@ -64,28 +65,30 @@ async def counts(sessions: async_sessionmaker[AsyncSession], eid: str) -> tuple[
 
 
 async def test_a_step_boundary_is_one_statement_that_writes_events_outbox_lease_and_row(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], statements: StatementPool
 ) -> None:
     owner = Leases(sessions, "runner-a", ttl_s=30)
-    execution = await requested(sessions, owner)
+    execution = await requested(sessions, owner, statements)
     eid = execution.execution_id
     async with sessions() as session:
         expiry_before = await session.scalar(select(leases.c.expires_at).where(leases.c.execution_id == eid))
-    statements: list[str] = []
+    through_engine: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+        through_engine.append(statement)
 
+    sent_before = statements.statements_sent
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
     try:
         started = StepStarted(execution_id=eid, step_id="s", order=1)
-        await ExecutionStream(sessions, EventStore(), owner).append(
+        await ExecutionStream(sessions, EventStore(), owner, statements).append(
             execution, envelopes(execution, started), finish=False
         )
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
 
-    assert len(statements) == 1  # no ping, no BEGIN/COMMIT, no separate lease, outbox or projection statement
+    # One statement, on the driver's pool: no BEGIN/COMMIT, no separate lease, outbox or projection statement.
+    assert statements.statements_sent - sent_before == 1 and not through_engine
     assert await counts(sessions, eid) == (3, 3, 3)
     async with sessions() as session:
         lease = (await session.execute(select(leases).where(leases.c.execution_id == eid))).one()
@@ -100,11 +103,15 @@ async def test_a_step_boundary_is_one_statement_that_writes_events_outbox_lease_
     assert stored["event_type"] == "StepStarted" and stored["payload"]["step_id"] == "s"
 
 
-async def test_the_finishing_boundary_closes_the_lease(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_the_finishing_boundary_closes_the_lease(
+    sessions: async_sessionmaker[AsyncSession], statements: StatementPool
+) -> None:
     owner = Leases(sessions, "runner-a", ttl_s=30)
-    execution = await requested(sessions, owner)
+    execution = await requested(sessions, owner, statements)
     started = StepStarted(execution_id=execution.execution_id, step_id="s", order=1)
-    await ExecutionStream(sessions, EventStore(), owner).append(execution, envelopes(execution, started), finish=True)
+    await ExecutionStream(sessions, EventStore(), owner, statements).append(
+        execution, envelopes(execution, started), finish=True
+    )
     async with sessions() as session:
         finished = await session.scalar(
             select(leases.c.finished).where(leases.c.execution_id == execution.execution_id)
@@ -112,9 +119,11 @@ async def test_the_finishing_boundary_closes_the_lease(sessions: async_sessionma
     assert finished is True
 
 
-async def test_a_runner_whose_lease_was_taken_writes_nothing(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_a_runner_whose_lease_was_taken_writes_nothing(
+    sessions: async_sessionmaker[AsyncSession], statements: StatementPool
+) -> None:
     owner = Leases(sessions, "runner-a", ttl_s=30)
-    execution = await requested(sessions, owner)
+    execution = await requested(sessions, owner, statements)
     eid = execution.execution_id
     async with sessions() as session, session.begin():
         await session.execute(
@@ -122,20 +131,20 @@ async def test_a_runner_whose_lease_was_taken_writes_nothing(sessions: async_ses
         )
     started = StepStarted(execution_id=eid, step_id="s", order=1)
     with pytest.raises(LeaseLost):
-        await ExecutionStream(sessions, EventStore(), owner).append(
+        await ExecutionStream(sessions, EventStore(), owner, statements).append(
             execution, envelopes(execution, started), finish=False
         )
     assert await counts(sessions, eid) == (2, 2, 2)
 
 
 async def test_an_append_behind_the_stream_is_a_conflict_and_writes_nothing(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], statements: StatementPool
 ) -> None:
     owner = Leases(sessions, "runner-a", ttl_s=30)
-    execution = await requested(sessions, owner)
+    execution = await requested(sessions, owner, statements)
     eid = execution.execution_id
-    stale = Execution.from_events(await ExecutionStream(sessions, EventStore(), owner).load(eid))
-    stream = ExecutionStream(sessions, EventStore(), owner)
+    stale = Execution.from_events(await ExecutionStream(sessions, EventStore(), owner, statements).load(eid))
+    stream = ExecutionStream(sessions, EventStore(), owner, statements)
     await stream.append(
         execution, envelopes(execution, StepStarted(execution_id=eid, step_id="s", order=1)), finish=False
     )
@@ -145,25 +154,26 @@ async def test_an_append_behind_the_stream_is_a_conflict_and_writes_nothing(
 
 
 async def test_concurrent_cancel_polls_share_one_statement(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], statements: StatementPool
 ) -> None:
     owner = Leases(sessions, "runner-a", ttl_s=30)
-    runs = [await requested(sessions, owner) for _ in range(5)]
+    runs = [await requested(sessions, owner, statements) for _ in range(5)]
     cancelled = runs[2].execution_id
     async with sessions() as session, session.begin():
         await session.execute(
             text("UPDATE executions SET cancel_requested = true WHERE execution_id = :e"), {"e": cancelled}
         )
-    stream = ExecutionStream(sessions, EventStore(), owner)
-    statements: list[str] = []
+    stream = ExecutionStream(sessions, EventStore(), owner, statements)
+    through_engine: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
+        through_engine.append(statement)
 
+    sent_before = statements.statements_sent
     event.listen(engine.sync_engine, "before_cursor_execute", seen)
     try:
         flags = await asyncio.gather(*(stream.cancel_requested(run.execution_id) for run in runs))
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", seen)
     assert flags == [run.execution_id == cancelled for run in runs]
-    assert len(statements) == 1
+    assert statements.statements_sent - sent_before == 1 and not through_engine

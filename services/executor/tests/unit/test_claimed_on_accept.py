@@ -13,6 +13,7 @@ from sous_executor.domain.execution import Execution
 from sous_executor.engine import step_engine as step_engine_module
 from sous_executor.engine.step_engine import StepEngine
 from sous_executor.entrypoints.consumers import runner_consumer
+from sous_service.statement_pool import StatementPool
 
 
 class UnitOfWork:
@@ -27,13 +28,15 @@ class UnitOfWork:
 
 
 def engine() -> StepEngine:
+    # Never connected: the engine only needs binds to build its statements on.
+    unused = create_async_engine("postgresql+asyncpg://unused@localhost/unused")
     return StepEngine(
         settings=ExecutorSettings(max_inflight=4),
-        # Never connected: the engine only needs a bind to build its statements' engine.
-        sessions=async_sessionmaker(create_async_engine("postgresql+asyncpg://unused@localhost/unused")),
+        sessions=async_sessionmaker(unused),
         store=MagicMock(),
         router=MagicMock(),
         clients=MagicMock(),
+        statements=StatementPool(unused, max_size=1),
     )
 
 

@@ -8,6 +8,7 @@ from unittest.mock import MagicMock
 import pytest
 from pydantic import Field
 
+from sous_events import driver
 from sous_events import events as ev
 from sous_events.registry import make_event
 from sous_events.topics import QUALITY
@@ -25,16 +26,16 @@ class LearningHeadline(ev.LearningRecorded):
 
 
 class RecordingSession:
-    """Records the statements handlers send through the session's connection."""
+    """Records the statements handlers send to the driver connection of the session's transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.statements: list[str] = []
 
-    async def connection(self) -> RecordingSession:
-        return self
+        async def execute(session: Any, sql: str, *parameters: Any) -> None:
+            assert session is self
+            self.statements.append(sql)
 
-    async def exec_driver_sql(self, sql: str, parameters: Any = None) -> None:
-        self.statements.append(sql)
+        monkeypatch.setattr(driver, "execute", execute)
 
 
 def test_the_quality_topic_is_read_by_one_group_of_the_executor() -> None:
@@ -45,7 +46,9 @@ def test_the_quality_topic_is_read_by_one_group_of_the_executor() -> None:
     assert readers[0].event_types is not None and wanted <= readers[0].event_types
 
 
-async def test_a_verdict_is_copied_as_the_recipes_score_and_as_the_runs_signal_in_one_pass() -> None:
+async def test_a_verdict_is_copied_as_the_recipes_score_and_as_the_runs_signal_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     spec = replica_consumer(MagicMock(), quality_consumer())
     # v3 carries only its run's analysis, so the signal reads the whole registered payload.
     assert spec.views == {}
@@ -53,7 +56,7 @@ async def test_a_verdict_is_copied_as_the_recipes_score_and_as_the_runs_signal_i
         template_id="recipe", execution_id="e1", quality_score=0.8, rolling_score=0.7, breakdown={}, grade="B"
     )
     envelope = make_event(payload, producer="quality", workspace_id="ws", aggregate_id="ws:recipe", aggregate_version=3)
-    session = RecordingSession()
+    session = RecordingSession(monkeypatch)
     await spec.dispatch()(session, envelope)  # type: ignore[arg-type]
     assert [sql.split(" (")[0] for sql in session.statements] == [
         "INSERT INTO recipe_quality_scores",

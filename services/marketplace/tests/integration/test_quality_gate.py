@@ -9,13 +9,12 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import event as sa_event
 
 from sous_events.envelope import Envelope
 from sous_events.events import QualityAssessed
 from sous_events.ids import new_id
 from sous_events.registry import make_event
-from sous_local.testing import unique
+from sous_local.testing import statements_sent, unique
 from sous_marketplace.adapters.quality_client import QualityClient
 from sous_marketplace.adapters.tables import quality_assessments
 from sous_marketplace.domain.quality_gate import QualityGate
@@ -239,19 +238,12 @@ async def test_an_assessment_of_a_recipe_without_listings_is_one_statement(marke
     """Every assessed run reaches the marketplace: its score, the run and the recipe's approved listings are
     written and read in one statement, and a recipe nobody listed needs nothing more."""
     m = marketplace
-    engine = m.app.state.runtime.engine.sync_engine
     recipe = Recipe(m, unique("ws"), unique("unlisted"))
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        # this recipe's only (the broker's topics also carry other tests' events), not the test's own polls
-        if recipe.workspace in (parameters or ()) and not statement.startswith("SELECT count(*)"):
-            statements.append(statement)
-
-    sa_event.listen(engine, "before_cursor_execute", seen)
-    try:
+    async with statements_sent(m.app.state.runtime.engine) as sent:
         await recipe.assessed(0.4)
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", seen)
+    # this recipe's only (the broker's topics also carry other tests' events), not the test's own polls
+    statements = [
+        sql for sql, parameters in sent if recipe.workspace in parameters and not sql.startswith("SELECT count(*)")
+    ]
     touching = [s for s in statements if "quality_" in s or "listings" in s]
     assert len(touching) == 1, touching

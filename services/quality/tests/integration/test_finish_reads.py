@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sous_events import events as ev
@@ -15,6 +15,7 @@ from sous_events.contracts.execution import StepResult
 from sous_events.events.executor import ExecutionTotals
 from sous_events.ids import new_id
 from sous_events.registry import make_event
+from sous_local.testing import statements_sent
 from sous_quality import handlers
 from sous_quality.entrypoints.consumers import consumer_spec
 from sous_service.runtime import batch_then
@@ -62,17 +63,9 @@ async def test_a_finished_run_is_assessed_without_reading_its_copy_back(
     ]
     bind = sessions.kw["bind"]
     assert isinstance(bind, AsyncEngine)
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(" ".join(statement.split()))
-
-    event.listen(bind.sync_engine, "before_cursor_execute", seen)
-    try:
-        async with sessions() as session, session.begin():
-            await handle(session, records)
-    finally:
-        event.remove(bind.sync_engine, "before_cursor_execute", seen)
+    async with statements_sent(bind) as sent, sessions() as session, session.begin():
+        await handle(session, records)
+    statements = [sql for sql, _ in sent]
 
     reads = [s for s in statements if s.startswith("SELECT") and "FROM execution_copies" in s]
     assert reads == []

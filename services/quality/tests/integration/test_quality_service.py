@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from sqlalchemy import event as event_
 from sqlalchemy import func, select
 
 from sous_events import topics
@@ -31,7 +30,7 @@ from sous_events.events.executor import ExecutionTotals, TokenUsage
 from sous_events.ids import new_id
 from sous_events.registry import make_event, topic_for
 from sous_events.tables import event_store
-from sous_local.testing import unique
+from sous_local.testing import statements_sent, unique
 from sous_quality.adapters.tables import agent_metrics, analyses, assessments, recipe_quality
 from sous_quality.bootstrap import SERVICE, build_app
 from sous_quality.config import QualitySettings
@@ -565,18 +564,10 @@ async def test_auto_learning_reads_neither_the_run_back_nor_the_learning_data(ha
     ws, template = unique("ws"), unique("recipe")
     created, recipe = recipe_event(ws, template, auto_learning=True)
     run, a1, a2 = Run(ws, template), new_id(), new_id()
-    engine = harness.app.state.runtime.engine.sync_engine
-    statements: list[tuple[str, tuple[Any, ...]]] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        statements.append((statement, tuple(parameters or ())))
-
-    event_.listen(engine, "before_cursor_execute", seen)
-    try:
+    engine = harness.app.state.runtime.engine
+    async with statements_sent(engine) as statements:
         await harness.publish(created, *scenario(run, recipe, a1, a2))
         stream = await quality_events(harness.bootstrap, f"{ws}:{template}", want=2)
-    finally:
-        event_.remove(engine, "before_cursor_execute", seen)
     assert [e.event_type for e in stream] == ["QualityAssessed", "LearningRecorded"]
     about_run = [s for s, params in statements if ws in params or run.execution_id in params]
     reads = [s.lower() for s in about_run if s.lstrip().upper().startswith("SELECT")]
@@ -595,13 +586,9 @@ async def test_auto_learning_reads_neither_the_run_back_nor_the_learning_data(ha
     assert all("FOR UPDATE" in s for s in about_agents if s.startswith("SELECT") and "agent_metrics" in s)
 
     second = Run(ws, template)
-    statements.clear()
-    event_.listen(engine, "before_cursor_execute", seen)
-    try:
+    async with statements_sent(engine) as statements:
         await harness.publish(*scenario(second, recipe, a1, a2))
         stream = await quality_events(harness.bootstrap, f"{ws}:{template}", want=4)
-    finally:
-        event_.remove(engine, "before_cursor_execute", seen)
     about_second = [s.lower() for s, params in statements if ws in params or second.execution_id in params]
     assert not [s for s in about_second if s.lstrip().startswith("select") and "learning_data" in s]
     learned = (await learning_data_of(harness, ws, template))["analyses"]

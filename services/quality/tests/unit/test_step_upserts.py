@@ -23,7 +23,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]
     async def run(_session: Any, sql: str, *parameters: Any) -> None:
         sent.append((sql, parameters))
 
-    monkeypatch.setattr(copies.statements, "run", run)
+    monkeypatch.setattr(copies.statements, "execute", run)
     return sent
 
 

@@ -1,7 +1,6 @@
 """Events on the real broker: what the catalog publishes, what it consumes (idempotently), and rebuild."""
 
 import pytest
-from sqlalchemy import event as event_
 from sqlalchemy import select, text
 
 from sous_catalog.adapters.tables import agents, recipes
@@ -11,7 +10,7 @@ from sous_events import events as ev
 from sous_events.envelope import Actor
 from sous_events.ids import new_id
 from sous_events.registry import make_event
-from sous_local.testing import unique
+from sous_local.testing import statements_sent, unique
 
 pytestmark = pytest.mark.integration
 
@@ -132,19 +131,9 @@ async def test_execution_events_update_statistics_once(catalog):
 async def batch_statements(catalog, envelopes) -> list[str]:
     """Apply `envelopes` as one consumer batch; the statements it sent, whitespace folded."""
     runtime = catalog.app.state.runtime
-    engine = runtime.engine.sync_engine
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, parameters, context, executemany):
-        statements.append(" ".join(statement.split()))
-
-    event_.listen(engine, "before_cursor_execute", seen)
-    try:
-        async with runtime.sessions() as session, session.begin():
-            await runtime.consumers[0].batch_handler(session, envelopes)
-    finally:
-        event_.remove(engine, "before_cursor_execute", seen)
-    return statements
+    async with statements_sent(runtime.engine) as sent, runtime.sessions() as session, session.begin():
+        await runtime.consumers[0].batch_handler(session, envelopes)
+    return [sql for sql, _ in sent]
 
 
 async def test_a_batch_writes_each_recipe_it_counts_once_without_reading_the_recipe_documents(catalog):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sous_service.statement_pool import StatementPool
 
 READ_FLAGS = "SELECT execution_id FROM executions WHERE execution_id = ANY($1::text[]) AND cancel_requested"
 DEFAULT_WINDOW_S = 0.02
 
 
 class CancelFlags:
-    def __init__(self, statements: AsyncEngine, window_s: float = DEFAULT_WINDOW_S) -> None:
+    def __init__(self, statements: StatementPool, window_s: float = DEFAULT_WINDOW_S) -> None:
         self.statements = statements
         self.window_s = window_s
         self._waiting: dict[str, list[asyncio.Future[bool]]] = {}
@@ -34,9 +34,7 @@ class CancelFlags:
         await asyncio.sleep(self.window_s)
         waiting, self._waiting, self._reader = self._waiting, {}, None
         try:
-            async with self.statements.connect() as conn:
-                result = await conn.exec_driver_sql(READ_FLAGS, (list(waiting),))
-                flagged = {row[0] for row in result}
+            flagged = {row[0] for row in await self.statements.fetch(READ_FLAGS, list(waiting))}
         except Exception as error:
             for futures in waiting.values():
                 for future in futures:

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from sqlalchemy import Boolean, DateTime, Float, Integer, Table
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events import jsontext
+from sous_events import driver, jsontext
 from sous_events.envelope import Envelope, EventPayload
 from sous_events.store import (
     APPEND_PARAMETERS,
@@ -34,6 +34,7 @@ from sous_executor.adapters.leases import LeaseLost, Leases
 from sous_executor.adapters.repositories import execution_row
 from sous_executor.adapters.tables import executions
 from sous_executor.domain.execution import Execution
+from sous_service.statement_pool import StatementPool
 
 PRODUCER = "executor"
 AGGREGATE = "Execution"
@@ -144,9 +145,8 @@ async def append_requested(
     parameters = [*append_parameters(envelopes, outbox_rows), execution.execution_id, execution.workspace_id]
     parameters += [leases.owner, leases.ttl_s, claimed, *admission.parameters(execution.execution_id)]
     parameters += _projection_parameters(execution)
-    connection = await session.connection()
     try:
-        await connection.exec_driver_sql(REQUESTING_SQL, tuple(parameters))
+        await driver.execute(session, REQUESTING_SQL, *parameters)
     except IntegrityError as exc:
         raise ConcurrencyConflict(AGGREGATE, execution.execution_id, 0) from exc
 
@@ -161,15 +161,19 @@ class AppendObserver(Protocol):
 
 
 class ExecutionStream:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], store: EventStore, leases: Leases) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        store: EventStore,
+        leases: Leases,
+        statements: StatementPool,
+    ) -> None:
         self.sessions = sessions
         self.store = store
         self.leases = leases
-        bind = sessions.kw["bind"]
-        assert isinstance(bind, AsyncEngine)
         # The boundary is a single statement: committed by the server on its own, no BEGIN/COMMIT round trips.
-        self.statements = bind.execution_options(isolation_level="AUTOCOMMIT")
-        self.cancel_flags = CancelFlags(self.statements)
+        self.statements = statements
+        self.cancel_flags = CancelFlags(statements)
         # Told of every append this instance makes, and of its events' JSON text once it commits (the live
         # streams this instance serves).
         self.observer: AppendObserver | None = None
@@ -203,9 +207,7 @@ class ExecutionStream:
             observer.appending(AGGREGATE, execution_id)
         rows: list[tuple[int, str, str]] = []
         try:
-            async with self.statements.connect() as conn:
-                result = await conn.exec_driver_sql(FINISHING_SQL if finish else RENEWING_SQL, tuple(parameters))
-                owned = result.first() is not None
+            owned = await self.statements.fetchrow(FINISHING_SQL if finish else RENEWING_SQL, *parameters) is not None
             if owned:
                 rows = [
                     (e.aggregate_version, e.event_type, outbox_value_text(row["value"]))

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import driver
 from sous_events.envelope import Envelope
 from sous_events.events import QualityAssessed
 from sous_executor.adapters.tables import recipe_quality_scores
@@ -30,9 +31,13 @@ _COPY_SCORE = (
 async def on_quality_assessed(session: AsyncSession, envelope: Envelope, payload: QualityAssessed) -> None:
     if not payload.counted:
         return  # the recipe's rolling score did not move
-    connection = await session.connection()
-    await connection.exec_driver_sql(
-        _COPY_SCORE, (envelope.workspace_id, payload.template_id, payload.rolling_score, envelope.aggregate_version)
+    await driver.execute(
+        session,
+        _COPY_SCORE,
+        envelope.workspace_id,
+        payload.template_id,
+        payload.rolling_score,
+        envelope.aggregate_version,
     )
 
 

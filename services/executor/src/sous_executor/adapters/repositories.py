@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_executor.adapters.tables import agent_replicas, executions, recipe_replicas, schedule_runs
 from sous_executor.domain.execution import Execution
+from sous_service.statement_pool import StatementPool
 
 ACTIVE_STATUSES = ("pending", "running")
 
@@ -195,27 +196,27 @@ async def get_recipe(session: AsyncSession, workspace_id: str, template_id: str)
     return dict(value) if value is not None else None
 
 
-# A recipe with the replicas of the agents its steps and judges name, in one round trip (what a start reads).
-_RECIPE_WITH_AGENTS = text(
-    "SELECT r.recipe, (SELECT jsonb_object_agg(a.agent_id, a.agent) FROM agent_replicas a "
+# A recipe with the replicas of the agents its steps and judges name, in one round trip (what a start
+# reads), as JSON text: decoded once here, not by a codec and again by the caller.
+_RECIPE_WITH_AGENTS = (
+    "SELECT r.recipe::text, (SELECT jsonb_object_agg(a.agent_id, a.agent) FROM agent_replicas a "
     "WHERE a.workspace_id = r.workspace_id AND NOT a.deleted AND a.agent_id IN ("
     "SELECT jsonb_path_query(r.recipe, '$.steps[*].agent_id') #>> '{}' UNION ALL "
     "SELECT jsonb_path_query(r.recipe, '$.steps[*].checks[*] ? (@.type == \"judge\").agent_id') #>> '{}'"
-    ")) AS agents FROM recipe_replicas r "
-    "WHERE r.workspace_id = :workspace_id AND r.template_id = :template_id AND NOT r.deleted"
-).columns(recipe=JSONB, agents=JSONB)
+    "))::text FROM recipe_replicas r "
+    "WHERE r.workspace_id = $1 AND r.template_id = $2 AND NOT r.deleted"
+)
 
 
 async def get_recipe_with_agents(
-    session: AsyncSession, workspace_id: str, template_id: str
+    statements: StatementPool, workspace_id: str, template_id: str
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]] | None:
     """The replicated recipe and the replicated agents it references (by agent id), or None."""
-    row = (
-        await session.execute(_RECIPE_WITH_AGENTS, {"workspace_id": workspace_id, "template_id": template_id})
-    ).first()
+    row = await statements.fetchrow(_RECIPE_WITH_AGENTS, workspace_id, template_id)
     if row is None:
         return None
-    return dict(row.recipe), {str(k): dict(v) for k, v in (row.agents or {}).items()}
+    recipe, agents = row
+    return dict(json.loads(recipe)), {str(k): dict(v) for k, v in json.loads(agents or "{}").items()}
 
 
 async def find_recipe_by_webhook(session: AsyncSession, webhook_id: str) -> tuple[str, dict[str, Any]] | None:

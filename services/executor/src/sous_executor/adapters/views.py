@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, literal_column, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_executor.adapters import repositories as repo
 from sous_executor.adapters.quality_scores import QualityScores
@@ -19,6 +19,7 @@ from sous_executor.config import ExecutorSettings
 from sous_service.db import snapshot_session
 from sous_service.domain_errors import NotFound
 from sous_service.internal_context import InternalContext
+from sous_service.statement_pool import StatementPool
 
 FINISHED = ("completed", "failed", "cancelled")
 _RECIPE_OF = "SELECT recipe_id FROM executions WHERE workspace_id = $1 AND execution_id = $2"
@@ -40,11 +41,12 @@ class ExecutionViews:
         sessions: async_sessionmaker[AsyncSession],
         settings: ExecutorSettings,
         *,
+        statements: StatementPool,
         load_recipe: RecipeLoader,
         quality_scores: QualityScores,
     ) -> None:
         self.sessions = sessions
-        self.reads: AsyncEngine = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+        self.statements = statements
         self.settings = settings
         self.load_recipe = load_recipe
         self.quality_scores = quality_scores
@@ -57,8 +59,7 @@ class ExecutionViews:
     async def require_listed(self, ctx: InternalContext, template_id: str, eid: str) -> None:
         """Not found unless the execution is of that recipe in the caller's workspace: what a live stream
         checks before it starts, as one statement outside a transaction reading one column."""
-        async with self.reads.connect() as conn:
-            recipe_id = (await conn.exec_driver_sql(_RECIPE_OF, (ctx.workspace_id, eid))).scalar_one_or_none()
+        recipe_id = await self.statements.fetchval(_RECIPE_OF, ctx.workspace_id, eid)
         if recipe_id is None or recipe_id != template_id:
             raise NotFound("execution", eid)
 

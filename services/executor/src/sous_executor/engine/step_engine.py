@@ -29,6 +29,7 @@ from sous_executor.engine.capacity import Capacity
 from sous_executor.engine.runner import Claimed, Run
 from sous_executor.llm.client import ClientFactory
 from sous_executor.tools.router import ToolRouter
+from sous_service.statement_pool import StatementPool
 from sous_service.unit_of_work import UnitOfWork
 
 logger = logging.getLogger("sous.executor.runner")
@@ -46,12 +47,13 @@ class StepEngine:
         store: EventStore,
         router: ToolRouter,
         clients: ClientFactory,
+        statements: StatementPool,
     ) -> None:
         self.settings = settings
         self.router = router
         self.clients = clients
         self.leases = Leases(sessions, settings.runner_id, settings.lease_ttl_s)
-        self.stream = ExecutionStream(sessions, store, self.leases)
+        self.stream = ExecutionStream(sessions, store, self.leases, statements)
         self.capacity = Capacity(settings.max_inflight)
         self.runs: dict[str, Run] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sous_executor.entrypoints.idempotency import IdempotencyKey, answered
-from sous_executor.entrypoints.sse import stream_execution, stream_reads
+from sous_executor.entrypoints.sse import stream_execution
 from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
 from sous_service.errors import responses
@@ -56,7 +56,7 @@ class ExecuteAccepted(BaseModel):
 
 def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     router = APIRouter()
-    reads = stream_reads(service.views.sessions)
+    reads = service.views.statements
 
     @router.post(
         RECIPES + "/{template_id}/execute",

@@ -13,10 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from sous_executor.adapters.event_notifications import EventNotifications, Row
 from sous_executor.adapters.execution_stream import AGGREGATE
+from sous_service.statement_pool import StatementPool
 
 KEEPALIVE_S = 15.0
 # One statement per pass, one snapshot: the events after the last one sent and, as a last row without a
@@ -36,15 +35,8 @@ def format_event(version: int, event_type: str, envelope_json: str) -> str:
     return f"id: {version}\nevent: {event_type}\ndata: {envelope_json}\n\n"
 
 
-def stream_reads(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
-    """The engine streams read with: each statement on its own, outside a transaction."""
-    bind = sessions.kw["bind"]
-    assert isinstance(bind, AsyncEngine)
-    return bind.execution_options(isolation_level="AUTOCOMMIT")
-
-
 async def stream_execution(
-    reads: AsyncEngine,
+    reads: StatementPool,
     notifications: EventNotifications,
     execution_id: str,
     after_version: int,
@@ -84,11 +76,9 @@ async def stream_execution(
                 subscription.unknown = woken = True
 
 
-async def read_pass(reads: AsyncEngine, execution_id: str, after: int) -> tuple[list[Row], bool]:
+async def read_pass(reads: StatementPool, execution_id: str, after: int) -> tuple[list[Row], bool]:
     """(the events after `after`, whether the execution has finished), read in one statement on the driver's
     own connection: rows arrive as asyncpg records, with no cursor or result objects around them."""
-    async with reads.connect() as conn:
-        raw = await conn.get_raw_connection()
-        records = await raw.driver_connection.fetch(_PASS, AGGREGATE, execution_id, after)  # type: ignore[union-attr]
+    records = await reads.fetch(_PASS, AGGREGATE, execution_id, after)
     finished = bool(records) and records[-1][0] is None
     return [(r[0], r[1], r[2]) for r in (records[:-1] if finished else records)], finished

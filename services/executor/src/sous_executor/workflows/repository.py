@@ -11,7 +11,7 @@ from sqlalchemy import Float, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sous_events import jsontext
+from sous_events import driver, jsontext
 from sous_events.contracts import Suggestion
 from sous_executor.adapters.tables import agent_replicas, executions
 from sous_executor.workflows.model import WorkflowRun
@@ -315,10 +315,7 @@ _SAVE_AGENT_METRICS = (
 async def record_signal(
     session: AsyncSession, *, execution_id: str, kind: str, workspace_id: str, recipe_id: str, payload: dict[str, Any]
 ) -> None:
-    connection = await session.connection()
-    await connection.exec_driver_sql(
-        _RECORD_SIGNAL, (execution_id, kind, workspace_id, recipe_id, jsontext.dumps(payload))
-    )
+    await driver.execute(session, _RECORD_SIGNAL, execution_id, kind, workspace_id, recipe_id, jsontext.dumps(payload))
 
 
 async def get_signal(session: AsyncSession, execution_id: str, kind: str) -> dict[str, Any] | None:
@@ -351,8 +348,7 @@ async def latest_suggestions(session: AsyncSession, workspace_id: str, recipe_id
 async def save_agent_metrics(
     session: AsyncSession, agent_id: str, workspace_id: str, metrics: dict[str, Any], version: int
 ) -> None:
-    connection = await session.connection()
-    await connection.exec_driver_sql(_SAVE_AGENT_METRICS, (agent_id, workspace_id, jsontext.dumps(metrics), version))
+    await driver.execute(session, _SAVE_AGENT_METRICS, agent_id, workspace_id, jsontext.dumps(metrics), version)
 
 
 async def workspace_agents(

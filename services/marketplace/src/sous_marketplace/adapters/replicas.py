@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sous_events import driver
 from sous_events.contracts import AgentSnapshot, RecipeSnapshot
 from sous_events.dispatch import TypedHandler
 from sous_events.envelope import Envelope, EventPayload
@@ -81,21 +82,19 @@ async def on_quality_assessed(
     not counted (a run in which no step ran) moves neither the score nor the assessed runs: nothing to keep."""
     if not payload.counted:
         return []
-    connection = await session.connection()
-    listed = await connection.exec_driver_sql(
+    listed = await driver.fetch(
+        session,
         _ASSESSED,
-        (
-            event.workspace_id,
-            payload.template_id,
-            payload.rolling_score,
-            payload.grade,
-            event.aggregate_version,
-            event.occurred_at,
-            payload.execution_id,
-            payload.quality_score,
-        ),
+        event.workspace_id,
+        payload.template_id,
+        payload.rolling_score,
+        payload.grade,
+        event.aggregate_version,
+        event.occurred_at,
+        payload.execution_id,
+        payload.quality_score,
     )
-    return list(listed.scalars())
+    return [row[0] for row in listed]
 
 
 # What the marketplace's replicas consumer handles (entrypoints/consumers.py adds the listings' quality gate).

@@ -15,6 +15,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_events import jsontext
+from sous_events.driver import Record
 from sous_quality.adapters import statements
 from sous_quality.adapters.tables import executions, recipes
 from sous_quality.domain.record import ExecutionRecord, StepRecord, recipe_as_run, record_from_copies
@@ -54,11 +55,10 @@ async def mark_recipe_deleted(session: AsyncSession, workspace_id: str, recipe_i
     await session.execute(update(recipes).where(recipes.c.workspace_id == workspace_id, condition).values(deleted=True))
 
 
-async def get_recipe(session: AsyncSession, workspace_id: str, template_id: str) -> RowMapping | None:
-    result = await statements.run(
+async def get_recipe(session: AsyncSession, workspace_id: str, template_id: str) -> Record | None:
+    return await statements.first(
         session, "SELECT * FROM recipe_copies WHERE workspace_id = $1 AND template_id = $2", workspace_id, template_id
     )
-    return result.mappings().first()
 
 
 # --- execution copies ----------------------------------------------------------------------------
@@ -99,8 +99,8 @@ RETURNING *
 _WRITTEN_KEY = "sous_quality.finished_copies"
 
 
-def _written(session: AsyncSession) -> dict[str, RowMapping]:
-    written: dict[str, RowMapping] = session.info.setdefault(_WRITTEN_KEY, {})
+def _written(session: AsyncSession) -> dict[str, Record]:
+    written: dict[str, Record] = session.info.setdefault(_WRITTEN_KEY, {})
     return written
 
 
@@ -110,7 +110,7 @@ def _forget(session: AsyncSession, execution_id: str) -> None:
 
 async def ensure_execution(session: AsyncSession, workspace_id: str, execution_id: str, template_id: str) -> None:
     _forget(session, execution_id)
-    await statements.run(session, _ENSURE_EXECUTION_SQL, execution_id, workspace_id, template_id)
+    await statements.execute(session, _ENSURE_EXECUTION_SQL, execution_id, workspace_id, template_id)
 
 
 async def record_requested(
@@ -126,7 +126,7 @@ async def record_requested(
     at: datetime,
 ) -> None:
     _forget(session, execution_id)
-    await statements.run(
+    await statements.execute(
         session,
         _REQUESTED_SQL,
         execution_id,
@@ -145,7 +145,7 @@ async def record_started(
 ) -> None:
     """The run started: its copy (created if missing) is running, unless it already finished."""
     _forget(session, execution_id)
-    await statements.run(session, _STARTED_SQL, execution_id, workspace_id, template_id, at)
+    await statements.execute(session, _STARTED_SQL, execution_id, workspace_id, template_id, at)
 
 
 async def record_finished(
@@ -160,7 +160,7 @@ async def record_finished(
     total_cost_usd: float,
     at: datetime,
 ) -> None:
-    result = await statements.run(
+    row = await statements.first(
         session,
         _FINISHED_SQL,
         execution_id,
@@ -172,30 +172,27 @@ async def record_finished(
         total_cost_usd,
         at,
     )
-    row = result.mappings().first()
     if row is None:
         _forget(session, execution_id)
     else:
         _written(session)[execution_id] = row
 
 
-async def get_execution(session: AsyncSession, execution_id: str) -> RowMapping | None:
+async def get_execution(session: AsyncSession, execution_id: str) -> Record | None:
     if (written := _written(session).get(execution_id)) is not None:
         return written
-    result = await statements.run(session, "SELECT * FROM execution_copies WHERE execution_id = $1", execution_id)
-    return result.mappings().first()
+    return await statements.first(session, "SELECT * FROM execution_copies WHERE execution_id = $1", execution_id)
 
 
 async def revision_and_agents(session: AsyncSession, execution_id: str) -> Mapping[str, Any] | None:
     """The recipe revision a run used and its agents, without reading the rest of the run's copy."""
     if (written := _written(session).get(execution_id)) is not None:
         return {"revision": (written["recipe"] or {}).get("revision"), "agents": written["agents"]}
-    result = await statements.run(
+    row = await statements.first(
         session,
         "SELECT recipe -> 'revision' AS revision, agents FROM execution_copies WHERE execution_id = $1",
         execution_id,
     )
-    row = result.mappings().first()
     return None if row is None else dict(row)
 
 
@@ -319,12 +316,12 @@ async def upsert_steps(session: AsyncSession, execution_id: str, steps: Sequence
             row = {**STEP_DEFAULTS, **values}
             row["output"] = statements.json_text(row["output"])
             parameters += [execution_id, step_id, *row.values()]
-        await statements.run(session, _step_upsert_sql(given, len(by_step)), *parameters)
+        await statements.execute(session, _step_upsert_sql(given, len(by_step)), *parameters)
 
 
 async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecord]:
     await flush_steps(session, execution_id)
-    result = await statements.run(session, "SELECT * FROM step_results WHERE execution_id = $1", execution_id)
+    found = await statements.rows(session, "SELECT * FROM step_results WHERE execution_id = $1", execution_id)
     return [
         StepRecord(
             step_id=row["step_id"],
@@ -339,7 +336,7 @@ async def load_steps(session: AsyncSession, execution_id: str) -> list[StepRecor
             error=row["error"],
             reused=row["reused"],
         )
-        for row in result.mappings()
+        for row in found
     ]
 
 

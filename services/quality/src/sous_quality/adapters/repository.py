@@ -39,7 +39,7 @@ _RECORDED_SQL = (
 
 async def assessed_and_analysed(session: AsyncSession, workspace_id: str, execution_id: str) -> tuple[bool, bool]:
     """Whether the run has its assessment, and its analysis, in one statement."""
-    row: Any = (await statements.run(session, _RECORDED_SQL, execution_id, workspace_id)).one()
+    row = await statements.one(session, _RECORDED_SQL, execution_id, workspace_id)
     return bool(row[0]), bool(row[1])
 
 
@@ -84,7 +84,7 @@ async def record_assessment(
     version: int,
 ) -> None:
     """The run's assessment row and, in the same statement, the recipe's quality at `version`."""
-    await statements.run(
+    await statements.execute(
         session,
         _ASSESSED_SQL if counted else _UNCOUNTED_SQL,
         execution_id,
@@ -127,16 +127,16 @@ ON CONFLICT DO NOTHING
 async def lock_recipe_quality(session: AsyncSession, workspace_id: str, template_id: str) -> RecipeQuality:
     """The recipe's quality, created if missing and locked until the transaction ends (one statement when the
     row exists; its learning_data, which no decision reads, stays in the row)."""
-    row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).first()
+    row = await statements.first(session, _LOCK_QUALITY_SQL, workspace_id, template_id)
     if row is None:
-        await statements.run(session, _NEW_QUALITY_SQL, workspace_id, template_id)
-        row = (await statements.run(session, _LOCK_QUALITY_SQL, workspace_id, template_id)).one()
+        await statements.execute(session, _NEW_QUALITY_SQL, workspace_id, template_id)
+        row = await statements.one(session, _LOCK_QUALITY_SQL, workspace_id, template_id)
     return RecipeQuality(
         workspace_id=workspace_id,
         template_id=template_id,
-        rolling_score=row.quality_score,
-        assessment_count=row.assessment_count,
-        version=row.version,
+        rolling_score=row["quality_score"],
+        assessment_count=row["assessment_count"],
+        version=row["version"],
     )
 
 
@@ -177,7 +177,7 @@ async def record_learning(
     """A learning at `version`: the run's analysis row, and the analysis folded into the recipe's learning_data
     (its scores as they are), in one statement. `documents`: the JSON texts of its patterns, suggestions and
     performance_metrics."""
-    await statements.run(
+    await statements.execute(
         session,
         _LEARNING_SQL,
         workspace_id,
@@ -216,18 +216,18 @@ ON CONFLICT (agent_id) DO UPDATE SET runs = EXCLUDED.runs, successes = EXCLUDED.
 async def lock_agent(session: AsyncSession, agent_id: str, workspace_id: str) -> AgentMetrics:
     """The agent's metrics, created if missing and locked until the transaction ends (one statement when the
     row exists)."""
-    row = (await statements.run(session, _LOCK_AGENT_SQL, agent_id)).first()
+    row = await statements.first(session, _LOCK_AGENT_SQL, agent_id)
     if row is None:
-        await statements.run(session, _NEW_AGENT_SQL, agent_id, workspace_id)
-        row = (await statements.run(session, _LOCK_AGENT_SQL, agent_id)).one()
+        await statements.execute(session, _NEW_AGENT_SQL, agent_id, workspace_id)
+        row = await statements.one(session, _LOCK_AGENT_SQL, agent_id)
     totals = AgentTotals(
-        runs=row.runs,
-        successes=row.successes,
-        total_duration_ms=row.total_duration_ms,
-        total_tokens=row.total_tokens,
-        total_cost_usd=row.total_cost_usd,
+        runs=row["runs"],
+        successes=row["successes"],
+        total_duration_ms=row["total_duration_ms"],
+        total_tokens=row["total_tokens"],
+        total_cost_usd=row["total_cost_usd"],
     )
-    return AgentMetrics(agent_id=agent_id, totals=totals, version=int(row.version))
+    return AgentMetrics(agent_id=agent_id, totals=totals, version=int(row["version"]))
 
 
 _STAGE_ATTEMPTS_SQL = """
@@ -248,7 +248,7 @@ _STAGED_AGENTS_SQL = "SELECT DISTINCT agent_id, workspace_id FROM agent_attempts
 
 async def stage_attempts(session: AsyncSession, agent_id: str, workspace_id: str, added: AgentTotals) -> None:
     """Attempts counted towards the agent, until an AgentMetricsUpdated takes them."""
-    await statements.run(
+    await statements.execute(
         session,
         _STAGE_ATTEMPTS_SQL,
         agent_id,
@@ -263,27 +263,27 @@ async def stage_attempts(session: AsyncSession, agent_id: str, workspace_id: str
 
 async def take_staged_attempts(session: AsyncSession, agent_id: str) -> AgentTotals | None:
     """What the agent's staged attempts add up to, taken out of staging; None when there are none."""
-    row = (await statements.run(session, _TAKE_ATTEMPTS_SQL, agent_id)).one()
-    if not row.rows:
+    row = await statements.one(session, _TAKE_ATTEMPTS_SQL, agent_id)
+    if not row["rows"]:
         return None
     return AgentTotals(
-        runs=int(row.runs),
-        successes=int(row.successes),
-        total_duration_ms=float(row.total_duration_ms),
-        total_tokens=int(row.total_tokens),
-        total_cost_usd=float(row.total_cost_usd),
+        runs=int(row["runs"]),
+        successes=int(row["successes"]),
+        total_duration_ms=float(row["total_duration_ms"]),
+        total_tokens=int(row["total_tokens"]),
+        total_cost_usd=float(row["total_cost_usd"]),
     )
 
 
 async def agents_with_staged_attempts(session: AsyncSession) -> list[tuple[str, str]]:
     """(agent_id, workspace_id) of every agent with attempts staged."""
-    return [(r.agent_id, r.workspace_id) for r in (await statements.run(session, _STAGED_AGENTS_SQL)).all()]
+    return [(r["agent_id"], r["workspace_id"]) for r in await statements.rows(session, _STAGED_AGENTS_SQL)]
 
 
 async def save_agent(session: AsyncSession, metrics: AgentMetrics, workspace_id: str) -> None:
     """Write the agent's totals at its version, creating its row if missing."""
     totals = metrics.totals
-    await statements.run(
+    await statements.execute(
         session,
         _SAVE_AGENT_SQL,
         metrics.agent_id,

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sous_catalog.domain.recipe import popularity
-from sous_events import jsontext, learning_fold
+from sous_events import driver, jsontext, learning_fold
 
 # An execution's status moves forward only: a terminal status is final, and a late pending/running never
 # moves it back (rank of the new status: pending 0, running 1, anything else 3).
@@ -99,15 +98,12 @@ class StatisticsWriter:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._connection: AsyncConnection | None = None
 
-    async def _execute(self, sql: str, params: tuple[Any, ...]) -> CursorResult[Any]:
-        if self._connection is None:
-            self._connection = await self.session.connection()
-        return await self._connection.exec_driver_sql(sql, params)
+    async def _first(self, sql: str, *params: Any) -> driver.Record | None:
+        return await driver.fetchrow(self.session, sql, *params)
 
     async def _run(self, sql: str, *params: Any) -> None:
-        await self._execute(sql, params)
+        await driver.execute(self.session, sql, *params)
 
     def _tally(self, workspace_id: str, template_id: str) -> RecipeTally:
         tallies: dict[tuple[str, str], RecipeTally] = self.session.info.setdefault(TALLY_KEY, {})
@@ -115,13 +111,13 @@ class StatisticsWriter:
 
     async def requested(self, workspace_id: str, execution_id: str, template_id: str, at: datetime) -> None:
         """A request counts a use of the recipe, once per execution."""
-        if (await self._execute(_REQUESTED, (execution_id, workspace_id, template_id, at))).first() is not None:
+        if await self._first(_REQUESTED, execution_id, workspace_id, template_id, at) is not None:
             self._tally(workspace_id, template_id).used(at)
 
     async def moved(self, workspace_id: str, execution_id: str, template_id: str, status: str, at: datetime) -> None:
         """The execution's new status; a finish (completed or failed, once per execution) moves the success rate."""
         rank = _RANKS.get(status, _OTHER_RANK)
-        moved = (await self._execute(_MOVED, (execution_id, workspace_id, template_id, status, at, rank))).first()
+        moved = await self._first(_MOVED, execution_id, workspace_id, template_id, status, at, rank)
         if moved is not None and status in ("completed", "failed"):
             tally = self._tally(workspace_id, template_id)
             tally.finished += 1
@@ -168,8 +164,8 @@ class StatisticsWriter:
                 tally.successes,
                 tally.quality_score,
             )
-            row = (await self._execute(_TALLIED, parameters)).first()
+            row = await self._first(_TALLIED, *parameters)
             if row is None:
                 continue
-            rate = round(row.success_count / row.finished_count, 6) if tally.finished else row.success_rate
-            await self._run(_RATES, row.id, rate, popularity(row.use_count, rate, row.quality_score))
+            rate = round(row["success_count"] / row["finished_count"], 6) if tally.finished else row["success_rate"]
+            await self._run(_RATES, row["id"], rate, popularity(row["use_count"], rate, row["quality_score"]))
