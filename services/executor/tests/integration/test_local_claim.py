@@ -30,7 +30,7 @@ from sous_executor.adapters.leases import Leases
 from sous_executor.adapters.tables import leases
 from sous_executor.domain import execution as execution_module
 from sous_executor.entrypoints.consumers import RUNNERS_GROUP, runner_consumer
-from sous_local.testing import Infrastructure, unique
+from sous_local.testing import Infrastructure, statements_sent, unique
 
 pytestmark = pytest.mark.integration
 
@@ -192,3 +192,69 @@ async def test_an_opened_attempt_is_not_counted_among_the_starts_before_it(
         body = await wait_finished(running, ws, recipe["template_id"], eid)
     assert body["status"] == "completed", body
     assert [(r["status"], r["attempt"]) for r in body["step_results"]] == [("completed", 1)]
+
+
+async def test_a_start_without_an_idempotency_key_is_one_statement_and_no_transaction_around_it(
+    executor: Running,
+) -> None:
+    """Its writes are the request's only ones: sent on the statement pool to commit on their own, no BEGIN and
+    COMMIT round trips through the engine. A start under an Idempotency-Key reads and writes its key in the
+    same transaction, so it keeps one."""
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    recipe = recipe_snapshot(ws, [step("a", 1, agent["id"], "a")])
+    await seed(executor, ws, recipe, [agent])
+    pool = executor.executor.engine.stream.statements
+    runtime = executor.executor.runtime
+
+    sent_before = pool.statements_sent
+    async with statements_sent(runtime.engine) as through_engine:
+        eid = await start(executor, ws, recipe["template_id"])
+    # Through the engine nothing of this start's (the consumers' own batches may run meanwhile).
+    assert [sql for sql, params in through_engine if eid in params] == []
+    assert pool.statements_sent - sent_before >= 2  # the start's statement and the recipe's read
+    assert (await wait_finished(executor, ws, recipe["template_id"], eid))["status"] == "completed"
+
+    async with statements_sent(runtime.engine) as through_engine:
+        response = await executor.client.post(
+            f"/api/workflow-recipes/{recipe['template_id']}/execute",
+            json={"input_data": {}},
+            headers={**context_header(executor.settings, ws), "Idempotency-Key": unique("key")},
+        )
+    assert response.status_code == 202, response.text
+    keyed = str(response.json()["recipe_execution_id"])
+    # The key's row, then the start's statement, in the transaction on the engine's connection.
+    assert [sql.split(" ")[0] for sql, params in through_engine if keyed in params] == ["INSERT", "WITH"]
+
+
+async def test_a_start_refused_at_its_own_commit_is_a_429_and_writes_nothing(
+    infra: Infrastructure, fresh_database: str, model_server: ModelServer
+) -> None:
+    """The admission is decided when the start's statement commits on its own: past the workspace's limit of
+    running executions, the 429 of a refused transaction, and no row of it."""
+    settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server).model_copy(
+        update={"max_concurrent_executions_per_workspace": 1}
+    )
+    async with running_executor(settings) as running:
+        ws = unique("ws")
+        agent = agent_snapshot(ws)
+        recipe = recipe_snapshot(ws, [step("slow", 1, agent["id"], f"wait {unique('hold')} [[latency:60000]]")])
+        await seed(running, ws, recipe, [agent])
+        held = await start(running, ws, recipe["template_id"])
+        refused = await running.client.post(
+            f"/api/workflow-recipes/{recipe['template_id']}/execute",
+            json={"input_data": {}},
+            headers=context_header(running.settings, ws),
+        )
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["code"] == "concurrency_limit"
+        async with running.executor.service.sessions() as session:
+            rows = (
+                await session.execute(text("SELECT count(*) FROM executions WHERE workspace_id = :ws"), {"ws": ws})
+            ).scalar_one()
+        assert rows == 1
+        response = await running.client.post(
+            f"/api/workflow-recipes/{recipe['template_id']}/executions/{held}/cancel",
+            headers=context_header(running.settings, ws),
+        )
+        assert response.status_code == 202, response.text

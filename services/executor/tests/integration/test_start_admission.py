@@ -60,12 +60,17 @@ async def two_instances(
 
 
 def held_until_all_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each start waits inside its transaction, after writing its run (events, lease, read-model row, admission
-    row) and before its commit, where it is admitted, until every start is there."""
+    """Each start waits at the last point before its admission until every start is there: inside its
+    transaction, after writing its run (events, lease, read-model row, admission row) and before the commit;
+    or, for a start whose statement commits on its own (no idempotency key), just before that statement."""
     barrier = asyncio.Barrier(STARTS)
     append = handlers.append_requested
 
     async def held(*args: Any, **kwargs: Any) -> None:
+        if kwargs.get("alone_on") is not None:
+            await barrier.wait()
+            await append(*args, **kwargs)
+            return
         await append(*args, **kwargs)
         await barrier.wait()
 
@@ -73,15 +78,19 @@ def held_until_all_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def start_all_at_once(
-    instances: list[Running], ws: str, template_id: str, monkeypatch: pytest.MonkeyPatch
+    instances: list[Running], ws: str, template_id: str, monkeypatch: pytest.MonkeyPatch, *, keyed: bool = False
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """STARTS starts over both instances, all inside their transactions at once: (admitted ids, refusals)."""
+    """STARTS starts over both instances, all at their admission at once: (admitted ids, refusals). `keyed`:
+    each under an Idempotency-Key, so each in a transaction that also writes its key."""
     held_until_all_arrive(monkeypatch)
     url = f"/api/workflow-recipes/{template_id}/execute"
 
     async def one(index: int) -> httpx.Response:
         instance = instances[index % len(instances)]
-        return await instance.client.post(url, json={}, headers=context_header(instance.settings, ws))
+        headers = context_header(instance.settings, ws)
+        if keyed:
+            headers["Idempotency-Key"] = unique("start")
+        return await instance.client.post(url, json={}, headers=headers)
 
     async with asyncio.timeout(DEADLOCK_GUARD_S):
         responses = await asyncio.gather(*(one(i) for i in range(STARTS)))
@@ -116,8 +125,13 @@ async def seeded(instance: Running, ws: str) -> dict[str, Any]:
     return recipe
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["statements", "transactions"])
 async def test_concurrent_starts_of_a_workspace_overlap_and_are_admitted_up_to_its_limit(
-    infra: Infrastructure, fresh_database: str, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+    infra: Infrastructure,
+    fresh_database: str,
+    model_server: ModelServer,
+    monkeypatch: pytest.MonkeyPatch,
+    keyed: bool,
 ) -> None:
     ws = unique("ws")
     async with two_instances(
@@ -126,7 +140,7 @@ async def test_concurrent_starts_of_a_workspace_overlap_and_are_admitted_up_to_i
         recipe = await seeded(instances[0], ws)
         tid = recipe["template_id"]
 
-        admitted, refused = await start_all_at_once(instances, ws, tid, monkeypatch)
+        admitted, refused = await start_all_at_once(instances, ws, tid, monkeypatch, keyed=keyed)
 
         assert len(admitted) == 3, refused
         assert all(body["code"] == "concurrency_limit" for body in refused) and len(refused) == STARTS - 3

@@ -124,6 +124,7 @@ async def append_requested(
     admission: Admission,
     payloads: Sequence[EventPayload] | None = None,
     folded: int = 0,
+    alone_on: StatementPool | None = None,
 ) -> None:
     """The first events of an execution (folded into `execution`), written by one statement of the session's
     transaction with their outbox rows and read-model row, and the lease when `claimed` by this instance.
@@ -135,6 +136,8 @@ async def append_requested(
 
     No savepoint: a conflict (the execution exists already) fails the whole transaction, whose unit of work
     runs the start again. The lease expiry counts from the statement, as `Leases.claim_new`'s does.
+    `alone_on`: the session's transaction writes nothing else, so the statement is sent on this pool to commit
+    on its own (its admission is then decided at that commit).
     """
     outbox_rows = store.checked(envelopes, expected_version=0)
     if payloads is not None and len(payloads) != len(envelopes):
@@ -146,7 +149,10 @@ async def append_requested(
     parameters += [leases.owner, leases.ttl_s, claimed, *admission.parameters(execution.execution_id)]
     parameters += _projection_parameters(execution)
     try:
-        await driver.execute(session, REQUESTING_SQL, *parameters)
+        if alone_on is not None:
+            await alone_on.fetch(REQUESTING_SQL, *parameters)
+        else:
+            await driver.execute(session, REQUESTING_SQL, *parameters)
     except IntegrityError as exc:
         raise ConcurrencyConflict(AGGREGATE, execution.execution_id, 0) from exc
 
