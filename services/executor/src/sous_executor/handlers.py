@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sous_events.envelope import Envelope, EventPayload
@@ -23,7 +23,6 @@ from sous_events.ids import new_id
 from sous_events.registry import make_event
 from sous_events.store import EventStore
 from sous_executor.adapters import repositories as repo
-from sous_executor.adapters.admission import refusal_of
 from sous_executor.adapters.catalog_client import CatalogClient
 from sous_executor.adapters.execution_stream import AGGREGATE, PRODUCER, append_requested
 from sous_executor.adapters.leases import Leases
@@ -38,7 +37,7 @@ from sous_executor.domain.outputs import summary_result
 from sous_executor.domain.planning import build_plan, parse_steps
 from sous_executor.domain.step_start import opening_starts
 from sous_executor.engine.step_engine import StepEngine
-from sous_executor.quotas import admission_for, check_graph, quota_for, refused, with_budget
+from sous_executor.quotas import admission_for, check_graph, quota_for, refused_as_rate_limit, with_budget
 from sous_executor.use_cases.execute_answers import accepted, started_under_key
 from sous_executor.webhooks.deliveries import admit
 from sous_service.caller import Caller
@@ -187,16 +186,9 @@ class ExecutorService:
         return await self.start(command, Caller.from_context(ctx))
 
     async def start(self, command: StartExecution, caller: Caller) -> dict[str, Any]:
-        """Start an execution in a unit of work of its own.
-
-        Without an idempotency key the request's writes are its only ones: one statement, sent to commit on
-        its own (no BEGIN and COMMIT round trips around it); the unit of work still runs what waits for
-        the commit (the run's start) and runs the start again on a conflict."""
-
-        async def alone(command: StartExecution, uow: UnitOfWork) -> dict[str, Any]:
-            return await self.request_execution(command, uow, alone=True)
-
-        handler = alone if command.idempotency_key is None else self.request_execution
+        """Start an execution in a unit of work of its own; without an idempotency key its one statement
+        commits on its own (the unit of work still starts the run after it, and retries a conflict)."""
+        handler = partial(self.request_execution, alone=command.idempotency_key is None)
         async with self.start_slots:
             return await self.uows.run(handler, command, caller)
 
@@ -314,7 +306,7 @@ class ExecutorService:
                 payloads.append(opening)
         # Admitted at the commit, under the workspace's lock: its other starts overlap until then.
         admission = admission_for(workspace_id, quota, self.settings.max_concurrent_executions_per_workspace)
-        try:
+        with refused_as_rate_limit():
             await append_requested(
                 session,
                 self.store,
@@ -327,12 +319,6 @@ class ExecutorService:
                 folded=len(stream) if claimed else 0,
                 alone_on=self.engine.stream.statements if alone else None,
             )
-        except DBAPIError as exc:
-            # A statement of its own is admitted at its own commit (in a transaction, the engine's
-            # refuse_at_commit answers the refusal of the transaction's commit).
-            if (refusal := refusal_of(exc)) is None:
-                raise
-            raise refused(refusal) from exc
         name = recipe.get("name") or recipe["template_id"]
         return accepted(execution_id, recipe, "started", len(steps), f"Execution of recipe '{name}' started")
 

@@ -9,12 +9,15 @@ under the workspace's lock (adapters/admission.py), so they hold exactly across 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sous_executor.adapters.admission import TOO_MANY_ACTIVE, Admission, Refusal, refusal_of
@@ -107,3 +110,15 @@ def refuse_at_commit(engine: AsyncEngine) -> None:
             raise refused(refusal) from context.original_exception
 
     event.listen(engine.sync_engine, "handle_error", translate)
+
+
+@contextmanager
+def refused_as_rate_limit() -> Iterator[None]:
+    """Within: an admission refusal raised by a statement that committed on its own (a start's single
+    statement, outside any transaction the engine's `refuse_at_commit` sees) is the same 429."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if (refusal := refusal_of(exc)) is None:
+            raise
+        raise refused(refusal) from exc
