@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from sous_service.db import create_database as create_server_database
 
@@ -179,3 +180,14 @@ async def statements_sent(engine: AsyncEngine) -> AsyncIterator[list[tuple[str, 
         event.remove(engine.sync_engine, "before_cursor_execute", through_engine)
         for driver in watched:
             driver.remove_query_logger(to_driver)
+
+
+async def terminate_backend(database_url: str, pid: int) -> None:
+    """End one PostgreSQL backend from a connection of its own: what a server restart or a proxy cut does to
+    the one connection whose backend it was."""
+    admin = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()

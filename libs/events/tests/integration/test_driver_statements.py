@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sous_events import driver
-from sous_local.testing import eventually
+from sous_local.testing import eventually, terminate_backend
 
 pytestmark = pytest.mark.integration
 
@@ -83,12 +83,7 @@ async def test_a_pooled_connection_that_died_is_invalidated_by_the_transaction_i
     async with sessions() as session, session.begin():
         pooled = await driver.transaction_connection(session)
         pid = (await driver.fetchrow(session, "SELECT pg_backend_pid()"))[0]  # type: ignore[index]
-    admin = create_async_engine(engine.url.render_as_string(hide_password=False))
-    try:
-        async with admin.connect() as other:
-            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    finally:
-        await admin.dispose()
+    await terminate_backend(engine.url.render_as_string(hide_password=False), pid)
 
     async def seen_closed() -> bool:
         return bool(pooled.is_closed())

@@ -3,25 +3,14 @@ backend, a proxy that cut it) is replaced at checkout, so the next transaction s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sous_local.testing import eventually
-from sous_service.config import ServiceSettings
-from sous_service.db import create_engine
+from sous_local.testing import eventually, terminate_backend
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def engine(fresh_database: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(ServiceSettings(database_url=fresh_database, database_pool_size=1))
-    yield eng
-    await eng.dispose()
 
 
 async def backend_pid(engine: AsyncEngine) -> int:
@@ -37,12 +26,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(
         pooled = (await conn.get_raw_connection()).driver_connection
         first = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
     assert pooled is not None
-    admin = create_engine(ServiceSettings(database_url=fresh_database))
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-    finally:
-        await admin.dispose()
+    await terminate_backend(fresh_database, first)
 
     async def seen_closed() -> bool:
         return bool(pooled.is_closed())

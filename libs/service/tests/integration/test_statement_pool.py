@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sous_local.testing import eventually
+from sous_local.testing import eventually, terminate_backend
 from sous_service.config import ServiceSettings
 from sous_service.db import create_engine
 from sous_service.statement_pool import StatementPool, connect_arguments
@@ -19,24 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def engine(fresh_database: str) -> AsyncIterator[AsyncEngine]:
-    eng = create_engine(ServiceSettings(database_url=fresh_database, database_pool_size=1))
-    yield eng
-    await eng.dispose()
-
-
-@pytest.fixture
 async def pool(engine: AsyncEngine) -> AsyncIterator[StatementPool]:
     statements = StatementPool(engine, max_size=1)
     yield statements
     await statements.close()
-
-
-async def terminate(engine: AsyncEngine, pid: int) -> None:
-    async with engine.connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        assert raw is not None
-        await raw.execute("SELECT pg_terminate_backend($1)", pid)
 
 
 def test_the_url_query_options_of_the_dialect_are_not_passed_to_the_driver() -> None:
@@ -85,7 +71,7 @@ async def test_a_statement_whose_backend_is_terminated_fails_as_invalidated_and_
             return bool(await raw.fetchval("SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $1", first))
 
     await eventually(asleep, what="the pooled connection to be inside pg_sleep")
-    await terminate(engine, first)
+    await terminate_backend(engine.url.render_as_string(hide_password=False), first)
     with pytest.raises(sa_exc.DBAPIError) as failed:
         await sleeping
     assert failed.value.connection_invalidated
@@ -97,7 +83,7 @@ async def test_an_idle_connection_the_server_closed_is_replaced_at_acquire(
     engine: AsyncEngine, pool: StatementPool
 ) -> None:
     first = await pool.fetchval("SELECT pg_backend_pid()")
-    await terminate(engine, first)
+    await terminate_backend(engine.url.render_as_string(hide_password=False), first)
 
     async def replaced() -> bool:
         # Each try may fail on the closed connection (the driver learns of the close by reading it).
