@@ -18,6 +18,7 @@ from openai import AsyncOpenAI
 from sous_executor.config import ExecutorSettings
 from sous_executor.egress import EgressDenied, EgressPolicy, Origin
 from sous_executor.llm.pricing import price_of
+from sous_executor.llm.transport import AiohttpTransport
 from sous_executor.secrets.resolver import Credentials, CredentialUnavailable
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -42,9 +43,8 @@ class _EgressTransport(httpx2.AsyncBaseTransport):
     def __init__(self, policy: EgressPolicy, max_connections: int) -> None:
         self.policy = policy
         # httpx's default pool (100 connections, 20 kept alive) would queue runs past 100 and reopen a
-        # connection for most calls once more than 20 are in flight.
-        limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self.inner = httpx2.AsyncHTTPTransport(limits=limits)
+        # connection for most calls once more than 20 are in flight: every connection is kept alive.
+        self.inner = AiohttpTransport(max_connections)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         await self.policy.check(str(request.url))
