@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy.engine import make_url
 
@@ -75,14 +75,23 @@ def echo_app(name: str, release_holder: dict[str, asyncio.Event]) -> FastAPI:
         service_name=name,
     )
 
-    @app.get("/api/workflow-recipes/{rid}/executions/{eid}/events")
-    async def events(rid: str, eid: str, ctx: Context) -> StreamingResponse:
+    def held_stream() -> StreamingResponse:
         async def stream() -> AsyncIterator[bytes]:
             yield b'event: step\ndata: {"n": 1}\n\n'
             await asyncio.wait_for(release_holder["release"].wait(), 10)
             yield b'event: step\ndata: {"n": 2}\n\n'
 
         return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/api/workflow-recipes/{rid}/executions/{eid}/events")
+    async def events(rid: str, eid: str, ctx: Context) -> StreamingResponse:
+        return held_stream()
+
+    @app.post("/api/workflow-recipes/{rid}/execute")
+    async def execute(rid: str, request: Request, ctx: Context) -> Response:
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return held_stream()
+        return await echo(request.scope["path"].removeprefix("/api/"), request, ctx)
 
     @app.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def echo(path: str, request: Request, ctx: Context) -> JSONResponse:

@@ -103,6 +103,24 @@ async def test_server_sent_events_stream_through_without_buffering(gw, member, u
     assert b'"n": 2' in rest
 
 
+async def test_an_execute_asking_for_an_event_stream_streams_through_and_a_plain_one_is_answered_whole(
+    gw, member, upstreams
+):
+    path = f"{RECIPES}/r-1/execute"
+    streaming = {**member, "Accept": "text/event-stream"}
+    async with gw.client.stream("POST", path, json={"input_data": {}}, headers=streaming) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        chunks = response.aiter_bytes()
+        first = await asyncio.wait_for(chunks.__anext__(), 5)
+        assert b'"n": 1' in first  # arrived while the upstream still holds the second event back
+        upstreams["executor"].release.set()
+        rest = b"".join([chunk async for chunk in chunks])
+    assert b'"n": 2' in rest
+    plain = await gw.client.post(path, json={"input_data": {}}, headers=member)
+    assert plain.status_code == 200 and plain.json()["method"] == "POST"
+
+
 async def test_webhooks_need_no_caller_credentials_and_pass_the_raw_body(gw):
     raw = b'{"z":1,  "a" :[2]}'
     headers = {"X-Hub-Signature-256": "sha256=deadbeef", "Content-Type": "application/json"}

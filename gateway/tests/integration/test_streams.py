@@ -62,3 +62,21 @@ async def test_the_per_caller_cap_answers_429_and_frees_on_close(make_gateway, m
     while gw.components.streams.count() and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
     assert (await gw.client.get(EVENTS, headers=headers)).status_code == 200
+
+
+async def test_an_execute_that_asks_for_its_events_is_a_stream_and_a_plain_one_is_not(
+    make_gateway, mint, workspace, auth, upstreams
+):
+    gw = await make_gateway(stream_max_per_caller=1)
+    headers = auth(mint(), workspace)
+    execute = "/api/workflow-recipes/r-1/execute"
+    streaming = {**headers, "Accept": "text/event-stream"}
+    async with gw.client.stream("POST", execute, json={"input_data": {}}, headers=streaming) as started:
+        assert started.status_code == 200
+        assert gw.components.streams.count(caller="user-1") == 1
+        refused = await gw.client.get(EVENTS, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (429, "too_many_streams")
+        plain = await gw.client.post(execute, json={"input_data": {}}, headers=headers)
+        assert plain.status_code == 200 and plain.json()["method"] == "POST"
+        upstreams["executor"].release.set()
+        await started.aread()

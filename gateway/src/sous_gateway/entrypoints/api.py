@@ -174,7 +174,7 @@ async def _route(request: Request) -> Response:
     )
     body = compat.adapt_body(request.method, route.pattern, await request.body())
     trusted = components.addresses.peer_is_trusted(request.scope)
-    if not route.stream:
+    if not (route.stream or (route.stream_when_asked and wants_event_stream(request))):
         response = await components.proxy.forward(
             request, route.service, body, context, request_id, trusted_peer=trusted
         )
@@ -189,6 +189,10 @@ async def _route(request: Request) -> Response:
     except BaseException:
         slot.release()
         raise
+
+
+def wants_event_stream(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "").lower()
 
 
 async def _forward_webhook(request: Request, components: Components, route: Route, request_id: str) -> Response:

@@ -28,6 +28,8 @@ class Route:
     auth: AuthMode = "caller"
     # Long-lived responses (Server-Sent Events): no read timeout towards the upstream.
     stream: bool = False
+    # A stream only when the caller asks for one (Accept: text/event-stream), a plain answer otherwise.
+    stream_when_asked: bool = False
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -127,7 +129,7 @@ def _build() -> list[Route]:
     ]
     # executor
     r += [
-        Route("POST", f"{recipes}/{{id}}/execute", "executor", s.EXECUTIONS_RUN),
+        Route("POST", f"{recipes}/{{id}}/execute", "executor", s.EXECUTIONS_RUN, stream_when_asked=True),
         Route("GET", f"{recipes}/{{id}}/executions", "executor", s.EXECUTIONS_READ),
         Route("GET", execution, "executor", s.EXECUTIONS_READ),
         Route("POST", f"{execution}/cancel", "executor", s.EXECUTIONS_RUN),

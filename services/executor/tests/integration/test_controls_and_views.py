@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from executor_harness import (
@@ -229,18 +230,9 @@ async def test_sse_streams_events_live_and_resumes_after_last_event_id(executor:
     eid = await start(executor, ws, tid)
     path = f"/api/workflow-recipes/{tid}/executions/{eid}/events"
     headers = context_header(executor.settings, ws)
-    frames: list[dict[str, str]] = []
     async with executor.client.stream("GET", path, headers=headers) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
-        current: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if not line:
-                if "event" in current:
-                    frames.append(current)
-                current = {}
-                continue
-            key, _, value = line.partition(": ")
-            current[key] = value
+        frames = await sse_frames(response)
     assert frames[0]["event"] == "ExecutionRequested"
     assert frames[-1]["event"] == "ExecutionFinished"
     assert [int(f["id"]) for f in frames] == list(range(1, len(frames) + 1))
@@ -256,6 +248,51 @@ async def test_sse_streams_events_live_and_resumes_after_last_event_id(executor:
     resumed = await executor.client.get(path, headers={**headers, "Last-Event-ID": str(len(frames) - 2)})
     ids = [line.split(": ")[1] for line in resumed.text.splitlines() if line.startswith("id: ")]
     assert ids == [str(len(frames) - 1), str(len(frames))]
+
+
+async def sse_frames(response: httpx.Response) -> list[dict[str, str]]:
+    frames: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if "event" in current:
+                frames.append(current)
+            current = {}
+            continue
+        key, _, value = line.partition(": ")
+        current[key] = value
+    return frames
+
+
+async def test_an_execute_asking_for_an_event_stream_is_answered_with_the_runs_live_events(executor: Running) -> None:
+    ws = unique("ws")
+    agent = agent_snapshot(ws)
+    recipe = recipe_snapshot(
+        ws, [step("a", 1, agent["id"], f"a {unique('m')} [[latency:200]]"), step("b", 2, agent["id"], "b")]
+    )
+    await seed(executor, ws, recipe, [agent])
+    tid = recipe["template_id"]
+    headers = {**context_header(executor.settings, ws), "Accept": "text/event-stream", "Idempotency-Key": unique("k")}
+    url = f"/api/workflow-recipes/{tid}/execute"
+    async with executor.client.stream("POST", url, json={"input_data": {}}, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        eid = response.headers["x-execution-id"]
+        assert response.headers["location"] == f"/api/workflow-recipes/{tid}/executions/{eid}"
+        assert "idempotent-replayed" not in response.headers
+        frames = await sse_frames(response)
+    assert [f["event"] for f in frames][:2] == ["ExecutionRequested", "ExecutionStarted"]
+    assert frames[-1]["event"] == "ExecutionFinished"
+    assert [int(f["id"]) for f in frames] == list(range(1, len(frames) + 1))
+    finished = json.loads(frames[-1]["data"])
+    assert finished["aggregate_id"] == eid and finished["payload"]["status"] == "completed"
+    # The same request again starts nothing: it follows the run it started, now finished, from its first event.
+    async with executor.client.stream("POST", url, json={"input_data": {}}, headers=headers) as replay:
+        assert replay.status_code == 200 and replay.headers["idempotent-replayed"] == "true"
+        assert replay.headers["x-execution-id"] == eid
+        assert [f["id"] for f in await sse_frames(replay)] == [f["id"] for f in frames]
+    plain = await executor.client.post(url, json={"input_data": {}}, headers=context_header(executor.settings, ws))
+    assert plain.status_code == 202 and plain.json()["recipe_execution_id"] != eid
 
 
 async def test_webhook_requires_a_standard_webhooks_signature(executor: Running) -> None:

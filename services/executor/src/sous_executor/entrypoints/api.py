@@ -66,19 +66,31 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
         summary="Execute a recipe",
         description="Validates inputs (defaults applied), enforces the workspace's concurrency limit, records "
         "ExecutionRequested and returns at once; a runner picks the execution up. With an `Idempotency-Key`, "
-        "a retried request never starts (nor pays for) the execution twice.",
-        responses=responses(429),
+        "a retried request never starts (nor pays for) the execution twice. With `Accept: text/event-stream` "
+        "the answer is the execution's live events instead (200, as from `.../executions/{execution_id}/events`; "
+        "its id in `X-Execution-ID` and `Location`): one request starts and follows it.",
+        responses={**responses(429), 200: {"content": {"text/event-stream": {}}, "description": "Event stream"}},
         tags=["executions"],
     )
     async def execute(
         template_id: str,
         ctx: Context,
+        request: Request,
         response: Response,
         idempotency_key: IdempotencyKey = None,
         body: ExecuteBody | None = None,
-    ) -> dict[str, Any]:
+    ) -> Any:
         input_data = (body or ExecuteBody()).input_data
-        return answered(response, await service.execute(ctx, template_id, input_data, idempotency_key=idempotency_key))
+        answer = await service.execute(ctx, template_id, input_data, idempotency_key=idempotency_key)
+        if "text/event-stream" not in request.headers.get("accept", "").lower():
+            return answered(response, answer)
+        execution_id = answer["recipe_execution_id"]
+        headers = {
+            "X-Execution-ID": execution_id,
+            "Location": f"{RECIPES}/{template_id}/executions/{execution_id}",
+            **({"Idempotent-Replayed": "true"} if answer.get("replayed") else {}),
+        }
+        return event_stream(request, execution_id, 0, headers)
 
     @router.get(
         RECIPES + "/{template_id}/executions",
@@ -156,10 +168,15 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     ) -> StreamingResponse:
         await service.views.require_listed(ctx, template_id, execution_id)
         after = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else 0
+        return event_stream(request, execution_id, after)
+
+    def event_stream(
+        request: Request, execution_id: str, after: int, headers: dict[str, str] | None = None
+    ) -> StreamingResponse:
         return StreamingResponse(
             stream_execution(reads, request.app.state.event_notifications, execution_id, after),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
         )
 
     @router.get(
