@@ -1,9 +1,9 @@
 """The Sous side of `make bench-peer`: one level of executions on a running stack, measured.
 
 The recipe (3 sequential steps, one model call each) is created through the gateway; executions are started
-and followed on the executor's public API, signed as an internal caller. The live event stream of each
-execution ends with ExecutionFinished: it is both the wait and the measurement (StepStarted/StepCompleted
-times, the model time each step reports).
+and followed on the executor's public API, signed as an internal caller, each in one request (an execute that
+asks for its events). The live event stream of each execution ends with ExecutionFinished: it is both the wait
+and the measurement (StepStarted/StepCompleted times, the model time each step reports).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ PROCESS = "process:"  # prefix of the meter's groups that hold one process of th
 WARM_UP_RUNS = 5
 STREAM_RESUMES = 5
 START_BODY = b'{"input_data": {}}'
+START_HEADERS = {"Accept": "text/event-stream"}  # the execute answers with the run's live events
 
 
 @dataclass
@@ -74,15 +75,32 @@ def whole_events(body: bytes) -> tuple[list[dict[str, Any]], str]:
     return envelopes, last_id
 
 
-async def follow_events(client: WireClient, path: str, sample: SousSample) -> list[dict[str, Any]]:
-    """The execution's events up to ExecutionFinished, from its live stream.
-
-    A stream cut short (a reset connection, or an end before ExecutionFinished) is resumed after its last whole
-    event with `Last-Event-ID`, as the console does; every resume is counted in the sample. The body is parsed
+async def start_and_follow(client: WireClient, base: str, sample: SousSample) -> list[dict[str, Any]]:
+    """Start an execution and read its events up to ExecutionFinished, in one request (an execute that asks
+    for an event stream); a stream cut short is resumed after its last whole event with `Last-Event-ID` on the
+    execution's own event stream, as the console does, every resume counted in the sample. The body is parsed
     once the stream ends: the benchmark's client shares the cores it measures, so it does as little as it can.
     """
+    try:
+        response = await client.request("POST", f"{base}/execute", START_BODY, headers=START_HEADERS)
+        if response.status != 200:
+            raise RuntimeError(f"execute: {response.status} {response.body[:300]!r}")
+        body, headers = response.body, response.headers
+    except WireError as exc:
+        body, headers = exc.args[1], exc.args[2]
+    envelopes, last_id = whole_events(body)
+    if envelopes and envelopes[-1].get("event_type") == "ExecutionFinished":
+        return envelopes
+    execution_id = headers.get("x-execution-id") or (envelopes[0]["aggregate_id"] if envelopes else "")
+    if not execution_id:
+        raise RuntimeError("the execute's stream was cut before it said which execution it started")
+    sample.stream_resumes += 1
+    return envelopes + await follow_events(client, f"{base}/executions/{execution_id}/events", sample, last_id)
+
+
+async def follow_events(client: WireClient, path: str, sample: SousSample, last_id: str = "") -> list[dict[str, Any]]:
+    """The execution's events after `last_id` up to ExecutionFinished, from its live stream, resumed as above."""
     envelopes: list[dict[str, Any]] = []
-    last_id = ""
     for _ in range(STREAM_RESUMES + 1):
         headers = {"Accept": "text/event-stream", **({"Last-Event-ID": last_id} if last_id else {})}
         try:
@@ -220,11 +238,7 @@ async def sous_level(
             client, base = clients[next(turn) % len(clients)]
             async with semaphore:
                 submitted_at = time.time()
-                response = await client.request("POST", f"{base}/execute", START_BODY)
-                if response.status >= 300:
-                    raise RuntimeError(f"execute: {response.status} {response.body[:300]!r}")
-                execution_id = orjson.loads(response.body)["recipe_execution_id"]
-                envelopes = await follow_events(client, f"{base}/executions/{execution_id}/events", sample)
+                envelopes = await start_and_follow(client, base, sample)
                 record_execution(sample, envelopes, submitted_at)
 
         await asyncio.gather(*(one() for _ in range(min(WARM_UP_RUNS, total))))  # not counted

@@ -17,13 +17,15 @@ Signer = Callable[[str, str, bytes], dict[str, str]]  # (method, target, body) -
 
 
 class WireError(Exception):
-    """The connection failed or closed before the response was whole."""
+    """The connection failed or closed before the response was whole (args: message, the partial body, the
+    response's headers when they were read)."""
 
 
 @dataclass(frozen=True)
 class WireResponse:
     status: int
     body: bytes
+    headers: dict[str, str]  # names in lower case
 
 
 class WireClient:
@@ -40,7 +42,8 @@ class WireClient:
     async def request(
         self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> WireResponse:
-        """The whole response; a failed connection raises WireError (the partial body is in its args[1])."""
+        """The whole response; a failed connection raises WireError (the partial body is in its args[1], the
+        headers, when read, in args[2])."""
         async with self._slots:
             reader, writer = self._idle.pop() if self._idle else await self._connect()
             lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}"]
@@ -50,17 +53,18 @@ class WireClient:
             every["Content-Length"] = str(len(body))
             lines += [f"{name}: {value}" for name, value in every.items()]
             received = bytearray()
+            fields: dict[str, str] = {}
             try:
                 writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-                status, reusable = await _read_response(reader, received)
+                status, reusable = await _read_response(reader, received, fields)
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 writer.close()
-                raise WireError(str(exc), bytes(received)) from exc
+                raise WireError(str(exc), bytes(received), fields) from exc
             if reusable:
                 self._idle.append((reader, writer))
             else:
                 writer.close()
-            return WireResponse(status, bytes(received))
+            return WireResponse(status, bytes(received), fields)
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
@@ -74,12 +78,12 @@ class WireClient:
         self._idle.clear()
 
 
-async def _read_response(reader: asyncio.StreamReader, body: bytearray) -> tuple[int, bool]:
-    """Read one response, its body into `body`; (status, whether the connection can carry another request)."""
+async def _read_response(reader: asyncio.StreamReader, body: bytearray, fields: dict[str, str]) -> tuple[int, bool]:
+    """Read one response, its headers into `fields` and its body into `body`; (status, whether the connection
+    can carry another request)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split(" ", 2)[1])
-    fields: dict[str, str] = {}
     for line in header_lines:
         name, _, value = line.partition(":")
         if name:
