@@ -46,7 +46,8 @@ async def test_a_pass_that_reads_a_terminal_status_sends_its_events_and_ends_wit
     frames = [frame async for frame in sse.stream_execution(None, listening(), "e1", 0, keepalive_s=0)]  # type: ignore[arg-type]
 
     assert passes == [0]
-    assert frames[1:] == ["".join(sse.format_event(*row) for row in stored)]
+    # The retry hint and the stored events: one chunk, one socket write.
+    assert frames == ["retry: 1000\n\n" + "".join(sse.format_event(*row) for row in stored)]
 
 
 async def test_the_stream_ends_at_execution_finished_even_before_the_status_is_read_terminal(
@@ -60,7 +61,7 @@ async def test_the_stream_ends_at_execution_finished_even_before_the_status_is_r
     monkeypatch.setattr(sse, "read_pass", read_pass)
     frames = [frame async for frame in sse.stream_execution(None, listening(), "e1", 1, keepalive_s=0)]  # type: ignore[arg-type]
 
-    assert frames[-1] == sse.format_event(2, "ExecutionFinished", '{"n": 2}')
+    assert frames == ["retry: 1000\n\n" + sse.format_event(2, "ExecutionFinished", '{"n": 2}')]
 
 
 async def test_a_pass_with_nothing_new_keeps_the_stream_open_until_a_later_pass_finds_the_finish(
@@ -89,7 +90,8 @@ async def test_events_handed_over_are_sent_without_a_read_and_their_notification
     passes = reads_of(monkeypatch, [(1, "ExecutionRequested", '{"n": 1}')])
     hub = listening()
     stream = sse.stream_execution(None, hub, "e1", 0, keepalive_s=3600)  # type: ignore[arg-type]
-    frames = [await anext(stream), await anext(stream)]  # the retry hint, then what is stored
+    frames = [await anext(stream)]  # the retry hint with what is stored
+    assert frames[0] == "retry: 1000\n\n" + sse.format_event(1, "ExecutionRequested", '{"n": 1}')
     assert passes == [0]
 
     hub.appending("Execution", "e1")
@@ -103,12 +105,22 @@ async def test_events_handed_over_are_sent_without_a_read_and_their_notification
     frames.append(await anext(stream))
 
     assert passes == [0]  # one read: the stored events; the rest were handed over
-    assert frames[2] == sse.format_event(2, "StepStarted", '{"n": 2}') + sse.format_event(
+    assert frames[1] == sse.format_event(2, "StepStarted", '{"n": 2}') + sse.format_event(
         3, "StepCompleted", '{"n": 3}'
     )
-    assert frames[3] == sse.format_event(4, "ExecutionFinished", '{"n": 4}')
+    assert frames[2] == sse.format_event(4, "ExecutionFinished", '{"n": 4}')
     with pytest.raises(StopAsyncIteration):
         await anext(stream)
+
+
+async def test_a_stream_with_nothing_to_send_yet_sends_its_retry_hint_before_it_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    passes = reads_of(monkeypatch, [(1, "ExecutionRequested", '{"n": 1}')])
+    stream = sse.stream_execution(None, listening(), "e1", 1, keepalive_s=3600)  # type: ignore[arg-type]
+    assert await anext(stream) == "retry: 1000\n\n"  # resumed after the last event: nothing new yet
+    assert passes == [1]
+    await stream.aclose()
 
 
 def test_a_gap_or_a_later_announcement_sends_the_stream_to_the_store() -> None:

@@ -44,7 +44,8 @@ async def stream_execution(
     keepalive_s: float = KEEPALIVE_S,
 ) -> AsyncIterator[str]:
     last = after_version
-    yield "retry: 1000\n\n"
+    # Sent with the first events (one chunk, one socket write), or alone before the stream first waits.
+    opening = "retry: 1000\n\n"
     last_sent = time.monotonic()
     with notifications.subscribe(AGGREGATE, execution_id) as subscription:
         woken = True  # the first pass reads what is stored already
@@ -62,8 +63,12 @@ async def stream_execution(
                 if sent:
                     # One chunk per pass: each chunk is a trip through the middleware and a socket write.
                     last = sent[-1][0]
-                    yield "".join(format_event(*row) for row in sent)
+                    yield opening + "".join(format_event(*row) for row in sent)
+                    opening = ""
                     last_sent = time.monotonic()
+                if opening:
+                    yield opening
+                    opening = ""
                 if finished or ending is not None:
                     return
             if time.monotonic() - last_sent >= keepalive_s:
