@@ -90,17 +90,21 @@ async def test_services_refuse_requests_without_the_gateway(upstreams):
     assert (response.status_code, response.json()["code"]) == (401, "invalid_internal_context")
 
 
+async def assert_streamed_through(response, upstreams) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    chunks = response.aiter_bytes()
+    first = await asyncio.wait_for(chunks.__anext__(), 5)
+    assert b'"n": 1' in first  # arrived while the upstream still holds the second event back
+    upstreams["executor"].release.set()
+    rest = b"".join([chunk async for chunk in chunks])
+    assert b'"n": 2' in rest
+
+
 async def test_server_sent_events_stream_through_without_buffering(gw, member, upstreams):
     path = f"{RECIPES}/r-1/executions/e-1/events"
     async with gw.client.stream("GET", path, headers=member) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        chunks = response.aiter_bytes()
-        first = await asyncio.wait_for(chunks.__anext__(), 5)
-        assert b'"n": 1' in first  # arrived while the upstream still holds the second event back
-        upstreams["executor"].release.set()
-        rest = b"".join([chunk async for chunk in chunks])
-    assert b'"n": 2' in rest
+        await assert_streamed_through(response, upstreams)
 
 
 async def test_an_execute_asking_for_an_event_stream_streams_through_and_a_plain_one_is_answered_whole(
@@ -109,14 +113,7 @@ async def test_an_execute_asking_for_an_event_stream_streams_through_and_a_plain
     path = f"{RECIPES}/r-1/execute"
     streaming = {**member, "Accept": "text/event-stream"}
     async with gw.client.stream("POST", path, json={"input_data": {}}, headers=streaming) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        chunks = response.aiter_bytes()
-        first = await asyncio.wait_for(chunks.__anext__(), 5)
-        assert b'"n": 1' in first  # arrived while the upstream still holds the second event back
-        upstreams["executor"].release.set()
-        rest = b"".join([chunk async for chunk in chunks])
-    assert b'"n": 2' in rest
+        await assert_streamed_through(response, upstreams)
     plain = await gw.client.post(path, json={"input_data": {}}, headers=member)
     assert plain.status_code == 200 and plain.json()["method"] == "POST"
 

@@ -164,21 +164,26 @@ async def test_a_redirect_is_followed_only_to_an_allowed_origin(serve) -> None: 
     assert len(target.requests) == 1
 
 
-async def test_a_refused_connection_is_a_transient_unavailable_model() -> None:
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-    url = f"http://127.0.0.1:{port}"
-    client = client_for(url, [url])
+async def failed_call(url: str, read_timeout_s: float = 5.0) -> openai.APIConnectionError:
+    """The openai error a completion against `url` (an allowed origin) fails with."""
+    client = client_for(url, [url], timeout=read_timeout_s)
     try:
         with pytest.raises(openai.APIConnectionError) as raised:
             await create_completion(client, BODY)
     finally:
         await client.close()
-    assert not isinstance(raised.value, openai.APITimeoutError)
-    assert isinstance(raised.value.__cause__, httpx2.ConnectError)
-    failure = model_failure(raised.value)
+    return raised.value
+
+
+async def test_a_refused_connection_is_a_transient_unavailable_model() -> None:
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    error = await failed_call(f"http://127.0.0.1:{port}")
+    assert not isinstance(error, openai.APITimeoutError)
+    assert isinstance(error.__cause__, httpx2.ConnectError)
+    failure = model_failure(error)
     assert failure is not None and failure.error_type == "model_unavailable" and failure.transient
 
 
@@ -186,15 +191,9 @@ async def test_a_connection_closed_before_the_answer_is_a_protocol_error_not_a_t
     async def hang_up(writer: asyncio.StreamWriter, _: bytes) -> None:
         writer.transport.abort()
 
-    server = await serve(hang_up)
-    client = client_for(server.url, [server.url])
-    try:
-        with pytest.raises(openai.APIConnectionError) as raised:
-            await create_completion(client, BODY)
-    finally:
-        await client.close()
-    assert not isinstance(raised.value, openai.APITimeoutError)
-    assert isinstance(raised.value.__cause__, httpx2.RemoteProtocolError)
+    error = await failed_call((await serve(hang_up)).url)
+    assert not isinstance(error, openai.APITimeoutError)
+    assert isinstance(error.__cause__, httpx2.RemoteProtocolError)
 
 
 async def test_a_silent_server_is_a_read_timeout(serve) -> None:  # type: ignore[no-untyped-def]
@@ -203,12 +202,9 @@ async def test_a_silent_server_is_a_read_timeout(serve) -> None:  # type: ignore
     async def silent(writer: asyncio.StreamWriter, _: bytes) -> None:
         await answered.wait()
 
-    server = await serve(silent)
-    client = client_for(server.url, [server.url], timeout=0.3)
     try:
-        with pytest.raises(openai.APITimeoutError) as raised:
-            await create_completion(client, BODY)
+        error = await failed_call((await serve(silent)).url, read_timeout_s=0.3)
     finally:
         answered.set()
-        await client.close()
-    assert isinstance(raised.value.__cause__, httpx2.ReadTimeout)
+    assert isinstance(error, openai.APITimeoutError)
+    assert isinstance(error.__cause__, httpx2.ReadTimeout)
