@@ -33,7 +33,7 @@ async def test_a_chunked_and_a_sized_response_share_one_connection_and_requests_
         connections += 1
         for answer in (
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-            b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}",
+            b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\nX-Execution-ID: e-1\r\n\r\n{}",
         ):
             head = await reader.readuntil(b"\r\n\r\n")
             length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
@@ -54,6 +54,7 @@ async def test_a_chunked_and_a_sized_response_share_one_connection_and_requests_
         server.close()
     assert (first.status, first.body) == (200, b"hello world")
     assert (second.status, second.body) == (202, b"{}")
+    assert second.headers["x-execution-id"] == "e-1"  # names in lower case
     assert connections == 1
     assert b"X-Signed: GET /stream 0" in seen[0]
     assert b"X-Signed: POST /start 8" in seen[1] and seen[1].endswith(b'{"a": 1}')
@@ -74,3 +75,4 @@ async def test_a_connection_closed_mid_body_raises_with_what_was_received() -> N
     finally:
         server.close()
     assert raised.value.args[1] == b"id: 1\n"
+    assert raised.value.args[2]["transfer-encoding"] == "chunked"  # the headers read before the cut

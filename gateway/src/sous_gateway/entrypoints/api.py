@@ -23,7 +23,7 @@ from sous_gateway.scopes import KEYS_ADMIN
 from sous_service.errors import ApiError, install_error_handlers, responses
 from sous_service.internal_context import InternalContext
 from sous_service.observability.http import ObservabilityMiddleware
-from sous_service.web import ReadinessCheck, health_router
+from sous_service.web import ReadinessCheck, accepts_event_stream, health_router
 
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -174,7 +174,7 @@ async def _route(request: Request) -> Response:
     )
     body = compat.adapt_body(request.method, route.pattern, await request.body())
     trusted = components.addresses.peer_is_trusted(request.scope)
-    if not (route.stream or (route.stream_when_asked and wants_event_stream(request))):
+    if not (route.stream or (route.stream_when_asked and accepts_event_stream(request))):
         response = await components.proxy.forward(
             request, route.service, body, context, request_id, trusted_peer=trusted
         )
@@ -189,10 +189,6 @@ async def _route(request: Request) -> Response:
     except BaseException:
         slot.release()
         raise
-
-
-def wants_event_stream(request: Request) -> bool:
-    return "text/event-stream" in request.headers.get("accept", "").lower()
 
 
 async def _forward_webhook(request: Request, components: Components, route: Route, request_id: str) -> Response:

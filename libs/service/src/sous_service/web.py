@@ -148,6 +148,11 @@ def create_service_app(
     return app
 
 
+def accepts_event_stream(request: Request) -> bool:
+    """Whether the caller asked for Server-Sent Events (an execute then answers with the run's live events)."""
+    return "text/event-stream" in request.headers.get("accept", "").lower()
+
+
 async def require_context(request: Request) -> InternalContext:
     """Every non-health route depends on this: the gateway's signed context, bound to this very request
     (method, path and query, body, this service) and not seen before, or 401."""

@@ -212,6 +212,17 @@ async def seed(running: Running, workspace_id: str, recipe: dict[str, Any], agen
             await replica_consumer(service).dispatch()(session, envelope)
 
 
+async def seeded_recipe(running: Running, prompts: dict[str, str]) -> tuple[str, str]:
+    """(workspace, template id) of a new workspace's recipe: one step per (step id, prompt), in that order, all
+    run by the workspace's one agent."""
+    workspace_id = unique("ws")
+    agent = agent_snapshot(workspace_id)
+    steps = [step(step_id, order, agent["id"], prompt) for order, (step_id, prompt) in enumerate(prompts.items(), 1)]
+    recipe = recipe_snapshot(workspace_id, steps)
+    await seed(running, workspace_id, recipe, [agent])
+    return workspace_id, str(recipe["template_id"])
+
+
 async def start(running: Running, workspace_id: str, template_id: str, input_data: dict[str, Any] | None = None) -> str:
     response = await running.client.post(
         f"/api/workflow-recipes/{template_id}/execute",

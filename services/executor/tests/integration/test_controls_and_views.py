@@ -17,6 +17,7 @@ from executor_harness import (
     get_execution,
     recipe_snapshot,
     seed,
+    seeded_recipe,
     start,
     step,
     wait_finished,
@@ -220,13 +221,7 @@ async def test_inputs_validation_isolation_and_concurrency_limit(executor: Runni
 
 
 async def test_sse_streams_events_live_and_resumes_after_last_event_id(executor: Running) -> None:
-    ws = unique("ws")
-    agent = agent_snapshot(ws)
-    recipe = recipe_snapshot(
-        ws, [step("a", 1, agent["id"], f"a {unique('m')} [[latency:300]]"), step("b", 2, agent["id"], "b")]
-    )
-    await seed(executor, ws, recipe, [agent])
-    tid = recipe["template_id"]
+    ws, tid = await seeded_recipe(executor, {"a": f"a {unique('m')} [[latency:300]]", "b": "b"})
     eid = await start(executor, ws, tid)
     path = f"/api/workflow-recipes/{tid}/executions/{eid}/events"
     headers = context_header(executor.settings, ws)
@@ -265,13 +260,7 @@ async def sse_frames(response: httpx.Response) -> list[dict[str, str]]:
 
 
 async def test_an_execute_asking_for_an_event_stream_is_answered_with_the_runs_live_events(executor: Running) -> None:
-    ws = unique("ws")
-    agent = agent_snapshot(ws)
-    recipe = recipe_snapshot(
-        ws, [step("a", 1, agent["id"], f"a {unique('m')} [[latency:200]]"), step("b", 2, agent["id"], "b")]
-    )
-    await seed(executor, ws, recipe, [agent])
-    tid = recipe["template_id"]
+    ws, tid = await seeded_recipe(executor, {"a": f"a {unique('m')} [[latency:200]]", "b": "b"})
     headers = {**context_header(executor.settings, ws), "Accept": "text/event-stream", "Idempotency-Key": unique("k")}
     url = f"/api/workflow-recipes/{tid}/execute"
     async with executor.client.stream("POST", url, json={"input_data": {}}, headers=headers) as response:
@@ -293,6 +282,12 @@ async def test_an_execute_asking_for_an_event_stream_is_answered_with_the_runs_l
         assert [f["id"] for f in await sse_frames(replay)] == [f["id"] for f in frames]
     plain = await executor.client.post(url, json={"input_data": {}}, headers=context_header(executor.settings, ws))
     assert plain.status_code == 202 and plain.json()["recipe_execution_id"] != eid
+    # A refused start is the JSON error it always was, whatever the caller accepts.
+    streaming = {**context_header(executor.settings, ws), "Accept": "text/event-stream"}
+    missing = await executor.client.post(f"/api/workflow-recipes/{unique('none')}/execute", json={}, headers=streaming)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    invalid = await executor.client.post(url, json={"input_data": "x"}, headers=streaming)
+    assert invalid.status_code == 422 and invalid.headers["content-type"].startswith("application/json")
 
 
 async def test_webhook_requires_a_standard_webhooks_signature(executor: Running) -> None:

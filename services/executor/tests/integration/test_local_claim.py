@@ -17,6 +17,7 @@ from executor_harness import (
     recipe_snapshot,
     running_executor,
     seed,
+    seeded_recipe,
     start,
     step,
     wait_finished,
@@ -184,12 +185,9 @@ async def test_an_opened_attempt_is_not_counted_among_the_starts_before_it(
     the starts before an attempt, and this one has none."""
     settings = executor_settings(fresh_database, infra.kafka_bootstrap, model_server, crash_loop_claims=1)
     async with running_executor(settings) as running:
-        ws = unique("ws")
-        agent = agent_snapshot(ws)
-        recipe = recipe_snapshot(ws, [step("one", 1, agent["id"], f"one {unique('m')}")])
-        await seed(running, ws, recipe, [agent])
-        eid = await start(running, ws, recipe["template_id"])
-        body = await wait_finished(running, ws, recipe["template_id"], eid)
+        ws, tid = await seeded_recipe(running, {"one": f"one {unique('m')}"})
+        eid = await start(running, ws, tid)
+        body = await wait_finished(running, ws, tid, eid)
     assert body["status"] == "completed", body
     assert [(r["status"], r["attempt"]) for r in body["step_results"]] == [("completed", 1)]
 
@@ -236,13 +234,10 @@ async def test_a_start_refused_at_its_own_commit_is_a_429_and_writes_nothing(
         update={"max_concurrent_executions_per_workspace": 1}
     )
     async with running_executor(settings) as running:
-        ws = unique("ws")
-        agent = agent_snapshot(ws)
-        recipe = recipe_snapshot(ws, [step("slow", 1, agent["id"], f"wait {unique('hold')} [[latency:60000]]")])
-        await seed(running, ws, recipe, [agent])
-        held = await start(running, ws, recipe["template_id"])
+        ws, tid = await seeded_recipe(running, {"slow": f"wait {unique('hold')} [[latency:60000]]"})
+        held = await start(running, ws, tid)
         refused = await running.client.post(
-            f"/api/workflow-recipes/{recipe['template_id']}/execute",
+            f"/api/workflow-recipes/{tid}/execute",
             json={"input_data": {}},
             headers=context_header(running.settings, ws),
         )
@@ -254,7 +249,7 @@ async def test_a_start_refused_at_its_own_commit_is_a_429_and_writes_nothing(
             ).scalar_one()
         assert rows == 1
         response = await running.client.post(
-            f"/api/workflow-recipes/{recipe['template_id']}/executions/{held}/cancel",
+            f"/api/workflow-recipes/{tid}/executions/{held}/cancel",
             headers=context_header(running.settings, ws),
         )
         assert response.status_code == 202, response.text

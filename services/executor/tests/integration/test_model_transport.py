@@ -96,14 +96,17 @@ def answering(status: int, body: bytes, *headers: str) -> Reply:
     return reply
 
 
-def client_for(url: str, trusted: list[str], timeout: float = 5.0) -> AsyncOpenAI:
+def client_for(
+    url: str, trusted: list[str], timeout: float | httpx2.Timeout = 5.0, connections: int = 4
+) -> AsyncOpenAI:
     policy = EgressPolicy([], block_private=True, trusted=[Origin.parse(origin) for origin in trusted])
+    transport = _EgressTransport(policy, connections)
     return AsyncOpenAI(
         base_url=f"{url}/v1",
         api_key="key-1",
         max_retries=0,
         timeout=timeout,
-        http_client=httpx2.AsyncClient(transport=_EgressTransport(policy, 4), timeout=timeout, follow_redirects=True),
+        http_client=httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=True),
     )
 
 
@@ -208,3 +211,25 @@ async def test_a_silent_server_is_a_read_timeout(serve) -> None:  # type: ignore
         answered.set()
     assert isinstance(error, openai.APITimeoutError)
     assert isinstance(error.__cause__, httpx2.ReadTimeout)
+
+
+async def test_a_call_that_waits_past_its_timeout_for_a_connection_is_a_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+    answered = asyncio.Event()
+
+    async def silent(writer: asyncio.StreamWriter, _: bytes) -> None:
+        await answered.wait()
+
+    server = await serve(silent)
+    client = client_for(server.url, [server.url], timeout=httpx2.Timeout(30.0, pool=0.2), connections=1)
+    holding = asyncio.create_task(create_completion(client, BODY))
+    try:
+        while not server.requests:  # the one connection is taken by a call the server never answers
+            await asyncio.sleep(0.01)
+        with pytest.raises(openai.APITimeoutError) as raised:
+            await create_completion(client, BODY)
+        assert isinstance(raised.value.__cause__, httpx2.ConnectTimeout)
+        assert len(server.requests) == 1  # the second call never had a connection to send on
+    finally:
+        holding.cancel()
+        answered.set()
+        await client.close()

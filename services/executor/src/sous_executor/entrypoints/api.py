@@ -14,7 +14,7 @@ from sous_executor.handlers import ExecutorService
 from sous_executor.tools.router import ToolRouter
 from sous_service.errors import responses
 from sous_service.scopes import EXECUTIONS_READ, EXECUTIONS_RUN
-from sous_service.web import Context, require_scope
+from sous_service.web import Context, accepts_event_stream, require_scope
 
 RECIPES = "/api/workflow-recipes"
 EXECUTION = RECIPES + "/{template_id}/executions/{execution_id}"
@@ -82,7 +82,7 @@ def build_router(service: ExecutorService, tools: ToolRouter) -> APIRouter:
     ) -> Any:
         input_data = (body or ExecuteBody()).input_data
         answer = await service.execute(ctx, template_id, input_data, idempotency_key=idempotency_key)
-        if "text/event-stream" not in request.headers.get("accept", "").lower():
+        if not accepts_event_stream(request):
             return answered(response, answer)
         execution_id = answer["recipe_execution_id"]
         headers = {

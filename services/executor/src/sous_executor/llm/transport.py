@@ -12,7 +12,6 @@ A model answer is one JSON document: it is read whole here and handed over as th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -28,7 +27,8 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx2.TransportError]], ...] = (
     (aiohttp.ConnectionTimeoutError, httpx2.ConnectTimeout),
     (aiohttp.SocketTimeoutError, httpx2.ReadTimeout),
     (aiohttp.ServerTimeoutError, httpx2.ReadTimeout),
-    (asyncio.TimeoutError, httpx2.PoolTimeout),
+    # Any other expiry still reads as the model's timeout to the client, never as the step's own.
+    (TimeoutError, httpx2.TimeoutException),
     (aiohttp.ClientConnectorError, httpx2.ConnectError),
     (aiohttp.ServerDisconnectedError, httpx2.RemoteProtocolError),
     (aiohttp.ClientPayloadError, httpx2.ReadError),
