@@ -57,7 +57,10 @@ _NEXT_ROWS_DELETING = _NEXT_ROWS_AFTER.format(mark=_DELETE_SENT.format(ids="$2")
 # The relay's session plans its fetch as a walk of ix_outbox_unsent in id order that stops at the limit.
 # Statistics say the unsent rows are few (they usually are), so the planner would otherwise pick a bitmap
 # scan of every unsent row and a sort: each pass costs the whole backlog exactly when there is a backlog.
-RELAY_SESSION_SETTINGS = {"enable_bitmapscan": "off"}
+# Its commits (rows marked sent or deleted, rows parked) do not wait for the WAL flush: a server crash can
+# only forget the last of them, whose rows are then sent again and dropped as copies by the consumers, as
+# when a relay dies between a send and its mark. The appends waiting on that flush no longer queue behind it.
+RELAY_SESSION_SETTINGS = {"enable_bitmapscan": "off", "synchronous_commit": "off"}
 
 
 def advisory_lock_key(name: str) -> int:

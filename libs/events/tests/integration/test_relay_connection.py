@@ -1,4 +1,4 @@
-"""The relay notices a database connection that stopped answering, steps down and reconnects."""
+"""The relay's connection: its session settings, and a connection that stopped answering (it steps down and reconnects)."""
 
 import uuid
 
@@ -56,3 +56,20 @@ async def test_a_silent_connection_times_out_and_the_relay_takes_over_again(fres
     finally:
         await relay.stop()
         await proxy.stop()
+
+
+async def test_the_relays_commits_do_not_wait_for_the_wal_flush(fresh_database, kafka):
+    relay = OutboxRelay(name=f"relay-{uuid.uuid4().hex[:8]}", database_url=fresh_database, kafka=kafka)
+    conn = await relay._connect()
+    try:
+        # Set by the relay's own session, whatever the server's default: a forgotten mark or delete only sends
+        # its rows again (consumers drop the copies), while the appends keep the server's synchronous commit.
+        rows = await conn.fetch(
+            "SELECT name, setting, source FROM pg_settings WHERE name IN ('synchronous_commit', 'enable_bitmapscan')"
+        )
+        assert {(r["name"], r["setting"], r["source"]) for r in rows} == {
+            ("synchronous_commit", "off", "client"),
+            ("enable_bitmapscan", "off", "client"),
+        }
+    finally:
+        await conn.close()
