@@ -89,6 +89,7 @@ class OutboxRelay:
         on_park: Callable[[int], None] | None = None,
         mark_delay_s: float = 0.1,
         vacuum_every_rows: int = 2000,
+        linger_s: float = 0.0,
     ) -> None:
         self.name = name
         self.dsn = asyncpg_dsn(database_url)
@@ -121,11 +122,19 @@ class OutboxRelay:
         self.on_park = on_park
         # How long acknowledged rows may wait to be marked sent by a fetch that brings new rows as well.
         self.mark_delay_s = mark_delay_s
+        # How long a pass waits for more commits before it fetches, unless the pass before it was full (a
+        # backlog goes out back to back): the commits of those milliseconds go out in one fetch, one produce
+        # request and one mark, and the consumers fetch them together.
+        self.linger_s = linger_s
+        self.lingered = 0
+        self._backlogged = False
         # The last pass fetched every committed row (any later commit sets `_wake`), and fetched none ahead.
         self.caught_up = False
         self.published = 0
+        self.passes = 0  # passes that sent rows
         self.parked = 0
         self.is_leader = False
+        self.idle = False  # leading, everything committed sent, waiting for the next commit
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -175,12 +184,18 @@ class OutboxRelay:
             while not self._stopping.is_set():
                 await self._purge_if_due(conn)
                 await self._vacuum_if_due(conn)
+                await self._linger()
                 # Cleared before the query: a NOTIFY of a commit the query does not see wakes the next wait.
                 self._wake.clear()
                 fetched = await self._publish_batch(conn)
+                self._backlogged = fetched >= self.batch_size
                 if fetched == 0:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.fallback_poll_s)
+                    self.idle = True
+                    try:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), self.fallback_poll_s)
+                    finally:
+                        self.idle = False
                 elif self.caught_up and self._acked and not self._wake.is_set():
                     # The rows just sent are marked sent by the next fetch. A commit due soon (a busy writer)
                     # makes that fetch bring its rows too: one statement, where marking at once costs two.
@@ -193,6 +208,11 @@ class OutboxRelay:
                 await self._mark_acked(conn)
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
+
+    async def _linger(self) -> None:
+        if self.linger_s > 0 and not self._backlogged:
+            self.lingered += 1
+            await self._sleep(self.linger_s)
 
     async def _connect(self) -> asyncpg.Connection:
         idle = self.keepalive_idle_s
@@ -264,6 +284,7 @@ class OutboxRelay:
             self.published += len(acked)
         if not rows:
             return 0
+        self.passes += 1
         producer = await self._ensure_producer()
         sending = asyncio.wait_for(send_rows(producer, rows), self.kafka.send_timeout_s)
         if fresh and len(rows) < self.batch_size and not self._wake.is_set():

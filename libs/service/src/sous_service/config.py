@@ -34,6 +34,10 @@ class ServiceSettings(BaseSettings):
     # How long an outbox row the broker acknowledged stays as a delivery log; 0 deletes it at once (the event
     # store keeps the record), which spares every event a second row version and a later trim.
     outbox_keep_sent_s: float = Field(default=0.0, ge=0)
+    # How long the relay waits for more commits before a pass (none while it works through a backlog): a
+    # run's step boundaries then reach the broker in one produce request, not one each. Live streams and
+    # a run's own progress never wait for it; the event consumers see an event this much later.
+    outbox_linger_ms: float = Field(default=10.0, ge=0, le=1000)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # The embedded broker has no idempotent producer; Apache Kafka in production should enable it.

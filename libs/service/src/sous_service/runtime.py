@@ -156,6 +156,7 @@ class ServiceRuntime:
             database_url=settings.service_database_url,
             kafka=self.kafka,
             keep_sent_s=settings.outbox_keep_sent_s,
+            linger_s=settings.outbox_linger_ms / 1000,
         )
         self.relay.start()
         for consumer in self.consumers:
