@@ -31,6 +31,7 @@ from sous_events.kafka import KafkaConfig, ensure_topics
 from sous_events.outbox import OutboxRelay
 from sous_local.pipeline import consumer_runner, prepare, produce, stats
 from sous_local.testing import create_database
+from sous_service.config import ServiceSettings
 
 CONSUMER = "bench-consumer"
 AGGREGATES_PER_WRITER = 20
@@ -157,7 +158,9 @@ async def run(args: argparse.Namespace) -> None:
         kafka = KafkaConfig(bootstrap=broker.bootstrap, idempotence=args.broker == "kafka")
         await ensure_topics(kafka)
         workspace = f"bench-{uuid.uuid4().hex[:6]}"
-        relay = OutboxRelay(name="bench", database_url=url, kafka=kafka)
+        # As a service runs it: with the default linger between passes that are not full.
+        linger_s = ServiceSettings.model_fields["outbox_linger_ms"].default / 1000
+        relay = OutboxRelay(name="bench", database_url=url, kafka=kafka, linger_s=linger_s)
         relay.start()
         ready = spawn.Event()
         consumer = spawn.Process(

@@ -37,7 +37,7 @@ class ServiceSettings(BaseSettings):
     # How long the relay waits for more commits before a pass (none while it works through a backlog): a
     # run's step boundaries then reach the broker in one produce request, not one each. Live streams and
     # a run's own progress never wait for it; the event consumers see an event this much later.
-    outbox_linger_ms: float = Field(default=10.0, ge=0, le=1000)
+    outbox_linger_ms: float = Field(default=25.0, ge=0, le=1000)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     # The embedded broker has no idempotent producer; Apache Kafka in production should enable it.
