@@ -127,6 +127,7 @@ class OutboxRelay:
         # request and one mark, and the consumers fetch them together.
         self.linger_s = linger_s
         self.lingered = 0
+        self.lingering = False
         self._backlogged = False
         # The last pass fetched every committed row (any later commit sets `_wake`), and fetched none ahead.
         self.caught_up = False
@@ -212,7 +213,11 @@ class OutboxRelay:
     async def _linger(self) -> None:
         if self.linger_s > 0 and not self._backlogged:
             self.lingered += 1
-            await self._sleep(self.linger_s)
+            self.lingering = True
+            try:
+                await self._sleep(self.linger_s)
+            finally:
+                self.lingering = False
 
     async def _connect(self) -> asyncpg.Connection:
         idle = self.keepalive_idle_s

@@ -1,12 +1,10 @@
 """The relay's linger: commits that land while it waits go out in one pass; a backlog goes out back to back."""
 
-import asyncio
 import uuid
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sous_events.kafka import KafkaConfig
 from sous_events.outbox import OutboxRelay, pending_count
 from sous_events.store import EventStore
 from sous_local.pipeline import pipeline_event
@@ -22,10 +20,7 @@ async def _append(sessions: async_sessionmaker[AsyncSession], workspace: str, ag
         await EventStore().append(s, events, expected_version=0)
 
 
-async def _two_commits_apart(
-    fresh_database: str, sessions: async_sessionmaker[AsyncSession], kafka: KafkaConfig, workspace: str, linger_s: float
-) -> OutboxRelay:
-    """A relay waiting for commits; one commit, another 0.3 s later; returned once both are sent and marked."""
+async def _waiting_for_commits(fresh_database: str, kafka, linger_s: float) -> OutboxRelay:  # type: ignore[no-untyped-def]
     relay = OutboxRelay(
         name=f"relay-{uuid.uuid4().hex[:8]}", database_url=fresh_database, kafka=kafka, linger_s=linger_s
     )
@@ -34,30 +29,40 @@ async def _two_commits_apart(
     async def idle_leader() -> bool:
         return relay.is_leader and relay.idle
 
-    await eventually(idle_leader, what="the relay to lead")
-    await _append(sessions, workspace, f"{workspace}-first", 1)
-    await asyncio.sleep(0.3)  # the second commit comes later, by design: not a wait for a condition
-    await _append(sessions, workspace, f"{workspace}-second", 1)
-
-    async def both_sent() -> bool:
-        return relay.published == 2 and await pending_count(fresh_database) == 0
-
-    await eventually(both_sent, timeout_s=30, what="both events sent and marked")
+    await eventually(idle_leader, what="the relay to lead and wait for commits")
     return relay
 
 
+async def _sent(fresh_database: str, relay: OutboxRelay, events: int) -> None:
+    async def marked() -> bool:
+        return relay.published == events and await pending_count(fresh_database) == 0
+
+    await eventually(marked, timeout_s=30, what=f"{events} events sent and marked")
+
+
 async def test_commits_made_while_the_relay_lingers_go_out_in_one_pass(fresh_database, sessions, kafka, workspace):
-    relay = await _two_commits_apart(fresh_database, sessions, kafka, workspace, linger_s=1.5)
+    relay = await _waiting_for_commits(fresh_database, kafka, linger_s=2.0)
     try:
+        await _append(sessions, workspace, f"{workspace}-first", 1)
+
+        async def lingering() -> bool:
+            return relay.lingering
+
+        await eventually(lingering, what="the first commit to wake the relay into its linger")
+        await _append(sessions, workspace, f"{workspace}-second", 1)
+        await _sent(fresh_database, relay, 2)
         assert relay.passes == 1
-        assert relay.lingered == 3  # before its first pass, before the pass it was woken for, before the mark
     finally:
         await relay.stop()
 
 
 async def test_without_a_linger_each_commit_goes_out_in_a_pass_of_its_own(fresh_database, sessions, kafka, workspace):
-    relay = await _two_commits_apart(fresh_database, sessions, kafka, workspace, linger_s=0.0)
+    relay = await _waiting_for_commits(fresh_database, kafka, linger_s=0.0)
     try:
+        await _append(sessions, workspace, f"{workspace}-first", 1)
+        await _sent(fresh_database, relay, 1)
+        await _append(sessions, workspace, f"{workspace}-second", 1)
+        await _sent(fresh_database, relay, 2)
         assert relay.passes == 2
         assert relay.lingered == 0
     finally:
@@ -71,11 +76,7 @@ async def test_a_backlog_goes_out_back_to_back_without_lingering(fresh_database,
     )
     relay.start()
     try:
-
-        async def drained() -> bool:
-            return relay.published == 25 and await pending_count(fresh_database) == 0
-
-        await eventually(drained, timeout_s=30, what="the backlog sent and marked")
+        await _sent(fresh_database, relay, 25)
         # Three passes (10, 10, 5): a linger before the first and before the pass that marks the last rows,
         # none after a full pass.
         assert relay.passes == 3
