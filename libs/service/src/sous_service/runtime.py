@@ -35,6 +35,17 @@ from sous_service.observability.service import (
 from sous_service.statement_pool import StatementPool
 
 
+def outbox_relay(settings: ServiceSettings, kafka: KafkaConfig) -> OutboxRelay:
+    """The service's relay as its settings shape it (not started: nothing connects)."""
+    return OutboxRelay(
+        name=settings.service_name,
+        database_url=settings.service_database_url,
+        kafka=kafka,
+        keep_sent_s=settings.outbox_keep_sent_s,
+        linger_s=settings.outbox_linger_ms / 1000,
+    )
+
+
 def kafka_config(settings: ServiceSettings) -> KafkaConfig:
     return KafkaConfig(
         bootstrap=settings.kafka_bootstrap,
@@ -151,13 +162,7 @@ class ServiceRuntime:
             self.metrics, settings.metrics_host or settings.host, settings.metrics_port
         )
         await ensure_topics(self.kafka)
-        self.relay = OutboxRelay(
-            name=settings.service_name,
-            database_url=settings.service_database_url,
-            kafka=self.kafka,
-            keep_sent_s=settings.outbox_keep_sent_s,
-            linger_s=settings.outbox_linger_ms / 1000,
-        )
+        self.relay = outbox_relay(settings, self.kafka)
         self.relay.start()
         for consumer in self.consumers:
             consumer.start()
